@@ -1,0 +1,23 @@
+// Copies the third-party protos Anvil imports from the `google-proto-files`
+// npm package into .proto-deps/ (git-ignored), where buf.yaml finds them.
+// No schema registry is reachable from our machines, so this replaces a
+// `deps:` entry in buf.yaml.
+import { cpSync, mkdirSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+
+const files = [
+  "google/api/annotations.proto",
+  "google/api/http.proto",
+  "google/api/field_behavior.proto",
+  "google/rpc/code.proto",
+  "google/rpc/status.proto",
+  "google/rpc/error_details.proto",
+];
+const root = dirname(createRequire(import.meta.url).resolve("google-proto-files/package.json"));
+const out = ".proto-deps";
+rmSync(out, { recursive: true, force: true });
+for (const f of files) {
+  mkdirSync(dirname(join(out, f)), { recursive: true });
+  cpSync(join(root, f), join(out, f));
+}

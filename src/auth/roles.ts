@@ -1,0 +1,42 @@
+/**
+ * Roles and the permissions they grant. Methods declare the permission they
+ * need in the protos (`anvil.api.v1.permission`, as `<resource>.<action>`);
+ * this is the one place that says which role grants what.
+ */
+export type Role = "admin" | "editor" | "viewer" | "analyzer" | "worker";
+
+const grants: Readonly<Record<Role, (permission: string) => boolean>> = {
+  // Everything, including user management.
+  admin: () => true,
+  // Read and write every resource but users.
+  editor: (p) => !p.startsWith("users.") && /\.(read|write|create)$/.test(p),
+  // Read every resource but users.
+  viewer: (p) => !p.startsWith("users.") && p.endsWith(".read"),
+  // What CI analyzers need: report findings and read them back.
+  analyzer: (p) => p === "findings.read" || p === "findings.create",
+  // Remote workers: claim, report on and complete tasks.
+  worker: (p) => p === "tasks.work",
+};
+
+// Which roles a key holding a role may hand out in its tokens.
+const includes: Readonly<Record<Role, readonly Role[]>> = {
+  admin: ["admin", "editor", "viewer", "analyzer", "worker"],
+  editor: ["editor", "viewer", "analyzer"],
+  viewer: ["viewer"],
+  analyzer: ["analyzer"],
+  worker: ["worker"],
+};
+
+export function isRole(name: string): name is Role {
+  return Object.hasOwn(grants, name);
+}
+
+/** Whether any of `roles` grants `permission`. Unknown role names grant nothing. */
+export function rolesGrant(roles: readonly string[], permission: string): boolean {
+  return roles.some((r) => isRole(r) && grants[r](permission));
+}
+
+/** Whether a key granted `keyRoles` may issue a token claiming `claimed`. */
+export function rolesCover(keyRoles: readonly string[], claimed: readonly string[]): boolean {
+  return claimed.every((c) => isRole(c) && keyRoles.some((k) => isRole(k) && includes[k].includes(c)));
+}

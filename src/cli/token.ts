@@ -1,0 +1,36 @@
+import { parseArgs } from "node:util";
+import { SignJWT } from "jose";
+import { loadKeyStore } from "../auth/key-store.js";
+
+/**
+ * Prints a bearer token signed with a service-account key:
+ *   npm run token -- --key ops --sub alice --roles viewer --ttl 1h
+ * Roles default to the key's; the tenant is always the key's.
+ */
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      key: { type: "string" },
+      sub: { type: "string" },
+      roles: { type: "string" },
+      ttl: { type: "string", default: "1h" },
+      "keys-file": { type: "string" },
+    },
+  });
+  const keys = loadKeyStore(values["keys-file"] ?? process.env.ANVIL_KEYS_FILE ?? "./.anvil/service-accounts.json", true);
+  const key = values.key ? keys.get(values.key) : keys.values().next().value;
+  if (!key) throw new Error(`no key ${values.key ?? ""} in the keys file (have: ${[...keys.keys()].join(", ")})`);
+  const roles = values.roles ? values.roles.split(",").map((r) => r.trim()).filter(Boolean) : [...key.roles];
+  const token = await new SignJWT({ tenant: key.tenant, roles })
+    .setProtectedHeader({ alg: "HS256", kid: key.keyId, typ: "JWT" })
+    .setSubject(values.sub ?? key.principal)
+    .setIssuedAt()
+    .setExpirationTime(values.ttl ?? "1h")
+    .sign(key.secretBytes);
+  process.stdout.write(`${token}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

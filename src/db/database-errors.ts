@@ -1,0 +1,72 @@
+import {
+  AbortedError,
+  AlreadyExistsError,
+  DeadlineExceededError,
+  DomainError,
+  UnavailableError,
+} from "../shared/errors.js";
+
+/** SQLSTATE codes (https://www.postgresql.org/docs/current/errcodes-appendix.html). */
+export const SqlState = {
+  uniqueViolation: "23505",
+  foreignKeyViolation: "23503",
+  serializationFailure: "40001",
+  deadlockDetected: "40P01",
+  queryCanceled: "57014",
+  lockNotAvailable: "55P03",
+} as const;
+
+/** The SQLSTATE of a driver error, if it has one. */
+export function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** Name of the constraint a driver error names, if any. */
+export function violatedConstraint(err: unknown): string | undefined {
+  const c = (err as { constraint?: unknown } | null)?.constraint;
+  return typeof c === "string" ? c : undefined;
+}
+
+// Messages node-postgres and its pool use when the connection itself failed.
+const connectionFailures = [
+  "Connection terminated",
+  "connection timeout",
+  "timeout exceeded when trying to connect",
+  "Client has encountered a connection error",
+  "Connection refused",
+  "the database system is",
+];
+const connectionErrnos = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EHOSTUNREACH"]);
+
+/**
+ * Turns what the driver threw into a domain error where the cause is known:
+ * a lost or refused connection is UNAVAILABLE (retryable), a cancelled
+ * statement is DEADLINE_EXCEEDED, a lost race is ABORTED. Anything else is
+ * returned unchanged and ends up INTERNAL — with the driver's text kept only
+ * as the cause, for the log.
+ */
+export function translateDatabaseError(err: unknown): unknown {
+  if (err instanceof DomainError) return err;
+  const state = sqlState(err);
+  if (state !== undefined) {
+    if (state === SqlState.queryCanceled || state === SqlState.lockNotAvailable) {
+      return new DeadlineExceededError("the request's deadline passed while the database was working", { cause: err });
+    }
+    if (state === SqlState.serializationFailure || state === SqlState.deadlockDetected) {
+      return new AbortedError("the request conflicted with a concurrent one; retry it", "TRANSACTION_CONFLICT");
+    }
+    if (state === SqlState.uniqueViolation) return new AlreadyExistsError("resource", violatedConstraint(err) ?? "key");
+    // Class 08: connection exception; 57P0x: server shutting down or starting; 53300: too many connections.
+    if (state.startsWith("08") || state.startsWith("57P") || state === "53300") {
+      return new UnavailableError(undefined, { cause: err });
+    }
+    return err;
+  }
+  const errno = (err as { code?: unknown } | null)?.code;
+  const message = err instanceof Error ? err.message : "";
+  if ((typeof errno === "string" && connectionErrnos.has(errno)) || connectionFailures.some((m) => message.includes(m))) {
+    return new UnavailableError(undefined, { cause: err });
+  }
+  return err;
+}

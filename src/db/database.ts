@@ -1,0 +1,76 @@
+import { mkdirSync } from "node:fs";
+import { Kysely, PostgresDialect, type PostgresPool, sql } from "kysely";
+import pg from "pg";
+import type { Logger } from "pino";
+import type { Database } from "./schema.js";
+import { PGlitePool } from "./pglite-pool.js";
+
+/** Where the data lives: a PostgreSQL server, or the embedded PGlite database. */
+export type DatabaseTarget =
+  | { readonly kind: "postgres"; readonly url: string; readonly poolSize: number; readonly statementTimeoutMs: number }
+  | { readonly kind: "pglite"; readonly dataDir: string };
+
+/** An open database: the kysely instance plus what the process needs to run and stop it. */
+export interface DatabaseHandle {
+  readonly kind: DatabaseTarget["kind"];
+  readonly db: Kysely<Database>;
+  /** Resolves when the database answers a trivial query. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the database. For PostgreSQL the pool gets connect, statement and
+ * idle-in-transaction timeouts, and error listeners on the pool and on every
+ * client: node-postgres ends the process on an unhandled client error, and a
+ * restarting server must not take the gateway down with it.
+ */
+export async function openDatabase(target: DatabaseTarget, log: Logger): Promise<DatabaseHandle> {
+  if (target.kind === "pglite") return openPGlite(target.dataDir);
+  const pool = new pg.Pool({
+    connectionString: target.url,
+    max: target.poolSize,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    statement_timeout: target.statementTimeoutMs,
+    idle_in_transaction_session_timeout: 30_000,
+    lock_timeout: target.statementTimeoutMs,
+    keepAlive: true,
+    application_name: "anvil",
+  });
+  pool.on("error", (err) => log.warn({ err: describe(err) }, "idle database connection failed"));
+  pool.on("connect", (client) => {
+    client.on("error", (err) => log.warn({ err: describe(err) }, "database connection failed"));
+  });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    kind: "postgres",
+    db,
+    ping: async () => {
+      await sql`select 1`.execute(db);
+    },
+    close: () => db.destroy(),
+  };
+}
+
+async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
+  const { PGlite } = await import("@electric-sql/pglite");
+  const inMemory = dataDir === "" || dataDir.startsWith("memory://");
+  if (!inMemory) mkdirSync(dataDir, { recursive: true });
+  const pglite = await PGlite.create(inMemory ? undefined : dataDir);
+  // kysely's pool type also admits cursors, which Anvil never uses.
+  const pool = new PGlitePool(pglite) as unknown as PostgresPool;
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    kind: "pglite",
+    db,
+    ping: async () => {
+      await sql`select 1`.execute(db);
+    },
+    close: () => db.destroy(),
+  };
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,42 @@
+import pino from "pino";
+import { loadConfig } from "./config.js";
+import { build } from "./server/build.js";
+import { listen } from "./server/listener.js";
+
+/** Starts the gateway: configuration → build() → listen. The only file that listens. */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = pino({ level: config.logLevel });
+  const app = await build(config, log);
+  const server = await listen(app.handle, config);
+  const base = `${config.tlsCert ? "https" : "http"}://localhost:${server.port}`;
+  const firstKey = app.keys.values().next().value;
+  log.info({ port: server.port, database: app.database.kind }, "anvil listening");
+  process.stdout.write(
+    [
+      "",
+      `Anvil is listening on ${base} (gRPC, gRPC-Web, Connect; HTTP/1.1 and HTTP/2) — database: ${app.database.kind}`,
+      "Mint a token and call it:",
+      `  TOKEN=$(npm run -s token -- --key ${firstKey?.keyId ?? "<key>"} --sub me --ttl 1h)`,
+      `  curl -s ${base}/anvil.users.v1.UserService/ListUsers -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{}'`,
+      "",
+    ].join("\n") + "\n",
+  );
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "draining");
+    app.drain();
+    await server.close(10_000);
+    await app.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`anvil failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,100 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  BadRequest_FieldViolationSchema,
+  BadRequestSchema,
+  ErrorInfoSchema,
+  PreconditionFailure_ViolationSchema,
+  PreconditionFailureSchema,
+} from "../../gen/google/rpc/error_details_pb.js";
+import {
+  AbortedError,
+  AlreadyExistsError,
+  DeadlineExceededError,
+  DomainError,
+  FailedPreconditionError,
+  InternalError,
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
+  ResourceExhaustedError,
+  UnauthenticatedError,
+  UnavailableError,
+} from "../shared/errors.js";
+
+/** Domain of every google.rpc.ErrorInfo Anvil sends. */
+export const errorDomain = "anvil.dev";
+
+/**
+ * The one table from domain errors to wire codes. A test walks every
+ * DomainError subclass through it, so a new error class without a code fails
+ * the build rather than surfacing as INTERNAL.
+ */
+export const domainErrorCodes: ReadonlyArray<readonly [abstract new (...args: never[]) => DomainError, Code]> = [
+  [NotFoundError, Code.NotFound],
+  [InvalidArgumentError, Code.InvalidArgument],
+  [AlreadyExistsError, Code.AlreadyExists],
+  [FailedPreconditionError, Code.FailedPrecondition],
+  [AbortedError, Code.Aborted],
+  [PermissionDeniedError, Code.PermissionDenied],
+  [UnauthenticatedError, Code.Unauthenticated],
+  [ResourceExhaustedError, Code.ResourceExhausted],
+  [UnavailableError, Code.Unavailable],
+  [DeadlineExceededError, Code.DeadlineExceeded],
+  [InternalError, Code.Internal],
+];
+
+/**
+ * Maps anything a handler threw to the ConnectError sent to the client.
+ * Domain errors keep their message and get an ErrorInfo plus, where they
+ * carry them, BadRequest or PreconditionFailure details. ConnectErrors raised
+ * by the framework pass through. Anything else — a bug, a driver error — is
+ * INTERNAL with only the correlation id: no stack, SQL or driver text leaves
+ * the process (the original stays in `cause` for the log).
+ */
+export function toConnectError(err: unknown, correlationId: string): ConnectError {
+  if (err instanceof DomainError) {
+    const code = domainErrorCodes.find(([type]) => err instanceof type)?.[1] ?? Code.Internal;
+    if (code === Code.Internal) return internal(correlationId, err);
+    return new ConnectError(err.message, code, undefined, details(err), err);
+  }
+  if (err instanceof ConnectError) {
+    if (err.code === Code.Internal || err.code === Code.Unknown) return internal(correlationId, err);
+    return err;
+  }
+  return internal(correlationId, err);
+}
+
+function internal(correlationId: string, cause: unknown): ConnectError {
+  return new ConnectError(
+    `internal error (correlation id ${correlationId})`,
+    Code.Internal,
+    undefined,
+    [{ desc: ErrorInfoSchema, value: { reason: "INTERNAL", domain: errorDomain, metadata: { correlation_id: correlationId } } }],
+    cause,
+  );
+}
+
+function details(err: DomainError) {
+  const info = create(ErrorInfoSchema, { reason: err.reason, domain: errorDomain, metadata: { ...err.metadata } });
+  const out: ConstructorParameters<typeof ConnectError>[3] = [{ desc: ErrorInfoSchema, value: info }];
+  if (err instanceof InvalidArgumentError && err.violations.length > 0) {
+    out.push({
+      desc: BadRequestSchema,
+      value: create(BadRequestSchema, {
+        fieldViolations: err.violations.map((v) =>
+          create(BadRequest_FieldViolationSchema, { field: v.field, description: v.description }),
+        ),
+      }),
+    });
+  }
+  if (err instanceof FailedPreconditionError && err.violations.length > 0) {
+    out.push({
+      desc: PreconditionFailureSchema,
+      value: create(PreconditionFailureSchema, {
+        violations: err.violations.map((v) => create(PreconditionFailure_ViolationSchema, { ...v })),
+      }),
+    });
+  }
+  return out;
+}

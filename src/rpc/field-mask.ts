@@ -1,0 +1,31 @@
+import type { FieldMask } from "@bufbuild/protobuf/wkt";
+import { InvalidArgumentError } from "../shared/errors.js";
+
+/**
+ * Turns an update mask into a domain patch: `paths` maps each updatable
+ * field-mask path to the domain field it sets, and `values` gives the new
+ * value per domain field. Unknown, immutable and output-only paths are
+ * INVALID_ARGUMENT; `*` means every updatable field (AIP-134).
+ */
+export function patchFromMask<K extends string, V extends Record<K, unknown>>(
+  mask: FieldMask | undefined,
+  paths: Readonly<Record<string, K>>,
+  values: V,
+): Partial<Pick<V, K>> {
+  const requested = mask?.paths ?? [];
+  if (requested.length === 0) throw InvalidArgumentError.field("update_mask", "must name at least one field");
+  const names = requested.includes("*") ? Object.keys(paths) : requested;
+  const patch: Partial<Pick<V, K>> = {};
+  const unknown = names.filter((p) => !Object.hasOwn(paths, p));
+  if (unknown.length > 0) {
+    throw new InvalidArgumentError(
+      `update_mask names fields that cannot be updated: ${unknown.join(", ")}`,
+      unknown.map((p) => ({ field: "update_mask", description: `unknown or immutable path "${p}"` })),
+    );
+  }
+  for (const name of names) {
+    const key = paths[name] as K;
+    patch[key] = values[key];
+  }
+  return patch;
+}

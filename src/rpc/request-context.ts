@@ -1,0 +1,34 @@
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { Principal } from "../auth/token-verifier.js";
+import { InternalError } from "../shared/errors.js";
+import type { Scope } from "../shared/scope.js";
+
+/** The verified caller, set by the auth interceptor. */
+export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "principal" });
+
+/** The request's correlation id, set by the request-id interceptor. */
+export const requestIdKey = createContextKey<string>("", { description: "request id" });
+
+/**
+ * What handlers pass down: plain data about the caller and the request, no
+ * transport objects.
+ */
+export interface RequestContext extends Scope {
+  readonly principal: string;
+  readonly roles: readonly string[];
+  readonly requestId: string;
+}
+
+/** Builds the plain request context from Connect's handler context. */
+export function requestContext(ctx: HandlerContext): RequestContext {
+  const principal = ctx.values.get(principalKey);
+  if (principal === undefined) throw new InternalError("handler reached without an authenticated principal");
+  const timeout = ctx.timeoutMs();
+  return {
+    principal: principal.subject,
+    tenant: principal.tenant,
+    roles: principal.roles,
+    requestId: ctx.values.get(requestIdKey),
+    deadline: timeout === undefined ? undefined : Date.now() + timeout,
+  };
+}

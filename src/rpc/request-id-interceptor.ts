@@ -1,0 +1,28 @@
+import { randomUUID } from "node:crypto";
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
+import { requestIdKey } from "./request-context.js";
+
+const header = "x-request-id";
+// A client-supplied id is echoed and logged, so it must be short and inert.
+const acceptable = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Gives every call a correlation id — the client's `x-request-id` when it
+ * sent a sane one, a fresh UUID otherwise — and echoes it on the response,
+ * errors included.
+ */
+export function requestIdInterceptor(): Interceptor {
+  return (next) => async (req) => {
+    const sent = req.header.get(header);
+    const id = sent !== null && acceptable.test(sent) ? sent : randomUUID();
+    req.contextValues.set(requestIdKey, id);
+    try {
+      const res = await next(req);
+      res.header.set(header, id);
+      return res;
+    } catch (err) {
+      if (err instanceof ConnectError) err.metadata.set(header, id);
+      throw err;
+    }
+  };
+}

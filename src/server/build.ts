@@ -1,0 +1,91 @@
+import type { Interceptor } from "@connectrpc/connect";
+import pino, { type Logger } from "pino";
+import { loadKeyStore, type KeyStore } from "../auth/key-store.js";
+import { TokenVerifier } from "../auth/token-verifier.js";
+import type { Config } from "../config.js";
+import { type DatabaseHandle, openDatabase } from "../db/database.js";
+import { migrateToLatest } from "../db/migrator.js";
+import { UnitOfWork } from "../db/unit-of-work.js";
+import { authInterceptor } from "../rpc/auth-interceptor.js";
+import { errorInterceptor } from "../rpc/error-interceptor.js";
+import { loggingInterceptor } from "../rpc/logging-interceptor.js";
+import { readMethodPolicies } from "../rpc/method-policies.js";
+import { permissionInterceptor } from "../rpc/permission-interceptor.js";
+import { requestIdInterceptor } from "../rpc/request-id-interceptor.js";
+import { validationInterceptor } from "../rpc/validation-interceptor.js";
+import { PageTokens } from "../shared/page-token.js";
+import { createConnectHandler, type NodeRequest, type NodeResponse, type RouteHandler } from "./connect-handler.js";
+import { createProbes } from "./probes.js";
+import { apiServices, registerServices } from "./services.js";
+
+/** A built gateway: the request handler every listener uses, and its resources. */
+export interface App {
+  readonly handle: (req: NodeRequest, res: NodeResponse) => void;
+  readonly database: DatabaseHandle;
+  readonly keys: KeyStore;
+  readonly log: Logger;
+  /** Marks the app as draining (readiness fails) ahead of close. */
+  drain(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the gateway from its configuration: opens and migrates the
+ * database, loads the signing keys, reads every method's policy from the
+ * protos (refusing undeclared ones), and composes the interceptor chain and
+ * routes. Only main.ts listens; tests build the same app.
+ */
+export async function build(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<App> {
+  const keys = loadKeyStore(config.keysFile, true);
+  const policies = readMethodPolicies(apiServices, new Set());
+  const database = await openDatabase(
+    config.databaseUrl
+      ? { kind: "postgres", url: config.databaseUrl, poolSize: config.dbPoolSize, statementTimeoutMs: config.statementTimeoutMs }
+      : { kind: "pglite", dataDir: config.dataDir },
+    log,
+  );
+  try {
+    await migrateToLatest(database.db);
+    const key = await database.db
+      .selectFrom("anvil_settings")
+      .select("value")
+      .where("name", "=", "page_token_key")
+      .executeTakeFirstOrThrow();
+    const uow = new UnitOfWork(database.db);
+    const pageTokens = new PageTokens(Buffer.from(key.value, "utf8"));
+    const interceptors: Interceptor[] = [
+      requestIdInterceptor(),
+      loggingInterceptor(log),
+      errorInterceptor(log),
+      authInterceptor(new TokenVerifier(keys), policies),
+      permissionInterceptor(policies),
+      validationInterceptor(apiServices.flatMap((s) => s.methods.map((m) => m.input))),
+    ];
+    const connect = createConnectHandler({
+      routes: registerServices({ uow, pageTokens }),
+      interceptors,
+      readMaxBytes: config.maxRequestBytes,
+      log,
+    });
+    let draining = false;
+    const routes: RouteHandler[] = [connect.handle, createProbes(database, () => draining)];
+    const handle = (req: NodeRequest, res: NodeResponse) => {
+      for (const route of routes) if (route(req, res)) return;
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end(JSON.stringify({ code: "not_found", message: `no route for ${req.method} ${(req.url ?? "").split("?", 1)[0]}` }));
+    };
+    return {
+      handle,
+      database,
+      keys,
+      log,
+      drain: () => {
+        draining = true;
+      },
+      close: () => database.close(),
+    };
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+}
