@@ -64,3 +64,18 @@ export class IdempotencyRepository {
     return result;
   }
 }
+
+/**
+ * A codec for plain domain objects whose only non-JSON values are Dates in
+ * the named top-level fields.
+ */
+export function jsonCodec<T extends object>(...dateFields: ReadonlyArray<keyof T & string>): ResultCodec<T> {
+  return {
+    toJson: (value) => value,
+    fromJson: (json) => {
+      const out = { ...(json as Record<string, unknown>) };
+      for (const f of dateFields) if (typeof out[f] === "string") out[f] = new Date(out[f] as string);
+      return out as T;
+    },
+  };
+}

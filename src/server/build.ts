@@ -13,6 +13,7 @@ import { readMethodPolicies } from "../rpc/method-policies.js";
 import { permissionInterceptor } from "../rpc/permission-interceptor.js";
 import { requestIdInterceptor } from "../rpc/request-id-interceptor.js";
 import { validationInterceptor } from "../rpc/validation-interceptor.js";
+import { KeysetPager } from "../shared/keyset-pager.js";
 import { PageTokens } from "../shared/page-token.js";
 import { createConnectHandler, type NodeRequest, type NodeResponse, type RouteHandler } from "./connect-handler.js";
 import { createProbes } from "./probes.js";
@@ -62,7 +63,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       validationInterceptor(apiServices.flatMap((s) => s.methods.map((m) => m.input))),
     ];
     const connect = createConnectHandler({
-      routes: registerServices({ uow, pageTokens }),
+      routes: registerServices({ uow, pager: new KeysetPager(pageTokens) }),
       interceptors,
       readMaxBytes: config.maxRequestBytes,
       log,

@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { Selectable, Transaction } from "kysely";
 import { SqlState, sqlState } from "../db/database-errors.js";
-import { afterKeyset, type SortKey } from "../db/keyset.js";
+import type { SortKey } from "../db/keyset.js";
 import type { Database } from "../db/schema.js";
-import { staleEtag } from "../shared/etag.js";
-import { AlreadyExistsError, NotFoundError } from "../shared/errors.js";
+import { ScopedTable } from "../db/scoped-table.js";
+import { AlreadyExistsError } from "../shared/errors.js";
 import type { NewUser, User, UserPatch, UserState } from "./user.js";
 import type { UserTable } from "./user.table.js";
 
@@ -16,96 +16,58 @@ export const userOrder: readonly SortKey[] = [
 
 /** Queries over `users`, always within one transaction and one tenant. */
 export class UserRepository {
-  constructor(
-    readonly trx: Transaction<Database>,
-    readonly tenant: string,
-  ) {}
+  readonly #table: ScopedTable<"users">;
 
-  async get(id: string): Promise<User> {
-    const row = await this.trx
-      .selectFrom("users")
-      .selectAll()
-      .where("tenant_id", "=", this.tenant)
-      .where("id", "=", id)
-      .executeTakeFirst();
-    if (!row) throw new NotFoundError("user", id);
-    return toUser(row);
+  constructor(trx: Transaction<Database>, tenant: string) {
+    this.#table = new ScopedTable(trx, tenant, "users", "user");
   }
 
-  /** Up to `limit` users after the keyset position `after` (from the start when absent). */
-  async list(limit: number, after?: readonly [createTime: string, id: string]): Promise<User[]> {
-    let query = this.trx.selectFrom("users").selectAll().where("tenant_id", "=", this.tenant);
-    if (after) query = query.where((eb) => afterKeyset(eb, userOrder, after));
-    const rows = await query.orderBy("create_time", "asc").orderBy("id", "asc").limit(limit).execute();
-    return rows.map(toUser);
+  async get(id: string): Promise<User> {
+    return toUser(await this.#table.get(id));
+  }
+
+  /** Up to `limit` users after the keyset position `after` ([create_time, id]). */
+  async list(limit: number, after: readonly unknown[] | undefined): Promise<User[]> {
+    return (await this.#table.list(userOrder, limit, after)).map(toUser);
   }
 
   async create(input: NewUser): Promise<User> {
-    try {
-      const row = await this.trx
-        .insertInto("users")
-        .values({
-          tenant_id: this.tenant,
+    return toUser(
+      await emailUnique(() =>
+        this.#table.insert({
           id: randomUUID(),
           email: input.email,
           display_name: input.displayName,
           roles: [...input.roles],
           state: input.state,
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      return toUser(row);
-    } catch (err) {
-      throw emailTaken(err) ?? err;
-    }
+        }),
+      ),
+    );
   }
 
   /** Applies `patch`; when `expectedVersion` is given, only to that version. */
   async update(id: string, patch: UserPatch, expectedVersion: number | undefined): Promise<User> {
-    let row: Selectable<UserTable> | undefined;
-    try {
-      let query = this.trx
-        .updateTable("users")
-        .set((eb) => ({
-          ...(patch.email !== undefined && { email: patch.email }),
-          ...(patch.displayName !== undefined && { display_name: patch.displayName }),
-          ...(patch.roles !== undefined && { roles: [...patch.roles] }),
-          ...(patch.state !== undefined && { state: patch.state }),
-          version: eb("version", "+", 1),
-          update_time: new Date(),
-        }))
-        .where("tenant_id", "=", this.tenant)
-        .where("id", "=", id);
-      if (expectedVersion !== undefined) query = query.where("version", "=", expectedVersion);
-      row = await query.returningAll().executeTakeFirst();
-    } catch (err) {
-      throw emailTaken(err) ?? err;
-    }
-    if (row) return toUser(row);
-    throw await this.#whyNoRow(id);
+    const values = {
+      ...(patch.email !== undefined && { email: patch.email }),
+      ...(patch.displayName !== undefined && { display_name: patch.displayName }),
+      ...(patch.roles !== undefined && { roles: [...patch.roles] }),
+      ...(patch.state !== undefined && { state: patch.state }),
+    };
+    return toUser(await emailUnique(() => this.#table.update(id, values, expectedVersion)));
   }
 
-  async delete(id: string, expectedVersion: number | undefined): Promise<void> {
-    let query = this.trx.deleteFrom("users").where("tenant_id", "=", this.tenant).where("id", "=", id);
-    if (expectedVersion !== undefined) query = query.where("version", "=", expectedVersion);
-    const deleted = await query.returning("id").executeTakeFirst();
-    if (!deleted) throw await this.#whyNoRow(id);
-  }
-
-  /** A conditional write matched nothing: the row is missing, or its version moved on. */
-  async #whyNoRow(id: string): Promise<Error> {
-    const exists = await this.trx
-      .selectFrom("users")
-      .select("id")
-      .where("tenant_id", "=", this.tenant)
-      .where("id", "=", id)
-      .executeTakeFirst();
-    return exists ? staleEtag() : new NotFoundError("user", id);
+  delete(id: string, expectedVersion: number | undefined): Promise<void> {
+    return this.#table.delete(id, expectedVersion);
   }
 }
 
-function emailTaken(err: unknown): AlreadyExistsError | undefined {
-  return sqlState(err) === SqlState.uniqueViolation ? new AlreadyExistsError("user", "email") : undefined;
+/** Runs a write, reporting a clash on the tenant's unique e-mail index as ALREADY_EXISTS. */
+async function emailUnique<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    throw sqlState(err) === SqlState.uniqueViolation ? new AlreadyExistsError("user", "email") : err;
+  }
 }
 
 function toUser(row: Selectable<UserTable>): User {
