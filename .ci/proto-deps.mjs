@@ -21,3 +21,17 @@ for (const f of files) {
   mkdirSync(dirname(join(out, f)), { recursive: true });
   cpSync(join(root, f), join(out, f));
 }
+
+// gRPC's reflection and health protos, from the npm packages that ship them,
+// copied to their canonical import paths (grpc-health-check keeps health.proto
+// under health/v1/, but clients and descriptors expect grpc/health/v1/).
+const packageRoot = (name) => dirname(createRequire(import.meta.url).resolve(`${name}/package.json`));
+const grpcFiles = [
+  ["@grpc/reflection", "build/proto/grpc/reflection/v1/reflection.proto", "grpc/reflection/v1/reflection.proto"],
+  ["@grpc/reflection", "build/proto/grpc/reflection/v1alpha/reflection.proto", "grpc/reflection/v1alpha/reflection.proto"],
+  ["grpc-health-check", "proto/health/v1/health.proto", "grpc/health/v1/health.proto"],
+];
+for (const [pkg, from, to] of grpcFiles) {
+  mkdirSync(dirname(join(out, to)), { recursive: true });
+  cpSync(join(packageRoot(pkg), from), join(out, to));
+}

@@ -1,6 +1,10 @@
 import type { Migration } from "kysely";
 import * as foundation from "./20261123000000_foundation.js";
 import * as users from "./20261123000100_users.js";
+import * as workflows from "./20261123000210_workflows.js";
+import * as agents from "./20261123000220_agents.js";
+import * as ipas from "./20261123000230_ipas.js";
+import * as findings from "./20261123000500_findings.js";
 
 /**
  * Every migration, by name; names sort in the order they apply. Listed
@@ -10,4 +14,8 @@ import * as users from "./20261123000100_users.js";
 export const migrations: Record<string, Migration> = {
   "20261123000000_foundation": foundation,
   "20261123000100_users": users,
+  "20261123000210_workflows": workflows,
+  "20261123000220_agents": agents,
+  "20261123000230_ipas": ipas,
+  "20261123000500_findings": findings,
 };

@@ -19,7 +19,18 @@ export interface Config {
   /** Upper bound of any statement when the client set no deadline. */
   readonly statementTimeoutMs: number;
   readonly logLevel: string;
+  /** Serve unary RPCs on Anvil's fast path (default) or only through connect's universal handler. */
+  readonly fastUnary: boolean;
+  /** Who may use gRPC server reflection: anyone, or callers with a token granting `reflection.read`. */
+  readonly reflection: ReflectionAccess;
+  /** Browser origins allowed to call cross-origin (ANVIL_CORS_ORIGINS, comma-separated, `*` for any); empty: none. */
+  readonly corsOrigins: readonly string[];
+  /** Responses (and streamed messages) smaller than this many bytes are sent uncompressed. */
+  readonly compressMinBytes: number;
 }
+
+/** Values of ANVIL_REFLECTION. */
+export type ReflectionAccess = "public" | "authenticated";
 
 /** Reads the configuration from `env`, refusing values that make no sense. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -35,6 +46,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolSize: int(env, "ANVIL_DB_POOL_SIZE", 10, 1, 1000),
     statementTimeoutMs: int(env, "ANVIL_STATEMENT_TIMEOUT_MS", 15_000, 100, 3_600_000),
     logLevel: env.LOG_LEVEL ?? "info",
+    fastUnary: onOff(env, "ANVIL_FAST_UNARY", true),
+    reflection: reflectionAccess(env.ANVIL_REFLECTION),
+    corsOrigins: corsOrigins(env.ANVIL_CORS_ORIGINS),
+    compressMinBytes: int(env, "ANVIL_COMPRESS_MIN_BYTES", 1024, 0, 1024 ** 3),
   };
 }
 
@@ -46,4 +61,29 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
     throw new Error(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   }
   return value;
+}
+
+function reflectionAccess(raw: string | undefined): ReflectionAccess {
+  if (raw === undefined || raw === "" || raw === "public") return "public";
+  if (raw === "authenticated") return "authenticated";
+  throw new Error(`ANVIL_REFLECTION must be "public" or "authenticated", got ${JSON.stringify(raw)}`);
+}
+
+function onOff(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (raw === "on" || raw === "true" || raw === "1") return true;
+  if (raw === "off" || raw === "false" || raw === "0") return false;
+  throw new Error(`${name} must be "on" or "off", got ${JSON.stringify(raw)}`);
+}
+
+function corsOrigins(raw: string | undefined): string[] {
+  const origins = (raw ?? "").split(",").map((o) => o.trim()).filter((o) => o !== "");
+  for (const origin of origins) {
+    // An origin is scheme://host[:port] exactly; anything else would never match a browser's Origin header.
+    if (origin !== "*" && (!URL.canParse(origin) || new URL(origin).origin !== origin)) {
+      throw new Error(`ANVIL_CORS_ORIGINS: ${JSON.stringify(origin)} is not an origin like https://app.example.com (or *)`);
+    }
+  }
+  return origins;
 }

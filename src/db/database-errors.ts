@@ -36,6 +36,8 @@ const connectionFailures = [
   "Client has encountered a connection error",
   "Connection refused",
   "the database system is",
+  // query_timeout: the server never answered (see fenced-pg-pool.ts).
+  "Query read timeout",
 ];
 const connectionErrnos = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EHOSTUNREACH"]);
 

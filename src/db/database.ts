@@ -3,6 +3,7 @@ import { Kysely, PostgresDialect, type PostgresPool, sql } from "kysely";
 import pg from "pg";
 import type { Logger } from "pino";
 import type { Database } from "./schema.js";
+import { FencedPgPool } from "./fenced-pg-pool.js";
 import { PGlitePool } from "./pglite-pool.js";
 
 /** Where the data lives: a PostgreSQL server, or the embedded PGlite database. */
@@ -33,6 +34,9 @@ export async function openDatabase(target: DatabaseTarget, log: Logger): Promise
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
     statement_timeout: target.statementTimeoutMs,
+    // Client-side bound for when the server cannot even say it timed out (a
+    // silent network drop): fail the query, and FencedPgPool discards the connection.
+    query_timeout: target.statementTimeoutMs + 5_000,
     idle_in_transaction_session_timeout: 30_000,
     lock_timeout: target.statementTimeoutMs,
     keepAlive: true,
@@ -42,7 +46,7 @@ export async function openDatabase(target: DatabaseTarget, log: Logger): Promise
   pool.on("connect", (client) => {
     client.on("error", (err) => log.warn({ err: describe(err) }, "database connection failed"));
   });
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new FencedPgPool(pool) as unknown as PostgresPool }) });
   return {
     kind: "postgres",
     db,

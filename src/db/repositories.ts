@@ -1,6 +1,10 @@
 import type { Transaction } from "kysely";
 import { InternalError } from "../shared/errors.js";
+import { AgentRepository } from "../agents/agent.repository.js";
+import { FindingRepository } from "../findings/finding.repository.js";
+import { IpaRepository } from "../ipas/ipa.repository.js";
 import { UserRepository } from "../users/user.repository.js";
+import { WorkflowRepository } from "../workflows/workflow.repository.js";
 import { IdempotencyRepository } from "./idempotency.repository.js";
 import type { Database } from "./schema.js";
 
@@ -16,6 +20,10 @@ export class Repositories {
   readonly #afterCommit: Array<() => void>;
   #open = true;
   #users?: UserRepository;
+  #workflows?: WorkflowRepository;
+  #agents?: AgentRepository;
+  #ipas?: IpaRepository;
+  #findings?: FindingRepository;
   #idempotency?: IdempotencyRepository;
 
   constructor(trx: Transaction<Database>, tenant: string, afterCommit: Array<() => void>) {
@@ -24,12 +32,36 @@ export class Repositories {
     this.#afterCommit = afterCommit;
   }
 
+  // #live() runs on every access, not only the first: a cached repository
+  // must not be handed out once the transaction has ended.
   get users(): UserRepository {
-    return (this.#users ??= new UserRepository(this.#live(), this.#tenant));
+    const trx = this.#live();
+    return (this.#users ??= new UserRepository(trx, this.#tenant));
+  }
+
+  get workflows(): WorkflowRepository {
+    const trx = this.#live();
+    return (this.#workflows ??= new WorkflowRepository(trx, this.#tenant));
+  }
+
+  get agents(): AgentRepository {
+    const trx = this.#live();
+    return (this.#agents ??= new AgentRepository(trx, this.#tenant));
+  }
+
+  get ipas(): IpaRepository {
+    const trx = this.#live();
+    return (this.#ipas ??= new IpaRepository(trx, this.#tenant));
+  }
+
+  get findings(): FindingRepository {
+    const trx = this.#live();
+    return (this.#findings ??= new FindingRepository(trx, this.#tenant));
   }
 
   get idempotency(): IdempotencyRepository {
-    return (this.#idempotency ??= new IdempotencyRepository(this.#live(), this.#tenant));
+    const trx = this.#live();
+    return (this.#idempotency ??= new IdempotencyRepository(trx, this.#tenant));
   }
 
   /** Runs `hook` after the transaction commits (never if it rolls back). */

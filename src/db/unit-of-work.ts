@@ -22,12 +22,16 @@ export class UnitOfWork {
   }
 
   async transact<T>(scope: Scope, work: (tx: Repositories) => Promise<T>): Promise<T> {
-    const remaining = scope.deadline === undefined ? undefined : scope.deadline - Date.now();
-    if (remaining !== undefined && remaining <= 0) throw new DeadlineExceededError();
+    const left = () => (scope.deadline === undefined ? undefined : scope.deadline - Date.now());
+    if ((left() ?? 1) <= 0) throw new DeadlineExceededError();
     const afterCommit: Array<() => void> = [];
     let result: T;
     try {
       result = await this.#db.transaction().execute(async (trx: Transaction<Database>) => {
+        // Measured again once the connection is ours: waiting for it (pool or
+        // the embedded queue) spends the same deadline.
+        const remaining = left();
+        if (remaining !== undefined && remaining <= 0) throw new DeadlineExceededError();
         if (remaining !== undefined) {
           // Bound every statement of this transaction by the client's deadline.
           await sql`select set_config('statement_timeout', ${String(Math.max(1, Math.ceil(remaining)))}, true)`.execute(trx);

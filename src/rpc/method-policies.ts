@@ -17,12 +17,20 @@ export type MethodPolicies = ReadonlyMap<DescMethod, MethodPolicy>;
  * A method of a non-public service without one stops start-up: an
  * undeclared method must never be served open.
  */
-export function readMethodPolicies(services: readonly DescService[], publicServices: ReadonlySet<string>): MethodPolicies {
+export function readMethodPolicies(
+  services: readonly DescService[],
+  publicServices: ReadonlySet<string>,
+  // Permission of a service whose protos Anvil does not own (gRPC
+  // reflection when it needs a token), by service name.
+  servicePermissions: ReadonlyMap<string, string> = new Map(),
+): MethodPolicies {
   const policies = new Map<DescMethod, MethodPolicy>();
   for (const service of services) {
     const isPublic = publicServices.has(service.typeName);
     for (const method of service.methods) {
-      const permission = hasOption(method, permissionOption) ? getOption(method, permissionOption) : "";
+      const permission = hasOption(method, permissionOption)
+        ? getOption(method, permissionOption)
+        : (servicePermissions.get(service.typeName) ?? "");
       if (!isPublic && !/^[a-z][a-z_]*\.[a-z]+$/.test(permission)) {
         throw new Error(`${service.typeName}.${method.name} declares no valid (anvil.api.v1.permission); refusing to serve it`);
       }

@@ -16,8 +16,14 @@ import { validationInterceptor } from "../rpc/validation-interceptor.js";
 import { KeysetPager } from "../shared/keyset-pager.js";
 import { PageTokens } from "../shared/page-token.js";
 import { createConnectHandler, type NodeRequest, type NodeResponse, type RouteHandler } from "./connect-handler.js";
+import { createCors } from "./cors.js";
+import { ServingMonitor } from "./health/serving-monitor.js";
+import { createOpenApiRoute } from "./openapi/openapi-route.js";
+import { withPrivateGetCaching } from "./private-caching.js";
 import { createProbes } from "./probes.js";
-import { apiServices, registerServices } from "./services.js";
+import { createRestHandler } from "./rest/rest-handler.js";
+import { buildRestRoutes } from "./rest/rest-routes.js";
+import { apiServices, infrastructureAccess, infrastructureServices, registerServices } from "./services.js";
 
 /** A built gateway: the request handler every listener uses, and its resources. */
 export interface App {
@@ -38,7 +44,8 @@ export interface App {
  */
 export async function build(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<App> {
   const keys = loadKeyStore(config.keysFile, true);
-  const policies = readMethodPolicies(apiServices, new Set());
+  const access = infrastructureAccess(config.reflection);
+  const policies = readMethodPolicies([...apiServices, ...infrastructureServices], access.publicServices, access.permissions);
   const database = await openDatabase(
     config.databaseUrl
       ? { kind: "postgres", url: config.databaseUrl, poolSize: config.dbPoolSize, statementTimeoutMs: config.statementTimeoutMs }
@@ -62,14 +69,25 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       permissionInterceptor(policies),
       validationInterceptor(apiServices.flatMap((s) => s.methods.map((m) => m.input))),
     ];
+    let draining = false;
+    const monitor = new ServingMonitor(() => database.ping(), () => draining);
     const connect = createConnectHandler({
-      routes: registerServices({ uow, pager: new KeysetPager(pageTokens) }),
+      routes: registerServices({ uow, pager: new KeysetPager(pageTokens), monitor }),
       interceptors,
       readMaxBytes: config.maxRequestBytes,
+      compressMinBytes: config.compressMinBytes,
+      fastUnary: config.fastUnary,
       log,
     });
-    let draining = false;
-    const routes: RouteHandler[] = [connect.handle, createProbes(database, () => draining)];
+    const rest = buildRestRoutes(apiServices);
+    for (const m of rest.unannotated) log.warn({ rpc: `${m.parent.typeName}/${m.name}` }, "RPC has no google.api.http annotation: not reachable over REST");
+    const routes: RouteHandler[] = [
+      createCors({ origins: config.corsOrigins, restMethods: rest.routes.map((r) => r.httpMethod) }),
+      withPrivateGetCaching(connect.handle),
+      createRestHandler({ routes: rest.routes, handlers: connect.handlers, maxRequestBytes: config.maxRequestBytes, compressMinBytes: config.compressMinBytes, log }),
+      createOpenApiRoute(config.compressMinBytes),
+      createProbes(database, () => draining),
+    ];
     const handle = (req: NodeRequest, res: NodeResponse) => {
       for (const route of routes) if (route(req, res)) return;
       res.writeHead(404, { "content-type": "application/json" });

@@ -9,7 +9,11 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { Logger } from "pino";
+import type { DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import { reclassifyBinaryParseErrors } from "./binary-parse-errors.js";
+import { createFastUnaryHandler } from "./fast-unary/fast-unary-handler.js";
+import type { UnaryImpl } from "./fast-unary/unary-call.js";
+import { encodeGrpcMessageAsSpecified } from "./grpc-message-encoding.js";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
 export type NodeResponse = ServerResponse | Http2ServerResponse;
@@ -21,30 +25,90 @@ export type RouteHandler = (req: NodeRequest, res: NodeResponse) => boolean;
 export interface ConnectHandlerOptions extends ConnectRouterOptions {
   readonly routes: (router: ConnectRouter) => void;
   readonly log: Logger;
+  /**
+   * Serve unary methods on the fast path (src/server/fast-unary/) — on
+   * unless set to false; off leaves every call to connect's universal
+   * handler, which the benchmarks and the serving-path tests compare against.
+   */
+  readonly fastUnary?: boolean;
+}
+
+interface Registration {
+  readonly service: DescService;
+  readonly impl: Record<string, unknown>;
+}
+
+/** A router that also remembers which implementation each service got. */
+function recordRegistrations(router: ConnectRouter): { router: ConnectRouter; services: Registration[] } {
+  const services: Registration[] = [];
+  const recording: ConnectRouter = {
+    get handlers() {
+      return router.handlers;
+    },
+    service(service, impl, opts) {
+      services.push({ service, impl: impl as Record<string, unknown> });
+      router.service(service, impl, opts);
+      return recording;
+    },
+    rpc(method, impl, opts) {
+      router.rpc(method, impl, opts);
+      return recording;
+    },
+  };
+  return { router: recording, services };
+}
+
+/** A fast-path handler for every unary method of every registered service, by request path. */
+function fastUnaryRoutes(services: readonly Registration[], options: ConnectRouterOptions): Map<string, RouteHandler> {
+  const routes = new Map<string, RouteHandler>();
+  for (const { service, impl } of services) {
+    for (const method of service.methods) {
+      const fn = impl[method.localName];
+      if (method.methodKind !== "unary" || typeof fn !== "function") continue;
+      routes.set(
+        `/${service.typeName}/${method.name}`,
+        createFastUnaryHandler({
+          service,
+          method: method as DescMethodUnary,
+          impl: fn.bind(impl) as UnaryImpl,
+          interceptors: options.interceptors ?? [],
+          readMaxBytes: options.readMaxBytes ?? 0xffffffff,
+          compressMinBytes: options.compressMinBytes ?? 1024,
+          acceptCompression: options.acceptCompression ?? [],
+        }),
+      );
+    }
+  }
+  return routes;
 }
 
 /**
  * Serves every registered service over gRPC, gRPC-Web and Connect. This is
- * connect-node's `connectNodeAdapter` with two changes: a path that is not
- * an RPC falls through to Anvil's other routes (REST, health), and binary
- * parse errors are reported as INVALID_ARGUMENT (see binary-parse-errors.ts).
+ * connect-node's `connectNodeAdapter` with three changes: a path that is not
+ * an RPC falls through to Anvil's other routes (REST, health), binary
+ * parse errors are reported as INVALID_ARGUMENT (see binary-parse-errors.ts),
+ * and `grpc-message` is percent-encoded as the gRPC spec says (see
+ * grpc-message-encoding.ts).
  */
 export function createConnectHandler(options: ConnectHandlerOptions): { handle: RouteHandler; handlers: readonly UniversalHandler[] } {
-  const router = createConnectRouter({
-    acceptCompression: [compressionGzip, compressionBrotli],
-    ...options,
-  });
-  options.routes(router);
+  const routerOptions = { acceptCompression: [compressionGzip, compressionBrotli], ...options };
+  const router = createConnectRouter(routerOptions);
+  const registered = recordRegistrations(router);
+  options.routes(registered.router);
   const paths = new Map<string, UniversalHandler>();
   for (const h of router.handlers) paths.set(h.requestPath, h);
+  const fast = options.fastUnary === false ? new Map<string, RouteHandler>() : fastUnaryRoutes(registered.services, routerOptions);
   const handle: RouteHandler = (req, res) => {
     const url = req.url ?? "";
     const q = url.indexOf("?");
-    const handler = paths.get(q === -1 ? url : url.slice(0, q));
+    const path = q === -1 ? url : url.slice(0, q);
+    if (fast.get(path)?.(req, res)) return true;
+    const handler = paths.get(path);
     if (!handler) return false;
     const uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
     handler(uReq)
       .then(reclassifyBinaryParseErrors)
+      .then(encodeGrpcMessageAsSpecified)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((err: unknown) => {
         // The client went away mid-response; nothing is left to tell it.

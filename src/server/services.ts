@@ -1,19 +1,61 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
+import { AgentService } from "../../gen/anvil/agents/v1/agents_pb.js";
+import { FindingService } from "../../gen/anvil/findings/v1/findings_pb.js";
+import { IpaService } from "../../gen/anvil/ipas/v1/ipas_pb.js";
 import { UserService } from "../../gen/anvil/users/v1/users_pb.js";
+import { WorkflowService } from "../../gen/anvil/workflows/v1/workflows_pb.js";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { AgentsHandler } from "../agents/agents.handler.js";
+import { AgentsService } from "../agents/agents.service.js";
+import type { ReflectionAccess } from "../config.js";
 import type { UnitOfWork } from "../db/unit-of-work.js";
+import { FindingInsightsService } from "../findings/finding-insights.service.js";
+import { FindingsHandler } from "../findings/findings.handler.js";
+import { FindingsService } from "../findings/findings.service.js";
+import { IpasHandler } from "../ipas/ipas.handler.js";
+import { IpasService } from "../ipas/ipas.service.js";
 import type { KeysetPager } from "../shared/keyset-pager.js";
 import { UsersHandler } from "../users/users.handler.js";
 import { UsersService } from "../users/users.service.js";
+import { WorkflowsHandler } from "../workflows/workflows.handler.js";
+import { WorkflowsService } from "../workflows/workflows.service.js";
+import { createHealthHandler } from "./health/health-service.js";
+import type { ServingMonitor } from "./health/serving-monitor.js";
+import { createReflectionHandlers, reflectionServices } from "./reflection/reflection-service.js";
 
 /** What the services are built from. */
 export interface ServiceDependencies {
   readonly uow: UnitOfWork;
   readonly pager: KeysetPager;
+  /** Whether the gateway can serve, for gRPC health. */
+  readonly monitor: ServingMonitor;
 }
 
 /** Every Anvil API service, in the order it is registered. */
-export const apiServices: readonly DescService[] = [UserService];
+export const apiServices: readonly DescService[] = [UserService, WorkflowService, AgentService, IpaService, FindingService];
+
+/**
+ * gRPC's own services served next to the API: health and reflection. Kept
+ * apart from apiServices because they carry no permissions, field rules or
+ * HTTP annotations of ours.
+ */
+export const infrastructureServices: readonly DescService[] = [Health, ...reflectionServices];
+
+/**
+ * Access to the infrastructure services: health is always public (probes
+ * carry no token); reflection is public or needs `reflection.read`
+ * according to ANVIL_REFLECTION.
+ */
+export function infrastructureAccess(reflection: ReflectionAccess): {
+  readonly publicServices: ReadonlySet<string>;
+  readonly permissions: ReadonlyMap<string, string>;
+} {
+  const names = reflectionServices.map((s) => s.typeName);
+  return reflection === "public"
+    ? { publicServices: new Set([Health.typeName, ...names]), permissions: new Map() }
+    : { publicServices: new Set([Health.typeName]), permissions: new Map(names.map((n) => [n, "reflection.read"])) };
+}
 
 /**
  * The one routes function: registers every service's handler on the router.
@@ -21,7 +63,21 @@ export const apiServices: readonly DescService[] = [UserService];
  */
 export function registerServices(deps: ServiceDependencies): (router: ConnectRouter) => void {
   const users = new UsersHandler(new UsersService(deps.uow, deps.pager));
+  const workflows = new WorkflowsHandler(new WorkflowsService(deps.uow, deps.pager));
+  const agents = new AgentsHandler(new AgentsService(deps.uow, deps.pager));
+  const ipas = new IpasHandler(new IpasService(deps.uow, deps.pager));
+  const findings = new FindingsHandler(new FindingsService(deps.uow, deps.pager), new FindingInsightsService(deps.uow));
+  const served = [...apiServices, ...infrastructureServices];
+  const health = createHealthHandler(served.map((s) => s.typeName), deps.monitor);
+  const reflection = createReflectionHandlers(served);
   return (router) => {
     router.service(UserService, users);
+    router.service(WorkflowService, workflows);
+    router.service(AgentService, agents);
+    router.service(IpaService, ipas);
+    router.service(FindingService, findings);
+    router.service(Health, health);
+    router.service(reflectionServices[0], reflection.v1);
+    router.service(reflectionServices[1], reflection.v1alpha);
   };
 }

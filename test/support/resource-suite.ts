@@ -1,9 +1,10 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { Code, type Client } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clientFor, type Protocol, protocols } from "./clients.js";
 import { databaseKinds } from "./databases.js";
+import { expectCode } from "./expect-code.js";
 import { startServer, type TestServer } from "./server.js";
 
 /** What the shared behaviour suite needs to know about one resource. */
@@ -31,16 +32,6 @@ export interface ResourceSpec<S extends DescService, R> {
   readonly invalidField: string;
   id(resource: R): string;
   etag(resource: R): string;
-}
-
-async function expectCode(promise: Promise<unknown>, code: Code): Promise<ConnectError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, `expected ${Code[code]}`).toBeInstanceOf(ConnectError);
-  expect(Code[(err as ConnectError).code]).toBe(Code[code]);
-  return err as ConnectError;
 }
 
 /**

@@ -1,0 +1,53 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { NodeRequest } from "../connect-handler.js";
+import { decompress } from "../http-compression.js";
+
+/** A body that is too large: RESOURCE_EXHAUSTED, sent as HTTP 413 on REST routes. */
+export class BodyTooLargeError extends ConnectError {
+  /** Marker for isBodyTooLarge: ConnectError's own `instanceof` matches any ConnectError, subclasses included. */
+  readonly bodyTooLarge = true;
+
+  constructor(maxBytes: number) {
+    super(`request body larger than ${maxBytes} bytes`, Code.ResourceExhausted);
+  }
+}
+
+/** Whether `error` is a BodyTooLargeError. */
+export function isBodyTooLarge(error: unknown): boolean {
+  return (error as { bodyTooLarge?: unknown } | null)?.bodyTooLarge === true;
+}
+
+/**
+ * Reads a REST request body as text, honouring `Content-Encoding` (gzip, br)
+ * and refusing more than `maxBytes` before or after decompression — the
+ * ANVIL_MAX_REQUEST_BYTES limit Connect applies to RPC bodies. The check on
+ * `Content-Length` answers an oversized upload before reading it.
+ */
+export async function readRequestBody(req: NodeRequest, maxBytes: number): Promise<string> {
+  const declared = Number(req.headers["content-length"] ?? "0");
+  if (declared > maxBytes) throw new BodyTooLargeError(maxBytes);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.byteLength;
+    if (size > maxBytes) throw new BodyTooLargeError(maxBytes);
+    chunks.push(chunk);
+  }
+  let body: Buffer = Buffer.concat(chunks);
+  const coding = (req.headers["content-encoding"] ?? "identity").trim().toLowerCase();
+  if (coding === "gzip" || coding === "br") {
+    try {
+      body = await decompress(coding, body, maxBytes);
+    } catch (err) {
+      if (err instanceof RangeError) throw new BodyTooLargeError(maxBytes);
+      throw new ConnectError(`request body is not valid ${coding}`, Code.InvalidArgument);
+    }
+  } else if (coding !== "identity" && coding !== "") {
+    throw new ConnectError(`unsupported Content-Encoding ${JSON.stringify(coding)}; use gzip, br or identity`, Code.Unimplemented);
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(body);
+  } catch {
+    throw new ConnectError("request body is not UTF-8", Code.InvalidArgument);
+  }
+}

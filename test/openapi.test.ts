@@ -1,0 +1,91 @@
+import { Validator } from "@seriousme/openapi-schema-validator";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildOpenApiDocument, openApiPath } from "../src/server/openapi/openapi-document.js";
+import { buildRestRoutes } from "../src/server/rest/rest-routes.js";
+import { apiServices } from "../src/server/services.js";
+import { databaseKinds } from "./support/databases.js";
+import { startServer, type TestServer } from "./support/server.js";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Doc = any;
+
+/** The document without the parts that only proto comments provide. */
+function withoutProse(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutProse);
+  if (typeof value !== "object" || value === null) return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([k]) => k !== "description" && k !== "summary")
+      .map(([k, v]) => [k, withoutProse(v)]),
+  );
+}
+
+describe("OpenAPI", () => {
+  it("fails when an RPC lacks a google.api.http annotation", () => {
+    const { unannotated } = buildRestRoutes(apiServices);
+    expect(unannotated.map((m) => `${m.parent.typeName}.${m.name}`), "add a google.api.http option to these RPCs").toEqual([]);
+  });
+});
+
+describe.each(databaseKinds)("GET /openapi.json on %s", (kind) => {
+  let server: TestServer;
+  let doc: Doc;
+  beforeAll(async () => {
+    server = await startServer(kind);
+    const res = await fetch(`${server.baseUrl}/openapi.json`); // no token: the document is public
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+    doc = await res.json();
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it("is a valid OpenAPI 3.1 document", async () => {
+    expect(doc.openapi).toBe("3.1.0");
+    const result = await new Validator().validate(doc);
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+  });
+
+  it("lists every REST route, with bearer auth and the error schema", () => {
+    const { routes } = buildRestRoutes(apiServices);
+    expect(routes.length).toBeGreaterThan(0);
+    let operations = 0;
+    for (const path of Object.values(doc.paths) as Record<string, unknown>[]) operations += Object.keys(path).length;
+    expect(operations).toBe(routes.length);
+    for (const route of routes) {
+      const op = doc.paths[openApiPath(route)]?.[route.httpMethod.toLowerCase()];
+      expect(op, `${route.httpMethod} ${route.template.source}`).toBeDefined();
+      expect(op.responses.default.content["application/json"].schema.$ref).toBe("#/components/schemas/Error");
+      for (const variable of route.template.variables) {
+        expect(op.parameters.some((p: Doc) => p.in === "path" && p.name === variable.join("."))).toBe(true);
+      }
+    }
+    expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: "http", scheme: "bearer" });
+    expect(doc.security).toEqual([{ bearerAuth: [] }]);
+    expect(doc.components.schemas.Error.required).toEqual(["code", "message"]);
+    expect(Object.keys(doc.components.schemas.Error.properties)).toEqual(["code", "message", "details"]);
+  });
+
+  it("maps messages per proto3 JSON, with descriptions from the proto comments", () => {
+    const user = doc.components.schemas["anvil.users.v1.User"];
+    expect(user.description).toBe("A user of a tenant.");
+    expect(user.properties.email.description).toMatch(/E-mail address/);
+    expect(user.properties.createTime).toMatchObject({ type: "string", format: "date-time", readOnly: true });
+    expect(user.properties.roles.type).toBe("array");
+    expect(user.properties.displayName).toBeDefined(); // JSON names, not proto names
+    expect(doc.components.schemas["anvil.users.v1.User.State"].enum).toEqual(["STATE_UNSPECIFIED", "STATE_ACTIVE", "STATE_DISABLED"]);
+    const update = doc.paths["/v1/users/{user.id}"].patch;
+    expect(update.parameters.find((p: Doc) => p.name === "update_mask")).toMatchObject({ in: "query", schema: { type: "string" } });
+    expect(update.requestBody.content["application/json"].schema.$ref).toBe("#/components/schemas/anvil.users.v1.User");
+    expect(doc.paths["/v1/users/{id}"].get.summary).toBe("Returns one user.");
+    expect(doc.paths["/v1/users"].get.parameters.map((p: Doc) => p.name)).toEqual(["page_size", "page_token"]);
+  });
+
+  it("is up to date with the served protos (run `npm run generate:openapi` when this fails)", () => {
+    // Generated code has no comments, so compare everything but the prose.
+    const fresh = buildOpenApiDocument(apiServices, { title: doc.info.title, version: doc.info.version });
+    expect(withoutProse(doc)).toEqual(withoutProse(fresh));
+  });
+});
