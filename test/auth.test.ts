@@ -177,14 +177,15 @@ describe.each(databaseKinds)("authentication on %s", (kind) => {
       const { users } = await admin.listUsers({ pageSize: 1000 });
       const target = users[0]!;
       const denied = await as(keyId);
+      // Thunks, not promises: a call must not start (and reject unobserved) before it is awaited.
       for (const call of [
-        denied.listUsers({}),
-        denied.getUser({ id: target.id }),
-        denied.createUser({ user: { email: `${keyId}-${randomUUID()}@example.com` } }),
-        denied.updateUser({ user: { id: target.id, displayName: "hijacked" }, updateMask: { paths: ["display_name"] } }),
-        denied.deleteUser({ id: target.id }),
+        () => denied.listUsers({}),
+        () => denied.getUser({ id: target.id }),
+        () => denied.createUser({ user: { email: `${keyId}-${randomUUID()}@example.com` } }),
+        () => denied.updateUser({ user: { id: target.id, displayName: "hijacked" }, updateMask: { paths: ["display_name"] } }),
+        () => denied.deleteUser({ id: target.id }),
       ]) {
-        const err = await codeOf(call);
+        const err = await codeOf(call());
         expect(err).toBeInstanceOf(ConnectError);
         expect(Code[err!.code]).toBe(Code[Code.PermissionDenied]);
       }
