@@ -23,11 +23,11 @@ export class AgentsService {
   }
 
   get(scope: Scope, id: string): Promise<Agent> {
-    return this.#uow.transact(scope, (tx) => tx.agents.get(id));
+    return this.#uow.read(scope, (tx) => tx.agents.get(id));
   }
 
   list(scope: Scope, page: PageRequest): Promise<Page<Agent>> {
-    return this.#pager.page(scope, page, allAgents, (limit, after) => this.#uow.transact(scope, (tx) => tx.agents.list(limit, after)));
+    return this.#pager.page(scope, page, allAgents, (limit, after) => this.#uow.read(scope, (tx) => tx.agents.list(limit, after)));
   }
 
   create(scope: Scope, input: NewAgent, requestId?: string): Promise<Agent> {

@@ -11,8 +11,13 @@ import type { Database } from "./schema.js";
  * tenant, commits, and only then resolves — so a handler's answer is never
  * sent for work that could still roll back. Any throw rolls back everything.
  *
+ * `read` is for use cases that issue a single query (a get, a page of a
+ * list): that statement is its own transaction, so BEGIN and COMMIT would
+ * only add two round trips to the database.
+ *
  * @example
- *   const user = await uow.transact(scope, (tx) => tx.users.get(id));
+ *   const user = await uow.read(scope, (tx) => tx.users.get(id));
+ *   await uow.transact(scope, (tx) => tx.users.update(id, patch, version));
  */
 export class UnitOfWork {
   readonly #db: Kysely<Database>;
@@ -49,4 +54,33 @@ export class UnitOfWork {
     for (const hook of afterCommit) hook();
     return result;
   }
+
+  /**
+   * Runs a one-statement read on a connection of its own, outside an
+   * explicit transaction — under PostgreSQL's READ COMMITTED a statement
+   * sees one snapshot either way. A request with a deadline still takes a
+   * transaction, where SET LOCAL bounds the statement by it.
+   */
+  async read<T>(scope: Scope, work: (tx: Repositories) => Promise<T>): Promise<T> {
+    if (scope.deadline !== undefined) return this.transact(scope, work);
+    try {
+      return await this.#db.connection().execute(async (conn) => {
+        const tx = new Repositories(conn as Transaction<Database>, scope.tenant, readOnlyHooks);
+        try {
+          return await work(tx);
+        } finally {
+          tx.close();
+        }
+      });
+    } catch (err) {
+      throw translateDatabaseError(err);
+    }
+  }
 }
+
+// A read commits nothing, so it can take no after-commit hooks.
+const readOnlyHooks: Array<() => void> = new Proxy([], {
+  set() {
+    throw new Error("onCommit is not available in a read");
+  },
+});

@@ -27,13 +27,13 @@ export class FindingsService {
   }
 
   get(scope: Scope, id: string): Promise<Finding> {
-    return this.#uow.transact(scope, (tx) => tx.findings.get(id));
+    return this.#uow.read(scope, (tx) => tx.findings.get(id));
   }
 
   list(scope: Scope, filter: FindingFilter, order: FindingOrder, page: PageRequest): Promise<Page<Finding>> {
     checkFindingFilter(filter);
     return this.#pager.page(scope, page, findingListQuery(filter, order), (limit, after) =>
-      this.#uow.transact(scope, (tx) => tx.findings.list(filter, order, limit, after)),
+      this.#uow.read(scope, (tx) => tx.findings.list(filter, order, limit, after)),
     );
   }
 

@@ -29,11 +29,11 @@ export class IpasService {
   }
 
   get(scope: Scope, id: string): Promise<Ipa> {
-    return this.#uow.transact(scope, (tx) => tx.ipas.get(id));
+    return this.#uow.read(scope, (tx) => tx.ipas.get(id));
   }
 
   list(scope: Scope, page: PageRequest): Promise<Page<Ipa>> {
-    return this.#pager.page(scope, page, allIpas, (limit, after) => this.#uow.transact(scope, (tx) => tx.ipas.list(limit, after)));
+    return this.#pager.page(scope, page, allIpas, (limit, after) => this.#uow.read(scope, (tx) => tx.ipas.list(limit, after)));
   }
 
   create(scope: Scope, input: NewIpa, requestId?: string): Promise<Ipa> {

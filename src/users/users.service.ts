@@ -26,12 +26,12 @@ export class UsersService {
   }
 
   get(scope: Scope, id: string): Promise<User> {
-    return this.#uow.transact(scope, (tx) => tx.users.get(id));
+    return this.#uow.read(scope, (tx) => tx.users.get(id));
   }
 
   list(scope: Scope, page: PageRequest): Promise<Page<User>> {
     return this.#pager.page(scope, page, allUsers, (limit, after) =>
-      this.#uow.transact(scope, (tx) => tx.users.list(limit, after)),
+      this.#uow.read(scope, (tx) => tx.users.list(limit, after)),
     );
   }
 

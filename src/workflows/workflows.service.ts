@@ -32,12 +32,12 @@ export class WorkflowsService {
   }
 
   get(scope: Scope, id: string): Promise<Workflow> {
-    return this.#uow.transact(scope, (tx) => tx.workflows.get(id));
+    return this.#uow.read(scope, (tx) => tx.workflows.get(id));
   }
 
   list(scope: Scope, page: PageRequest): Promise<Page<Workflow>> {
     return this.#pager.page(scope, page, allWorkflows, (limit, after) =>
-      this.#uow.transact(scope, (tx) => tx.workflows.list(limit, after)),
+      this.#uow.read(scope, (tx) => tx.workflows.list(limit, after)),
     );
   }
 
