@@ -7,19 +7,31 @@ export interface SortKey {
 }
 
 /**
- * The condition "comes after this row" for a multi-column sort, expanded as
- * (a > x) OR (a = x AND b > y) OR … so that mixed directions work and
- * PostgreSQL can still walk the matching index. Values are bound parameters.
+ * The condition "comes after this row" for a multi-column sort. When every
+ * key sorts the same way it is a row comparison, `(a, b) > (x, y)`, which
+ * PostgreSQL turns into one index range scan. Mixed directions cannot be a
+ * row comparison, so they expand to (a > x) OR (a = x AND b < y) OR …, with
+ * `a >= x` (or `<=`) repeated in front so the index still bounds the scan by
+ * its first key instead of filtering every earlier row. Values are bound
+ * parameters, never SQL.
  */
 export function afterKeyset<DB, TB extends keyof DB>(
   eb: ExpressionBuilder<DB, TB>,
   keys: readonly SortKey[],
   values: readonly unknown[],
 ): Expression<SqlBool> {
+  const first = keys[0];
+  if (first === undefined) return sql<SqlBool>`true`;
+  const op = (k: SortKey) => sql.raw(k.direction === "asc" ? ">" : "<");
+  if (keys.every((k) => k.direction === first.direction)) {
+    const columns = sql.join(keys.map((k) => sql.ref(k.column)));
+    const params = sql.join(keys.map((_, i) => values[i]));
+    return sql<SqlBool>`(${columns}) ${op(first)} (${params})`;
+  }
   const branches = keys.map((key, i) => {
     const equalities = keys.slice(0, i).map((k, j) => sql<SqlBool>`${sql.ref(k.column)} = ${values[j]}`);
-    const step = sql<SqlBool>`${sql.ref(key.column)} ${sql.raw(key.direction === "asc" ? ">" : "<")} ${values[i]}`;
-    return eb.and([...equalities, step]);
+    return eb.and([...equalities, sql<SqlBool>`${sql.ref(key.column)} ${op(key)} ${values[i]}`]);
   });
-  return eb.or(branches);
+  const bound = sql<SqlBool>`${sql.ref(first.column)} ${sql.raw(first.direction === "asc" ? ">=" : "<=")} ${values[0]}`;
+  return eb.and([bound, eb.or(branches)]);
 }

@@ -1,0 +1,102 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import net from "node:net";
+import { PeakRss } from "./peak-rss.js";
+import { pinned, serverCore } from "./pinning.js";
+
+/**
+ * The servers the bench can start, by their script in bench/servers/.
+ * `anvil-universal` is Anvil with its fast unary path switched off
+ * (ANVIL_FAST_UNARY=off): every call through connect-node's universal
+ * handler, so the two paths show side by side.
+ */
+export type ServerName = "anvil" | "anvil-universal" | "bare-connect" | "grpc-js" | "fastify" | "raw-http" | "raw-http2";
+
+const variants: Partial<Record<ServerName, { script: ServerName; env: NodeJS.ProcessEnv }>> = {
+  "anvil-universal": { script: "anvil", env: { ANVIL_FAST_UNARY: "off" } },
+};
+
+/** Options of startServer. */
+export interface ServerOptions {
+  readonly env: NodeJS.ProcessEnv;
+  /** Extra node flags, e.g. --cpu-prof. */
+  readonly nodeArgs?: readonly string[];
+}
+
+/** A bench server running in its own pinned child process. */
+export interface ServerProcess {
+  readonly name: ServerName;
+  readonly pid: number;
+  readonly baseUrl: string;
+  readonly rss: PeakRss;
+  /** SIGTERM, then wait for a normal exit (which writes a CPU profile when asked for). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `bench/servers/<name>.ts` under tsx, pinned to the server core, on
+ * a free loopback port, and resolves once it prints READY. Its stderr is
+ * kept so a server that dies says why.
+ */
+export async function startServer(name: ServerName, options: ServerOptions): Promise<ServerProcess> {
+  const port = await freePort();
+  const variant = variants[name];
+  const [command, args] = pinned(serverCore, process.execPath, [
+    ...(options.nodeArgs ?? []),
+    "--import",
+    "tsx",
+    `bench/servers/${variant?.script ?? name}.ts`,
+    String(port),
+  ]);
+  const child = spawn(command, args, { env: { ...options.env, ...variant?.env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (c: Buffer) => {
+    stderr = (stderr + c.toString()).slice(-4000);
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not print READY within 60 s\n${stderr}`)), 60_000);
+    let out = "";
+    child.stdout!.on("data", (c: Buffer) => {
+      out += c.toString();
+      if (/^READY /m.test(out)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code} before READY\n${stderr}`));
+    });
+  });
+  // Keep draining stdout so a chatty server never blocks on a full pipe.
+  child.stdout!.resume();
+  return {
+    name,
+    pid: child.pid!,
+    baseUrl: `http://127.0.0.1:${port}`,
+    rss: new PeakRss(child.pid!),
+    stop: () => stop(child),
+  };
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    child.once("exit", () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    child.kill("SIGTERM");
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,139 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import type { CaseResult } from "./run-case.js";
+import type { BenchSettings } from "./settings.js";
+import { type WorkloadName, workloadTitles } from "./workloads.js";
+
+/** A whole run, as written to latest.json. */
+export interface BenchReport {
+  readonly startedAt: string;
+  readonly durationSeconds: number;
+  readonly machine: { cpu: string; cores: number; memoryGiB: number; node: string; pinned: boolean };
+  readonly settings: BenchSettings;
+  readonly results: readonly (CaseResult & { vsAnvil?: number })[];
+  readonly targets: readonly Target[];
+}
+
+/** One of issue 6's targets, checked against this run. */
+export interface Target {
+  readonly name: string;
+  readonly measured: string;
+  readonly met: boolean | "n/a";
+}
+
+/**
+ * Adds to every result the ratio of its throughput to Anvil's on the same
+ * workload and call in the same run (absolute figures drift on a shared
+ * machine; ratios measured side by side hold).
+ */
+export function withRatios(results: readonly CaseResult[]): (CaseResult & { vsAnvil?: number })[] {
+  return results.map((r) => {
+    const anvil = results.find((a) => a.server === "anvil" && a.workload === r.workload && a.call === r.call && a.shape === r.shape);
+    if (!anvil?.load?.rps || !r.load?.rps || anvil.status === "not-served") return r;
+    return { ...r, vsAnvil: r.load.rps / anvil.load.rps };
+  });
+}
+
+/** Issue 6's targets, evaluated from the ratios and figures of this run. */
+export function checkTargets(results: readonly (CaseResult & { vsAnvil?: number })[]): Target[] {
+  const find = (workload: WorkloadName, call: string, server: string, shape?: string) =>
+    results.find((r) => r.workload === workload && r.call === call && r.server === server && (!shape || r.shape === shape));
+  const targets: Target[] = [];
+  const ratio = (name: string, workload: WorkloadName, call: string, peer: string, atLeast: number) => {
+    const r = find(workload, call, peer);
+    const anvilServed = find(workload, call, "anvil")?.status !== "not-served";
+    if (!r?.vsAnvil || !anvilServed) return targets.push({ name, measured: "not measured", met: "n/a" });
+    const anvilOverPeer = 1 / r.vsAnvil;
+    targets.push({ name, measured: `Anvil = ${anvilOverPeer.toFixed(2)} × ${peer}`, met: anvilOverPeer >= atLeast });
+  };
+  ratio("Protocol overhead: Anvil within 20% of bare connect-node (gRPC Health/Check)", "overhead", "health-grpc", "bare-connect", 0.8);
+  ratio("Point read, gRPC: Anvil ≥ grpc-js", "point-read", "get-grpc", "grpc-js", 1);
+  ratio("Point read, JSON: Anvil ≥ Fastify", "point-read", "get-connect-json", "fastify", 1);
+  for (const call of ["get-grpc", "get-connect-proto", "get-grpc-web", "get-connect-json"]) {
+    ratio(`Point read (${call}): Anvil within 15% of bare connect-node + pg`, "point-read", call, "bare-connect", 0.85);
+  }
+  ratio("Write, gRPC: Anvil ≥ grpc-js", "write", "create-grpc", "grpc-js", 1);
+  ratio("Write, JSON: Anvil ≥ Fastify", "write", "create-connect-json", "fastify", 1);
+  ratio("Write (gRPC): Anvil within 15% of bare connect-node + pg", "write", "create-grpc", "bare-connect", 0.85);
+  ratio("Write (Connect JSON): Anvil within 15% of bare connect-node + pg", "write", "create-connect-json", "bare-connect", 0.85);
+  const reads = results.filter((r) => r.server === "anvil" && r.workload === "point-read" && r.load);
+  const worstP99 = Math.max(...reads.map((r) => r.load!.p99Ms));
+  targets.push({ name: "Point read p99 below 25 ms (Anvil, every protocol)", measured: `worst p99 ${worstP99.toFixed(1)} ms`, met: reads.length ? worstP99 < 25 : "n/a" });
+  const anvilErrors = results.filter((r) => r.server === "anvil").reduce((n, r) => n + r.errors, 0);
+  targets.push({ name: "Zero errors at every concurrency tried (Anvil)", measured: `${anvilErrors} errors`, met: anvilErrors === 0 });
+  const streams = find("concurrency", "get-grpc", "anvil", "h2load-1000-streams");
+  targets.push({
+    name: "Peak RSS under 1,000 streams below 300 MiB (Anvil)",
+    measured: streams?.peakRssMiB ? `${streams.peakRssMiB.toFixed(0)} MiB` : "not measured",
+    met: streams?.peakRssMiB ? streams.peakRssMiB < 300 : "n/a",
+  });
+  return targets;
+}
+
+const shapeNames: Record<string, string> = {
+  h2load: "h2load",
+  autocannon: "autocannon",
+  "h2-loop": "node h2 loop",
+  "h2load-1000-streams": "h2load, 1,000 streams",
+  "idle-connections": "1,000 idle h2 conns",
+};
+
+/** Renders the run as Markdown: machine, one table per workload, targets. */
+export function toMarkdown(report: BenchReport): string {
+  const s = report.settings;
+  const lines = [
+    `# Anvil benchmark — ${report.startedAt}${s.quick ? " (QUICK smoke run: figures are not meaningful)" : ""}`,
+    "",
+    `Machine: ${report.machine.cpu}, ${report.machine.cores} cores, ${report.machine.memoryGiB.toFixed(1)} GiB, Node ${report.machine.node}; ` +
+      `${report.machine.pinned ? "server pinned to core 0, load generator to core 1 (taskset)" : "NOT pinned (taskset or a second core missing)"}. ` +
+      `Warm-up ${s.warmupSeconds} s, measured ${s.measureSeconds} s per case, ${s.inFlight} requests in flight ` +
+      `(h2: ${s.h2Connections} connections × ${s.inFlight / s.h2Connections} streams; HTTP/1.1: ${s.inFlight} connections). ` +
+      `Run took ${Math.round(report.durationSeconds)} s.`,
+    "",
+    "`vs Anvil` = the server's requests/s ÷ Anvil's on the same call in the same run (below 1.00: Anvil is faster). " +
+      "`anvil-universal` is Anvil with its fast unary path off (ANVIL_FAST_UNARY=off), every call through connect-node's universal handler. " +
+      "`checked` = answers whose status and content were verified.",
+  ];
+  for (const [workload, title] of Object.entries(workloadTitles)) {
+    const rows = report.results.filter((r) => r.workload === workload);
+    if (rows.length === 0) continue;
+    lines.push("", `## ${title}`, "", "| call | load | server | req/s | p50 ms | p99 ms | errors | checked | peak RSS MiB | vs Anvil |", "|---|---|---|--:|--:|--:|--:|--:|--:|--:|");
+    for (const r of rows) {
+      const l = r.load;
+      const cells =
+        r.status === "not-served"
+          ? ["not served yet", "", "", "", "", "", ""]
+          : [
+              l ? l.rps.toFixed(0) : "—",
+              l ? l.p50Ms.toFixed(2) : "—",
+              l ? l.p99Ms.toFixed(2) : "—",
+              String(r.errors),
+              String(r.checked),
+              r.peakRssMiB ? r.peakRssMiB.toFixed(0) : "—",
+              r.vsAnvil === undefined ? "" : r.vsAnvil.toFixed(2),
+            ];
+      lines.push(`| ${r.protocol} | ${shapeNames[r.shape]} | ${r.server} | ${cells.join(" | ")} |`);
+    }
+    const notes = rows.filter((r) => r.notes.length && r.status !== "not-served");
+    for (const r of notes) lines.push(``, `- ${r.server} / ${r.call}: ${r.notes.join("; ")}`);
+  }
+  lines.push("", "## Targets (issue 6)", "", "| target | measured | met |", "|---|---|---|");
+  for (const t of report.targets) lines.push(`| ${t.name} | ${t.measured} | ${t.met === "n/a" ? "n/a" : t.met ? "yes" : "**no**"} |`);
+  return `${lines.join("\n")}\n`;
+}
+
+/** Writes bench/results/latest.md and latest.json. */
+export function writeReport(dir: string, report: BenchReport): { markdown: string; json: string } {
+  mkdirSync(dir, { recursive: true });
+  const markdown = join(dir, "latest.md");
+  const json = join(dir, "latest.json");
+  writeFileSync(markdown, toMarkdown(report));
+  writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
+  return { markdown, json };
+}
+
+/** The machine line of the report. */
+export function machine(pinned: boolean): BenchReport["machine"] {
+  return { cpu: cpus()[0]?.model ?? "unknown CPU", cores: cpus().length, memoryGiB: totalmem() / 1024 ** 3, node: process.version, pinned };
+}

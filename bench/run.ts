@@ -1,0 +1,71 @@
+import { join } from "node:path";
+import { pinningAvailable } from "./processes/pinning.js";
+import { type ServerName, type ServerProcess, startServer } from "./processes/server-process.js";
+import { checkTargets, machine, toMarkdown, withRatios, writeReport } from "./report.js";
+import { type CaseResult, runCase } from "./run-case.js";
+import { loadSettings } from "./settings.js";
+import { prepare } from "./setup.js";
+import { benchCases } from "./workloads.js";
+
+/**
+ * `npm run bench`: prepares the data, starts every server in its own
+ * process pinned to core 0, and runs each case (call × server) with the load
+ * generator pinned to core 1; writes
+ * bench/results/latest.md and latest.json. BENCH_QUICK=1 for a smoke run;
+ * BENCH_ONLY=anvil,grpc-js to start only some servers.
+ */
+async function main(): Promise<void> {
+  const started = Date.now();
+  const settings = loadSettings();
+  const log = (line: string) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${line}\n`);
+  if (!pinningAvailable()) log("taskset or a second core is missing: server and load will share cores");
+  const setup = await prepare(settings, log);
+  const results: CaseResult[] = [];
+  let interrupted = false;
+  process.once("SIGINT", () => (interrupted = true));
+  const running = new Map<ServerName, ServerProcess>();
+  try {
+    const only = process.env.BENCH_ONLY?.split(",");
+    const cases = benchCases.filter((c) => !only || only.includes(c.server));
+    // Every server is up for the whole run (idle ones cost no CPU), and each
+    // call is measured on all its servers back to back: the load other users
+    // of a shared machine put on it drifts over minutes, and measuring peers
+    // side by side keeps that drift out of the ratios.
+    for (const name of new Set(cases.map((c) => c.server))) {
+      log(`starting ${name}`);
+      running.set(name, await startServer(name, { env: setup.serverEnv }));
+    }
+    for (const c of cases) {
+      if (interrupted) break;
+      const r = await runCase(c, running.get(c.server)!, setup.ctx, settings);
+      results.push(r);
+      log(
+        `${c.workload} ${c.call} (${c.shape}) on ${c.server}: ` +
+          (r.status === "not-served"
+            ? "not served"
+            : `${r.load?.rps.toFixed(0) ?? "—"} req/s, p99 ${r.load?.p99Ms.toFixed(1) ?? "—"} ms, ${r.errors} errors, ${r.peakRssMiB?.toFixed(0) ?? "—"} MiB` +
+              (r.status === "failed" ? ` — ${r.notes.join("; ").slice(0, 300)}` : "")),
+      );
+    }
+  } finally {
+    await Promise.all([...running.values()].map((s) => s.stop()));
+    await setup.teardown();
+  }
+  const ratios = withRatios(results);
+  const report = {
+    startedAt: new Date(started).toISOString(),
+    durationSeconds: (Date.now() - started) / 1000,
+    machine: machine(pinningAvailable()),
+    settings,
+    results: ratios,
+    targets: checkTargets(ratios),
+  };
+  const files = writeReport(join(import.meta.dirname, "results"), report);
+  process.stdout.write(toMarkdown(report));
+  log(`wrote ${files.markdown} and ${files.json}`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

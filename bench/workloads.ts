@@ -1,0 +1,75 @@
+import type { CallName } from "./protocol/calls.js";
+import type { ServerName } from "./processes/server-process.js";
+
+/** The five workloads of issue 6, in report order. */
+export const workloadTitles = {
+  overhead: "1. Protocol overhead (no database)",
+  "point-read": "2. Point read: GetUser by id",
+  write: "3. Write: CreateUser with a unique request_id",
+  list: "4. List: ListUsers, page of 50, 90% deep into 100,000 rows",
+  concurrency: "5. Concurrency: 1,000 HTTP/2 streams / 1,000 idle connections",
+} as const;
+
+/** A workload's key. */
+export type WorkloadName = keyof typeof workloadTitles;
+
+/** Which generator drives a case, and in what shape. */
+export type LoadShape =
+  /** h2load at the moderate in-flight count (fixed bodies, HTTP/2). */
+  | "h2load"
+  /** autocannon over HTTP/1.1 at the moderate in-flight count. */
+  | "autocannon"
+  /** The bench's own HTTP/2 loop: fresh body per request. */
+  | "h2-loop"
+  /** h2load holding 1,000 streams in flight on one connection. */
+  | "h2load-1000-streams"
+  /** 1,000 idle HTTP/2 connections, each used before and after holding. */
+  | "idle-connections";
+
+/** One measured cell: a call, driven one way, against one server. */
+export interface BenchCase {
+  readonly workload: WorkloadName;
+  readonly call: CallName;
+  readonly shape: LoadShape;
+  readonly server: ServerName;
+  /**
+   * The server may not serve this call yet (Anvil's gRPC health service and
+   * REST transcoding land separately): when every pre-run sample answers
+   * 404/UNIMPLEMENTED the case is reported as "not served" instead of failed.
+   */
+  readonly optional?: boolean;
+}
+
+const anvil = "anvil" as const;
+// Anvil without its fast unary path, where that path applies (RPCs, not /healthz or REST).
+const universal = "anvil-universal" as const;
+
+function cases(workload: WorkloadName, call: CallName, shape: LoadShape, servers: readonly ServerName[], optional: readonly ServerName[] = []): BenchCase[] {
+  return servers.map((server) => ({ workload, call, shape, server, ...(optional.includes(server) ? { optional: true } : {}) }));
+}
+
+/**
+ * Every case of a run. To add a workload or a protocol (REST when it lands,
+ * a health RPC, a new resource), add a call in protocol/calls.ts and a line
+ * here; peers that cannot serve it are simply left out of its line.
+ */
+export const benchCases: readonly BenchCase[] = [
+  ...cases("overhead", "health-grpc", "h2load", [anvil, universal, "bare-connect", "grpc-js", "raw-http2"], [anvil, universal]),
+  ...cases("overhead", "healthz-h2", "h2load", [anvil, "raw-http2"]),
+  ...cases("overhead", "healthz-h1", "autocannon", [anvil, "fastify", "raw-http"]),
+
+  ...cases("point-read", "get-grpc", "h2load", [anvil, universal, "bare-connect", "grpc-js", "raw-http2"]),
+  ...cases("point-read", "get-connect-proto", "h2load", [anvil, universal, "bare-connect"]),
+  ...cases("point-read", "get-grpc-web", "autocannon", [anvil, universal, "bare-connect"]),
+  ...cases("point-read", "get-connect-json", "autocannon", [anvil, universal, "bare-connect", "fastify", "raw-http"]),
+  ...cases("point-read", "get-rest", "autocannon", [anvil, "fastify"], [anvil]),
+
+  ...cases("write", "create-grpc", "h2-loop", [anvil, universal, "bare-connect", "grpc-js"]),
+  ...cases("write", "create-connect-json", "autocannon", [anvil, "bare-connect", "fastify"]),
+
+  ...cases("list", "list-grpc", "h2load", [anvil, "bare-connect", "grpc-js"]),
+  ...cases("list", "list-connect-json", "autocannon", [anvil, "bare-connect", "fastify"]),
+
+  ...cases("concurrency", "get-grpc", "h2load-1000-streams", [anvil, "bare-connect", "grpc-js"]),
+  ...cases("concurrency", "get-grpc", "idle-connections", [anvil, "bare-connect", "grpc-js"]),
+];
