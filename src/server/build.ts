@@ -84,7 +84,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const routes: RouteHandler[] = [
       createCors({ origins: config.corsOrigins, restMethods: rest.routes.map((r) => r.httpMethod) }),
       withPrivateGetCaching(connect.handle),
-      createRestHandler({ routes: rest.routes, handlers: connect.handlers, maxRequestBytes: config.maxRequestBytes, compressMinBytes: config.compressMinBytes, log }),
+      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, maxRequestBytes: config.maxRequestBytes, compressMinBytes: config.compressMinBytes, log }),
       createOpenApiRoute(config.compressMinBytes),
       createProbes(database, () => draining),
     ];

@@ -9,10 +9,10 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { Logger } from "pino";
-import type { DescMethodUnary, DescService } from "@bufbuild/protobuf";
+import type { DescMethod, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import { reclassifyBinaryParseErrors } from "./binary-parse-errors.js";
 import { createFastUnaryHandler } from "./fast-unary/fast-unary-handler.js";
-import type { UnaryImpl } from "./fast-unary/unary-call.js";
+import { composeUnaryCall, type UnaryCall, type UnaryImpl } from "./fast-unary/unary-call.js";
 import { encodeGrpcMessageAsSpecified } from "./grpc-message-encoding.js";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
@@ -58,26 +58,33 @@ function recordRegistrations(router: ConnectRouter): { router: ConnectRouter; se
   return { router: recording, services };
 }
 
-/** A fast-path handler for every unary method of every registered service, by request path. */
-function fastUnaryRoutes(services: readonly Registration[], options: ConnectRouterOptions): Map<string, RouteHandler> {
-  const routes = new Map<string, RouteHandler>();
+/** The interceptor chain and implementation of every registered unary method, composed once. */
+function composeUnaryCalls(services: readonly Registration[], options: ConnectRouterOptions): Map<DescMethod, UnaryCall> {
+  const calls = new Map<DescMethod, UnaryCall>();
   for (const { service, impl } of services) {
     for (const method of service.methods) {
       const fn = impl[method.localName];
       if (method.methodKind !== "unary" || typeof fn !== "function") continue;
-      routes.set(
-        `/${service.typeName}/${method.name}`,
-        createFastUnaryHandler({
-          service,
-          method: method as DescMethodUnary,
-          impl: fn.bind(impl) as UnaryImpl,
-          interceptors: options.interceptors ?? [],
-          readMaxBytes: options.readMaxBytes ?? 0xffffffff,
-          compressMinBytes: options.compressMinBytes ?? 1024,
-          acceptCompression: options.acceptCompression ?? [],
-        }),
-      );
+      calls.set(method, composeUnaryCall(service, method as DescMethodUnary, fn.bind(impl) as UnaryImpl, options.interceptors ?? []));
     }
+  }
+  return calls;
+}
+
+/** A fast-path handler for every unary method, by request path. */
+function fastUnaryRoutes(calls: ReadonlyMap<DescMethod, UnaryCall>, options: ConnectRouterOptions): Map<string, RouteHandler> {
+  const routes = new Map<string, RouteHandler>();
+  for (const [method, call] of calls) {
+    routes.set(
+      `/${method.parent.typeName}/${method.name}`,
+      createFastUnaryHandler({
+        method: method as DescMethodUnary,
+        call,
+        readMaxBytes: options.readMaxBytes ?? 0xffffffff,
+        compressMinBytes: options.compressMinBytes ?? 1024,
+        acceptCompression: options.acceptCompression ?? [],
+      }),
+    );
   }
   return routes;
 }
@@ -90,14 +97,20 @@ function fastUnaryRoutes(services: readonly Registration[], options: ConnectRout
  * and `grpc-message` is percent-encoded as the gRPC spec says (see
  * grpc-message-encoding.ts).
  */
-export function createConnectHandler(options: ConnectHandlerOptions): { handle: RouteHandler; handlers: readonly UniversalHandler[] } {
+export function createConnectHandler(options: ConnectHandlerOptions): {
+  handle: RouteHandler;
+  handlers: readonly UniversalHandler[];
+  /** Every unary method's interceptors and implementation, for transports beside Connect's (REST). */
+  unaryCalls: ReadonlyMap<DescMethod, UnaryCall>;
+} {
   const routerOptions = { acceptCompression: [compressionGzip, compressionBrotli], ...options };
   const router = createConnectRouter(routerOptions);
   const registered = recordRegistrations(router);
   options.routes(registered.router);
   const paths = new Map<string, UniversalHandler>();
   for (const h of router.handlers) paths.set(h.requestPath, h);
-  const fast = options.fastUnary === false ? new Map<string, RouteHandler>() : fastUnaryRoutes(registered.services, routerOptions);
+  const unaryCalls = composeUnaryCalls(registered.services, routerOptions);
+  const fast = options.fastUnary === false ? new Map<string, RouteHandler>() : fastUnaryRoutes(unaryCalls, routerOptions);
   const handle: RouteHandler = (req, res) => {
     const url = req.url ?? "";
     const q = url.indexOf("?");
@@ -110,11 +123,17 @@ export function createConnectHandler(options: ConnectHandlerOptions): { handle: 
       .then(reclassifyBinaryParseErrors)
       .then(encodeGrpcMessageAsSpecified)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .then(() => {
+        // An error answered before the body was read (too large, unparsable)
+        // leaves the rest unread; discard it, as the fast path does, or an
+        // HTTP/1.1 client still uploading blocks and never sees the answer.
+        if (!req.complete) req.resume();
+      })
       .catch((err: unknown) => {
         // The client went away mid-response; nothing is left to tell it.
         options.log.debug({ err, rpc: handler.requestPath }, "response not completed");
       });
     return true;
   };
-  return { handle, handlers: router.handlers };
+  return { handle, handlers: router.handlers, unaryCalls };
 }

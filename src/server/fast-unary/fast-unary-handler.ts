@@ -1,5 +1,5 @@
-import type { DescMethodUnary, DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { DescMethodUnary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { compressionNegotiate, encodeEnvelope, type Compression } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
@@ -13,17 +13,17 @@ import { parseContentType as parseGrpcWebContentType, trailerSerialize } from "@
 import type { NodeRequest, NodeResponse } from "../connect-handler.js";
 import { reencode as reencodeGrpcMessage } from "../grpc-message-encoding.js";
 import { parseMessage, serializeMessage } from "./codec.js";
+import { LazyAbort } from "./lazy-abort.js";
 import { readBody } from "./read-body.js";
 import { RequestHeaders } from "./request-headers.js";
-import { composeUnaryCall, type UnaryImpl } from "./unary-call.js";
+import type { UnaryCall } from "./unary-call.js";
 import { writeResponse } from "./write-response.js";
 
 /** Options of createFastUnaryHandler. */
 export interface FastUnaryOptions {
-  readonly service: DescService;
   readonly method: DescMethodUnary;
-  readonly impl: UnaryImpl;
-  readonly interceptors: readonly Interceptor[];
+  /** The method's interceptors and implementation (composeUnaryCall). */
+  readonly call: UnaryCall;
   readonly readMaxBytes: number;
   readonly compressMinBytes: number;
   readonly acceptCompression: readonly Compression[];
@@ -49,8 +49,7 @@ const grpcWebTrailerFlag = 0b10000000;
  * universal handler then answers.
  */
 export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeRequest, res: NodeResponse) => boolean {
-  const { method } = options;
-  const call = composeUnaryCall(options.service, method, options.impl, options.interceptors);
+  const { method, call } = options;
 
   async function serve(protocol: Protocol, req: NodeRequest, res: NodeResponse): Promise<void> {
     const grpcLike = protocol.name !== "connect";
@@ -65,7 +64,7 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
       : compressionNegotiate([...options.acceptCompression], requestHeader.get("content-encoding"), requestHeader.get("accept-encoding"), "Accept-Encoding");
     if (grpcLike && compression.response) responseHeader.set("grpc-encoding", compression.response.name);
 
-    const abort = new AbortController();
+    const abort = new LazyAbort();
     let timer: NodeJS.Timeout | undefined;
     if (timeout.timeoutMs !== undefined) {
       timer = setTimeout(() => abort.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeout.timeoutMs);
@@ -97,7 +96,7 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
           requestHeader,
           responseHeader,
           responseTrailer,
-          signal: abort.signal,
+          abort,
           timeoutMs: timeout.timeoutMs,
         },
         input,

@@ -19,13 +19,17 @@ export interface CallInit {
   readonly requestHeader: Headers;
   readonly responseHeader: Headers;
   readonly responseTrailer: Headers;
-  readonly signal: AbortSignal;
+  /** The call's abort signal, created on first use (see LazyAbort). */
+  readonly abort: { readonly signal: AbortSignal };
   readonly timeoutMs: number | undefined;
 }
 
 const kContext = Symbol("anvil.handler-context");
 
 type AnyUnaryFn = (req: UnaryRequest) => Promise<UnaryResponse>;
+
+/** One call of a unary method through its interceptors: what composeUnaryCall returns. */
+export type UnaryCall = (init: CallInit, input: Message) => Promise<UnaryResponse>;
 
 /**
  * Composes the interceptors around one method's implementation once, at
@@ -40,12 +44,15 @@ export function composeUnaryCall(
   method: DescMethodUnary,
   impl: UnaryImpl,
   interceptors: readonly Interceptor[],
-): (init: CallInit, input: Message) => Promise<UnaryResponse> {
+): UnaryCall {
   const inner: AnyUnaryFn = async (req) => {
     const ctx = (req as unknown as Record<symbol, HandlerContext>)[kContext] as HandlerContext;
     // An interceptor may have replaced the request's headers, signal or values.
+    // (Looking at the signal through its getter would create it; a getter
+    // still in place means nobody replaced it.)
+    const signalKept = Object.getOwnPropertyDescriptor(req, "signal")?.get !== undefined || req.signal === ctx.signal;
     const merged =
-      req.header === ctx.requestHeader && req.signal === ctx.signal && req.contextValues === ctx.values
+      req.header === ctx.requestHeader && signalKept && req.contextValues === ctx.values
         ? ctx
         : { ...ctx, service: req.service, requestHeader: req.header, signal: req.signal, values: req.contextValues };
     const output = await impl(req.message, merged);
@@ -68,7 +75,9 @@ export function composeUnaryCall(
       requestMethod: init.requestMethod,
       url: init.url,
       protocolName: init.protocolName,
-      signal: init.signal,
+      get signal() {
+        return init.abort.signal;
+      },
       timeoutMs: deadline === undefined ? () => undefined : () => deadline - Date.now(),
       requestHeader: init.requestHeader,
       responseHeader: init.responseHeader,
@@ -82,7 +91,9 @@ export function composeUnaryCall(
       service,
       requestMethod: init.requestMethod,
       url: init.url,
-      signal: init.signal,
+      get signal() {
+        return init.abort.signal;
+      },
       header: init.requestHeader,
       contextValues: values,
       [kContext]: ctx,

@@ -1,8 +1,11 @@
-import type { DescMethod, JsonObject, JsonValue } from "@bufbuild/protobuf";
+import { type DescMethod, fromJson, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createAsyncIterable, readAllBytes, type UniversalHandler } from "@connectrpc/connect/protocol";
+import { codeToHttpStatus, errorToJson, parseTimeout } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
 import type { NodeRequest, NodeResponse, RouteHandler } from "../connect-handler.js";
+import { LazyAbort } from "../fast-unary/lazy-abort.js";
+import { RequestHeaders } from "../fast-unary/request-headers.js";
+import type { UnaryCall } from "../fast-unary/unary-call.js";
 import { sendBody } from "../http-compression.js";
 import { setPrivateCaching } from "../private-caching.js";
 import { type PathBindings, matchPathTemplate, templateSpecificity } from "./path-template.js";
@@ -14,45 +17,33 @@ import { transcodeRequest } from "./transcode.js";
 /** Options of createRestHandler. */
 export interface RestHandlerOptions {
   readonly routes: readonly RestRoute[];
-  /** The Connect router's handlers; every REST call is dispatched into one. */
-  readonly handlers: readonly UniversalHandler[];
+  /**
+   * Every unary method's interceptor chain and implementation
+   * (createConnectHandler's `unaryCalls`); a REST call runs through the
+   * same one as an RPC call.
+   */
+  readonly unaryCalls: ReadonlyMap<DescMethod, UnaryCall>;
   readonly maxRequestBytes: number;
   readonly compressMinBytes: number;
   readonly log: Logger;
 }
 
 /**
- * Request headers that describe the REST request's own encoding; the
- * synthesized Connect request states its own instead. Everything else —
- * Authorization, X-Request-Id, Connect-Timeout-Ms — is passed on unchanged.
- */
-const ownHeaders = new Set([
-  "content-type",
-  "content-length",
-  "content-encoding",
-  "accept-encoding",
-  "transfer-encoding",
-  "connection",
-  "connect-protocol-version",
-  "connect-content-encoding",
-  "connect-accept-encoding",
-]);
-
-/**
  * Serves the REST routes of the `google.api.http` annotations. A REST call
- * is transcoded into the JSON request of its RPC and dispatched into the very
- * Connect handler an RPC call reaches, as a Connect unary JSON request with
- * the caller's headers — so authentication, permissions, validation, limits,
+ * is transcoded into the request message of its RPC and run through the
+ * very interceptor chain and implementation an RPC call reaches, with the
+ * caller's headers — so authentication, permissions, validation, limits,
  * logging and error mapping run exactly as for RPC, and REST can do nothing
- * an RPC call could not. The Connect response is mapped back: the status of
- * its code, the JSON body (or its `response_body` field).
+ * an RPC call could not. The answer is the response's proto3 JSON (or its
+ * `response_body` field), or `{code, message, details}` with the HTTP status
+ * of the error's code.
  */
 export function createRestHandler(options: RestHandlerOptions): RouteHandler {
-  const byMethod = new Map<DescMethod, UniversalHandler>();
-  for (const h of options.handlers) if (h.method) byMethod.set(h.method, h);
   const routes = [...options.routes].sort((a, b) => templateSpecificity(b.template) - templateSpecificity(a.template));
   for (const route of routes) {
-    if (!byMethod.has(route.method)) throw new Error(`no RPC handler for ${route.method.parent.typeName}.${route.method.name}, which has a REST route`);
+    if (route.method.methodKind === "unary" && !options.unaryCalls.has(route.method)) {
+      throw new Error(`no RPC handler for ${route.method.parent.typeName}.${route.method.name}, which has a REST route`);
+    }
   }
   return (req, res) => {
     const url = req.url ?? "/";
@@ -72,8 +63,13 @@ export function createRestHandler(options: RestHandlerOptions): RouteHandler {
       return true;
     }
     if (req.method === "GET") setPrivateCaching(res);
-    const handler = byMethod.get(match.route.method)!;
-    serve(req, res, match.route, match.bindings, new URLSearchParams(q === -1 ? "" : url.slice(q + 1)), handler, options).catch((err: unknown) => {
+    const call = options.unaryCalls.get(match.route.method);
+    if (call === undefined) {
+      // A streaming method: it has no single JSON reply.
+      sendRestError(req, res, new ConnectError("streaming methods are not available over REST; call them with Connect or gRPC", Code.Unimplemented), options.compressMinBytes);
+      return true;
+    }
+    serve(req, res, match.route, match.bindings, new URLSearchParams(q === -1 ? "" : url.slice(q + 1)), call, options).catch((err: unknown) => {
       options.log.debug({ err, path }, "REST response not completed");
       if (!res.headersSent) sendRestError(req, res, new ConnectError("internal error", Code.Internal), options.compressMinBytes);
     });
@@ -87,14 +83,9 @@ async function serve(
   route: RestRoute,
   bindings: PathBindings,
   query: URLSearchParams,
-  handler: UniversalHandler,
+  call: UnaryCall,
   options: RestHandlerOptions,
 ): Promise<void> {
-  if (route.method.methodKind !== "unary") {
-    // A stream has no single JSON reply; such methods are served over Connect, gRPC and gRPC-Web only.
-    sendRestError(req, res, new ConnectError("streaming methods are not available over REST; call them with Connect or gRPC", Code.Unimplemented), options.compressMinBytes);
-    return;
-  }
   let json: JsonObject;
   try {
     const type = req.headers["content-type"];
@@ -109,33 +100,53 @@ async function serve(
     sendRestError(req, res, error, options.compressMinBytes, errorStatus(error));
     return;
   }
-  const abort = new AbortController();
-  res.once("close", () => abort.abort());
-  const header = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined || name.startsWith(":") || ownHeaders.has(name)) continue;
-    for (const v of Array.isArray(value) ? value : [value]) header.append(name, v);
+  const timeoutHeader = req.headers["connect-timeout-ms"];
+  const timeout = parseTimeout(typeof timeoutHeader === "string" ? timeoutHeader : null, Number.MAX_SAFE_INTEGER);
+  const responseHeader = new Headers();
+  const abort = new LazyAbort();
+  const onClose = () => {
+    if (!res.writableEnded) abort.abort(new ConnectError("client disconnected", Code.Canceled));
+  };
+  res.once("close", onClose);
+  let out: JsonValue;
+  let status = 200;
+  try {
+    if (timeout.error) throw timeout.error;
+    let input;
+    try {
+      input = fromJson(route.method.input, json);
+    } catch (err) {
+      throw ConnectError.from(err, Code.InvalidArgument);
+    }
+    const response = await call(
+      {
+        requestMethod: req.method ?? "GET",
+        url: req.url ?? "/",
+        protocolName: "rest",
+        requestHeader: new RequestHeaders(req.headers),
+        responseHeader,
+        responseTrailer: new Headers(),
+        abort,
+        timeoutMs: timeout.timeoutMs,
+      },
+      input,
+    );
+    const message = toJson(route.method.output, response.message) as JsonObject;
+    out = route.responseBody ? (message[route.responseBody.jsonName] ?? emptyValue(route.responseBody.fieldKind)) : message;
+  } catch (err) {
+    const error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+    status = codeToHttpStatus(error.code);
+    error.metadata.forEach((value, name) => responseHeader.set(name, value));
+    out = { details: [], ...errorToJson(error, undefined) } as JsonValue;
+  } finally {
+    res.off("close", onClose);
   }
-  header.set("content-type", "application/json");
-  header.set("connect-protocol-version", "1");
-  const uRes = await handler({
-    httpVersion: req.httpVersion,
-    method: "POST",
-    url: new URL(handler.requestPath, "http://localhost").toString(),
-    header,
-    body: createAsyncIterable([new TextEncoder().encode(JSON.stringify(json))]),
-    signal: abort.signal,
+  const headers: Record<string, string> = {};
+  responseHeader.forEach((value, name) => {
+    headers[name] = value;
   });
-  const bytes = uRes.body ? await readAllBytes(uRes.body, Number.MAX_SAFE_INTEGER) : new Uint8Array();
-  const headers: Record<string, string> = { "content-type": "application/json" };
-  uRes.header?.forEach((value, name) => {
-    if (!name.startsWith("content-")) headers[name] = value;
-  });
-  const parsed = JSON.parse(new TextDecoder().decode(bytes) || "{}") as JsonObject;
-  let out: JsonValue = parsed;
-  if (uRes.status !== 200) out = { code: parsed.code ?? "unknown", message: parsed.message ?? "", details: parsed.details ?? [] };
-  else if (route.responseBody) out = parsed[route.responseBody.jsonName] ?? emptyValue(route.responseBody.fieldKind);
-  await sendBody(req, res, uRes.status, headers, new TextEncoder().encode(JSON.stringify(out)), options.compressMinBytes);
+  headers["content-type"] = "application/json";
+  await sendBody(req, res, status, headers, new TextEncoder().encode(JSON.stringify(out)), options.compressMinBytes);
 }
 
 /** What proto3 JSON omits for an unset field, written out so `response_body` is never empty. */
