@@ -1,4 +1,4 @@
-import { type ConnectRouter, type ConnectRouterOptions, createConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type ConnectRouterOptions, createConnectRouter } from "@connectrpc/connect";
 import {
   compressionBrotli,
   compressionGzip,
@@ -118,17 +118,11 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
     if (fast.get(path)?.(req, res)) return true;
     const handler = paths.get(path);
     if (!handler) return false;
-    const uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
+    const uReq = { ...universalRequestFromNodeRequest(req, res, undefined, undefined), body: readOrDiscard(req) };
     handler(uReq)
       .then(reclassifyBinaryParseErrors)
       .then(encodeGrpcMessageAsSpecified)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
-      .then(() => {
-        // An error answered before the body was read (too large, unparsable)
-        // leaves the rest unread; discard it, as the fast path does, or an
-        // HTTP/1.1 client still uploading blocks and never sees the answer.
-        if (!req.complete) req.resume();
-      })
       .catch((err: unknown) => {
         // The client went away mid-response; nothing is left to tell it.
         options.log.debug({ err, rpc: handler.requestPath }, "response not completed");
@@ -136,4 +130,22 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
     return true;
   };
   return { handle, handlers: router.handlers, unaryCalls };
+}
+
+/**
+ * The request body as connect reads it, except that when connect stops
+ * reading early (a body over readMaxBytes) the rest is discarded instead of
+ * the request being destroyed: a destroyed request leaves its keep-alive
+ * HTTP/1.1 socket paused mid-body, so the next request on that connection
+ * would hang. The fast path discards the same way (fast-unary/read-body.ts).
+ */
+async function* readOrDiscard(req: NodeRequest): AsyncIterable<Uint8Array> {
+  try {
+    for await (const chunk of req.iterator({ destroyOnReturn: false })) yield chunk as Uint8Array;
+  } catch (err) {
+    // Reading fails only when the client went away mid-body.
+    throw ConnectError.from(err, Code.Canceled);
+  } finally {
+    if (!req.complete) req.resume();
+  }
 }
