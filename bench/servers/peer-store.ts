@@ -68,9 +68,10 @@ export class PeerStore {
     if (pageToken) {
       const [time, id] = tokens.decode(binding, pageToken) as [string, string];
       ({ rows } = await this.#pool.query(
-        `select * from users where tenant_id = $1 and ((create_time > $2) or (create_time = $3 and id > $4))
-         order by create_time asc, id asc limit $5`,
-        [this.#tenant, time, time, id, limit + 1],
+        // The same keyset condition Anvil's src/db/keyset.ts writes for this order.
+        `select * from users where tenant_id = $1 and (create_time, id) > ($2, $3)
+         order by create_time asc, id asc limit $4`,
+        [this.#tenant, time, id, limit + 1],
       ));
     } else {
       ({ rows } = await this.#pool.query("select * from users where tenant_id = $1 order by create_time asc, id asc limit $2", [
