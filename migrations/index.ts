@@ -5,6 +5,7 @@ import * as workflows from "./20261123000210_workflows.js";
 import * as agents from "./20261123000220_agents.js";
 import * as ipas from "./20261123000230_ipas.js";
 import * as findings from "./20261123000500_findings.js";
+import * as operations from "./20261123000600_operations.js";
 
 /**
  * Every migration, by name; names sort in the order they apply. Listed
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   "20261123000220_agents": agents,
   "20261123000230_ipas": ipas,
   "20261123000500_findings": findings,
+  "20261123000600_operations": operations,
 };

@@ -27,6 +27,16 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** Responses (and streamed messages) smaller than this many bytes are sent uncompressed. */
   readonly compressMinBytes: number;
+  /** Concurrent server streams (WatchOperation) one principal may hold on this instance. */
+  readonly maxStreamsPerPrincipal: number;
+  /** How often watches and waiting claims re-read the tables when no notification arrives. */
+  readonly operationsPollMs: number;
+  /** Keep-alive interval of idle WatchOperation streams. */
+  readonly watchKeepAliveMs: number;
+  /** Attempts a task gets before its operation fails. */
+  readonly taskMaxAttempts: number;
+  /** Delay before a task's first retry, doubled for each later one (capped at 5 minutes). */
+  readonly taskRetryBaseMs: number;
 }
 
 /** Values of ANVIL_REFLECTION. */
@@ -50,6 +60,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     reflection: reflectionAccess(env.ANVIL_REFLECTION),
     corsOrigins: corsOrigins(env.ANVIL_CORS_ORIGINS),
     compressMinBytes: int(env, "ANVIL_COMPRESS_MIN_BYTES", 1024, 0, 1024 ** 3),
+    maxStreamsPerPrincipal: int(env, "ANVIL_MAX_STREAMS_PER_PRINCIPAL", 16, 1, 100_000),
+    operationsPollMs: int(env, "ANVIL_OPERATIONS_POLL_MS", 1_000, 10, 60_000),
+    watchKeepAliveMs: int(env, "ANVIL_WATCH_KEEPALIVE_MS", 15_000, 10, 3_600_000),
+    taskMaxAttempts: int(env, "ANVIL_TASK_MAX_ATTEMPTS", 3, 1, 100),
+    taskRetryBaseMs: int(env, "ANVIL_TASK_RETRY_BASE_MS", 1_000, 0, 3_600_000),
   };
 }
 

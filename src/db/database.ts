@@ -4,6 +4,7 @@ import pg from "pg";
 import type { Logger } from "pino";
 import type { Database } from "./schema.js";
 import { FencedPgPool } from "./fenced-pg-pool.js";
+import { type NotificationHandler, PgNotificationListener } from "./pg-notification-listener.js";
 import { PGlitePool } from "./pglite-pool.js";
 
 /** Where the data lives: a PostgreSQL server, or the embedded PGlite database. */
@@ -17,6 +18,14 @@ export interface DatabaseHandle {
   readonly db: Kysely<Database>;
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
+  /**
+   * Delivers every NOTIFY on `channel` (committed by any process) to
+   * `onMessage` until the returned function is called. PostgreSQL: one
+   * dedicated listening connection per process, reconnecting on failure;
+   * PGlite: its own LISTEN support. Notifications can be lost while a
+   * connection is down: treat them as wake-ups, never as the data itself.
+   */
+  listen(channel: string, onMessage: NotificationHandler): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -47,13 +56,18 @@ export async function openDatabase(target: DatabaseTarget, log: Logger): Promise
     client.on("error", (err) => log.warn({ err: describe(err) }, "database connection failed"));
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new FencedPgPool(pool) as unknown as PostgresPool }) });
+  const listener = new PgNotificationListener(target.url, log);
   return {
     kind: "postgres",
     db,
     ping: async () => {
       await sql`select 1`.execute(db);
     },
-    close: () => db.destroy(),
+    listen: (channel, onMessage) => listener.listen(channel, onMessage),
+    close: async () => {
+      await listener.close();
+      await db.destroy();
+    },
   };
 }
 
@@ -63,13 +77,28 @@ async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
   if (!inMemory) mkdirSync(dataDir, { recursive: true });
   const pglite = await PGlite.create(inMemory ? undefined : dataDir);
   // kysely's pool type also admits cursors, which Anvil never uses.
-  const pool = new PGlitePool(pglite) as unknown as PostgresPool;
+  const lockable = new PGlitePool(pglite);
+  const pool = lockable as unknown as PostgresPool;
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  // LISTEN runs between transactions, holding the connection lock: issued in
+  // the middle of someone's transaction it would share that transaction's fate.
+  const exclusive = async <T>(work: () => Promise<T>): Promise<T> => {
+    const connection = await lockable.connect();
+    try {
+      return await work();
+    } finally {
+      connection.release();
+    }
+  };
   return {
     kind: "pglite",
     db,
     ping: async () => {
       await sql`select 1`.execute(db);
+    },
+    listen: async (channel, onMessage) => {
+      const unlisten = await exclusive(() => pglite.listen(channel, onMessage));
+      return () => exclusive(() => unlisten()).catch(() => undefined);
     },
     close: () => db.destroy(),
   };

@@ -3,6 +3,8 @@ import { InternalError } from "../shared/errors.js";
 import { AgentRepository } from "../agents/agent.repository.js";
 import { FindingRepository } from "../findings/finding.repository.js";
 import { IpaRepository } from "../ipas/ipa.repository.js";
+import { OperationRepository } from "../operations/operation.repository.js";
+import { TaskRepository } from "../operations/task.repository.js";
 import { UserRepository } from "../users/user.repository.js";
 import { WorkflowRepository } from "../workflows/workflow.repository.js";
 import { IdempotencyRepository } from "./idempotency.repository.js";
@@ -25,6 +27,8 @@ export class Repositories {
   #ipas?: IpaRepository;
   #findings?: FindingRepository;
   #idempotency?: IdempotencyRepository;
+  #operations?: OperationRepository;
+  #tasks?: TaskRepository;
 
   constructor(trx: Transaction<Database>, tenant: string, afterCommit: Array<() => void>) {
     this.#trx = trx;
@@ -62,6 +66,16 @@ export class Repositories {
   get idempotency(): IdempotencyRepository {
     const trx = this.#live();
     return (this.#idempotency ??= new IdempotencyRepository(trx, this.#tenant));
+  }
+
+  get operations(): OperationRepository {
+    const trx = this.#live();
+    return (this.#operations ??= new OperationRepository(trx, this.#tenant));
+  }
+
+  get tasks(): TaskRepository {
+    const trx = this.#live();
+    return (this.#tasks ??= new TaskRepository(trx, this.#tenant));
   }
 
   /** Runs `hook` after the transaction commits (never if it rolls back). */

@@ -3,6 +3,8 @@ import type { FindingTable } from "../findings/finding.table.js";
 import type { IpaTable } from "../ipas/ipa.table.js";
 import type { UserTable } from "../users/user.table.js";
 import type { WorkflowRevisionTable, WorkflowTable } from "../workflows/workflow.table.js";
+import type { OperationEventTable, OperationTable } from "../operations/operation.table.js";
+import type { TaskTable } from "../operations/task.table.js";
 import type { IdempotencyKeyTable } from "./tables/idempotency-key.table.js";
 import type { SettingTable } from "./tables/setting.table.js";
 
@@ -16,4 +18,7 @@ export interface Database {
   findings: FindingTable;
   idempotency_keys: IdempotencyKeyTable;
   anvil_settings: SettingTable;
+  operations: OperationTable;
+  operation_events: OperationEventTable;
+  tasks: TaskTable;
 }

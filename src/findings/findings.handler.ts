@@ -26,7 +26,11 @@ import {
   type UpdateFindingRequest,
   type UpdateFindingResponse,
   UpdateFindingResponseSchema,
+  type StartAnalysisRequest,
+  type StartAnalysisResponse,
+  StartAnalysisResponseSchema,
 } from "../../gen/anvil/findings/v1/findings_pb.js";
+import { toOperationMessage } from "../operations/operation-messages.js";
 import { patchFromMask } from "../rpc/field-mask.js";
 import { requestContext } from "../rpc/request-context.js";
 import { InvalidArgumentError } from "../shared/errors.js";
@@ -42,16 +46,19 @@ import {
 } from "./finding-messages.js";
 import { parseFindingOrder } from "./finding-query.js";
 import { defaultCorrelations, defaultWindowDays, type FindingInsightsService } from "./finding-insights.service.js";
+import type { AnalysesService } from "./analyses.service.js";
 import type { FindingsService } from "./findings.service.js";
 
 /** FindingService over the wire: converts proto ⇄ domain and nothing else. */
 export class FindingsHandler implements ServiceImpl<typeof FindingService> {
   readonly #findings: FindingsService;
   readonly #insights: FindingInsightsService;
+  readonly #analyses: AnalysesService;
 
-  constructor(findings: FindingsService, insights: FindingInsightsService) {
+  constructor(findings: FindingsService, insights: FindingInsightsService, analyses: AnalysesService) {
     this.#findings = findings;
     this.#insights = insights;
+    this.#analyses = analyses;
   }
 
   async getFinding(req: GetFindingRequest, ctx: HandlerContext): Promise<GetFindingResponse> {
@@ -138,5 +145,11 @@ export class FindingsHandler implements ServiceImpl<typeof FindingService> {
     return create(CorrelateAlertResponseSchema, {
       findings: correlations.map((c) => ({ finding: findingToMessage(c.finding), confidence: c.confidence, reason: c.reason })),
     });
+  }
+
+  async startAnalysis(req: StartAnalysisRequest, ctx: HandlerContext): Promise<StartAnalysisResponse> {
+    const target = { repository: req.repository, path: req.path };
+    const operation = await this.#analyses.start(requestContext(ctx), target, req.requestId || undefined);
+    return create(StartAnalysisResponseSchema, { operation: toOperationMessage(operation) });
   }
 }

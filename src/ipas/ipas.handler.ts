@@ -11,6 +11,9 @@ import {
   type DeployIpaRequest,
   type DeployIpaResponse,
   DeployIpaResponseSchema,
+  type ExecuteIpaRequest,
+  type ExecuteIpaResponse,
+  ExecuteIpaResponseSchema,
   type GetIpaRequest,
   type GetIpaResponse,
   GetIpaResponseSchema,
@@ -28,11 +31,13 @@ import {
   type UpdateIpaResponse,
   UpdateIpaResponseSchema,
 } from "../../gen/anvil/ipas/v1/ipas_pb.js";
+import { toOperationMessage } from "../operations/operation-messages.js";
 import { enumMapping } from "../rpc/enum-mapping.js";
 import { patchFromMask } from "../rpc/field-mask.js";
 import { requestContext } from "../rpc/request-context.js";
 import { etagOf } from "../shared/etag.js";
 import { type Ipa, type NewIpa, updatableIpaFields } from "./ipa.js";
+import type { IpaExecutionsService } from "./ipa-executions.service.js";
 import type { IpasService } from "./ipas.service.js";
 
 const states = enumMapping([
@@ -44,9 +49,11 @@ const states = enumMapping([
 /** IpaService over the wire: converts proto ⇄ domain and nothing else. */
 export class IpasHandler implements ServiceImpl<typeof IpaService> {
   readonly #ipas: IpasService;
+  readonly #executions: IpaExecutionsService;
 
-  constructor(ipas: IpasService) {
+  constructor(ipas: IpasService, executions: IpaExecutionsService) {
     this.#ipas = ipas;
+    this.#executions = executions;
   }
 
   async getIpa(req: GetIpaRequest, ctx: HandlerContext): Promise<GetIpaResponse> {
@@ -84,6 +91,11 @@ export class IpasHandler implements ServiceImpl<typeof IpaService> {
   async undeployIpa(req: UndeployIpaRequest, ctx: HandlerContext): Promise<UndeployIpaResponse> {
     const ipa = await this.#ipas.undeploy(requestContext(ctx), req.id, req.etag || undefined);
     return create(UndeployIpaResponseSchema, { ipa: toMessage(ipa) });
+  }
+
+  async executeIpa(req: ExecuteIpaRequest, ctx: HandlerContext): Promise<ExecuteIpaResponse> {
+    const operation = await this.#executions.execute(requestContext(ctx), req.id, req.requestId || undefined);
+    return create(ExecuteIpaResponseSchema, { operation: toOperationMessage(operation) });
   }
 }
 

@@ -12,6 +12,7 @@ import { loggingInterceptor } from "../rpc/logging-interceptor.js";
 import { readMethodPolicies } from "../rpc/method-policies.js";
 import { permissionInterceptor } from "../rpc/permission-interceptor.js";
 import { requestIdInterceptor } from "../rpc/request-id-interceptor.js";
+import { OperationsModule } from "../operations/operations-module.js";
 import { validationInterceptor } from "../rpc/validation-interceptor.js";
 import { KeysetPager } from "../shared/keyset-pager.js";
 import { PageTokens } from "../shared/page-token.js";
@@ -61,6 +62,8 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       .executeTakeFirstOrThrow();
     const uow = new UnitOfWork(database.db);
     const pageTokens = new PageTokens(Buffer.from(key.value, "utf8"));
+    const pager = new KeysetPager(pageTokens);
+    const operations = await OperationsModule.start(database, uow, pager, operationsSettings(config), log);
     const interceptors: Interceptor[] = [
       requestIdInterceptor(),
       loggingInterceptor(log),
@@ -72,7 +75,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     let draining = false;
     const monitor = new ServingMonitor(() => database.ping(), () => draining);
     const connect = createConnectHandler({
-      routes: registerServices({ uow, pager: new KeysetPager(pageTokens), monitor }),
+      routes: registerServices({ uow, pager, monitor, operations }),
       interceptors,
       readMaxBytes: config.maxRequestBytes,
       compressMinBytes: config.compressMinBytes,
@@ -100,11 +103,24 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       log,
       drain: () => {
         draining = true;
+        operations.drain();
       },
-      close: () => database.close(),
+      close: async () => {
+        await operations.close();
+        await database.close();
+      },
     };
   } catch (err) {
     await database.close();
     throw err;
   }
+}
+
+/** The operations capability's settings, from the gateway's configuration. */
+function operationsSettings(config: Config) {
+  return {
+    queue: { maxAttempts: config.taskMaxAttempts, retryBaseMs: config.taskRetryBaseMs, retryMaxMs: 300_000 },
+    watch: { pollMs: config.operationsPollMs, keepAliveMs: config.watchKeepAliveMs, batchSize: 100 },
+    maxStreamsPerPrincipal: config.maxStreamsPerPrincipal,
+  };
 }

@@ -3,6 +3,7 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { AgentService } from "../../gen/anvil/agents/v1/agents_pb.js";
 import { FindingService } from "../../gen/anvil/findings/v1/findings_pb.js";
 import { IpaService } from "../../gen/anvil/ipas/v1/ipas_pb.js";
+import { OperationService, WorkerService } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { UserService } from "../../gen/anvil/users/v1/users_pb.js";
 import { WorkflowService } from "../../gen/anvil/workflows/v1/workflows_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
@@ -10,11 +11,14 @@ import { AgentsHandler } from "../agents/agents.handler.js";
 import { AgentsService } from "../agents/agents.service.js";
 import type { ReflectionAccess } from "../config.js";
 import type { UnitOfWork } from "../db/unit-of-work.js";
+import { AnalysesService } from "../findings/analyses.service.js";
 import { FindingInsightsService } from "../findings/finding-insights.service.js";
 import { FindingsHandler } from "../findings/findings.handler.js";
 import { FindingsService } from "../findings/findings.service.js";
+import { IpaExecutionsService } from "../ipas/ipa-executions.service.js";
 import { IpasHandler } from "../ipas/ipas.handler.js";
 import { IpasService } from "../ipas/ipas.service.js";
+import type { OperationsModule } from "../operations/operations-module.js";
 import type { KeysetPager } from "../shared/keyset-pager.js";
 import { UsersHandler } from "../users/users.handler.js";
 import { UsersService } from "../users/users.service.js";
@@ -30,10 +34,20 @@ export interface ServiceDependencies {
   readonly pager: KeysetPager;
   /** Whether the gateway can serve, for gRPC health. */
   readonly monitor: ServingMonitor;
+  /** Long-running operations: their handlers, and the starter other use cases enqueue work with. */
+  readonly operations: OperationsModule;
 }
 
 /** Every Anvil API service, in the order it is registered. */
-export const apiServices: readonly DescService[] = [UserService, WorkflowService, AgentService, IpaService, FindingService];
+export const apiServices: readonly DescService[] = [
+  UserService,
+  WorkflowService,
+  AgentService,
+  IpaService,
+  FindingService,
+  OperationService,
+  WorkerService,
+];
 
 /**
  * gRPC's own services served next to the API: health and reflection. Kept
@@ -63,10 +77,14 @@ export function infrastructureAccess(reflection: ReflectionAccess): {
  */
 export function registerServices(deps: ServiceDependencies): (router: ConnectRouter) => void {
   const users = new UsersHandler(new UsersService(deps.uow, deps.pager));
-  const workflows = new WorkflowsHandler(new WorkflowsService(deps.uow, deps.pager));
+  const workflows = new WorkflowsHandler(new WorkflowsService(deps.uow, deps.pager, deps.operations.starter));
   const agents = new AgentsHandler(new AgentsService(deps.uow, deps.pager));
-  const ipas = new IpasHandler(new IpasService(deps.uow, deps.pager));
-  const findings = new FindingsHandler(new FindingsService(deps.uow, deps.pager), new FindingInsightsService(deps.uow));
+  const ipas = new IpasHandler(new IpasService(deps.uow, deps.pager), new IpaExecutionsService(deps.uow, deps.operations.starter));
+  const findings = new FindingsHandler(
+    new FindingsService(deps.uow, deps.pager),
+    new FindingInsightsService(deps.uow),
+    new AnalysesService(deps.uow, deps.operations.starter),
+  );
   const served = [...apiServices, ...infrastructureServices];
   const health = createHealthHandler(served.map((s) => s.typeName), deps.monitor);
   const reflection = createReflectionHandlers(served);
@@ -76,6 +94,8 @@ export function registerServices(deps: ServiceDependencies): (router: ConnectRou
     router.service(AgentService, agents);
     router.service(IpaService, ipas);
     router.service(FindingService, findings);
+    router.service(OperationService, deps.operations.operationsHandler);
+    router.service(WorkerService, deps.operations.workersHandler);
     router.service(Health, health);
     router.service(reflectionServices[0], reflection.v1);
     router.service(reflectionServices[1], reflection.v1alpha);

@@ -17,6 +17,9 @@ import {
   type ListWorkflowsRequest,
   type ListWorkflowsResponse,
   ListWorkflowsResponseSchema,
+  type RunWorkflowRequest,
+  type RunWorkflowResponse,
+  RunWorkflowResponseSchema,
   type UpdateWorkflowRequest,
   type UpdateWorkflowResponse,
   UpdateWorkflowResponseSchema,
@@ -26,6 +29,7 @@ import {
   type WorkflowService,
   Workflow_State,
 } from "../../gen/anvil/workflows/v1/workflows_pb.js";
+import { toOperationMessage } from "../operations/operation-messages.js";
 import { enumMapping } from "../rpc/enum-mapping.js";
 import { patchFromMask } from "../rpc/field-mask.js";
 import { requestContext } from "../rpc/request-context.js";
@@ -83,6 +87,11 @@ export class WorkflowsHandler implements ServiceImpl<typeof WorkflowService> {
   async listWorkflowRevisions(req: ListWorkflowRevisionsRequest, ctx: HandlerContext): Promise<ListWorkflowRevisionsResponse> {
     const page = await this.#workflows.revisions(requestContext(ctx), req.id, { pageSize: req.pageSize, pageToken: req.pageToken });
     return create(ListWorkflowRevisionsResponseSchema, { revisions: page.items.map(toMessage), nextPageToken: page.nextPageToken });
+  }
+
+  async runWorkflow(req: RunWorkflowRequest, ctx: HandlerContext): Promise<RunWorkflowResponse> {
+    const operation = await this.#workflows.run(requestContext(ctx), req.id, req.requestId || undefined);
+    return create(RunWorkflowResponseSchema, { operation: toOperationMessage(operation) });
   }
 }
 

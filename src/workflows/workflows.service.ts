@@ -3,11 +3,15 @@ import { idempotencyKey } from "../db/idempotency-key.js";
 import { jsonCodec } from "../db/idempotency.repository.js";
 import type { UnitOfWork } from "../db/unit-of-work.js";
 import { refuseWhileDeployed } from "../ipas/ipa.js";
+import type { Operation } from "../operations/operation.js";
+import { operationCodec } from "../operations/operation-codec.js";
+import type { OperationStarter } from "../operations/start-operation.js";
 import { expectedVersion } from "../shared/etag.js";
 import type { KeysetPager, KeysetQuery } from "../shared/keyset-pager.js";
 import type { Page, PageRequest } from "../shared/pagination.js";
 import type { Scope } from "../shared/scope.js";
 import type { NewWorkflow, Workflow, WorkflowPatch } from "./workflow.js";
+import { workflowRunSpec } from "./workflow-run.js";
 import { checkSteps } from "./workflow-steps.js";
 
 const workflowCodec = jsonCodec<Workflow>("createTime", "updateTime");
@@ -25,10 +29,12 @@ const stepsPath = "workflow.steps";
 export class WorkflowsService {
   readonly #uow: UnitOfWork;
   readonly #pager: KeysetPager;
+  readonly #starter: OperationStarter;
 
-  constructor(uow: UnitOfWork, pager: KeysetPager) {
+  constructor(uow: UnitOfWork, pager: KeysetPager, starter: OperationStarter) {
     this.#uow = uow;
     this.#pager = pager;
+    this.#starter = starter;
   }
 
   get(scope: Scope, id: string): Promise<Workflow> {
@@ -82,6 +88,18 @@ export class WorkflowsService {
         if (revisions.length === 0) await tx.workflows.get(id);
         return revisions;
       }),
+    );
+  }
+
+  /**
+   * Starts a run: the operation and one task per step are written in this
+   * transaction (so a rollback leaves nothing). The workflow is read FOR
+   * SHARE: it cannot change state under a starting run.
+   */
+  run(scope: Scope, id: string, requestId?: string): Promise<Operation> {
+    const key = idempotencyKey("workflows.run", { id }, requestId);
+    return this.#uow.transact(scope, (tx) =>
+      tx.idempotency.run(key, operationCodec, async () => this.#starter.start(tx, workflowRunSpec(await tx.workflows.get(id, "share")))),
     );
   }
 }

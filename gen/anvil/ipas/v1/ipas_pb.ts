@@ -8,6 +8,8 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_anvil_api_v1_annotations } from "../../api/v1/annotations_pb.js";
+import type { Operation } from "../../operations/v1/operations_pb.js";
+import { file_anvil_operations_v1_operations } from "../../operations/v1/operations_pb.js";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
 import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
@@ -18,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file anvil/ipas/v1/ipas.proto.
  */
 export const file_anvil_ipas_v1_ipas: GenFile = /*@__PURE__*/
-  fileDesc("ChhhbnZpbC9pcGFzL3YxL2lwYXMucHJvdG8SDWFudmlsLmlwYXMudjEi/AMKA0lwYRIVCgJpZBgBIAEoCUIJ4EEI0vMYAhgCEiAKDGRpc3BsYXlfbmFtZRgCIAEoCUIK4EEC0vMYAxDIARIeCgt3b3JrZmxvd19pZBgDIAEoCUIJ4EEC0vMYAhgCEkYKDmFnZW50X2JpbmRpbmdzGAQgAygLMiUuYW52aWwuaXBhcy52MS5JcGEuQWdlbnRCaW5kaW5nc0VudHJ5QgfS8xgDIMgBEiwKBXN0YXRlGAUgASgOMhguYW52aWwuaXBhcy52MS5JcGEuU3RhdGVCA+BBAxIeChFkZXBsb3llZF9yZXZpc2lvbhgGIAEoBUID4EEDEgwKBGV0YWcYByABKAkSNAoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSNAoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMaNAoSQWdlbnRCaW5kaW5nc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVgoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIPCgtTVEFURV9EUkFGVBABEhIKDlNUQVRFX0RFUExPWUVEEAISEQoNU1RBVEVfUkVUSVJFRBADIiYKDUdldElwYVJlcXVlc3QSFQoCaWQYASABKAlCCeBBAtLzGAIYAiIxCg5HZXRJcGFSZXNwb25zZRIfCgNpcGEYASABKAsyEi5hbnZpbC5pcGFzLnYxLklwYSJJCg9MaXN0SXBhc1JlcXVlc3QSGQoJcGFnZV9zaXplGAEgASgFQgbS8xgCQAESGwoKcGFnZV90b2tlbhgCIAEoCUIH0vMYAxCACCJNChBMaXN0SXBhc1Jlc3BvbnNlEiAKBGlwYXMYASADKAsyEi5hbnZpbC5pcGFzLnYxLklwYRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiVwoQQ3JlYXRlSXBhUmVxdWVzdBIkCgNpcGEYASABKAsyEi5hbnZpbC5pcGFzLnYxLklwYUID4EECEh0KCnJlcXVlc3RfaWQYAiABKAlCCeBBAdLzGAIYAiI0ChFDcmVhdGVJcGFSZXNwb25zZRIfCgNpcGEYASABKAsyEi5hbnZpbC5pcGFzLnYxLklwYSJuChBVcGRhdGVJcGFSZXF1ZXN0EiQKA2lwYRgBIAEoCzISLmFudmlsLmlwYXMudjEuSXBhQgPgQQISNAoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQgPgQQIiNAoRVXBkYXRlSXBhUmVzcG9uc2USHwoDaXBhGAEgASgLMhIuYW52aWwuaXBhcy52MS5JcGEiNwoQRGVsZXRlSXBhUmVxdWVzdBIVCgJpZBgBIAEoCUIJ4EEC0vMYAhgCEgwKBGV0YWcYAiABKAkiEwoRRGVsZXRlSXBhUmVzcG9uc2UiNwoQRGVwbG95SXBhUmVxdWVzdBIVCgJpZBgBIAEoCUIJ4EEC0vMYAhgCEgwKBGV0YWcYAiABKAkiNAoRRGVwbG95SXBhUmVzcG9uc2USHwoDaXBhGAEgASgLMhIuYW52aWwuaXBhcy52MS5JcGEiOQoSVW5kZXBsb3lJcGFSZXF1ZXN0EhUKAmlkGAEgASgJQgngQQLS8xgCGAISDAoEZXRhZxgCIAEoCSI2ChNVbmRlcGxveUlwYVJlc3BvbnNlEh8KA2lwYRgBIAEoCzISLmFudmlsLmlwYXMudjEuSXBhMvYGCgpJcGFTZXJ2aWNlEnEKBkdldElwYRIcLmFudmlsLmlwYXMudjEuR2V0SXBhUmVxdWVzdBodLmFudmlsLmlwYXMudjEuR2V0SXBhUmVzcG9uc2UiKpACAcrzGAlpcGFzLnJlYWSC0+STAhRiA2lwYRINL3YxL2lwYXMve2lkfRJtCghMaXN0SXBhcxIeLmFudmlsLmlwYXMudjEuTGlzdElwYXNSZXF1ZXN0Gh8uYW52aWwuaXBhcy52MS5MaXN0SXBhc1Jlc3BvbnNlIiCQAgHK8xgJaXBhcy5yZWFkgtPkkwIKEggvdjEvaXBhcxJ4CglDcmVhdGVJcGESHy5hbnZpbC5pcGFzLnYxLkNyZWF0ZUlwYVJlcXVlc3QaIC5hbnZpbC5pcGFzLnYxLkNyZWF0ZUlwYVJlc3BvbnNlIijK8xgKaXBhcy53cml0ZYLT5JMCFDoDaXBhYgNpcGEiCC92MS9pcGFzEoEBCglVcGRhdGVJcGESHy5hbnZpbC5pcGFzLnYxLlVwZGF0ZUlwYVJlcXVlc3QaIC5hbnZpbC5pcGFzLnYxLlVwZGF0ZUlwYVJlc3BvbnNlIjHK8xgKaXBhcy53cml0ZYLT5JMCHToDaXBhYgNpcGEyES92MS9pcGFzL3tpcGEuaWR9EnYKCURlbGV0ZUlwYRIfLmFudmlsLmlwYXMudjEuRGVsZXRlSXBhUmVxdWVzdBogLmFudmlsLmlwYXMudjEuRGVsZXRlSXBhUmVzcG9uc2UiJpACAsrzGAppcGFzLndyaXRlgtPkkwIPKg0vdjEvaXBhcy97aWR9EoIBCglEZXBsb3lJcGESHy5hbnZpbC5pcGFzLnYxLkRlcGxveUlwYVJlcXVlc3QaIC5hbnZpbC5pcGFzLnYxLkRlcGxveUlwYVJlc3BvbnNlIjLK8xgKaXBhcy53cml0ZYLT5JMCHjoBKmIDaXBhIhQvdjEvaXBhcy97aWR9OmRlcGxveRKKAQoLVW5kZXBsb3lJcGESIS5hbnZpbC5pcGFzLnYxLlVuZGVwbG95SXBhUmVxdWVzdBoiLmFudmlsLmlwYXMudjEuVW5kZXBsb3lJcGFSZXNwb25zZSI0yvMYCmlwYXMud3JpdGWC0+STAiA6ASpiA2lwYSIWL3YxL2lwYXMve2lkfTp1bmRlcGxveWIGcHJvdG8z", [file_anvil_api_v1_annotations, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("ChhhbnZpbC9pcGFzL3YxL2lwYXMucHJvdG8SDWFudmlsLmlwYXMudjEi/AMKA0lwYRIVCgJpZBgBIAEoCUIJ4EEI0vMYAhgCEiAKDGRpc3BsYXlfbmFtZRgCIAEoCUIK4EEC0vMYAxDIARIeCgt3b3JrZmxvd19pZBgDIAEoCUIJ4EEC0vMYAhgCEkYKDmFnZW50X2JpbmRpbmdzGAQgAygLMiUuYW52aWwuaXBhcy52MS5JcGEuQWdlbnRCaW5kaW5nc0VudHJ5QgfS8xgDIMgBEiwKBXN0YXRlGAUgASgOMhguYW52aWwuaXBhcy52MS5JcGEuU3RhdGVCA+BBAxIeChFkZXBsb3llZF9yZXZpc2lvbhgGIAEoBUID4EEDEgwKBGV0YWcYByABKAkSNAoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSNAoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMaNAoSQWdlbnRCaW5kaW5nc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVgoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIPCgtTVEFURV9EUkFGVBABEhIKDlNUQVRFX0RFUExPWUVEEAISEQoNU1RBVEVfUkVUSVJFRBADIiYKDUdldElwYVJlcXVlc3QSFQoCaWQYASABKAlCCeBBAtLzGAIYAiIxCg5HZXRJcGFSZXNwb25zZRIfCgNpcGEYASABKAsyEi5hbnZpbC5pcGFzLnYxLklwYSJJCg9MaXN0SXBhc1JlcXVlc3QSGQoJcGFnZV9zaXplGAEgASgFQgbS8xgCQAESGwoKcGFnZV90b2tlbhgCIAEoCUIH0vMYAxCACCJNChBMaXN0SXBhc1Jlc3BvbnNlEiAKBGlwYXMYASADKAsyEi5hbnZpbC5pcGFzLnYxLklwYRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiVwoQQ3JlYXRlSXBhUmVxdWVzdBIkCgNpcGEYASABKAsyEi5hbnZpbC5pcGFzLnYxLklwYUID4EECEh0KCnJlcXVlc3RfaWQYAiABKAlCCeBBAdLzGAIYAiI0ChFDcmVhdGVJcGFSZXNwb25zZRIfCgNpcGEYASABKAsyEi5hbnZpbC5pcGFzLnYxLklwYSJuChBVcGRhdGVJcGFSZXF1ZXN0EiQKA2lwYRgBIAEoCzISLmFudmlsLmlwYXMudjEuSXBhQgPgQQISNAoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQgPgQQIiNAoRVXBkYXRlSXBhUmVzcG9uc2USHwoDaXBhGAEgASgLMhIuYW52aWwuaXBhcy52MS5JcGEiNwoQRGVsZXRlSXBhUmVxdWVzdBIVCgJpZBgBIAEoCUIJ4EEC0vMYAhgCEgwKBGV0YWcYAiABKAkiEwoRRGVsZXRlSXBhUmVzcG9uc2UiNwoQRGVwbG95SXBhUmVxdWVzdBIVCgJpZBgBIAEoCUIJ4EEC0vMYAhgCEgwKBGV0YWcYAiABKAkiNAoRRGVwbG95SXBhUmVzcG9uc2USHwoDaXBhGAEgASgLMhIuYW52aWwuaXBhcy52MS5JcGEiOQoSVW5kZXBsb3lJcGFSZXF1ZXN0EhUKAmlkGAEgASgJQgngQQLS8xgCGAISDAoEZXRhZxgCIAEoCSI2ChNVbmRlcGxveUlwYVJlc3BvbnNlEh8KA2lwYRgBIAEoCzISLmFudmlsLmlwYXMudjEuSXBhIkkKEUV4ZWN1dGVJcGFSZXF1ZXN0EhUKAmlkGAEgASgJQgngQQLS8xgCGAISHQoKcmVxdWVzdF9pZBgCIAEoCUIJ4EEB0vMYAhgCIkcKEkV4ZWN1dGVJcGFSZXNwb25zZRIxCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbjKFCAoKSXBhU2VydmljZRJxCgZHZXRJcGESHC5hbnZpbC5pcGFzLnYxLkdldElwYVJlcXVlc3QaHS5hbnZpbC5pcGFzLnYxLkdldElwYVJlc3BvbnNlIiqQAgHK8xgJaXBhcy5yZWFkgtPkkwIUYgNpcGESDS92MS9pcGFzL3tpZH0SbQoITGlzdElwYXMSHi5hbnZpbC5pcGFzLnYxLkxpc3RJcGFzUmVxdWVzdBofLmFudmlsLmlwYXMudjEuTGlzdElwYXNSZXNwb25zZSIgkAIByvMYCWlwYXMucmVhZILT5JMCChIIL3YxL2lwYXMSeAoJQ3JlYXRlSXBhEh8uYW52aWwuaXBhcy52MS5DcmVhdGVJcGFSZXF1ZXN0GiAuYW52aWwuaXBhcy52MS5DcmVhdGVJcGFSZXNwb25zZSIoyvMYCmlwYXMud3JpdGWC0+STAhQ6A2lwYWIDaXBhIggvdjEvaXBhcxKBAQoJVXBkYXRlSXBhEh8uYW52aWwuaXBhcy52MS5VcGRhdGVJcGFSZXF1ZXN0GiAuYW52aWwuaXBhcy52MS5VcGRhdGVJcGFSZXNwb25zZSIxyvMYCmlwYXMud3JpdGWC0+STAh06A2lwYWIDaXBhMhEvdjEvaXBhcy97aXBhLmlkfRJ2CglEZWxldGVJcGESHy5hbnZpbC5pcGFzLnYxLkRlbGV0ZUlwYVJlcXVlc3QaIC5hbnZpbC5pcGFzLnYxLkRlbGV0ZUlwYVJlc3BvbnNlIiaQAgLK8xgKaXBhcy53cml0ZYLT5JMCDyoNL3YxL2lwYXMve2lkfRKCAQoJRGVwbG95SXBhEh8uYW52aWwuaXBhcy52MS5EZXBsb3lJcGFSZXF1ZXN0GiAuYW52aWwuaXBhcy52MS5EZXBsb3lJcGFSZXNwb25zZSIyyvMYCmlwYXMud3JpdGWC0+STAh46ASpiA2lwYSIUL3YxL2lwYXMve2lkfTpkZXBsb3kSigEKC1VuZGVwbG95SXBhEiEuYW52aWwuaXBhcy52MS5VbmRlcGxveUlwYVJlcXVlc3QaIi5hbnZpbC5pcGFzLnYxLlVuZGVwbG95SXBhUmVzcG9uc2UiNMrzGAppcGFzLndyaXRlgtPkkwIgOgEqYgNpcGEiFi92MS9pcGFzL3tpZH06dW5kZXBsb3kSjAEKCkV4ZWN1dGVJcGESIC5hbnZpbC5pcGFzLnYxLkV4ZWN1dGVJcGFSZXF1ZXN0GiEuYW52aWwuaXBhcy52MS5FeGVjdXRlSXBhUmVzcG9uc2UiOcrzGAppcGFzLndyaXRlgtPkkwIlOgEqYglvcGVyYXRpb24iFS92MS9pcGFzL3tpZH06ZXhlY3V0ZWIGcHJvdG8z", [file_anvil_api_v1_annotations, file_anvil_operations_v1_operations, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * An IPA: a workflow and the agents bound to its `agent` steps.
@@ -485,6 +487,57 @@ export const UndeployIpaResponseSchema: GenMessage<UndeployIpaResponse> = /*@__P
   messageDesc(file_anvil_ipas_v1_ipas, 14);
 
 /**
+ * Request for IpaService.ExecuteIpa.
+ *
+ * @generated from message anvil.ipas.v1.ExecuteIpaRequest
+ */
+export type ExecuteIpaRequest = Message<"anvil.ipas.v1.ExecuteIpaRequest"> & {
+  /**
+   * The IPA's id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Optional UUID that makes the call idempotent: retries with the same
+   * value return the first operation instead of starting another execution.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message anvil.ipas.v1.ExecuteIpaRequest.
+ * Use `create(ExecuteIpaRequestSchema)` to create a new message.
+ */
+export const ExecuteIpaRequestSchema: GenMessage<ExecuteIpaRequest> = /*@__PURE__*/
+  messageDesc(file_anvil_ipas_v1_ipas, 15);
+
+/**
+ * Response of IpaService.ExecuteIpa.
+ *
+ * @generated from message anvil.ipas.v1.ExecuteIpaResponse
+ */
+export type ExecuteIpaResponse = Message<"anvil.ipas.v1.ExecuteIpaResponse"> & {
+  /**
+   * The execution's operation, queued (or, for a retried `request_id`, the
+   * operation started first, as it was then).
+   *
+   * @generated from field: anvil.operations.v1.Operation operation = 1;
+   */
+  operation?: Operation | undefined;
+};
+
+/**
+ * Describes the message anvil.ipas.v1.ExecuteIpaResponse.
+ * Use `create(ExecuteIpaResponseSchema)` to create a new message.
+ */
+export const ExecuteIpaResponseSchema: GenMessage<ExecuteIpaResponse> = /*@__PURE__*/
+  messageDesc(file_anvil_ipas_v1_ipas, 16);
+
+/**
  * Manages the IPAs of the caller's tenant. Every method needs a bearer
  * token; reading needs `ipas.read` (roles `viewer`, `editor`, `admin`) and
  * writing, deploying included, `ipas.write` (roles `editor`, `admin`).
@@ -596,6 +649,24 @@ export const IpaService: GenService<{
     methodKind: "unary";
     input: typeof UndeployIpaRequestSchema;
     output: typeof UndeployIpaResponseSchema;
+  },
+  /**
+   * Executes a deployed IPA and returns its operation at once, queued: kind
+   * `ipa.execute`, resource `ipas/<id>`, one task per step of the workflow
+   * at the IPA's pinned `deployed_revision` (later revisions do not affect
+   * it); the task of an `agent` step carries its bound agent's id in its
+   * input as `agent_id`. Steps run in dependency order, as in
+   * WorkflowService.RunWorkflow. NOT_FOUND if the IPA does not exist;
+   * FAILED_PRECONDITION (type `IPA_NOT_DEPLOYED`) unless it is deployed. A
+   * retry with the same `request_id` returns the first operation and starts
+   * nothing; INVALID_ARGUMENT if the retry's request differs.
+   *
+   * @generated from rpc anvil.ipas.v1.IpaService.ExecuteIpa
+   */
+  executeIpa: {
+    methodKind: "unary";
+    input: typeof ExecuteIpaRequestSchema;
+    output: typeof ExecuteIpaResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_anvil_ipas_v1_ipas, 0);

@@ -7,6 +7,8 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_anvil_api_v1_annotations } from "../../api/v1/annotations_pb.js";
+import type { Operation } from "../../operations/v1/operations_pb.js";
+import { file_anvil_operations_v1_operations } from "../../operations/v1/operations_pb.js";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
 import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
@@ -17,7 +19,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file anvil/workflows/v1/workflows.proto.
  */
 export const file_anvil_workflows_v1_workflows: GenFile = /*@__PURE__*/
-  fileDesc("CiJhbnZpbC93b3JrZmxvd3MvdjEvd29ya2Zsb3dzLnByb3RvEhJhbnZpbC53b3JrZmxvd3MudjEizQQKCFdvcmtmbG93EhUKAmlkGAEgASgJQgngQQjS8xgCGAISIAoMZGlzcGxheV9uYW1lGAIgASgJQgrgQQLS8xgDEMgBEhwKC2Rlc2NyaXB0aW9uGAMgASgJQgfS8xgDEKAfEjkKBXN0ZXBzGAQgAygLMiEuYW52aWwud29ya2Zsb3dzLnYxLldvcmtmbG93LlN0ZXBCB9LzGAMgyAESOQoFc3RhdGUYBSABKA4yIi5hbnZpbC53b3JrZmxvd3MudjEuV29ya2Zsb3cuU3RhdGVCBtLzGAJQARIVCghyZXZpc2lvbhgGIAEoBUID4EEDEgwKBGV0YWcYByABKAkSNAoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSNAoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMaiwEKBFN0ZXASFwoEbmFtZRgBIAEoCUIJ4EEC0vMYAhA/EhkKBGtpbmQYAiABKAlCC+BBAtLzGAQQPxgDEiwKBmNvbmZpZxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCA+BBARIhCgpkZXBlbmRzX29uGAQgAygJQg3S8xgJIMgBKgIQP1gBIlUKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASDwoLU1RBVEVfRFJBRlQQARIQCgxTVEFURV9BQ1RJVkUQAhISCg5TVEFURV9BUkNISVZFRBADIisKEkdldFdvcmtmbG93UmVxdWVzdBIVCgJpZBgBIAEoCUIJ4EEC0vMYAhgCIkUKE0dldFdvcmtmbG93UmVzcG9uc2USLgoId29ya2Zsb3cYASABKAsyHC5hbnZpbC53b3JrZmxvd3MudjEuV29ya2Zsb3ciTgoUTGlzdFdvcmtmbG93c1JlcXVlc3QSGQoJcGFnZV9zaXplGAEgASgFQgbS8xgCQAESGwoKcGFnZV90b2tlbhgCIAEoCUIH0vMYAxCACCJhChVMaXN0V29ya2Zsb3dzUmVzcG9uc2USLwoJd29ya2Zsb3dzGAEgAygLMhwuYW52aWwud29ya2Zsb3dzLnYxLldvcmtmbG93EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJrChVDcmVhdGVXb3JrZmxvd1JlcXVlc3QSMwoId29ya2Zsb3cYASABKAsyHC5hbnZpbC53b3JrZmxvd3MudjEuV29ya2Zsb3dCA+BBAhIdCgpyZXF1ZXN0X2lkGAIgASgJQgngQQHS8xgCGAIiSAoWQ3JlYXRlV29ya2Zsb3dSZXNwb25zZRIuCgh3b3JrZmxvdxgBIAEoCzIcLmFudmlsLndvcmtmbG93cy52MS5Xb3JrZmxvdyKCAQoVVXBkYXRlV29ya2Zsb3dSZXF1ZXN0EjMKCHdvcmtmbG93GAEgASgLMhwuYW52aWwud29ya2Zsb3dzLnYxLldvcmtmbG93QgPgQQISNAoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQgPgQQIiSAoWVXBkYXRlV29ya2Zsb3dSZXNwb25zZRIuCgh3b3JrZmxvdxgBIAEoCzIcLmFudmlsLndvcmtmbG93cy52MS5Xb3JrZmxvdyI8ChVEZWxldGVXb3JrZmxvd1JlcXVlc3QSFQoCaWQYASABKAlCCeBBAtLzGAIYAhIMCgRldGFnGAIgASgJIhgKFkRlbGV0ZVdvcmtmbG93UmVzcG9uc2UibQocTGlzdFdvcmtmbG93UmV2aXNpb25zUmVxdWVzdBIVCgJpZBgBIAEoCUIJ4EEC0vMYAhgCEhkKCXBhZ2Vfc2l6ZRgCIAEoBUIG0vMYAkABEhsKCnBhZ2VfdG9rZW4YAyABKAlCB9LzGAMQgAgiaQodTGlzdFdvcmtmbG93UmV2aXNpb25zUmVzcG9uc2USLwoJcmV2aXNpb25zGAEgAygLMhwuYW52aWwud29ya2Zsb3dzLnYxLldvcmtmbG93EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTL0BwoPV29ya2Zsb3dTZXJ2aWNlEpkBCgtHZXRXb3JrZmxvdxImLmFudmlsLndvcmtmbG93cy52MS5HZXRXb3JrZmxvd1JlcXVlc3QaJy5hbnZpbC53b3JrZmxvd3MudjEuR2V0V29ya2Zsb3dSZXNwb25zZSI5kAIByvMYDndvcmtmbG93cy5yZWFkgtPkkwIeYgh3b3JrZmxvdxISL3YxL3dvcmtmbG93cy97aWR9EpABCg1MaXN0V29ya2Zsb3dzEiguYW52aWwud29ya2Zsb3dzLnYxLkxpc3RXb3JrZmxvd3NSZXF1ZXN0GikuYW52aWwud29ya2Zsb3dzLnYxLkxpc3RXb3JrZmxvd3NSZXNwb25zZSIqkAIByvMYDndvcmtmbG93cy5yZWFkgtPkkwIPEg0vdjEvd29ya2Zsb3dzEqUBCg5DcmVhdGVXb3JrZmxvdxIpLmFudmlsLndvcmtmbG93cy52MS5DcmVhdGVXb3JrZmxvd1JlcXVlc3QaKi5hbnZpbC53b3JrZmxvd3MudjEuQ3JlYXRlV29ya2Zsb3dSZXNwb25zZSI8yvMYD3dvcmtmbG93cy53cml0ZYLT5JMCIzoId29ya2Zsb3diCHdvcmtmbG93Ig0vdjEvd29ya2Zsb3dzErMBCg5VcGRhdGVXb3JrZmxvdxIpLmFudmlsLndvcmtmbG93cy52MS5VcGRhdGVXb3JrZmxvd1JlcXVlc3QaKi5hbnZpbC53b3JrZmxvd3MudjEuVXBkYXRlV29ya2Zsb3dSZXNwb25zZSJKyvMYD3dvcmtmbG93cy53cml0ZYLT5JMCMToId29ya2Zsb3diCHdvcmtmbG93MhsvdjEvd29ya2Zsb3dzL3t3b3JrZmxvdy5pZH0SmQEKDkRlbGV0ZVdvcmtmbG93EikuYW52aWwud29ya2Zsb3dzLnYxLkRlbGV0ZVdvcmtmbG93UmVxdWVzdBoqLmFudmlsLndvcmtmbG93cy52MS5EZWxldGVXb3JrZmxvd1Jlc3BvbnNlIjCQAgLK8xgPd29ya2Zsb3dzLndyaXRlgtPkkwIUKhIvdjEvd29ya2Zsb3dzL3tpZH0StwEKFUxpc3RXb3JrZmxvd1JldmlzaW9ucxIwLmFudmlsLndvcmtmbG93cy52MS5MaXN0V29ya2Zsb3dSZXZpc2lvbnNSZXF1ZXN0GjEuYW52aWwud29ya2Zsb3dzLnYxLkxpc3RXb3JrZmxvd1JldmlzaW9uc1Jlc3BvbnNlIjmQAgHK8xgOd29ya2Zsb3dzLnJlYWSC0+STAh4SHC92MS93b3JrZmxvd3Mve2lkfS9yZXZpc2lvbnNiBnByb3RvMw", [file_anvil_api_v1_annotations, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiJhbnZpbC93b3JrZmxvd3MvdjEvd29ya2Zsb3dzLnByb3RvEhJhbnZpbC53b3JrZmxvd3MudjEizQQKCFdvcmtmbG93EhUKAmlkGAEgASgJQgngQQjS8xgCGAISIAoMZGlzcGxheV9uYW1lGAIgASgJQgrgQQLS8xgDEMgBEhwKC2Rlc2NyaXB0aW9uGAMgASgJQgfS8xgDEKAfEjkKBXN0ZXBzGAQgAygLMiEuYW52aWwud29ya2Zsb3dzLnYxLldvcmtmbG93LlN0ZXBCB9LzGAMgyAESOQoFc3RhdGUYBSABKA4yIi5hbnZpbC53b3JrZmxvd3MudjEuV29ya2Zsb3cuU3RhdGVCBtLzGAJQARIVCghyZXZpc2lvbhgGIAEoBUID4EEDEgwKBGV0YWcYByABKAkSNAoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSNAoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMaiwEKBFN0ZXASFwoEbmFtZRgBIAEoCUIJ4EEC0vMYAhA/EhkKBGtpbmQYAiABKAlCC+BBAtLzGAQQPxgDEiwKBmNvbmZpZxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCA+BBARIhCgpkZXBlbmRzX29uGAQgAygJQg3S8xgJIMgBKgIQP1gBIlUKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASDwoLU1RBVEVfRFJBRlQQARIQCgxTVEFURV9BQ1RJVkUQAhISCg5TVEFURV9BUkNISVZFRBADIisKEkdldFdvcmtmbG93UmVxdWVzdBIVCgJpZBgBIAEoCUIJ4EEC0vMYAhgCIkUKE0dldFdvcmtmbG93UmVzcG9uc2USLgoId29ya2Zsb3cYASABKAsyHC5hbnZpbC53b3JrZmxvd3MudjEuV29ya2Zsb3ciTgoUTGlzdFdvcmtmbG93c1JlcXVlc3QSGQoJcGFnZV9zaXplGAEgASgFQgbS8xgCQAESGwoKcGFnZV90b2tlbhgCIAEoCUIH0vMYAxCACCJhChVMaXN0V29ya2Zsb3dzUmVzcG9uc2USLwoJd29ya2Zsb3dzGAEgAygLMhwuYW52aWwud29ya2Zsb3dzLnYxLldvcmtmbG93EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJrChVDcmVhdGVXb3JrZmxvd1JlcXVlc3QSMwoId29ya2Zsb3cYASABKAsyHC5hbnZpbC53b3JrZmxvd3MudjEuV29ya2Zsb3dCA+BBAhIdCgpyZXF1ZXN0X2lkGAIgASgJQgngQQHS8xgCGAIiSAoWQ3JlYXRlV29ya2Zsb3dSZXNwb25zZRIuCgh3b3JrZmxvdxgBIAEoCzIcLmFudmlsLndvcmtmbG93cy52MS5Xb3JrZmxvdyKCAQoVVXBkYXRlV29ya2Zsb3dSZXF1ZXN0EjMKCHdvcmtmbG93GAEgASgLMhwuYW52aWwud29ya2Zsb3dzLnYxLldvcmtmbG93QgPgQQISNAoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQgPgQQIiSAoWVXBkYXRlV29ya2Zsb3dSZXNwb25zZRIuCgh3b3JrZmxvdxgBIAEoCzIcLmFudmlsLndvcmtmbG93cy52MS5Xb3JrZmxvdyI8ChVEZWxldGVXb3JrZmxvd1JlcXVlc3QSFQoCaWQYASABKAlCCeBBAtLzGAIYAhIMCgRldGFnGAIgASgJIhgKFkRlbGV0ZVdvcmtmbG93UmVzcG9uc2UibQocTGlzdFdvcmtmbG93UmV2aXNpb25zUmVxdWVzdBIVCgJpZBgBIAEoCUIJ4EEC0vMYAhgCEhkKCXBhZ2Vfc2l6ZRgCIAEoBUIG0vMYAkABEhsKCnBhZ2VfdG9rZW4YAyABKAlCB9LzGAMQgAgiaQodTGlzdFdvcmtmbG93UmV2aXNpb25zUmVzcG9uc2USLwoJcmV2aXNpb25zGAEgAygLMhwuYW52aWwud29ya2Zsb3dzLnYxLldvcmtmbG93EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJKChJSdW5Xb3JrZmxvd1JlcXVlc3QSFQoCaWQYASABKAlCCeBBAtLzGAIYAhIdCgpyZXF1ZXN0X2lkGAIgASgJQgngQQHS8xgCGAIiSAoTUnVuV29ya2Zsb3dSZXNwb25zZRIxCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbjKWCQoPV29ya2Zsb3dTZXJ2aWNlEpkBCgtHZXRXb3JrZmxvdxImLmFudmlsLndvcmtmbG93cy52MS5HZXRXb3JrZmxvd1JlcXVlc3QaJy5hbnZpbC53b3JrZmxvd3MudjEuR2V0V29ya2Zsb3dSZXNwb25zZSI5kAIByvMYDndvcmtmbG93cy5yZWFkgtPkkwIeYgh3b3JrZmxvdxISL3YxL3dvcmtmbG93cy97aWR9EpABCg1MaXN0V29ya2Zsb3dzEiguYW52aWwud29ya2Zsb3dzLnYxLkxpc3RXb3JrZmxvd3NSZXF1ZXN0GikuYW52aWwud29ya2Zsb3dzLnYxLkxpc3RXb3JrZmxvd3NSZXNwb25zZSIqkAIByvMYDndvcmtmbG93cy5yZWFkgtPkkwIPEg0vdjEvd29ya2Zsb3dzEqUBCg5DcmVhdGVXb3JrZmxvdxIpLmFudmlsLndvcmtmbG93cy52MS5DcmVhdGVXb3JrZmxvd1JlcXVlc3QaKi5hbnZpbC53b3JrZmxvd3MudjEuQ3JlYXRlV29ya2Zsb3dSZXNwb25zZSI8yvMYD3dvcmtmbG93cy53cml0ZYLT5JMCIzoId29ya2Zsb3diCHdvcmtmbG93Ig0vdjEvd29ya2Zsb3dzErMBCg5VcGRhdGVXb3JrZmxvdxIpLmFudmlsLndvcmtmbG93cy52MS5VcGRhdGVXb3JrZmxvd1JlcXVlc3QaKi5hbnZpbC53b3JrZmxvd3MudjEuVXBkYXRlV29ya2Zsb3dSZXNwb25zZSJKyvMYD3dvcmtmbG93cy53cml0ZYLT5JMCMToId29ya2Zsb3diCHdvcmtmbG93MhsvdjEvd29ya2Zsb3dzL3t3b3JrZmxvdy5pZH0SmQEKDkRlbGV0ZVdvcmtmbG93EikuYW52aWwud29ya2Zsb3dzLnYxLkRlbGV0ZVdvcmtmbG93UmVxdWVzdBoqLmFudmlsLndvcmtmbG93cy52MS5EZWxldGVXb3JrZmxvd1Jlc3BvbnNlIjCQAgLK8xgPd29ya2Zsb3dzLndyaXRlgtPkkwIUKhIvdjEvd29ya2Zsb3dzL3tpZH0StwEKFUxpc3RXb3JrZmxvd1JldmlzaW9ucxIwLmFudmlsLndvcmtmbG93cy52MS5MaXN0V29ya2Zsb3dSZXZpc2lvbnNSZXF1ZXN0GjEuYW52aWwud29ya2Zsb3dzLnYxLkxpc3RXb3JrZmxvd1JldmlzaW9uc1Jlc3BvbnNlIjmQAgHK8xgOd29ya2Zsb3dzLnJlYWSC0+STAh4SHC92MS93b3JrZmxvd3Mve2lkfS9yZXZpc2lvbnMSnwEKC1J1bldvcmtmbG93EiYuYW52aWwud29ya2Zsb3dzLnYxLlJ1bldvcmtmbG93UmVxdWVzdBonLmFudmlsLndvcmtmbG93cy52MS5SdW5Xb3JrZmxvd1Jlc3BvbnNlIj/K8xgPd29ya2Zsb3dzLndyaXRlgtPkkwImOgEqYglvcGVyYXRpb24iFi92MS93b3JrZmxvd3Mve2lkfTpydW5iBnByb3RvMw", [file_anvil_api_v1_annotations, file_anvil_operations_v1_operations, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A workflow definition: the steps a process goes through, in order.
@@ -498,6 +500,57 @@ export const ListWorkflowRevisionsResponseSchema: GenMessage<ListWorkflowRevisio
   messageDesc(file_anvil_workflows_v1_workflows, 12);
 
 /**
+ * Request for WorkflowService.RunWorkflow.
+ *
+ * @generated from message anvil.workflows.v1.RunWorkflowRequest
+ */
+export type RunWorkflowRequest = Message<"anvil.workflows.v1.RunWorkflowRequest"> & {
+  /**
+   * The workflow's id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Optional UUID that makes the call idempotent: retries with the same
+   * value return the first operation instead of starting another run.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message anvil.workflows.v1.RunWorkflowRequest.
+ * Use `create(RunWorkflowRequestSchema)` to create a new message.
+ */
+export const RunWorkflowRequestSchema: GenMessage<RunWorkflowRequest> = /*@__PURE__*/
+  messageDesc(file_anvil_workflows_v1_workflows, 13);
+
+/**
+ * Response of WorkflowService.RunWorkflow.
+ *
+ * @generated from message anvil.workflows.v1.RunWorkflowResponse
+ */
+export type RunWorkflowResponse = Message<"anvil.workflows.v1.RunWorkflowResponse"> & {
+  /**
+   * The run's operation, queued (or, for a retried `request_id`, the
+   * operation started first, as it was then).
+   *
+   * @generated from field: anvil.operations.v1.Operation operation = 1;
+   */
+  operation?: Operation | undefined;
+};
+
+/**
+ * Describes the message anvil.workflows.v1.RunWorkflowResponse.
+ * Use `create(RunWorkflowResponseSchema)` to create a new message.
+ */
+export const RunWorkflowResponseSchema: GenMessage<RunWorkflowResponse> = /*@__PURE__*/
+  messageDesc(file_anvil_workflows_v1_workflows, 14);
+
+/**
  * Manages the workflow definitions of the caller's tenant. Every method needs
  * a bearer token; reading needs `workflows.read` (roles `viewer`, `editor`,
  * `admin`) and writing `workflows.write` (roles `editor`, `admin`).
@@ -590,6 +643,25 @@ export const WorkflowService: GenService<{
     methodKind: "unary";
     input: typeof ListWorkflowRevisionsRequestSchema;
     output: typeof ListWorkflowRevisionsResponseSchema;
+  },
+  /**
+   * Starts a run of an active workflow and returns its operation at once,
+   * queued: kind `workflow.run`, resource `workflows/<id>`, one task per
+   * step (of the step's kind, with the step's `config` as input). A step's
+   * task becomes claimable only when every step it depends on has
+   * succeeded; the operation's progress is the share of steps done. Follow
+   * it with OperationService.WatchOperation. NOT_FOUND if the workflow does
+   * not exist; FAILED_PRECONDITION (violation type `WORKFLOW_NOT_ACTIVE`)
+   * unless it is active. A retry with the same `request_id` returns the
+   * first operation and starts nothing; INVALID_ARGUMENT if the retry's
+   * request differs.
+   *
+   * @generated from rpc anvil.workflows.v1.WorkflowService.RunWorkflow
+   */
+  runWorkflow: {
+    methodKind: "unary";
+    input: typeof RunWorkflowRequestSchema;
+    output: typeof RunWorkflowResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_anvil_workflows_v1_workflows, 0);

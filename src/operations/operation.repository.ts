@@ -1,0 +1,148 @@
+import { randomUUID } from "node:crypto";
+import { type Selectable, sql, type Transaction } from "kysely";
+import type { SortKey } from "../db/keyset.js";
+import type { Database } from "../db/schema.js";
+import { ScopedTable } from "../db/scoped-table.js";
+import type { JsonObject } from "../shared/json.js";
+import type { EventPayload, NewEvent, Operation, OperationEvent, OperationFilter, OperationPatch, OperationState } from "./operation.js";
+import type { OperationEventTable, OperationTable } from "./operation.table.js";
+
+/** The channel every appended event is announced on, as `<tenant>:<operation id>:<sequence>`. */
+export const operationEventsChannel = "anvil_operation_events";
+
+/** Operations are listed newest first; the id breaks ties between equal times. */
+export const operationOrder: readonly SortKey[] = [
+  { column: "create_time", direction: "desc" },
+  { column: "id", direction: "desc" },
+];
+
+/**
+ * Queries over `operations` and `operation_events`, within one transaction
+ * and one tenant. Events are only ever appended together with the update of
+ * their operation's `last_sequence`: the operation's row lock orders them,
+ * so sequences have no gaps and no duplicates, and the NOTIFY announcing
+ * them is delivered only if the transaction commits.
+ */
+export class OperationRepository {
+  readonly #trx: Transaction<Database>;
+  readonly #tenant: string;
+  readonly #table: ScopedTable<"operations">;
+
+  constructor(trx: Transaction<Database>, tenant: string) {
+    this.#trx = trx;
+    this.#tenant = tenant;
+    this.#table = new ScopedTable(trx, tenant, "operations", "operation");
+  }
+
+  /** The operation; `lock: "update"` holds its row (and so its event sequence) until the transaction ends. */
+  async get(id: string, lock: "none" | "update" = "none"): Promise<Operation> {
+    return toOperation(await this.#table.get(id, lock));
+  }
+
+  /** A new queued operation. */
+  async create(kind: string, resource: string): Promise<Operation> {
+    return toOperation(await this.#table.insert({ id: randomUUID(), kind, resource, state: "queued" }));
+  }
+
+  /** Up to `limit` operations matching `filter`, newest first, after the keyset position `after`. */
+  async list(filter: OperationFilter, limit: number, after: readonly unknown[] | undefined): Promise<Operation[]> {
+    const rows = await this.#table.list(operationOrder, limit, after, (q) => {
+      if (filter.state !== undefined) q = q.where("state", "=", filter.state);
+      if (filter.kind !== undefined) q = q.where("kind", "=", filter.kind);
+      if (filter.resource !== undefined) q = q.where("resource", "=", filter.resource);
+      return q;
+    });
+    return rows.map(toOperation);
+  }
+
+  /**
+   * Applies `patch` and appends `events` in order, announcing them. The
+   * caller holds the operation's row lock (get(id, "update")) when the
+   * decision depended on what it read.
+   */
+  async record(id: string, patch: OperationPatch, events: readonly NewEvent[] = []): Promise<{ operation: Operation; events: OperationEvent[] }> {
+    const values: Record<string, unknown> = {
+      ...(patch.state !== undefined && { state: patch.state }),
+      ...(patch.progress !== undefined && { progress: patch.progress }),
+      ...(patch.stage !== undefined && { stage: patch.stage }),
+      ...(patch.message !== undefined && { message: patch.message }),
+      ...(patch.attempt !== undefined && { attempt: patch.attempt }),
+      ...(patch.result !== undefined && { result: patch.result === null ? null : JSON.stringify(patch.result) }),
+      ...(patch.error !== undefined && { error: patch.error === null ? null : JSON.stringify(patch.error) }),
+      ...(patch.cancelRequested !== undefined && { cancel_requested: patch.cancelRequested }),
+      ...(patch.started && { start_time: sql`coalesce(start_time, now())` }),
+      ...(patch.ended && { end_time: sql`now()` }),
+      ...(events.length > 0 && { last_sequence: sql`last_sequence + ${events.length}` }),
+    };
+    const operation = toOperation(await this.#table.update(id, values, undefined));
+    if (events.length === 0) return { operation, events: [] };
+    const first = operation.lastSequence - events.length + 1;
+    const rows = await this.#trx
+      .insertInto("operation_events")
+      .values(
+        events.map((e, i) => ({
+          tenant_id: this.#tenant,
+          operation_id: id,
+          sequence: first + i,
+          step: e.step,
+          type: e.payload.type,
+          payload: JSON.stringify(payloadJson(e.payload)),
+        })),
+      )
+      .returningAll()
+      .execute();
+    // Delivered to every listening gateway when (and only if) this commits.
+    await sql`select pg_notify(${operationEventsChannel}, ${`${this.#tenant}:${id}:${operation.lastSequence}`})`.execute(this.#trx);
+    return { operation, events: rows.map(toEvent) };
+  }
+
+  /** Up to `limit` events of the operation with a sequence greater than `after`, in order. */
+  async events(id: string, after: number, limit: number): Promise<OperationEvent[]> {
+    const rows = await this.#trx
+      .selectFrom("operation_events")
+      .selectAll()
+      .where("tenant_id", "=", this.#tenant)
+      .where("operation_id", "=", id)
+      .where("sequence", ">", after)
+      .orderBy("sequence")
+      .limit(limit)
+      .execute();
+    return rows.map(toEvent);
+  }
+}
+
+function payloadJson(payload: EventPayload): Record<string, unknown> {
+  const { type: _, ...rest } = payload;
+  return rest;
+}
+
+function toOperation(row: Selectable<OperationTable>): Operation {
+  return {
+    id: row.id,
+    kind: row.kind,
+    resource: row.resource,
+    state: row.state as OperationState,
+    progress: row.progress,
+    stage: row.stage,
+    message: row.message,
+    attempt: row.attempt,
+    result: row.result as JsonObject | null,
+    error: row.error,
+    cancelRequested: row.cancel_requested,
+    lastSequence: row.last_sequence,
+    createTime: row.create_time,
+    updateTime: row.update_time,
+    startTime: row.start_time,
+    endTime: row.end_time,
+  };
+}
+
+function toEvent(row: Selectable<OperationEventTable>): OperationEvent {
+  return {
+    operationId: row.operation_id,
+    sequence: row.sequence,
+    time: row.time,
+    step: row.step,
+    payload: { type: row.type, ...row.payload } as EventPayload,
+  };
+}

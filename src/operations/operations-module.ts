@@ -1,0 +1,65 @@
+import type { Logger } from "pino";
+import type { DatabaseHandle } from "../db/database.js";
+import type { UnitOfWork } from "../db/unit-of-work.js";
+import type { KeysetPager } from "../shared/keyset-pager.js";
+import { NotificationHub } from "./notification-hub.js";
+import { OperationWatcher, type WatchSettings } from "./operation-watcher.js";
+import { OperationsHandler } from "./operations.handler.js";
+import { OperationsService } from "./operations.service.js";
+import type { QueueSettings } from "./queue-settings.js";
+import { OperationStarter } from "./start-operation.js";
+import { StreamSlots } from "./stream-slots.js";
+import { TaskLifecycle } from "./task-lifecycle.js";
+import { WorkersHandler } from "./workers.handler.js";
+import { WorkersService } from "./workers.service.js";
+
+/** Everything the operations capability is configured with. */
+export interface OperationsSettings {
+  readonly queue: QueueSettings;
+  readonly watch: WatchSettings;
+  readonly maxStreamsPerPrincipal: number;
+}
+
+/**
+ * The operations capability of one gateway process, wired once: the
+ * process's notification listener, the stream cap, the handlers of
+ * OperationService and WorkerService, and the starter that other services'
+ * use cases call to enqueue work in their own transactions.
+ */
+export class OperationsModule {
+  readonly starter: OperationStarter;
+  readonly operationsHandler: OperationsHandler;
+  readonly workersHandler: WorkersHandler;
+  readonly hub: NotificationHub;
+  readonly slots: StreamSlots;
+  readonly #stopping = new AbortController();
+
+  private constructor(hub: NotificationHub, uow: UnitOfWork, pager: KeysetPager, settings: OperationsSettings) {
+    const lifecycle = new TaskLifecycle(settings.queue);
+    const stopping = this.#stopping.signal;
+    this.hub = hub;
+    this.slots = new StreamSlots(settings.maxStreamsPerPrincipal);
+    this.starter = new OperationStarter(settings.queue);
+    const watcher = new OperationWatcher(uow, hub, settings.watch);
+    this.operationsHandler = new OperationsHandler(new OperationsService(uow, pager, lifecycle), watcher, this.slots, stopping);
+    this.workersHandler = new WorkersHandler(new WorkersService(uow, lifecycle, hub, settings.watch.pollMs), stopping);
+  }
+
+  static async start(database: DatabaseHandle, uow: UnitOfWork, pager: KeysetPager, settings: OperationsSettings, log: Logger): Promise<OperationsModule> {
+    return new OperationsModule(await NotificationHub.start(database, log), uow, pager, settings);
+  }
+
+  /**
+   * The instance is shutting down: open watches end (clients resume on
+   * another instance with `after_sequence`) and waiting claims return empty,
+   * so neither holds the drain up until its grace period runs out.
+   */
+  drain(): void {
+    this.#stopping.abort();
+  }
+
+  /** Stops listening; call before the database closes. */
+  close(): Promise<void> {
+    return this.hub.close();
+  }
+}

@@ -1,0 +1,91 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  type CancelOperationRequest,
+  type CancelOperationResponse,
+  CancelOperationResponseSchema,
+  type GetOperationRequest,
+  type GetOperationResponse,
+  GetOperationResponseSchema,
+  type ListOperationEventsRequest,
+  type ListOperationEventsResponse,
+  ListOperationEventsResponseSchema,
+  type ListOperationsRequest,
+  type ListOperationsResponse,
+  ListOperationsResponseSchema,
+  type OperationService,
+  type WatchOperationRequest,
+  type WatchOperationResponse,
+  WatchOperationRequestSchema,
+  WatchOperationResponseSchema,
+} from "../../gen/anvil/operations/v1/operations_pb.js";
+import { requestContext } from "../rpc/request-context.js";
+import { compileRequestValidator } from "../rpc/validation/field-rules.js";
+import { InvalidArgumentError } from "../shared/errors.js";
+import { eitherSignal } from "./either-signal.js";
+import type { OperationWatcher } from "./operation-watcher.js";
+import { operationStates, toEventMessage, toOperationMessage } from "./operation-messages.js";
+import type { OperationsService } from "./operations.service.js";
+import type { StreamSlots } from "./stream-slots.js";
+
+// The validation interceptor checks unary requests only; a server stream's
+// single request is checked here, against the same proto rules.
+const validateWatch = compileRequestValidator(WatchOperationRequestSchema);
+
+/** OperationService over the wire: converts proto ⇄ domain and nothing else. */
+export class OperationsHandler implements ServiceImpl<typeof OperationService> {
+  readonly #operations: OperationsService;
+  readonly #watcher: OperationWatcher;
+  readonly #slots: StreamSlots;
+  readonly #stopping: AbortSignal;
+
+  /** `stopping` aborts when the instance drains: watches then end early. */
+  constructor(operations: OperationsService, watcher: OperationWatcher, slots: StreamSlots, stopping: AbortSignal) {
+    this.#operations = operations;
+    this.#watcher = watcher;
+    this.#slots = slots;
+    this.#stopping = stopping;
+  }
+
+  async getOperation(req: GetOperationRequest, ctx: HandlerContext): Promise<GetOperationResponse> {
+    const operation = await this.#operations.get(requestContext(ctx), req.id);
+    return create(GetOperationResponseSchema, { operation: toOperationMessage(operation) });
+  }
+
+  async listOperations(req: ListOperationsRequest, ctx: HandlerContext): Promise<ListOperationsResponse> {
+    const filter = { state: operationStates.toDomain(req.state), kind: req.kind || undefined, resource: req.resource || undefined };
+    const page = await this.#operations.list(requestContext(ctx), filter, { pageSize: req.pageSize, pageToken: req.pageToken });
+    return create(ListOperationsResponseSchema, { operations: page.items.map(toOperationMessage), nextPageToken: page.nextPageToken });
+  }
+
+  async cancelOperation(req: CancelOperationRequest, ctx: HandlerContext): Promise<CancelOperationResponse> {
+    const operation = await this.#operations.cancel(requestContext(ctx), req.id);
+    return create(CancelOperationResponseSchema, { operation: toOperationMessage(operation) });
+  }
+
+  async listOperationEvents(req: ListOperationEventsRequest, ctx: HandlerContext): Promise<ListOperationEventsResponse> {
+    const page = await this.#operations.events(requestContext(ctx), req.id, { pageSize: req.pageSize, pageToken: req.pageToken });
+    return create(ListOperationEventsResponseSchema, { events: page.items.map(toEventMessage), nextPageToken: page.nextPageToken });
+  }
+
+  async *watchOperation(req: WatchOperationRequest, ctx: HandlerContext): AsyncGenerator<WatchOperationResponse> {
+    const violations = validateWatch(req);
+    if (violations.length > 0) {
+      throw new InvalidArgumentError(`invalid request: ${violations.map((v) => `${v.field} ${v.description}`).join("; ")}`, violations);
+    }
+    const context = requestContext(ctx);
+    const release = this.#slots.acquire(`${context.tenant}\0${context.principal}`);
+    const { signal, dispose } = eitherSignal(ctx.signal, this.#stopping);
+    try {
+      for await (const item of this.#watcher.watch(context, req.id, Number(req.afterSequence), signal)) {
+        if (item.type === "operation") yield create(WatchOperationResponseSchema, { item: { case: "operation", value: toOperationMessage(item.operation) } });
+        else if (item.type === "event") yield create(WatchOperationResponseSchema, { item: { case: "event", value: toEventMessage(item.event) } });
+        else yield create(WatchOperationResponseSchema, { item: { case: "keepAlive", value: { time: timestampFromDate(item.time) } } });
+      }
+    } finally {
+      dispose();
+      release();
+    }
+  }
+}

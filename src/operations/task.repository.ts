@@ -1,0 +1,241 @@
+import { randomUUID } from "node:crypto";
+import { type Selectable, sql, type Transaction } from "kysely";
+import type { Database } from "../db/schema.js";
+import { ScopedTable } from "../db/scoped-table.js";
+import type { JsonObject } from "../shared/json.js";
+import type { Task, TaskOutcome, TaskState } from "./task.js";
+import type { TaskTable } from "./task.table.js";
+
+/** The channel a newly claimable task is announced on, as `<tenant>:<kind>`. */
+export const tasksChannel = "anvil_tasks";
+
+/** A task to insert, its dependencies already resolved to task ids. */
+export interface TaskRow {
+  readonly id: string;
+  readonly step: string;
+  readonly kind: string;
+  readonly input: JsonObject;
+  readonly dependsOn: readonly string[];
+}
+
+/**
+ * The task queue: SQL over `tasks`, within one transaction and one tenant.
+ * Claims lock the task and its operation with SKIP LOCKED, so two workers
+ * never get the same task and a claim never waits behind another
+ * transaction; every other write locks the operation first (see
+ * task-lifecycle.ts), which keeps the lock order one-way.
+ */
+export class TaskRepository {
+  readonly #trx: Transaction<Database>;
+  readonly #tenant: string;
+  readonly #table: ScopedTable<"tasks">;
+
+  constructor(trx: Transaction<Database>, tenant: string) {
+    this.#trx = trx;
+    this.#tenant = tenant;
+    this.#table = new ScopedTable(trx, tenant, "tasks", "task");
+  }
+
+  /** Inserts the tasks of an operation: those without dependencies queued, the rest blocked. */
+  async insert(operationId: string, tasks: readonly TaskRow[], maxAttempts: number): Promise<void> {
+    if (tasks.length === 0) return;
+    await this.#trx
+      .insertInto("tasks")
+      .values(
+        tasks.map((t) => ({
+          tenant_id: this.#tenant,
+          id: t.id,
+          operation_id: operationId,
+          step: t.step,
+          kind: t.kind,
+          input: JSON.stringify(t.input),
+          state: t.dependsOn.length === 0 ? "queued" : "blocked",
+          depends_on: [...t.dependsOn],
+          max_attempts: maxAttempts,
+        })),
+      )
+      .execute();
+    await this.#announce(tasks.filter((t) => t.dependsOn.length === 0).map((t) => t.kind));
+  }
+
+  /** The task, unlocked; NOT_FOUND if it does not exist. */
+  async find(id: string): Promise<Task> {
+    return toTask(await this.#table.get(id));
+  }
+
+  /** The task, row-locked until the transaction ends. */
+  async lock(id: string): Promise<Task> {
+    return toTask(await this.#table.get(id, "update"));
+  }
+
+  /** Every task of an operation, in creation order. */
+  async ofOperation(operationId: string): Promise<Task[]> {
+    const rows = await this.#trx
+      .selectFrom("tasks")
+      .selectAll()
+      .where("tenant_id", "=", this.#tenant)
+      .where("operation_id", "=", operationId)
+      .orderBy("create_time")
+      .orderBy("step")
+      .execute();
+    return rows.map(toTask);
+  }
+
+  /** The oldest ready task of one of `kinds`, locked with its operation; rows others hold are skipped. */
+  async nextReady(kinds: readonly string[]): Promise<Task | undefined> {
+    const row = await this.#trx
+      .selectFrom("tasks as t")
+      .innerJoin("operations as o", (j) => j.onRef("o.tenant_id", "=", "t.tenant_id").onRef("o.id", "=", "t.operation_id"))
+      .selectAll("t")
+      .where("t.tenant_id", "=", this.#tenant)
+      .where("t.state", "=", "queued")
+      .where("t.kind", "in", [...kinds])
+      .where("t.run_after", "<=", sql<Date>`now()`)
+      .orderBy("t.run_after")
+      .limit(1)
+      .forUpdate(["t", "o"])
+      .skipLocked()
+      .executeTakeFirst();
+    return row && toTask(row);
+  }
+
+  /** Up to `limit` tasks whose lease has expired, locked with their operations (rows others hold are skipped). */
+  async expiredLeases(limit: number): Promise<Task[]> {
+    const rows = await this.#trx
+      .selectFrom("tasks as t")
+      .innerJoin("operations as o", (j) => j.onRef("o.tenant_id", "=", "t.tenant_id").onRef("o.id", "=", "t.operation_id"))
+      .selectAll("t")
+      .where("t.tenant_id", "=", this.#tenant)
+      .where("t.state", "=", "leased")
+      .where("t.lease_expires_at", "<", sql<Date>`now()`)
+      .orderBy("t.lease_expires_at")
+      .limit(limit)
+      .forUpdate(["t", "o"])
+      .skipLocked()
+      .execute();
+    return rows.map(toTask);
+  }
+
+  /** Leases the task to `workerId` with a fresh token, counting the attempt. */
+  async lease(id: string, workerId: string, leaseMs: number): Promise<Task> {
+    return toTask(
+      await this.#table.update(
+        id,
+        {
+          state: "leased",
+          attempt: sql`attempt + 1`,
+          lease_token: randomUUID(),
+          lease_expires_at: after(leaseMs),
+          lease_ms: leaseMs,
+          worker_id: workerId,
+          progress: 0,
+        },
+        undefined,
+      ),
+    );
+  }
+
+  /** Extends the lease by the task's lease duration, recording its progress when given. */
+  async extend(id: string, progress: number | undefined): Promise<Task> {
+    const values = { lease_expires_at: sql`now() + make_interval(secs => lease_ms / 1000.0)`, ...(progress !== undefined && { progress }) };
+    return toTask(await this.#table.update(id, values, undefined));
+  }
+
+  /** Puts the task back in the queue, claimable after `delayMs`; any lease is revoked. */
+  async requeue(id: string, delayMs: number): Promise<Task> {
+    const task = toTask(
+      await this.#table.update(
+        id,
+        { state: "queued", run_after: after(delayMs), lease_token: null, lease_expires_at: null, progress: 0 },
+        undefined,
+      ),
+    );
+    // Waiting workers poll anyway; this wakes them when the task is ready now.
+    if (delayMs === 0) await this.#announce([task.kind]);
+    return task;
+  }
+
+  /** Marks the task done; its lease, if any, is revoked. */
+  async finish(id: string, outcome: TaskOutcome, result: JsonObject | null = null): Promise<Task> {
+    const values = {
+      state: "done",
+      outcome,
+      result: result === null ? null : JSON.stringify(result),
+      lease_token: null,
+      lease_expires_at: null,
+      ...(outcome === "succeeded" && { progress: 1 }),
+    };
+    return toTask(await this.#table.update(id, values, undefined));
+  }
+
+  /** Queues the blocked tasks of the operation whose every dependency succeeded. */
+  async release(operationId: string): Promise<Task[]> {
+    const rows = await this.#trx
+      .updateTable("tasks as t")
+      .set({ state: "queued", run_after: sql`now()`, update_time: sql`now()` })
+      .where("t.tenant_id", "=", this.#tenant)
+      .where("t.operation_id", "=", operationId)
+      .where("t.state", "=", "blocked")
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom("tasks as d")
+              .select("d.id")
+              .whereRef("d.tenant_id", "=", "t.tenant_id")
+              .where(sql<boolean>`d.id = any(t.depends_on)`)
+              .where(sql<boolean>`(d.state <> 'done' or d.outcome <> 'succeeded')`),
+          ),
+        ),
+      )
+      .returningAll()
+      .execute();
+    await this.#announce(rows.map((r) => r.kind));
+    return rows.map(toTask);
+  }
+
+  /**
+   * Ends the operation's tasks that are not done as cancelled: only those no
+   * worker holds, or (`includeLeased`) all of them, revoking their leases.
+   */
+  async cancelOpen(operationId: string, includeLeased: boolean): Promise<void> {
+    await this.#trx
+      .updateTable("tasks")
+      .set({ state: "done", outcome: "cancelled", lease_token: null, lease_expires_at: null, update_time: sql`now()` })
+      .where("tenant_id", "=", this.#tenant)
+      .where("operation_id", "=", operationId)
+      .where("state", "in", includeLeased ? ["blocked", "queued", "leased"] : ["blocked", "queued"])
+      .execute();
+  }
+
+  async #announce(kinds: readonly string[]): Promise<void> {
+    for (const kind of new Set(kinds)) {
+      await sql`select pg_notify(${tasksChannel}, ${`${this.#tenant}:${kind}`})`.execute(this.#trx);
+    }
+  }
+}
+
+/** The database's now() plus `ms`: every lease and retry time comes from one clock. */
+function after(ms: number) {
+  return ms === 0 ? sql`now()` : sql`now() + make_interval(secs => ${ms / 1000}::double precision)`;
+}
+
+function toTask(row: Selectable<TaskTable>): Task {
+  return {
+    id: row.id,
+    operationId: row.operation_id,
+    step: row.step,
+    kind: row.kind,
+    input: row.input as JsonObject,
+    state: row.state as TaskState,
+    outcome: row.outcome as TaskOutcome | null,
+    dependsOn: row.depends_on,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    progress: row.progress,
+    result: row.result as JsonObject | null,
+    leaseToken: row.lease_token,
+    leaseExpiresAt: row.lease_expires_at,
+    leaseMs: row.lease_ms,
+    workerId: row.worker_id,
+  };
+}

@@ -1,0 +1,26 @@
+import type { ColumnType } from "kysely";
+
+/** Row type of `tasks`: the work queue (blocked → queued → leased → done). */
+export interface TaskTable {
+  tenant_id: string;
+  id: string;
+  operation_id: string;
+  step: string;
+  kind: string;
+  input: ColumnType<Record<string, unknown>, string, never>;
+  state: string;
+  outcome: ColumnType<string | null, string | null | undefined, string | null>;
+  depends_on: ColumnType<string[], string[] | undefined, never>;
+  run_after: ColumnType<Date, Date | string | undefined, Date | string>;
+  attempt: ColumnType<number, number | undefined, number>;
+  max_attempts: number;
+  progress: ColumnType<number, number | undefined, number>;
+  result: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
+  lease_token: ColumnType<string | null, string | null | undefined, string | null>;
+  lease_expires_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  lease_ms: ColumnType<number, number | undefined, number>;
+  worker_id: ColumnType<string, string | undefined, string>;
+  version: ColumnType<number, number | undefined, number>;
+  create_time: ColumnType<Date, Date | string | undefined, never>;
+  update_time: ColumnType<Date, Date | string | undefined, Date | string>;
+}

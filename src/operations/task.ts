@@ -1,0 +1,44 @@
+import type { JsonObject } from "../shared/json.js";
+
+/** blocked (waiting for its dependencies) → queued → leased → done. */
+export type TaskState = "blocked" | "queued" | "leased" | "done";
+
+/** How a done task ended. */
+export type TaskOutcome = "succeeded" | "failed" | "cancelled";
+
+/** One unit of work of an operation, as the queue holds it. */
+export interface Task {
+  readonly id: string;
+  readonly operationId: string;
+  /** The workflow step it carries out; empty for single-task operations. */
+  readonly step: string;
+  readonly kind: string;
+  readonly input: JsonObject;
+  readonly state: TaskState;
+  readonly outcome: TaskOutcome | null;
+  /** Ids of the tasks that must succeed before this one is queued. */
+  readonly dependsOn: readonly string[];
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  readonly progress: number;
+  readonly result: JsonObject | null;
+  readonly leaseToken: string | null;
+  readonly leaseExpiresAt: Date | null;
+  readonly leaseMs: number;
+  readonly workerId: string;
+}
+
+/** A task to enqueue. `name` identifies it among its siblings for `dependsOn`. */
+export interface TaskSpec {
+  readonly step: string;
+  readonly kind: string;
+  readonly input: JsonObject;
+  /** Steps (by `step` name) that must succeed first. */
+  readonly dependsOn: readonly string[];
+}
+
+/** A task leased to a worker, with the resource its operation acts on. */
+export interface ClaimedTask {
+  readonly task: Task;
+  readonly resource: string;
+}

@@ -1,0 +1,68 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  type ClaimTaskRequest,
+  type ClaimTaskResponse,
+  ClaimTaskResponseSchema,
+  type CompleteTaskRequest,
+  type CompleteTaskResponse,
+  CompleteTaskResponseSchema,
+  type ReportProgressRequest,
+  type ReportProgressResponse,
+  ReportProgressResponseSchema,
+  type WorkerService,
+} from "../../gen/anvil/operations/v1/operations_pb.js";
+import { requestContext } from "../rpc/request-context.js";
+import { InvalidArgumentError } from "../shared/errors.js";
+import { eitherSignal } from "./either-signal.js";
+import { durationMs, logLevels, toOperationMessage, toTaskMessage } from "./operation-messages.js";
+import type { WorkersService } from "./workers.service.js";
+
+/** WorkerService over the wire: converts proto ⇄ domain and nothing else. */
+export class WorkersHandler implements ServiceImpl<typeof WorkerService> {
+  readonly #workers: WorkersService;
+  readonly #stopping: AbortSignal;
+
+  /** `stopping` aborts when the instance drains: waiting claims then return empty. */
+  constructor(workers: WorkersService, stopping: AbortSignal) {
+    this.#workers = workers;
+    this.#stopping = stopping;
+  }
+
+  async claimTask(req: ClaimTaskRequest, ctx: HandlerContext): Promise<ClaimTaskResponse> {
+    const request = { kinds: req.kinds, workerId: req.workerId, maxWaitMs: durationMs(req.maxWait), leaseMs: durationMs(req.leaseDuration) };
+    const { signal, dispose } = eitherSignal(ctx.signal, this.#stopping);
+    try {
+      const claimed = await this.#workers.claim(requestContext(ctx), request, signal);
+      return create(ClaimTaskResponseSchema, { task: claimed && toTaskMessage(claimed) });
+    } finally {
+      dispose();
+    }
+  }
+
+  async reportProgress(req: ReportProgressRequest, ctx: HandlerContext): Promise<ReportProgressResponse> {
+    const report = {
+      progress: req.progress,
+      stage: req.stage,
+      message: req.message,
+      logs: req.logs.map((l) => ({ level: logLevels.toDomain(l.level) ?? "info", message: l.message })),
+    };
+    const answer = await this.#workers.report(requestContext(ctx), req.taskId, req.leaseToken, report);
+    return create(ReportProgressResponseSchema, { cancelRequested: answer.cancelRequested, leaseExpireTime: timestampFromDate(answer.leaseExpiresAt) });
+  }
+
+  async completeTask(req: CompleteTaskRequest, ctx: HandlerContext): Promise<CompleteTaskResponse> {
+    const outcome = req.outcome;
+    if (outcome.case === undefined) throw InvalidArgumentError.field("result", "either result or error is required");
+    const operation = await this.#workers.complete(
+      requestContext(ctx),
+      req.taskId,
+      req.leaseToken,
+      outcome.case === "result"
+        ? { result: outcome.value }
+        : { error: { code: outcome.value.code, message: outcome.value.message, retryable: outcome.value.retryable } },
+    );
+    return create(CompleteTaskResponseSchema, { operation: toOperationMessage(operation) });
+  }
+}

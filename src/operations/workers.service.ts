@@ -1,0 +1,78 @@
+import type { UnitOfWork } from "../db/unit-of-work.js";
+import { InvalidArgumentError } from "../shared/errors.js";
+import type { JsonObject } from "../shared/json.js";
+import type { Scope } from "../shared/scope.js";
+import type { NotificationHub } from "./notification-hub.js";
+import type { Operation } from "./operation.js";
+import type { ProgressReport, TaskFailure, TaskLifecycle } from "./task-lifecycle.js";
+import type { ClaimedTask } from "./task.js";
+import { tasksChannel } from "./task.repository.js";
+
+/** Longest a claim waits for work; longer requests are reduced to it. */
+export const maxClaimWaitMs = 30_000;
+/** Lease length when the worker asks for none. */
+export const defaultLeaseMs = 30_000;
+const minLeaseMs = 1_000;
+const maxLeaseMs = 600_000;
+
+/** What a worker asks ClaimTask for. */
+export interface ClaimRequest {
+  readonly kinds: readonly string[];
+  readonly workerId: string;
+  /** Milliseconds; undefined: do not wait. */
+  readonly maxWaitMs: number | undefined;
+  /** Milliseconds; undefined: defaultLeaseMs. */
+  readonly leaseMs: number | undefined;
+}
+
+/** The worker use cases: claim (waiting for work), report, complete. */
+export class WorkersService {
+  readonly #uow: UnitOfWork;
+  readonly #lifecycle: TaskLifecycle;
+  readonly #hub: NotificationHub;
+  readonly #pollMs: number;
+
+  constructor(uow: UnitOfWork, lifecycle: TaskLifecycle, hub: NotificationHub, pollMs: number) {
+    this.#uow = uow;
+    this.#lifecycle = lifecycle;
+    this.#hub = hub;
+    this.#pollMs = pollMs;
+  }
+
+  /**
+   * Claims a task, trying again on every notification of new work for the
+   * tenant and at least every poll interval (leases expire without one)
+   * until `maxWaitMs`, the deadline or the caller's departure. Each try is
+   * a short transaction of its own: nothing is held while waiting.
+   */
+  async claim(scope: Scope, request: ClaimRequest, signal: AbortSignal): Promise<ClaimedTask | undefined> {
+    if (request.maxWaitMs !== undefined && request.maxWaitMs < 0) throw InvalidArgumentError.field("max_wait", "must not be negative");
+    const leaseMs = request.leaseMs ?? defaultLeaseMs;
+    if (leaseMs < minLeaseMs || leaseMs > maxLeaseMs) throw InvalidArgumentError.field("lease_duration", "must be from 1 second to 10 minutes");
+    let until = Date.now() + Math.min(request.maxWaitMs ?? 0, maxClaimWaitMs);
+    // Answer (empty-handed) a little before the client's deadline rather than after it.
+    if (scope.deadline !== undefined) until = Math.min(until, scope.deadline - 250);
+    const subscription = this.#hub.subscribe(tasksChannel, scope.tenant);
+    try {
+      for (;;) {
+        const claimed = await this.#uow.transact({ tenant: scope.tenant }, (tx) => this.#lifecycle.claim(tx, request.kinds, request.workerId, leaseMs));
+        const left = until - Date.now();
+        if (claimed || left <= 0 || signal.aborted) return claimed;
+        await subscription.waker.wait(Math.min(left, this.#pollMs), signal);
+      }
+    } finally {
+      subscription.close();
+    }
+  }
+
+  report(scope: Scope, taskId: string, leaseToken: string, report: ProgressReport): Promise<{ cancelRequested: boolean; leaseExpiresAt: Date }> {
+    if (report.progress !== undefined && !(report.progress >= 0 && report.progress <= 1)) {
+      throw InvalidArgumentError.field("progress", "must be from 0 to 1");
+    }
+    return this.#uow.transact(scope, (tx) => this.#lifecycle.report(tx, taskId, leaseToken, report));
+  }
+
+  complete(scope: Scope, taskId: string, leaseToken: string, outcome: { result: JsonObject } | { error: TaskFailure }): Promise<Operation> {
+    return this.#uow.transact(scope, (tx) => this.#lifecycle.complete(tx, taskId, leaseToken, outcome));
+  }
+}

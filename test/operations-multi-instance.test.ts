@@ -1,0 +1,213 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Operation_State, OperationService } from "../gen/anvil/operations/v1/operations_pb.js";
+import { Workflow_State, WorkflowService } from "../gen/anvil/workflows/v1/workflows_pb.js";
+import { createTestDatabase, type TestDatabase } from "./support/databases.js";
+import { until } from "./support/operations.js";
+import { mintToken, testKeys } from "./support/tokens.js";
+
+/** A child process of the test, with everything it printed. */
+interface Proc {
+  readonly child: ChildProcess;
+  readonly output: string[];
+  text(): string;
+}
+
+function spawnNode(args: string[], env: Record<string, string>): Proc {
+  // Node itself with tsx's loader, not npx: SIGKILL must hit the real process.
+  const child = spawn(process.execPath, ["--import", "tsx", ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const output: string[] = [];
+  child.stdout!.on("data", (c: Buffer) => output.push(c.toString()));
+  child.stderr!.on("data", (c: Buffer) => output.push(c.toString()));
+  return { child, output, text: () => output.join("") };
+}
+
+function client<S extends typeof OperationService | typeof WorkflowService>(service: S, url: string, token: string) {
+  const transport = createConnectTransport({
+    baseUrl: url,
+    httpVersion: "1.1",
+    interceptors: [(next) => (req) => { req.header.set("authorization", `Bearer ${token}`); return next(req); }],
+  });
+  return createClient(service, transport);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.skipIf(!process.env.TEST_DATABASE_URL)("operations across three gateway processes on PostgreSQL", () => {
+  const dir = mkdtempSync(join(tmpdir(), "anvil-multi-"));
+  const keys = testKeys();
+  const keysFile = join(dir, "service-accounts.json");
+  const gateways: Proc[] = [];
+  const workers: Proc[] = [];
+  const urls: string[] = [];
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    writeFileSync(keysFile, JSON.stringify({ keys }));
+    database = await createTestDatabase("postgres");
+    const env = {
+      PORT: "0",
+      HOST: "127.0.0.1",
+      DATABASE_URL: database.url!,
+      ANVIL_KEYS_FILE: keysFile,
+      LOG_LEVEL: "warn",
+      ANVIL_DB_POOL_SIZE: "5",
+      ANVIL_OPERATIONS_POLL_MS: "500",
+      ANVIL_TASK_MAX_ATTEMPTS: "6",
+      ANVIL_TASK_RETRY_BASE_MS: "100",
+    };
+    // The first migrates; the others find the schema in place.
+    for (let i = 0; i < 3; i++) {
+      const gateway = spawnNode(["src/main.ts"], env);
+      gateways.push(gateway);
+      await until(() => /listening on (http:\/\/\S+)/.test(gateway.text()) || gateway.child.exitCode !== null, 60_000, `gateway ${i}`);
+      const url = /listening on (http:\/\/\S+)/.exec(gateway.text())?.[1];
+      if (!url) throw new Error(`gateway ${i} did not start:\n${gateway.text()}`);
+      urls.push(url.replace("localhost", "127.0.0.1"));
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const p of [...workers, ...gateways]) {
+      if (p.child.exitCode === null && p.child.signalCode === null) {
+        const exited = new Promise((r) => p.child.once("exit", r));
+        p.child.kill("SIGKILL");
+        await exited;
+      }
+    }
+    await database?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("finishes every task exactly once while a gateway and a worker holding a lease are SIGKILLed", async () => {
+    const editor = await mintToken(keys.find((k) => k.key_id === "acme-editor")!);
+    const worker = await mintToken(keys.find((k) => k.key_id === "acme-worker")!);
+    const wf = client(WorkflowService, urls[0]!, editor);
+    const make = async (steps: Array<{ name: string; kind: string; dependsOn?: string[]; config: Record<string, number | boolean> }>) =>
+      (await wf.createWorkflow({ workflow: { displayName: "load", state: Workflow_State.ACTIVE, steps: steps.map((s) => ({ dependsOn: [], ...s })) } })).workflow!.id;
+    const plans = [
+      { count: 80, expect: Operation_State.SUCCEEDED, id: await make([{ name: "a", kind: "demo", config: { seconds: 0.2, steps: 2 } }]) },
+      {
+        count: 60,
+        expect: Operation_State.SUCCEEDED,
+        id: await make([
+          { name: "a", kind: "demo", config: { seconds: 0.1, steps: 1 } },
+          { name: "b", kind: "demo", dependsOn: ["a"], config: { seconds: 0.1, steps: 1 } },
+        ]),
+      },
+      { count: 30, expect: Operation_State.SUCCEEDED, id: await make([{ name: "a", kind: "demo-fail", config: { seconds: 0.05, succeed_on_attempt: 2 } }]) },
+      { count: 30, expect: Operation_State.FAILED, id: await make([{ name: "a", kind: "demo-fail", config: { seconds: 0.05, retryable: false } }]) },
+    ];
+
+    // Start 200 runs, spread over the three gateways.
+    const expected = new Map<string, Operation_State>();
+    const runs = plans.flatMap((p) => Array.from({ length: p.count }, () => p));
+    for (let i = 0; i < runs.length; i += 20) {
+      await Promise.all(
+        runs.slice(i, i + 20).map(async (plan, j) => {
+          const op = (await client(WorkflowService, urls[(i + j) % 3]!, editor).runWorkflow({ id: plan.id })).operation!;
+          expected.set(op.id, plan.expect);
+        }),
+      );
+    }
+    const ids = [...expected.keys()];
+
+    // Watchers on every gateway; a watcher whose gateway dies resumes on another with after_sequence.
+    let resumed = 0;
+    const dead = new Set<number>();
+    const watch = async (id: string, start: number): Promise<number[]> => {
+      const seen: number[] = [];
+      let at = start;
+      for (let tries = 0; tries < 30; tries++) {
+        if (dead.has(at)) at = (at + 1) % 3;
+        try {
+          for await (const m of client(OperationService, urls[at]!, editor).watchOperation({ id, afterSequence: BigInt(seen.at(-1) ?? 0) })) {
+            if (m.item.case === "event") seen.push(Number(m.item.value.sequence));
+          }
+          return seen;
+        } catch {
+          resumed++;
+          at = (at + 1) % 3;
+          await sleep(200);
+        }
+      }
+      throw new Error(`watch of ${id} kept failing`);
+    };
+    const watched = ids.filter((_, i) => i % 5 === 0);
+    const watches = watched.map((id, i) => watch(id, i % 3));
+
+    // Four reference workers: two on gateway 0, one each on 1 and 2.
+    const startWorker = (name: string, url: string) =>
+      spawnNode(["src/cli/worker.ts", "--url", url, "--token", worker, "--kinds", "demo,demo-fail", "--id", name, "--lease", "3", "--concurrency", "2"], {});
+    workers.push(startWorker("w0", urls[0]!), startWorker("w1", urls[0]!), startWorker("w2", urls[1]!), startWorker("w3", urls[2]!));
+
+    // Kill w0 the moment it holds a lease it has not completed.
+    const victim = workers[0]!;
+    const claimedBy = (p: Proc) => [...p.text().matchAll(/claimed \S+ (\S+)/g)].map((m) => m[1]!);
+    const completedBy = (p: Proc) => new Set([...p.text().matchAll(/completed (\S+):/g)].map((m) => m[1]!));
+    await until(() => claimedBy(victim).some((t) => !completedBy(victim).has(t)), 60_000, "w0 to hold a lease");
+    victim.child.kill("SIGKILL");
+    const orphaned = claimedBy(victim).filter((t) => !completedBy(victim).has(t));
+    // Then the third gateway, with its streams and its worker's connections.
+    await sleep(500);
+    dead.add(2);
+    gateways[2]!.child.kill("SIGKILL");
+
+    const ops = client(OperationService, urls[0]!, editor);
+    const finalStates = new Map<string, Operation_State>();
+    await until(
+      async () => {
+        const left = ids.filter((id) => !finalStates.has(id));
+        for (const id of left.slice(0, 50)) {
+          const op = (await ops.getOperation({ id })).operation!;
+          if (op.state === Operation_State.SUCCEEDED || op.state === Operation_State.FAILED || op.state === Operation_State.CANCELLED) finalStates.set(id, op.state);
+        }
+        return finalStates.size === ids.length;
+      },
+      150_000,
+      "every operation to finish",
+    );
+    for (const [id, state] of expected) expect(Operation_State[finalStates.get(id)!], id).toBe(Operation_State[state]);
+
+    // The tables: each operation has one completion, gapless events; every task is done once.
+    const db = new pg.Client({ connectionString: database.url });
+    await db.connect();
+    try {
+      const events = await db.query<{ id: string; n: number; max: number; last: number; completions: number }>(`
+        select o.id, count(e.sequence)::int n, max(e.sequence)::int max, o.last_sequence last,
+               count(*) filter (where e.type = 'completion')::int completions
+        from operations o join operation_events e on e.tenant_id = o.tenant_id and e.operation_id = o.id
+        group by o.id, o.last_sequence`);
+      expect(events.rows).toHaveLength(ids.length);
+      for (const r of events.rows) expect([r.n, r.max, r.completions], r.id).toEqual([r.last, r.last, 1]);
+      const tasks = await db.query<{ state: string; n: number }>(`select state, count(*)::int n from tasks group by state`);
+      expect(tasks.rows).toEqual([{ state: "done", n: 260 }]);
+      // The killed worker's tasks were finished by others.
+      expect(orphaned.length).toBeGreaterThan(0);
+      const rescued = await db.query<{ id: string; worker_id: string; outcome: string; attempt: number }>(
+        `select id, worker_id, outcome, attempt from tasks where id = any($1::uuid[])`,
+        [orphaned],
+      );
+      for (const t of rescued.rows) {
+        expect(t.worker_id, t.id).not.toMatch(/^w0\//);
+        expect(t.attempt).toBeGreaterThanOrEqual(2);
+      }
+    } finally {
+      await db.end();
+    }
+
+    // Every watcher saw every event exactly once, in order — those on the killed gateway by resuming elsewhere.
+    const seen = await Promise.all(watches);
+    for (const [i, sequences] of seen.entries()) {
+      const last = Number((await ops.getOperation({ id: watched[i]! })).operation!.lastSequence);
+      expect(sequences, watched[i]).toEqual(Array.from({ length: last }, (_, k) => k + 1));
+    }
+    expect(resumed).toBeGreaterThan(0);
+  }, 240_000);
+});
