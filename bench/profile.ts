@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { runAutocannon } from "./load/autocannon.js";
 import { runH2load } from "./load/h2load.js";
 import { pinningAvailable } from "./processes/pinning.js";
 import { startServer } from "./processes/server-process.js";
@@ -12,8 +13,8 @@ import { prepare } from "./setup.js";
 /**
  * `npm run bench:profile`: runs Anvil under `node --cpu-prof` (pinned, real
  * PostgreSQL, real token) while h2load drives the point read over gRPC
- * (BENCH_PROFILE_CALL picks another fixed-body HTTP/2 call, e.g.
- * get-connect-proto), then writes the .cpuprofile into bench/results/ —
+ * (BENCH_PROFILE_CALL picks another call, e.g. get-rest or get-connect-json,
+ * which autocannon drives over HTTP/1.1), then writes the .cpuprofile into bench/results/ —
  * open it in Chrome DevTools or speedscope — and prints the ten functions
  * with the most self time, also saved as bench/results/profile-top.md.
  */
@@ -32,8 +33,11 @@ async function main(): Promise<void> {
       const check = await sampleCheck(server.baseUrl, call, settings.sampleSize);
       if (check.failed) throw new Error(`Anvil answers ${callName} wrongly: ${check.firstFailure}`);
       const load = { baseUrl: server.baseUrl, call, connections: settings.h2Connections, streams: settings.inFlight / settings.h2Connections, ...(check.bodyBytes ? { expectedBodyBytes: check.bodyBytes } : {}) };
-      await runH2load({ ...load, seconds: settings.warmupSeconds });
-      const r = await runH2load({ ...load, seconds: Math.max(settings.measureSeconds, settings.quick ? 2 : 20) });
+      // HTTP/1.1 calls (Connect JSON, REST, gRPC-Web) are driven by autocannon, as in the benchmark.
+      const drive = (seconds: number) =>
+        call.http === "h1" ? runAutocannon(server.baseUrl, callName, setup.ctx, seconds, settings.inFlight) : runH2load({ ...load, seconds });
+      await drive(settings.warmupSeconds);
+      const r = await drive(Math.max(settings.measureSeconds, settings.quick ? 2 : 20));
       log(`${callName}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ${r.errors} errors${pinningAvailable() ? "" : " (unpinned)"}`);
     } finally {
       await server.stop();

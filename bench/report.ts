@@ -124,10 +124,10 @@ export function toMarkdown(report: BenchReport): string {
 }
 
 /** Writes bench/results/latest.md and latest.json. */
-export function writeReport(dir: string, report: BenchReport): { markdown: string; json: string } {
+export function writeReport(dir: string, report: BenchReport, name = "latest"): { markdown: string; json: string } {
   mkdirSync(dir, { recursive: true });
-  const markdown = join(dir, "latest.md");
-  const json = join(dir, "latest.json");
+  const markdown = join(dir, `${name}.md`);
+  const json = join(dir, `${name}.json`);
   writeFileSync(markdown, toMarkdown(report));
   writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
   return { markdown, json };

@@ -12,7 +12,8 @@ import { benchCases } from "./workloads.js";
  * process pinned to core 0, and runs each case (call × server) with the load
  * generator pinned to core 1; writes
  * bench/results/latest.md and latest.json. BENCH_QUICK=1 for a smoke run;
- * BENCH_ONLY=anvil,grpc-js to start only some servers.
+ * BENCH_ONLY=anvil,grpc-js to start only some servers, BENCH_CALLS=get-rest
+ * to run only some calls (a partial run writes partial.md/json instead).
  */
 async function main(): Promise<void> {
   const started = Date.now();
@@ -25,8 +26,10 @@ async function main(): Promise<void> {
   process.once("SIGINT", () => (interrupted = true));
   const running = new Map<ServerName, ServerProcess>();
   try {
+    // BENCH_ONLY=anvil,fastify picks servers; BENCH_CALLS=get-rest,get-grpc picks calls.
     const only = process.env.BENCH_ONLY?.split(",");
-    const cases = benchCases.filter((c) => !only || only.includes(c.server));
+    const calls = process.env.BENCH_CALLS?.split(",");
+    const cases = benchCases.filter((c) => (!only || only.includes(c.server)) && (!calls || calls.includes(c.call)));
     // Every server is up for the whole run (idle ones cost no CPU), and each
     // call is measured on all its servers back to back: the load other users
     // of a shared machine put on it drifts over minutes, and measuring peers
@@ -60,7 +63,9 @@ async function main(): Promise<void> {
     results: ratios,
     targets: checkTargets(ratios),
   };
-  const files = writeReport(join(import.meta.dirname, "results"), report);
+  // A partial run (BENCH_ONLY, BENCH_CALLS) must not replace the full table the README quotes.
+  const partial = process.env.BENCH_ONLY !== undefined || process.env.BENCH_CALLS !== undefined;
+  const files = writeReport(join(import.meta.dirname, "results"), report, partial ? "partial" : "latest");
   process.stdout.write(toMarkdown(report));
   log(`wrote ${files.markdown} and ${files.json}`);
 }

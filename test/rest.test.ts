@@ -1,8 +1,9 @@
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserService } from "../gen/anvil/users/v1/users_pb.js";
-import { matchPathTemplate, parsePathTemplate, type PathTemplate, type TemplateSegment } from "../src/server/rest/path-template.js";
+import { matchPathTemplate, parsePathTemplate, type PathTemplate, type TemplateSegment, templateSpecificity } from "../src/server/rest/path-template.js";
 import { buildRestRoutes, type RestRoute } from "../src/server/rest/rest-routes.js";
+import { RouteIndex } from "../src/server/rest/route-index.js";
 import { transcodeRequest } from "../src/server/rest/transcode.js";
 import { apiServices } from "../src/server/services.js";
 import { databaseKinds } from "./support/databases.js";
@@ -63,6 +64,49 @@ describe("REST routes from google.api.http", () => {
     expect(matchPathTemplate(rest, "/v1/files/a/b/c")?.get("path")).toBe("a/b/c");
     expect(() => parsePathTemplate("v1/x")).toThrow();
     expect(() => parsePathTemplate("/v1/{a=**}/x")).toThrow();
+  });
+
+  it("finds through its index exactly the routes a match against every template finds, in the same order", () => {
+    const extra: RestRoute[] = ["/v1/{name=projects/*/things/*}:run", "/v1/files/{path=**}", "/{id}/x", "/v1:ping"].map((source) => ({
+      httpMethod: "POST",
+      template: parsePathTemplate(source),
+      method: UserService.method.getUser,
+      pathFields: [],
+      body: { kind: "none" },
+      responseBody: undefined,
+    }));
+    const routes = [...buildRestRoutes(apiServices).routes, ...extra];
+    const index = new RouteIndex(routes);
+    const bySpecificity = [...routes].sort((a, b) => templateSpecificity(b.template) - templateSpecificity(a.template));
+    const paths = [
+      ...routes.map((r) => concretePath(r.template)),
+      "/v1/ipas/x:deploy",
+      "/v1/ipas/x%3Adeploy",
+      "/v1/ipas/x:nope",
+      "/v1/ipa%73/x",
+      "/v1/users/%ZZ",
+      "/v1/users/",
+      "/v1/users//x",
+      "/v1/users:batch",
+      "/v1:ping",
+      "/v1",
+      "/",
+      "",
+      "/v1/projects/p/things/t:run",
+      "/v1/files/a/b/c",
+      "/anything/x",
+      "/healthz",
+    ];
+    let matched = 0;
+    for (const path of paths) {
+      const expected = bySpecificity.flatMap((route) => {
+        const bindings = matchPathTemplate(route.template, path);
+        return bindings ? [{ route, bindings }] : [];
+      });
+      expect(index.match(path), path).toEqual(expected);
+      matched += expected.length;
+    }
+    expect(matched).toBeGreaterThan(routes.length);
   });
 
   it("maps query parameters: nested, repeated, enums by name or number, FieldMask, Timestamp", () => {

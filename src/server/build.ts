@@ -87,9 +87,10 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const routes: RouteHandler[] = [
       createCors({ origins: config.corsOrigins, restMethods: rest.routes.map((r) => r.httpMethod) }),
       withPrivateGetCaching(connect.handle),
-      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, maxRequestBytes: config.maxRequestBytes, compressMinBytes: config.compressMinBytes, log }),
-      createOpenApiRoute(config.compressMinBytes),
+      // Exact paths before the REST templates: a probe never waits on route matching.
       createProbes(database, () => draining),
+      createOpenApiRoute(config.compressMinBytes),
+      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, maxRequestBytes: config.maxRequestBytes, compressMinBytes: config.compressMinBytes, log }),
     ];
     const handle = (req: NodeRequest, res: NodeResponse) => {
       for (const route of routes) if (route(req, res)) return;

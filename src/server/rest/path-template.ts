@@ -92,33 +92,60 @@ function parseSegments(parts: string[], source: string, variables: string[][], a
 }
 
 /**
+ * A request path split into segments once, for matching against many
+ * templates: the raw (still percent-encoded) segments, and the decoded ones
+ * (undefined when a segment is not valid percent-encoding).
+ */
+export interface SplitPath {
+  readonly raw: readonly string[];
+  readonly decoded: readonly string[] | undefined;
+}
+
+/** Splits a raw URL path ("/v1/users/u1") into segments; undefined if it does not start with "/". */
+export function splitPath(rawPath: string): SplitPath | undefined {
+  if (!rawPath.startsWith("/")) return undefined;
+  const raw = rawPath.slice(1).split("/");
+  return { raw, decoded: decodeAll(raw) };
+}
+
+/**
  * Matches a raw (still percent-encoded) URL path against a template. Returns
  * the variable bindings, or undefined when the path does not match. A
  * single-segment variable is fully percent-decoded; a multi-segment one keeps
  * its "/" separators and decodes each segment, as the http.proto rules say.
  */
 export function matchPathTemplate(template: PathTemplate, rawPath: string): PathBindings | undefined {
-  if (!rawPath.startsWith("/")) return undefined;
-  let path = rawPath.slice(1);
+  const path = splitPath(rawPath);
+  return path && matchSplitPath(template, path);
+}
+
+/** matchPathTemplate for a path already split by splitPath. */
+export function matchSplitPath(template: PathTemplate, path: SplitPath): PathBindings | undefined {
+  let parts = path.decoded;
   if (template.verb !== undefined) {
+    // The verb is cut off the raw last segment, so an encoded ":" (%3A) never separates one.
     const suffix = `:${template.verb}`;
-    if (!path.endsWith(suffix)) return undefined;
-    path = path.slice(0, -suffix.length);
+    const last = path.raw.at(-1)!;
+    if (!last.endsWith(suffix)) return undefined;
+    const stem = decodeAll([last.slice(0, -suffix.length)]);
+    if (!parts || !stem) return undefined;
+    parts = [...parts.slice(0, -1), stem[0]!];
   }
-  const raw = path.split("/");
-  let parts: string[];
-  try {
-    parts = raw.map((p) => decodeURIComponent(p));
-  } catch {
-    return undefined;
-  }
-  if (parts.some((p) => p === "")) return undefined;
+  if (!parts || parts.some((p) => p === "")) return undefined;
   const bindings: PathBindings = new Map();
   const end = matchSegments(template.segments, parts, 0, bindings);
   return end === parts.length ? bindings : undefined;
 }
 
-function matchSegments(segments: readonly TemplateSegment[], parts: string[], from: number, bindings: PathBindings): number {
+function decodeAll(raw: readonly string[]): string[] | undefined {
+  try {
+    return raw.map((p) => (p.includes("%") ? decodeURIComponent(p) : p));
+  } catch {
+    return undefined;
+  }
+}
+
+function matchSegments(segments: readonly TemplateSegment[], parts: readonly string[], from: number, bindings: PathBindings): number {
   let at = from;
   for (const segment of segments) {
     switch (segment.kind) {

@@ -8,10 +8,11 @@ import { RequestHeaders } from "../fast-unary/request-headers.js";
 import type { UnaryCall } from "../fast-unary/unary-call.js";
 import { sendBody } from "../http-compression.js";
 import { setPrivateCaching } from "../private-caching.js";
-import { type PathBindings, matchPathTemplate, templateSpecificity } from "./path-template.js";
+import type { PathBindings } from "./path-template.js";
 import { readRequestBody } from "./request-body.js";
 import { errorStatus, sendRestError } from "./rest-errors.js";
 import type { RestRoute } from "./rest-routes.js";
+import { RouteIndex } from "./route-index.js";
 import { transcodeRequest } from "./transcode.js";
 
 /** Options of createRestHandler. */
@@ -39,8 +40,8 @@ export interface RestHandlerOptions {
  * of the error's code.
  */
 export function createRestHandler(options: RestHandlerOptions): RouteHandler {
-  const routes = [...options.routes].sort((a, b) => templateSpecificity(b.template) - templateSpecificity(a.template));
-  for (const route of routes) {
+  const index = new RouteIndex(options.routes);
+  for (const route of options.routes) {
     if (route.method.methodKind === "unary" && !options.unaryCalls.has(route.method)) {
       throw new Error(`no RPC handler for ${route.method.parent.typeName}.${route.method.name}, which has a REST route`);
     }
@@ -49,11 +50,7 @@ export function createRestHandler(options: RestHandlerOptions): RouteHandler {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q === -1 ? url : url.slice(0, q);
-    const matches: { route: RestRoute; bindings: PathBindings }[] = [];
-    for (const route of routes) {
-      const bindings = matchPathTemplate(route.template, path);
-      if (bindings) matches.push({ route, bindings });
-    }
+    const matches = index.match(path);
     if (matches.length === 0) return false;
     const match = matches.find((m) => m.route.httpMethod === req.method);
     if (!match) {
