@@ -1,8 +1,11 @@
-import type { Kysely, Selectable, Transaction } from "kysely";
+import { CompiledQuery, type Kysely, type Selectable, type Transaction } from "kysely";
 import { staleEtag } from "../shared/etag.js";
 import { NotFoundError } from "../shared/errors.js";
 import { afterKeyset, type SortKey } from "./keyset.js";
 import type { Database } from "./schema.js";
+
+/** Text of `get` per "table lock". */
+const compiledGets = new Map<string, string>();
 
 /** Tables of resources: tenant-scoped, identified by `id`, versioned for etags. */
 export type ResourceTable = {
@@ -35,10 +38,20 @@ export class ScopedTable<T extends ResourceTable> {
 
   /** The row, or NOT_FOUND. `lock` takes a row lock until the transaction ends. */
   async get(id: string, lock: "none" | "update" | "share" = "none"): Promise<Selectable<Database[T]>> {
-    let query = this.#db.selectFrom(this.#name).selectAll().where("tenant_id", "=", this.tenant).where("id", "=", id);
-    if (lock === "update") query = query.forUpdate();
-    if (lock === "share") query = query.forShare();
-    const row = await query.executeTakeFirst();
+    // The most frequent statement of all, with one text per table and lock:
+    // built and compiled once, then only its parameters change.
+    const key = `${this.#name} ${lock}`;
+    let text = compiledGets.get(key);
+    if (text === undefined) {
+      // Parameters in this order: $1 the tenant, $2 the id.
+      let query = this.#db.selectFrom(this.#name).selectAll().where("tenant_id", "=", this.tenant).where("id", "=", id);
+      if (lock === "update") query = query.forUpdate();
+      if (lock === "share") query = query.forShare();
+      text = query.compile().sql;
+      compiledGets.set(key, text);
+    }
+    const { rows } = await this.#db.executeQuery(CompiledQuery.raw(text, [this.tenant, id]));
+    const row = rows[0];
     if (!row) throw new NotFoundError(this.resource, id);
     return row as Selectable<Database[T]>;
   }

@@ -56,29 +56,28 @@ export class UnitOfWork {
   }
 
   /**
-   * Runs a one-statement read on a connection of its own, outside an
-   * explicit transaction — under PostgreSQL's READ COMMITTED a statement
-   * sees one snapshot either way. A request with a deadline still takes a
-   * transaction, where SET LOCAL bounds the statement by it.
+   * Runs a one-statement read outside an explicit transaction — under
+   * PostgreSQL's READ COMMITTED a statement sees one snapshot either way —
+   * straight on the pool: the statement takes a connection for as long as it
+   * runs, with no BEGIN, COMMIT or connection pinning around it. (A read of
+   * several statements stays correct, each seeing its own snapshot, as it
+   * would on one connection without a transaction.) A request with a
+   * deadline still takes a transaction, where SET LOCAL bounds the statement
+   * by it.
    */
   async read<T>(scope: Scope, work: (tx: Repositories) => Promise<T>): Promise<T> {
     if (scope.deadline !== undefined) return this.transact(scope, work);
+    const tx = new Repositories(this.#db as Transaction<Database>, scope.tenant, readOnlyHooks);
     try {
-      return await this.#db.connection().execute(async (conn) => {
-        const tx = new Repositories(conn as Transaction<Database>, scope.tenant, readOnlyHooks);
-        try {
-          return await work(tx);
-        } finally {
-          tx.close();
-        }
-      });
+      return await work(tx);
     } catch (err) {
       throw translateDatabaseError(err);
+    } finally {
+      tx.close();
     }
   }
 }
 
-// A read commits nothing, so it can take no after-commit hooks.
 const readOnlyHooks: Array<() => void> = new Proxy([], {
   set() {
     throw new Error("onCommit is not available in a read");
