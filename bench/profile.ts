@@ -2,6 +2,7 @@ import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runAutocannon } from "./load/autocannon.js";
 import { runH2load } from "./load/h2load.js";
+import { runOperationsLoop } from "./load/operations-loop.js";
 import { pinningAvailable } from "./processes/pinning.js";
 import { startServer } from "./processes/server-process.js";
 import { hotFunctionsMarkdown, topSelfTime } from "./profile-summary.js";
@@ -34,8 +35,13 @@ async function main(): Promise<void> {
       if (check.failed) throw new Error(`Anvil answers ${callName} wrongly: ${check.firstFailure}`);
       const load = { baseUrl: server.baseUrl, call, connections: settings.h2Connections, streams: settings.inFlight / settings.h2Connections, ...(check.bodyBytes ? { expectedBodyBytes: check.bodyBytes } : {}) };
       // HTTP/1.1 calls (Connect JSON, REST, gRPC-Web) are driven by autocannon, as in the benchmark.
+      // The operations workload (run-workflow-grpc) runs its starts and worker loops as in the benchmark.
       const drive = (seconds: number) =>
-        call.http === "h1" ? runAutocannon(server.baseUrl, callName, setup.ctx, seconds, settings.inFlight) : runH2load({ ...load, seconds });
+        callName === "run-workflow-grpc"
+          ? runOperationsLoop(server.baseUrl, setup.ctx, seconds, settings.inFlight - settings.operationWorkers, settings.operationWorkers)
+          : call.http === "h1"
+            ? runAutocannon(server.baseUrl, callName, setup.ctx, seconds, settings.inFlight)
+            : runH2load({ ...load, seconds });
       await drive(settings.warmupSeconds);
       const r = await drive(Math.max(settings.measureSeconds, settings.quick ? 2 : 20));
       log(`${callName}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ${r.errors} errors${pinningAvailable() ? "" : " (unpinned)"}`);

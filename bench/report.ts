@@ -77,6 +77,7 @@ const shapeNames: Record<string, string> = {
   "h2-loop": "node h2 loop",
   "h2load-1000-streams": "h2load, 1,000 streams",
   "idle-connections": "1,000 idle h2 conns",
+  "operations-loop": "starts + worker loops",
 };
 
 /** Renders the run as Markdown: machine, one table per workload, targets. */

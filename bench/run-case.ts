@@ -2,6 +2,7 @@ import { runAutocannon } from "./load/autocannon.js";
 import { runH2Loop } from "./load/h2-loop.js";
 import { runH2load } from "./load/h2load.js";
 import { runIdleConnections } from "./load/idle-connections.js";
+import { runOperationsLoop } from "./load/operations-loop.js";
 import type { LoadResult } from "./load/load-result.js";
 import { buildCall } from "./protocol/calls.js";
 import { type SampleCheck, sampleCheck } from "./protocol/client.js";
@@ -48,6 +49,8 @@ export async function runCase(c: BenchCase, server: ServerProcess, ctx: BenchCon
         return runH2Loop(server.baseUrl, c.call, ctx, seconds, s.h2Connections, s.inFlight / s.h2Connections);
       case "idle-connections":
         return runIdleConnections(server.baseUrl, c.call, ctx, s.idleConnections, s.idleHoldSeconds);
+      case "operations-loop":
+        return runOperationsLoop(server.baseUrl, ctx, seconds, s.inFlight - s.operationWorkers, s.operationWorkers);
     }
   };
   const notes: string[] = [];

@@ -23,6 +23,8 @@ export interface BenchSettings {
   readonly seedRows: number;
   /** Responses checked one by one (status and content) before and after every measured run. */
   readonly sampleSize: number;
+  /** Worker loops claiming and completing tasks in the operations workload (the rest of inFlight start runs). */
+  readonly operationWorkers: number;
   /** PostgreSQL server the bench creates its database on. */
   readonly databaseUrl: string;
 }
@@ -42,6 +44,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): BenchSetting
     idleHoldSeconds: quick ? 1 : 5,
     seedRows: num("BENCH_SEED_ROWS", 100_000),
     sampleSize: quick ? 5 : 20,
+    operationWorkers: 8,
     databaseUrl: env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres",
   };
 }

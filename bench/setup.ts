@@ -36,6 +36,7 @@ export async function prepare(settings: BenchSettings, log: (line: string) => vo
     pageToken: database.deepPage.token,
     pageFirstId: database.deepPage.firstId,
     pageSize: 50,
+    workflowId: database.workflowId,
   };
   const serverEnv: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,

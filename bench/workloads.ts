@@ -1,13 +1,14 @@
 import type { CallName } from "./protocol/calls.js";
 import type { ServerName } from "./processes/server-process.js";
 
-/** The five workloads of issue 6, in report order. */
+/** The five workloads of issue 6 and the operations one, in report order. */
 export const workloadTitles = {
   overhead: "1. Protocol overhead (no database)",
   "point-read": "2. Point read: GetUser by id",
   write: "3. Write: CreateUser with a unique request_id",
   list: "4. List: ListUsers, page of 50, 90% deep into 100,000 rows",
   concurrency: "5. Concurrency: 1,000 HTTP/2 streams / 1,000 idle connections",
+  operations: "6. Operations: RunWorkflow starts while remote workers claim and complete the tasks (Anvil only)",
 } as const;
 
 /** A workload's key. */
@@ -24,7 +25,9 @@ export type LoadShape =
   /** h2load holding 1,000 streams in flight on one connection. */
   | "h2load-1000-streams"
   /** 1,000 idle HTTP/2 connections, each used before and after holding. */
-  | "idle-connections";
+  | "idle-connections"
+  /** Starts at the moderate in-flight count while worker loops claim and complete the tasks. */
+  | "operations-loop";
 
 /** One measured cell: a call, driven one way, against one server. */
 export interface BenchCase {
@@ -72,4 +75,7 @@ export const benchCases: readonly BenchCase[] = [
 
   ...cases("concurrency", "get-grpc", "h2load-1000-streams", [anvil, "bare-connect", "grpc-js"]),
   ...cases("concurrency", "get-grpc", "idle-connections", [anvil, "bare-connect", "grpc-js"]),
+
+  // No peer has durable operations to compare with: these figures track Anvil against itself from run to run.
+  ...cases("operations", "run-workflow-grpc", "operations-loop", [anvil]),
 ];

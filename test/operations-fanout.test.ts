@@ -35,9 +35,12 @@ describe.each(databaseKinds)("operation fan-out on %s", (kind) => {
     await c.workers.completeTask({ taskId: late.id, leaseToken: late.leaseToken, outcome: { case: "result", value: {} } });
 
     const task = (await claim(c, "w1", { kinds: ["fanout"] }))!;
-    const before = watch.messages.length;
+    // The claim's own events reach the watcher first; only then count what the report adds.
+    const claimed = (await c.operations.getOperation({ id: op.id })).operation!.lastSequence;
+    const lastSeen = () => watch.messages.reduce((n, m) => (m.item.case === "event" ? m.item.value.sequence : n), 0n);
+    await until(() => lastSeen() >= claimed, 5_000, "the claim's events");
     await c.workers.reportProgress({ taskId: task.id, leaseToken: task.leaseToken, progress: 0.5 });
-    await until(() => watch.messages.length > before + 1, 5_000, "the progress event, pushed by NOTIFY");
+    await until(() => lastSeen() > claimed, 5_000, "the progress event, pushed by NOTIFY");
     await c.workers.completeTask({ taskId: task.id, leaseToken: task.leaseToken, outcome: { case: "result", value: {} } });
     expect(await watch.done).toBeUndefined();
   });

@@ -1,6 +1,7 @@
 import http2 from "node:http2";
 import { buildCall, type CallName } from "../protocol/calls.js";
 import type { BenchContext } from "../protocol/context.js";
+import { checkedH2Request } from "./h2-request.js";
 import { type LoadResult, quantile } from "./load-result.js";
 
 /** Input of this worker (argv[2], JSON). */
@@ -34,35 +35,14 @@ async function main(): Promise<void> {
     s.on("error", () => {});
     return s;
   });
-  const one = (session: http2.ClientHttp2Session) =>
-    new Promise<void>((resolve) => {
-      const t0 = performance.now();
-      const body = call.body();
-      const stream = session.request({ ":method": call.method, ":path": call.path, ...call.headers }, { endStream: body === undefined });
-      let headers: http2.IncomingHttpHeaders = {};
-      let trailers: http2.IncomingHttpHeaders = {};
-      const chunks: Buffer[] = [];
-      const fail = (why: string) => {
-        errors++;
-        firstError ??= why;
-      };
-      stream.setTimeout(10_000, () => stream.close(http2.constants.NGHTTP2_CANCEL));
-      stream.on("response", (h) => (headers = h));
-      stream.on("trailers", (t) => (trailers = t));
-      stream.on("data", (c: Buffer) => chunks.push(c));
-      stream.on("error", (e) => fail(String(e)));
-      stream.on("close", () => {
-        const status = Number(headers[":status"] ?? 0);
-        if (status === 0) fail(`no response (rst ${stream.rstCode})`);
-        else {
-          const problem = call.verify({ status, headers, trailers, body: Buffer.concat(chunks) });
-          if (problem !== undefined) fail(problem);
-          else latencies.push(performance.now() - t0);
-        }
-        resolve();
-      });
-      if (body !== undefined) stream.end(body);
-    });
+  const one = async (session: http2.ClientHttp2Session) => {
+    const { problem, ms } = await checkedH2Request(session, call);
+    if (problem === undefined) latencies.push(ms);
+    else {
+      errors++;
+      firstError ??= problem;
+    }
+  };
   const loop = async (session: http2.ClientHttp2Session) => {
     while (performance.now() < deadline) await one(session);
   };

@@ -8,6 +8,7 @@ import {
   ListUsersRequestSchema,
   ListUsersResponseSchema,
 } from "../../gen/anvil/users/v1/users_pb.js";
+import { RunWorkflowRequestSchema, RunWorkflowResponseSchema } from "../../gen/anvil/workflows/v1/workflows_pb.js";
 import type { BenchContext } from "./context.js";
 import { envelope, frames, parseTrailerFrame, trailerFlag } from "./framing.js";
 import { HealthCheckRequestSchema, HealthCheckResponseSchema, serving } from "./health-service.js";
@@ -33,7 +34,8 @@ export type CallName =
   | "create-grpc"
   | "create-connect-json"
   | "list-grpc"
-  | "list-connect-json";
+  | "list-connect-json"
+  | "run-workflow-grpc";
 
 /**
  * One kind of request on the wire and how to tell a right answer from a
@@ -106,6 +108,19 @@ export function buildCall(name: CallName, ctx: BenchContext): Call {
       return grpcCall(name, `${userService}/GetUser`, grpc, fixed(envelope(getRequest)), GetUserResponseSchema, (m) => checkUser(m.user));
     case "list-grpc":
       return grpcCall(name, `${userService}/ListUsers`, grpc, fixed(envelope(listRequest)), ListUsersResponseSchema, (m) => checkPage(m));
+    case "run-workflow-grpc":
+      // Starts a run of the bench workflow: one operation and one queued task, enqueued in the caller's transaction.
+      return {
+        ...grpcCall(
+          name,
+          "/anvil.workflows.v1.WorkflowService/RunWorkflow",
+          grpc,
+          () => envelope(toBinary(RunWorkflowRequestSchema, create(RunWorkflowRequestSchema, { id: ctx.workflowId, requestId: randomUUID() }))),
+          RunWorkflowResponseSchema,
+          (m) => (m.operation?.id && m.operation.resource === `workflows/${ctx.workflowId}` ? undefined : `expected an operation on the bench workflow, got ${JSON.stringify(m.operation)?.slice(0, 160)}`),
+        ),
+        unique: true,
+      };
     case "create-grpc":
       return {
         ...grpcCall(name, `${userService}/CreateUser`, grpc, () => envelope(toBinary(CreateUserRequestSchema, newUserRequest())), CreateUserResponseSchema, (m) => checkCreated(m.user)),

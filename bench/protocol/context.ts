@@ -16,6 +16,8 @@ export interface BenchContext {
   readonly pageFirstId: string;
   /** Rows per list page. */
   readonly pageSize: number;
+  /** The workflow the operations workload runs: one step of kind `bench`. */
+  readonly workflowId: string;
 }
 
 /** Reads the context a parent process put in BENCH_CONTEXT. */

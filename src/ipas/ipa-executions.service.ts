@@ -23,15 +23,16 @@ export class IpaExecutionsService {
   }
 
   /**
-   * Starts an execution in one transaction with the IPA locked, so it cannot
-   * be undeployed halfway: the workflow at the pinned revision, each
-   * `agent` step's task carrying the agent bound to it.
+   * Starts an execution — the workflow at the pinned revision, each `agent`
+   * step's task carrying the agent bound to it — in one transaction with the
+   * IPA share-locked: it cannot be undeployed (nor its workflow deleted)
+   * halfway, while executions of the same IPA still start side by side.
    */
   execute(scope: Scope, id: string, requestId?: string): Promise<Operation> {
     const key = idempotencyKey("ipas.execute", { id }, requestId);
     return this.#uow.transact(scope, (tx) =>
       tx.idempotency.run(key, operationCodec, async () => {
-        const ipa = await tx.ipas.get(id, "update");
+        const ipa = await tx.ipas.get(id, "share");
         if (ipa.state !== "deployed" || ipa.deployedRevision === undefined) {
           throw new FailedPreconditionError(`IPA ${id} is not deployed`, [
             { type: "IPA_NOT_DEPLOYED", subject: `ipas/${id}`, description: `the IPA is ${ipa.state}; deploy it first` },

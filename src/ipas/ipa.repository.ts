@@ -18,8 +18,11 @@ export class IpaRepository {
     this.#table = new ScopedTable(trx, tenant, "ipas", "ipa");
   }
 
-  /** The IPA; `lock: "update"` holds it against every other change until the transaction ends. */
-  async get(id: string, lock: "none" | "update" = "none"): Promise<Ipa> {
+  /**
+   * The IPA; `lock: "update"` holds it against every other change until the
+   * transaction ends, `"share"` against changes but not other sharers.
+   */
+  async get(id: string, lock: "none" | "update" | "share" = "none"): Promise<Ipa> {
     return toIpa(await this.#table.get(id, lock));
   }
 

@@ -93,13 +93,16 @@ export class WorkflowsService {
 
   /**
    * Starts a run: the operation and one task per step are written in this
-   * transaction (so a rollback leaves nothing). The workflow is read FOR
-   * SHARE: it cannot change state under a starting run.
+   * transaction (so a rollback leaves nothing). The workflow is read without
+   * a lock: the run copies its steps into its tasks, so an archive or delete
+   * committing meanwhile simply comes after the run. (A FOR SHARE lock here
+   * made every concurrent start of one workflow rewrite that row's
+   * MultiXact, costing about 30% of start throughput.)
    */
   run(scope: Scope, id: string, requestId?: string): Promise<Operation> {
     const key = idempotencyKey("workflows.run", { id }, requestId);
     return this.#uow.transact(scope, (tx) =>
-      tx.idempotency.run(key, operationCodec, async () => this.#starter.start(tx, workflowRunSpec(await tx.workflows.get(id, "share")))),
+      tx.idempotency.run(key, operationCodec, async () => this.#starter.start(tx, workflowRunSpec(await tx.workflows.get(id)))),
     );
   }
 }
