@@ -51,6 +51,7 @@ async function main(): Promise<void> {
   let firstError: string | undefined;
   let completions = 0;
   const claimMs: number[] = [];
+  let emptyClaims = 0;
   const completeMs: number[] = [];
   const fail = (why: string) => {
     errors++;
@@ -65,6 +66,7 @@ async function main(): Promise<void> {
       const { task } = await workerApi.claimTask({ kinds: ["bench"], workerId: `bench-${n}`, maxWait: { seconds: 1n } });
       if (task) claimMs.push(performance.now() - c0);
       if (!task) {
+        emptyClaims++;
         if (!starting) return;
         continue;
       }
@@ -126,7 +128,7 @@ async function main(): Promise<void> {
     notes: [
       `${input.workers} worker loops completed ${completedInWindow} tasks while starts ran (${(completedInWindow / seconds).toFixed(0)}/s) ` +
         `and the ${completions - completedInWindow} left queued in ${drainSeconds.toFixed(1)} s after; ` +
-        `ClaimTask p50 ${quantile(claimMs, 0.5).toFixed(1)} ms, CompleteTask p50 ${quantile(completeMs, 0.5).toFixed(1)} ms; ` +
+        `ClaimTask p50 ${quantile(claimMs, 0.5).toFixed(1)} ms (${emptyClaims} came back empty after waiting), CompleteTask p50 ${quantile(completeMs, 0.5).toFixed(1)} ms; ` +
         `start answered → task completed p50 ${quantile(finishedAfter, 0.5).toFixed(0)} ms, p99 ${quantile(finishedAfter, 0.99).toFixed(0)} ms`,
       ...(firstError ? [`first error: ${firstError}`] : []),
     ],
