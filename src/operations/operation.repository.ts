@@ -90,9 +90,11 @@ export class OperationRepository {
         })),
       )
       .returningAll()
+      // Announced in the same statement, saving a round trip: delivered to every
+      // listening gateway when (and only if) this commits, and once however many
+      // rows carry it (PostgreSQL folds identical notifications of a transaction).
+      .returning(sql<void>`pg_notify(${operationEventsChannel}, ${`${this.#tenant}:${id}:${operation.lastSequence}`})`.as("announced"))
       .execute();
-    // Delivered to every listening gateway when (and only if) this commits.
-    await sql`select pg_notify(${operationEventsChannel}, ${`${this.#tenant}:${id}:${operation.lastSequence}`})`.execute(this.#trx);
     return { operation, events: rows.map(toEvent) };
   }
 

@@ -54,8 +54,9 @@ export class TaskRepository {
           max_attempts: maxAttempts,
         })),
       )
+      // Queued tasks are announced by the insert itself (one round trip, not two).
+      .returning(announceQueued(this.#tenant))
       .execute();
-    await this.#announce(tasks.filter((t) => t.dependsOn.length === 0).map((t) => t.kind));
   }
 
   /** The task, unlocked; NOT_FOUND if it does not exist. */
@@ -188,8 +189,8 @@ export class TaskRepository {
         ),
       )
       .returningAll()
+      .returning(announceQueued(this.#tenant))
       .execute();
-    await this.#announce(rows.map((r) => r.kind));
     return rows.map(toTask);
   }
 
@@ -212,6 +213,15 @@ export class TaskRepository {
       await sql`select pg_notify(${tasksChannel}, ${`${this.#tenant}:${kind}`})`.execute(this.#trx);
     }
   }
+}
+
+/**
+ * A RETURNING expression announcing each returned row that is queued, on
+ * `tasksChannel` as `<tenant>:<kind>`; identical notifications of one
+ * transaction reach listeners once.
+ */
+function announceQueued(tenant: string) {
+  return sql<void>`case when state = 'queued' then pg_notify(${tasksChannel}, ${`${tenant}:`} || kind) end`.as("announced");
 }
 
 /** The database's now() plus `ms`: every lease and retry time comes from one clock. */
