@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   const workerLoop = async (n: number) => {
     for (;;) {
       const c0 = performance.now();
-      const { task } = await workerApi.claimTask({ kinds: ["bench"], workerId: `bench-${n}`, maxWait: { seconds: 1n } });
+      const { task } = await workerApi.claimTask({ kinds: ["bench"], workerId: `bench-${n}`, maxWait: { seconds: 1n } }, { timeoutMs: 30_000 });
       if (task) claimMs.push(performance.now() - c0);
       if (!task) {
         emptyClaims++;
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
       }
       const answered = started.get(task.operationId);
       const d0 = performance.now();
-      await workerApi.completeTask({ taskId: task.id, leaseToken: task.leaseToken, outcome: { case: "result", value: {} } });
+      await workerApi.completeTask({ taskId: task.id, leaseToken: task.leaseToken, outcome: { case: "result", value: {} } }, { timeoutMs: 30_000 });
       completeMs.push(performance.now() - d0);
       completions++;
       if (answered !== undefined) finishedAfter.push(performance.now() - answered);
@@ -109,7 +109,7 @@ async function main(): Promise<void> {
   const ids = [...started.keys()];
   let unfinished = 0;
   for (let i = 0; i < ids.length; i += 50) {
-    const states = await Promise.all(ids.slice(i, i + 50).map((id) => operationsApi.getOperation({ id }).then((r) => r.operation!.state)));
+    const states = await Promise.all(ids.slice(i, i + 50).map((id) => operationsApi.getOperation({ id }, { timeoutMs: 30_000 }).then((r) => r.operation!.state)));
     unfinished += states.filter((s) => s !== Operation_State.SUCCEEDED).length;
   }
   if (unfinished > 0) fail(`${unfinished} of ${ids.length} operations did not succeed`);
