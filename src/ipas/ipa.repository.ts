@@ -75,7 +75,8 @@ export class IpaRepository {
       .selectFrom("ipas")
       .select(["id", "display_name"])
       .where("tenant_id", "=", this.#tenant)
-      .where("state", "=", "deployed" satisfies IpaState);
+      // A literal, so that a cached generic plan of this prepared statement can still use the partial indexes.
+      .where("state", "=", sql.lit("deployed" satisfies IpaState));
     query =
       "workflowId" in what
         ? query.where("workflow_id", "=", what.workflowId)

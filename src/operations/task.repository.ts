@@ -89,7 +89,10 @@ export class TaskRepository {
       .innerJoin("operations as o", (j) => j.onRef("o.tenant_id", "=", "t.tenant_id").onRef("o.id", "=", "t.operation_id"))
       .selectAll("t")
       .where("t.tenant_id", "=", this.#tenant)
-      .where("t.state", "=", "queued")
+      // A literal, not a parameter: only then can a cached generic plan use the
+      // partial index tasks_ready (WHERE state = 'queued'). With a parameter,
+      // PostgreSQL's generic plan scanned and sorted every task on every claim.
+      .where("t.state", "=", sql.lit("queued"))
       .where("t.kind", "in", [...kinds])
       .where("t.run_after", "<=", sql<Date>`now()`)
       .orderBy("t.run_after")
@@ -107,7 +110,7 @@ export class TaskRepository {
       .innerJoin("operations as o", (j) => j.onRef("o.tenant_id", "=", "t.tenant_id").onRef("o.id", "=", "t.operation_id"))
       .selectAll("t")
       .where("t.tenant_id", "=", this.#tenant)
-      .where("t.state", "=", "leased")
+      .where("t.state", "=", sql.lit("leased")) // literal: matches the partial index tasks_leased
       .where("t.lease_expires_at", "<", sql<Date>`now()`)
       .orderBy("t.lease_expires_at")
       .limit(limit)
