@@ -1,6 +1,7 @@
 import http2 from "node:http2";
-import { buildCall, type CallName, type Reply } from "../protocol/calls.js";
+import { buildCall, type CallName } from "../protocol/calls.js";
 import type { BenchContext } from "../protocol/context.js";
+import { checkedH2Request } from "./h2-request.js";
 import { type LoadResult, quantile } from "./load-result.js";
 
 /** Input of this worker (argv[2], JSON). */
@@ -31,29 +32,11 @@ async function main(): Promise<void> {
     errors++;
     firstError ??= why;
   };
-  const callOn = (session: http2.ClientHttp2Session) =>
-    new Promise<void>((resolve) => {
-      const t0 = performance.now();
-      const body = call.body();
-      const stream = session.request({ ":method": call.method, ":path": call.path, ...call.headers }, { endStream: body === undefined });
-      let reply: Omit<Reply, "body"> = { status: 0, headers: {}, trailers: {} };
-      const chunks: Buffer[] = [];
-      stream.setTimeout(30_000, () => stream.close(http2.constants.NGHTTP2_CANCEL));
-      stream.on("response", (h) => (reply = { ...reply, status: Number(h[":status"]), headers: h }));
-      stream.on("trailers", (t) => (reply = { ...reply, trailers: t }));
-      stream.on("data", (c: Buffer) => chunks.push(c));
-      stream.on("error", (e) => fail(String(e)));
-      stream.on("close", () => {
-        if (reply.status === 0) fail(`no response (rst ${stream.rstCode})`);
-        else {
-          const problem = call.verify({ ...reply, body: Buffer.concat(chunks) });
-          if (problem) fail(problem);
-          else latencies.push(performance.now() - t0);
-        }
-        resolve();
-      });
-      if (body !== undefined) stream.end(body);
-    });
+  const callOn = async (session: http2.ClientHttp2Session) => {
+    const { problem, ms } = await checkedH2Request(session, call, 30_000);
+    if (problem !== undefined) fail(problem);
+    else latencies.push(ms);
+  };
   // Open in batches of 100 so the listen backlog is never what fails.
   for (let i = 0; i < input.connections; i += 100) {
     const batch = Array.from({ length: Math.min(100, input.connections - i) }, () => {

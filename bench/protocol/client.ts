@@ -22,25 +22,34 @@ function h2Client(baseUrl: string): CallClient {
   const session = http2.connect(baseUrl);
   session.on("error", () => {});
   return {
-    send: (call, body = call.body()) =>
-      new Promise<Reply>((resolve, reject) => {
-        const stream = session.request({ ":method": call.method, ":path": call.path, ...call.headers }, { endStream: body === undefined });
-        let headers: Record<string, string | string[] | undefined> = {};
-        let trailers: Record<string, string | string[] | undefined> = {};
-        const chunks: Buffer[] = [];
-        stream.on("response", (h) => (headers = h));
-        stream.on("trailers", (t) => (trailers = t));
-        stream.on("data", (c: Buffer) => chunks.push(c));
-        stream.on("error", reject);
-        stream.on("close", () => {
-          const status = Number(headers[":status"] ?? 0);
-          if (status === 0) reject(new Error(`stream closed without a response (code ${stream.rstCode})`));
-          else resolve({ status, headers, trailers, body: Buffer.concat(chunks) });
-        });
-        if (body !== undefined) stream.end(body);
-      }),
+    send: (call, body = call.body()) => sendH2(session, call, body),
     close: () => session.close(),
   };
+}
+
+/**
+ * Sends one call on an HTTP/2 session and resolves with the whole reply,
+ * trailers included; rejects when the stream fails or closes without a
+ * response. With `timeoutMs`, a stream still open then is cancelled.
+ */
+export function sendH2(session: http2.ClientHttp2Session, call: Call, body = call.body(), timeoutMs?: number): Promise<Reply> {
+  return new Promise<Reply>((resolve, reject) => {
+    const stream = session.request({ ":method": call.method, ":path": call.path, ...call.headers }, { endStream: body === undefined });
+    let headers: Record<string, string | string[] | undefined> = {};
+    let trailers: Record<string, string | string[] | undefined> = {};
+    const chunks: Buffer[] = [];
+    if (timeoutMs !== undefined) stream.setTimeout(timeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));
+    stream.on("response", (h) => (headers = h));
+    stream.on("trailers", (t) => (trailers = t));
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("error", reject);
+    stream.on("close", () => {
+      const status = Number(headers[":status"] ?? 0);
+      if (status === 0) reject(new Error(`stream closed without a response (code ${stream.rstCode})`));
+      else resolve({ status, headers, trailers, body: Buffer.concat(chunks) });
+    });
+    if (body !== undefined) stream.end(body);
+  });
 }
 
 function h1Client(baseUrl: string): CallClient {
