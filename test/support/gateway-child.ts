@@ -1,0 +1,63 @@
+// A gateway in a process of its own, for tests that measure what the
+// gateway costs: its event loop and memory must not be shared with the test
+// runner, which would otherwise measure itself. Started by
+// gateway-process.ts through fork(); builds and listens exactly as main.ts
+// does, then answers the parent's questions over IPC.
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import pino from "pino";
+import { loadConfig } from "../../src/config.js";
+import { build } from "../../src/server/build.js";
+import { listen } from "../../src/server/listener.js";
+import type { ChildReply, ChildRequest } from "./gateway-process.js";
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const app = await build(config, pino({ level: config.logLevel }));
+  const server = await listen(app.handle, config);
+  // 5 ms resolution: a block shorter than that is not worth reporting, and a
+  // finer timer would itself load the loop it measures.
+  const delay = monitorEventLoopDelay({ resolution: 5 });
+  delay.enable();
+  const send = (reply: ChildReply) => process.send?.(reply);
+  process.on("message", (m: ChildRequest) => {
+    switch (m.type) {
+      case "stats":
+        send({
+          type: "stats",
+          id: m.id,
+          // The histogram counts the delay past the resolution; the largest is
+          // the longest time the loop was busy at once (within one tick).
+          maxDelayMs: delay.max / 1e6,
+          p99DelayMs: delay.percentile(99) / 1e6,
+          rssBytes: process.memoryUsage().rss,
+          heapUsedBytes: process.memoryUsage().heapUsed,
+        });
+        break;
+      case "reset":
+        delay.reset();
+        send({ type: "reset", id: m.id });
+        break;
+      case "gc":
+        (globalThis as { gc?: () => void }).gc?.();
+        send({ type: "gc", id: m.id });
+        break;
+    }
+  });
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    app.drain();
+    await server.close(1_000);
+    await app.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop());
+  process.on("disconnect", () => void stop());
+  send({ type: "ready", port: server.port });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`gateway child failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

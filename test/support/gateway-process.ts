@@ -1,0 +1,163 @@
+import { type ChildProcess, fork } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createTestDatabase, type DatabaseKind, type TestDatabase } from "./databases.js";
+import { mintToken, type MintOptions, type TestKey, testKeys } from "./tokens.js";
+
+/** Questions the parent asks a gateway child over IPC. */
+export type ChildRequest = { type: "stats" | "reset" | "gc"; id: number };
+
+/** The child's answers. */
+export type ChildReply =
+  | { type: "ready"; port: number }
+  | { type: "reset" | "gc"; id: number }
+  | { type: "stats"; id: number; maxDelayMs: number; p99DelayMs: number; rssBytes: number; heapUsedBytes: number };
+
+/** What the child's process reports about itself. */
+export interface GatewayStats {
+  /** Longest time the event loop was busy at once since the last reset, in ms. */
+  readonly maxDelayMs: number;
+  readonly p99DelayMs: number;
+  readonly rssBytes: number;
+  readonly heapUsedBytes: number;
+}
+
+/** A real gateway in a child process, on a free loopback port with its own fresh database. */
+export interface GatewayProcess {
+  readonly kind: DatabaseKind;
+  readonly pid: number;
+  readonly port: number;
+  /** `http://127.0.0.1:<port>` */
+  readonly baseUrl: string;
+  readonly keys: Record<string, TestKey>;
+  /** A valid token for a key (default `acme-admin`). */
+  token(keyId?: string, options?: MintOptions): Promise<string>;
+  /** The child's event-loop delay and memory since the last reset(). */
+  stats(): Promise<GatewayStats>;
+  /** Starts a new event-loop measurement window. */
+  reset(): Promise<void>;
+  /** Runs a full garbage collection in the child (it runs with --expose-gc). */
+  gc(): Promise<void>;
+  /** Whether the child is still running. */
+  alive(): boolean;
+  /** The last few KiB the child wrote to stderr (why it died, when it did). */
+  stderr(): string;
+  /** Stops the child (SIGTERM, then SIGKILL) and drops its database. */
+  close(): Promise<void>;
+}
+
+/** Options of startGatewayProcess. */
+export interface GatewayProcessOptions {
+  /** Extra environment for the child's loadConfig. */
+  readonly env?: Record<string, string>;
+}
+
+const childScript = fileURLToPath(new URL("./gateway-child.ts", import.meta.url));
+
+/**
+ * Starts a gateway in a process of its own, built as main.ts builds it, so
+ * a test can measure the gateway's event loop and memory without measuring
+ * itself. On PGlite the embedded database runs inside the child too (and on
+ * its event loop), so event-loop bounds are only meaningful on PostgreSQL.
+ */
+export async function startGatewayProcess(kind: DatabaseKind, options: GatewayProcessOptions = {}): Promise<GatewayProcess> {
+  const dir = mkdtempSync(join(tmpdir(), "anvil-child-"));
+  const keys = testKeys();
+  const keysFile = join(dir, "service-accounts.json");
+  writeFileSync(keysFile, JSON.stringify({ keys }));
+  const database: TestDatabase = await createTestDatabase(kind);
+  const child = fork(childScript, [], {
+    execArgv: ["--import", "tsx", "--expose-gc"],
+    env: {
+      ...process.env,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      ANVIL_KEYS_FILE: keysFile,
+      ANVIL_DATA_DIR: "memory://",
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+      ...(database.url ? { DATABASE_URL: database.url } : {}),
+      ...options.env,
+    },
+    stdio: ["ignore", "ignore", "pipe", "ipc"],
+  });
+  let stderr = "";
+  child.stderr!.on("data", (c: Buffer) => {
+    stderr = (stderr + c.toString()).slice(-8000);
+  });
+  const cleanUp = async () => {
+    await database.drop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`gateway child did not start within 60 s\n${stderr}`)), 60_000);
+      child.on("message", (m: ChildReply) => {
+        if (m.type !== "ready") return;
+        clearTimeout(timer);
+        resolve(m.port);
+      });
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`gateway child exited with ${code} before it was ready\n${stderr}`));
+      });
+    });
+  } catch (err) {
+    child.kill("SIGKILL");
+    await cleanUp();
+    throw err;
+  }
+  let nextId = 1;
+  const ask = <T extends ChildReply["type"]>(type: ChildRequest["type"] & T) =>
+    new Promise<Extract<ChildReply, { type: T }>>((resolve, reject) => {
+      const id = nextId++;
+      const onMessage = (m: ChildReply) => {
+        if (m.type !== type || !("id" in m) || m.id !== id) return;
+        child.off("message", onMessage);
+        child.off("exit", onExit);
+        resolve(m as Extract<ChildReply, { type: T }>);
+      };
+      const onExit = () => {
+        child.off("message", onMessage);
+        reject(new Error(`gateway child exited\n${stderr}`));
+      };
+      child.on("message", onMessage);
+      child.once("exit", onExit);
+      child.send({ type, id } satisfies ChildRequest);
+    });
+  const byId = Object.fromEntries(keys.map((k) => [k.key_id, k]));
+  return {
+    kind,
+    pid: child.pid!,
+    port,
+    baseUrl: `http://127.0.0.1:${port}`,
+    keys: byId,
+    token: (keyId = "acme-admin", o) => mintToken(byId[keyId]!, o),
+    stats: async () => {
+      const { maxDelayMs, p99DelayMs, rssBytes, heapUsedBytes } = await ask("stats");
+      return { maxDelayMs, p99DelayMs, rssBytes, heapUsedBytes };
+    },
+    reset: async () => void (await ask("reset")),
+    gc: async () => void (await ask("gc")),
+    alive: () => child.exitCode === null && child.signalCode === null,
+    stderr: () => stderr,
+    close: async () => {
+      await stopChild(child);
+      await cleanUp();
+    },
+  };
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    child.once("exit", () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    child.kill("SIGTERM");
+  });
+}
