@@ -1,61 +1,31 @@
-import { creationKeyset } from "../db/creation-order.js";
-import { idempotencyKey } from "../db/idempotency-key.js";
-import { jsonCodec } from "../db/idempotency.repository.js";
 import type { Repositories } from "../db/repositories.js";
 import type { UnitOfWork } from "../db/unit-of-work.js";
 import { expectedVersion, staleEtag } from "../shared/etag.js";
 import { FailedPreconditionError } from "../shared/errors.js";
 import type { KeysetPager } from "../shared/keyset-pager.js";
-import type { Page, PageRequest } from "../shared/pagination.js";
+import { ResourceService } from "../shared/resource-service.js";
 import type { Scope } from "../shared/scope.js";
 import { agentStepKind } from "../workflows/workflow.js";
 import { deploymentViolations } from "./deployment.js";
 import { checkBindings, checkChangeable, type Ipa, type IpaPatch, type NewIpa } from "./ipa.js";
 
-const ipaCodec = jsonCodec<Ipa>("createTime", "updateTime");
-const allIpas = creationKeyset<Ipa>("ipas");
-
 /** Where bindings sit in create and update requests, for naming bad ones. */
 const bindingsPath = "ipa.agent_bindings";
 
-/** The IPA use cases; each runs in one unit of work. */
-export class IpasService {
-  readonly #uow: UnitOfWork;
-  readonly #pager: KeysetPager;
-
+/**
+ * The IPA use cases, each in one unit of work. Every change of an IPA first
+ * locks it and checks that its state allows the change.
+ */
+export class IpasService extends ResourceService<Ipa, NewIpa, IpaPatch> {
   constructor(uow: UnitOfWork, pager: KeysetPager) {
-    this.#uow = uow;
-    this.#pager = pager;
-  }
-
-  get(scope: Scope, id: string): Promise<Ipa> {
-    return this.#uow.read(scope, (tx) => tx.ipas.get(id));
-  }
-
-  list(scope: Scope, page: PageRequest): Promise<Page<Ipa>> {
-    return this.#pager.page(scope, page, allIpas, (limit, after) => this.#uow.read(scope, (tx) => tx.ipas.list(limit, after)));
-  }
-
-  create(scope: Scope, input: NewIpa, requestId?: string): Promise<Ipa> {
-    checkBindings(input.agentBindings, bindingsPath);
-    const key = idempotencyKey("ipas.create", input, requestId);
-    return this.#uow.transact(scope, (tx) => tx.idempotency.run(key, ipaCodec, () => tx.ipas.create(input)));
-  }
-
-  update(scope: Scope, id: string, patch: IpaPatch, etag?: string): Promise<Ipa> {
-    const version = expectedVersion(etag);
-    if (patch.agentBindings !== undefined) checkBindings(patch.agentBindings, bindingsPath);
-    return this.#uow.transact(scope, async (tx) => {
-      checkChangeable(await locked(tx, id, version), patch);
-      return tx.ipas.update(id, patch, version);
-    });
-  }
-
-  delete(scope: Scope, id: string, etag?: string): Promise<void> {
-    const version = expectedVersion(etag);
-    return this.#uow.transact(scope, async (tx) => {
-      checkChangeable(await locked(tx, id, version), "delete");
-      await tx.ipas.delete(id, version);
+    super(uow, pager, {
+      name: "ipas",
+      repository: (tx) => tx.ipas,
+      checkNew: (input) => checkBindings(input.agentBindings, bindingsPath),
+      checkPatch: (patch) => {
+        if (patch.agentBindings !== undefined) checkBindings(patch.agentBindings, bindingsPath);
+      },
+      beforeChange: async (tx, id, version, change) => checkChangeable(await locked(tx, id, version), change),
     });
   }
 
@@ -69,7 +39,7 @@ export class IpasService {
    */
   deploy(scope: Scope, id: string, etag?: string): Promise<Ipa> {
     const version = expectedVersion(etag);
-    return this.#uow.transact(scope, async (tx) => {
+    return this.uow.transact(scope, async (tx) => {
       const ipa = await locked(tx, id, version);
       const workflow = await tx.workflows.findShared(ipa.workflowId);
       const agents = await tx.agents.getShared(Object.values(ipa.agentBindings));
@@ -88,7 +58,7 @@ export class IpasService {
   /** Retires a deployed IPA, releasing its workflow and agents. */
   undeploy(scope: Scope, id: string, etag?: string): Promise<Ipa> {
     const version = expectedVersion(etag);
-    return this.#uow.transact(scope, async (tx) => {
+    return this.uow.transact(scope, async (tx) => {
       const ipa = await locked(tx, id, version);
       if (ipa.state !== "deployed") {
         throw new FailedPreconditionError(`IPA ${id} is not deployed`, [

@@ -1,21 +1,16 @@
-import { creationKeyset } from "../db/creation-order.js";
 import { idempotencyKey } from "../db/idempotency-key.js";
-import { jsonCodec } from "../db/idempotency.repository.js";
 import type { UnitOfWork } from "../db/unit-of-work.js";
 import { refuseWhileDeployed } from "../ipas/ipa.js";
 import type { Operation } from "../operations/operation.js";
 import { operationCodec } from "../operations/operation-codec.js";
 import type { OperationStarter } from "../operations/start-operation.js";
-import { expectedVersion } from "../shared/etag.js";
 import type { KeysetPager, KeysetQuery } from "../shared/keyset-pager.js";
 import type { Page, PageRequest } from "../shared/pagination.js";
+import { ResourceService } from "../shared/resource-service.js";
 import type { Scope } from "../shared/scope.js";
 import type { NewWorkflow, Workflow, WorkflowPatch } from "./workflow.js";
 import { workflowRunSpec } from "./workflow-run.js";
 import { checkSteps } from "./workflow-steps.js";
-
-const workflowCodec = jsonCodec<Workflow>("createTime", "updateTime");
-const allWorkflows = creationKeyset<Workflow>("workflows");
 
 /** Revisions page newest first; the token is bound to the one workflow. */
 function revisionsOf(id: string): KeysetQuery<Workflow> {
@@ -25,64 +20,37 @@ function revisionsOf(id: string): KeysetQuery<Workflow> {
 /** Where steps sit in create and update requests, for naming bad ones. */
 const stepsPath = "workflow.steps";
 
-/** The workflows use cases; each runs in one unit of work. */
-export class WorkflowsService {
-  readonly #uow: UnitOfWork;
-  readonly #pager: KeysetPager;
+/**
+ * The workflows use cases, each in one unit of work. Every update writes a
+ * new revision. A workflow that deployed IPAs run must stay active and
+ * cannot be deleted: the write holds the workflow's row lock when it asks
+ * which IPAs are deployed, so a deploy cannot commit in between unseen.
+ */
+export class WorkflowsService extends ResourceService<Workflow, NewWorkflow, WorkflowPatch> {
   readonly #starter: OperationStarter;
 
   constructor(uow: UnitOfWork, pager: KeysetPager, starter: OperationStarter) {
-    this.#uow = uow;
-    this.#pager = pager;
+    super(uow, pager, {
+      name: "workflows",
+      repository: (tx) => tx.workflows,
+      checkNew: (input) => checkSteps(input.steps, stepsPath),
+      checkPatch: (patch) => {
+        if (patch.steps !== undefined) checkSteps(patch.steps, stepsPath);
+      },
+      afterUpdate: async (tx, workflow, patch) => {
+        if (patch.state !== undefined && workflow.state !== "active") {
+          refuseWhileDeployed(`workflows/${workflow.id}`, `made ${workflow.state}`, await tx.ipas.deployedUsing({ workflowId: workflow.id }));
+        }
+      },
+      afterDelete: async (tx, id) => refuseWhileDeployed(`workflows/${id}`, "deleted", await tx.ipas.deployedUsing({ workflowId: id })),
+    });
     this.#starter = starter;
-  }
-
-  get(scope: Scope, id: string): Promise<Workflow> {
-    return this.#uow.read(scope, (tx) => tx.workflows.get(id));
-  }
-
-  list(scope: Scope, page: PageRequest): Promise<Page<Workflow>> {
-    return this.#pager.page(scope, page, allWorkflows, (limit, after) =>
-      this.#uow.read(scope, (tx) => tx.workflows.list(limit, after)),
-    );
-  }
-
-  create(scope: Scope, input: NewWorkflow, requestId?: string): Promise<Workflow> {
-    checkSteps(input.steps, stepsPath);
-    const key = idempotencyKey("workflows.create", input, requestId);
-    return this.#uow.transact(scope, (tx) => tx.idempotency.run(key, workflowCodec, () => tx.workflows.create(input)));
-  }
-
-  /**
-   * Writes a new revision. A workflow that deployed IPAs run must stay
-   * active: the update holds the workflow's row lock when it asks which IPAs
-   * are deployed, so a deploy cannot commit in between unseen.
-   */
-  update(scope: Scope, id: string, patch: WorkflowPatch, etag?: string): Promise<Workflow> {
-    const version = expectedVersion(etag);
-    if (patch.steps !== undefined) checkSteps(patch.steps, stepsPath);
-    return this.#uow.transact(scope, async (tx) => {
-      const workflow = await tx.workflows.update(id, patch, version);
-      if (patch.state !== undefined && workflow.state !== "active") {
-        refuseWhileDeployed(`workflows/${id}`, `made ${workflow.state}`, await tx.ipas.deployedUsing({ workflowId: id }));
-      }
-      return workflow;
-    });
-  }
-
-  /** Deletes first (taking the row lock), then refuses — rolling back — if a deployed IPA runs it. */
-  delete(scope: Scope, id: string, etag?: string): Promise<void> {
-    const version = expectedVersion(etag);
-    return this.#uow.transact(scope, async (tx) => {
-      await tx.workflows.delete(id, version);
-      refuseWhileDeployed(`workflows/${id}`, "deleted", await tx.ipas.deployedUsing({ workflowId: id }));
-    });
   }
 
   /** Every revision, newest first; NOT_FOUND when the workflow does not exist. */
   revisions(scope: Scope, id: string, page: PageRequest): Promise<Page<Workflow>> {
-    return this.#pager.page(scope, page, revisionsOf(id), (limit, after) =>
-      this.#uow.transact(scope, async (tx) => {
+    return this.pager.page(scope, page, revisionsOf(id), (limit, after) =>
+      this.uow.transact(scope, async (tx) => {
         const revisions = await tx.workflows.revisions(id, limit, after);
         // No rows: tell a missing workflow (NOT_FOUND) from a page past the end.
         if (revisions.length === 0) await tx.workflows.get(id);
@@ -101,7 +69,7 @@ export class WorkflowsService {
    */
   run(scope: Scope, id: string, requestId?: string): Promise<Operation> {
     const key = idempotencyKey("workflows.run", { id }, requestId);
-    return this.#uow.transact(scope, (tx) =>
+    return this.uow.transact(scope, (tx) =>
       tx.idempotency.run(key, operationCodec, async () => this.#starter.start(tx, workflowRunSpec(await tx.workflows.get(id)))),
     );
   }
