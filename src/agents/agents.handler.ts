@@ -1,32 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import {
-  type Agent as AgentMessage,
-  AgentSchema,
-  type AgentService,
-  Agent_State,
-  type CreateAgentRequest,
-  type CreateAgentResponse,
-  CreateAgentResponseSchema,
-  type DeleteAgentRequest,
-  type DeleteAgentResponse,
-  DeleteAgentResponseSchema,
-  type GetAgentRequest,
-  type GetAgentResponse,
-  GetAgentResponseSchema,
-  type ListAgentsRequest,
-  type ListAgentsResponse,
-  ListAgentsResponseSchema,
-  type UpdateAgentRequest,
-  type UpdateAgentResponse,
-  UpdateAgentResponseSchema,
-} from "../../gen/anvil/agents/v1/agents_pb.js";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { type Agent as AgentMessage, AgentSchema, AgentService, Agent_State } from "../../gen/anvil/agents/v1/agents_pb.js";
 import { enumMapping } from "../rpc/enum-mapping.js";
 import { patchFromMask } from "../rpc/field-mask.js";
-import { requestContext } from "../rpc/request-context.js";
+import { type ResourceMessages, resourceMethods } from "../rpc/resource-methods.js";
 import { etagOf } from "../shared/etag.js";
-import { type Agent, type NewAgent, updatableAgentFields } from "./agent.js";
+import { type Agent, type AgentPatch, type NewAgent, updatableAgentFields } from "./agent.js";
 import type { AgentsService } from "./agents.service.js";
 
 const states = enumMapping([
@@ -34,32 +14,17 @@ const states = enumMapping([
   [Agent_State.DISABLED, "disabled"],
 ] as const);
 
-/** AgentService over the wire: converts proto ⇄ domain and nothing else. */
-export class AgentsHandler implements ServiceImpl<typeof AgentService> {
-  readonly #agents: AgentsService;
+/** AgentService over the wire: the standard methods, converting proto ⇄ domain and nothing else. */
+export function agentsHandler(agents: AgentsService): ServiceImpl<typeof AgentService> {
+  return resourceMethods(AgentService, agents, agentMessages);
+}
 
-  constructor(agents: AgentsService) {
-    this.#agents = agents;
-  }
-
-  async getAgent(req: GetAgentRequest, ctx: HandlerContext): Promise<GetAgentResponse> {
-    const agent = await this.#agents.get(requestContext(ctx), req.id);
-    return create(GetAgentResponseSchema, { agent: toMessage(agent) });
-  }
-
-  async listAgents(req: ListAgentsRequest, ctx: HandlerContext): Promise<ListAgentsResponse> {
-    const page = await this.#agents.list(requestContext(ctx), { pageSize: req.pageSize, pageToken: req.pageToken });
-    return create(ListAgentsResponseSchema, { agents: page.items.map(toMessage), nextPageToken: page.nextPageToken });
-  }
-
-  async createAgent(req: CreateAgentRequest, ctx: HandlerContext): Promise<CreateAgentResponse> {
-    const agent = await this.#agents.create(requestContext(ctx), newAgent(req.agent!), req.requestId || undefined);
-    return create(CreateAgentResponseSchema, { agent: toMessage(agent) });
-  }
-
-  async updateAgent(req: UpdateAgentRequest, ctx: HandlerContext): Promise<UpdateAgentResponse> {
-    const sent = req.agent!;
-    const patch = patchFromMask(req.updateMask, updatableAgentFields, {
+const agentMessages: ResourceMessages<Agent, NewAgent, AgentPatch, AgentMessage> = {
+  schema: AgentSchema,
+  toMessage,
+  toNew: newAgent,
+  toPatch: (sent, mask) => {
+    const patch = patchFromMask(mask, updatableAgentFields, {
       displayName: sent.displayName,
       model: sent.model,
       instructions: sent.instructions,
@@ -68,15 +33,9 @@ export class AgentsHandler implements ServiceImpl<typeof AgentService> {
       state: states.toDomain(sent.state),
     });
     if ("state" in patch) patch.state = states.required(sent.state, "agent.state");
-    const agent = await this.#agents.update(requestContext(ctx), sent.id, patch, sent.etag || undefined);
-    return create(UpdateAgentResponseSchema, { agent: toMessage(agent) });
-  }
-
-  async deleteAgent(req: DeleteAgentRequest, ctx: HandlerContext): Promise<DeleteAgentResponse> {
-    await this.#agents.delete(requestContext(ctx), req.id, req.etag || undefined);
-    return create(DeleteAgentResponseSchema);
-  }
-}
+    return patch;
+  },
+};
 
 function newAgent(m: AgentMessage): NewAgent {
   return {

@@ -7,7 +7,7 @@ import { OperationService, WorkerService } from "../../gen/anvil/operations/v1/o
 import { UserService } from "../../gen/anvil/users/v1/users_pb.js";
 import { WorkflowService } from "../../gen/anvil/workflows/v1/workflows_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
-import { AgentsHandler } from "../agents/agents.handler.js";
+import { agentsHandler } from "../agents/agents.handler.js";
 import { AgentsService } from "../agents/agents.service.js";
 import type { ReflectionAccess } from "../config.js";
 import type { UnitOfWork } from "../db/unit-of-work.js";
@@ -16,13 +16,13 @@ import { FindingInsightsService } from "../findings/finding-insights.service.js"
 import { FindingsHandler } from "../findings/findings.handler.js";
 import { FindingsService } from "../findings/findings.service.js";
 import { IpaExecutionsService } from "../ipas/ipa-executions.service.js";
-import { IpasHandler } from "../ipas/ipas.handler.js";
+import { ipasHandler } from "../ipas/ipas.handler.js";
 import { IpasService } from "../ipas/ipas.service.js";
 import type { OperationsModule } from "../operations/operations-module.js";
 import type { KeysetPager } from "../shared/keyset-pager.js";
-import { UsersHandler } from "../users/users.handler.js";
+import { usersHandler } from "../users/users.handler.js";
 import { UsersService } from "../users/users.service.js";
-import { WorkflowsHandler } from "../workflows/workflows.handler.js";
+import { workflowsHandler } from "../workflows/workflows.handler.js";
 import { WorkflowsService } from "../workflows/workflows.service.js";
 import { createHealthHandler } from "./health/health-service.js";
 import type { ServingMonitor } from "./health/serving-monitor.js";
@@ -76,10 +76,10 @@ export function infrastructureAccess(reflection: ReflectionAccess): {
  * Adding a resource means adding its line here and its descriptor above.
  */
 export function registerServices(deps: ServiceDependencies): (router: ConnectRouter) => void {
-  const users = new UsersHandler(new UsersService(deps.uow, deps.pager));
-  const workflows = new WorkflowsHandler(new WorkflowsService(deps.uow, deps.pager, deps.operations.starter));
-  const agents = new AgentsHandler(new AgentsService(deps.uow, deps.pager));
-  const ipas = new IpasHandler(new IpasService(deps.uow, deps.pager), new IpaExecutionsService(deps.uow, deps.operations.starter));
+  const users = usersHandler(new UsersService(deps.uow, deps.pager));
+  const workflows = workflowsHandler(new WorkflowsService(deps.uow, deps.pager, deps.operations.starter));
+  const agents = agentsHandler(new AgentsService(deps.uow, deps.pager));
+  const ipas = ipasHandler(new IpasService(deps.uow, deps.pager), new IpaExecutionsService(deps.uow, deps.operations.starter));
   const findings = new FindingsHandler(
     new FindingsService(deps.uow, deps.pager),
     new FindingInsightsService(deps.uow),
