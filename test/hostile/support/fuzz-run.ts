@@ -199,7 +199,10 @@ export async function runFuzz(gateway: GatewayProcess, options: FuzzOptions): Pr
     const deadlineSent = c.timeout !== undefined;
     const streamLeftOpen = c.method.methodKind === "server_streaming" && o.code === "client_timeout" && (c.timeout === undefined || !(Number(c.timeout) < options.bounds.responseMs));
     if (["internal", "unknown", "data_loss"].includes(o.code)) out.push({ ...base, property: "code", message: `answered ${o.code}: ${o.detail ?? ""}` });
-    else if (o.httpStatus >= 500 && o.code !== "unavailable" && !(o.code === "deadline_exceeded" && deadlineSent)) {
+    // 5xx is a server fault, except the statuses of codes that say something
+    // true: UNAVAILABLE, DEADLINE_EXCEEDED when the caller set a deadline, and
+    // UNIMPLEMENTED (501) for what is deliberately not served (streams over REST).
+    else if (o.httpStatus >= 500 && o.code !== "unavailable" && o.code !== "unimplemented" && !(o.code === "deadline_exceeded" && deadlineSent)) {
       out.push({ ...base, property: "code", message: `HTTP ${o.httpStatus} (${o.code}): ${o.detail ?? ""}` });
     }
     if (o.code === "client_timeout" && !streamLeftOpen) out.push({ ...base, property: "slow", message: `no answer within ${options.bounds.responseMs} ms` });

@@ -54,10 +54,14 @@ function message(desc: DescMessage, depth: number): fc.Arbitrary<Fuzzed> {
   const arb = fc.tuple(fc.tuple(...fields), extras).map(([values, extra]) => {
     const json: Record<string, unknown> = {};
     const tags: string[] = [];
-    // Only one member of a oneof at a time, except when the generator asks for both.
+    const oneofsSet = new Set<string>();
     desc.fields.forEach((f, i) => {
       const value = values[i];
       if (!value) return;
+      if (f.oneof) {
+        if (oneofsSet.has(f.oneof.name)) tags.push("oneof:multiple");
+        oneofsSet.add(f.oneof.name);
+      }
       json[f.jsonName] = value.json;
       for (const t of value.tags) tags.push(`${f.name}:${t}`);
     });
@@ -88,8 +92,9 @@ function field(f: DescField, depth: number): fc.Arbitrary<Fuzzed> {
     case "map": {
       const value: fc.Arbitrary<Fuzzed> =
         f.mapKind === "scalar" ? scalar(f.scalar, f) : f.mapKind === "enum" ? enumValue(f.enum) : message(f.message, depth - 1);
-      return list(fc.tuple(stringValue(undefined, 100), value).map(([k, x]) => ({ json: [String(k.json), x.json], tags: [...k.tags, ...x.tags] })), limits.maxItems).map(
-        (l) => ({ json: Object.fromEntries(l.json as [string, unknown][]), tags: l.tags }),
+      const entry = fc.tuple(stringValue(undefined, 100), value).map(([k, x]) => ({ json: [String(k.json), x.json], tags: [...k.tags, ...x.tags] }));
+      return list(entry, limits.maxItems).map((l) =>
+        Array.isArray(l.json) ? { json: Object.fromEntries(l.json as [string, unknown][]), tags: l.tags } : l,
       );
     }
   }

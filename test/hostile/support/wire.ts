@@ -171,7 +171,9 @@ export async function send(port: number, req: WireRequest, ids: KnownIds, limitM
     const e = err as Error & { cause?: Error & { code?: string } };
     if (e.name === "TimeoutError" || e.name === "AbortError") return done("client_timeout", 0, 0);
     // The connection dropped or was refused: the gateway (or its socket) went away.
-    return done(`transport_error:${e.cause?.code ?? e.message}`, 0, 0);
+    if (e.message === "fetch failed" || e.cause?.code) return done(`transport_error:${e.cause?.code ?? e.cause?.message ?? e.message}`, 0, 0);
+    throw err; // the fuzzer's own bug, not the gateway's
+
   }
 }
 
@@ -218,21 +220,18 @@ function jsonBytes(json: unknown): Uint8Array {
 export function encodeBinary(method: DescMethod, json: unknown): Uint8Array {
   const schema = method.input;
   const obj = json !== null && typeof json === "object" && !Array.isArray(json) ? (json as JsonObject) : {};
-  let message;
-  try {
-    message = fromJson(schema, obj, { ignoreUnknownFields: true });
-  } catch {
-    const kept: JsonObject = {};
-    for (const [k, x] of Object.entries(obj)) {
-      try {
-        fromJson(schema, { [k]: x } as JsonObject, { ignoreUnknownFields: true });
-        kept[k] = x as JsonObject[string];
-      } catch {
-        // dropped: the binary form cannot say it
-      }
+  // Field by field, keeping each only if the message still converts with it
+  // (two members of one oneof convert alone but not together).
+  const kept: JsonObject = {};
+  for (const [k, x] of Object.entries(obj)) {
+    try {
+      fromJson(schema, { ...kept, [k]: x } as JsonObject, { ignoreUnknownFields: true });
+      kept[k] = x as JsonObject[string];
+    } catch {
+      // dropped: the binary form cannot say it
     }
-    message = fromJson(schema, kept, { ignoreUnknownFields: true });
   }
+  const message = fromJson(schema, kept, { ignoreUnknownFields: true });
   return withInvalidUtf8(toBinary(schema, message));
 }
 
@@ -332,7 +331,7 @@ function restRequest(route: RestRoute, json: JsonObject, damaged: Damage): { url
   let variable = 0;
   const segments = route.template.segments.map((s) => {
     if (s.kind === "literal") return s.value;
-    if (s.kind === "variable") return encodeURIComponent(pathValue(route.pathFields[variable++]!));
+    if (s.kind === "variable") return encodeURIComponent(pathValue(route.pathFields[variable++]!).toWellFormed());
     return "x";
   });
   let url = `/${segments.join("/")}${route.template.verb ? `:${route.template.verb}` : ""}`;
@@ -354,6 +353,7 @@ function restRequest(route: RestRoute, json: JsonObject, damaged: Damage): { url
     if (qs) url += `?${qs}`;
   }
   // Percent-encoded, the invalid-UTF-8 marker becomes bytes that are not UTF-8 too.
-  url = url.replaceAll("%EE%80%80", "%FF%FE%C0");
+  // A lone surrogate (U+FFFD once made well-formed) goes as its WTF-8 bytes, which are not UTF-8 either.
+  url = url.replaceAll("%EE%80%80", "%FF%FE%C0").replaceAll("%EF%BF%BD", "%ED%A0%80");
   return { url, body: body === undefined ? undefined : withInvalidUtf8(new TextEncoder().encode(body)) };
 }
