@@ -57,6 +57,8 @@ export interface FuzzReport {
   readonly failure?: { readonly seed: number; readonly path: string | undefined; readonly failure: FuzzFailure; readonly shrunk: string };
   readonly rss: { readonly baseline: number; readonly after: number };
   readonly worstDelayMs: number;
+  /** The request that blocked the loop longest. */
+  readonly worstDelayCase: string;
 }
 
 const methods = apiServices.flatMap((s) => s.methods);
@@ -140,6 +142,7 @@ export async function runFuzz(gateway: GatewayProcess, options: FuzzOptions): Pr
   const known = new Map<KnownFailure, number>();
   let requests = 0;
   let worstDelayMs = 0;
+  let worstDelayCase = "";
 
   const sendCase = (c: FuzzCase) =>
     send(
@@ -207,9 +210,12 @@ export async function runFuzz(gateway: GatewayProcess, options: FuzzOptions): Pr
     }
     if (o.code === "client_timeout" && !streamLeftOpen) out.push({ ...base, property: "slow", message: `no answer within ${options.bounds.responseMs} ms` });
     else if (o.ms > options.bounds.responseMs && !streamLeftOpen) out.push({ ...base, property: "slow", message: `answered after ${Math.round(o.ms)} ms` });
-    if (/^(transport_error|no_status|missing_end_stream)/.test(o.code)) out.push({ ...base, property: "protocol", message: `${o.code} (HTTP ${o.httpStatus})` });
+    if (/^(transport_error|no_status|missing_end_stream|http_2)/.test(o.code)) out.push({ ...base, property: "protocol", message: `${o.code} (HTTP ${o.httpStatus})` });
     if (options.bounds.checkEventLoop && maxDelayMs !== undefined) {
-      worstDelayMs = Math.max(worstDelayMs, maxDelayMs);
+      if (maxDelayMs > worstDelayMs) {
+        worstDelayMs = maxDelayMs;
+        worstDelayCase = describeCase(c).slice(0, 400);
+      }
       const bound = 50 + (20 * o.bytes) / 2 ** 20;
       if (maxDelayMs > bound) out.push({ ...base, property: "event-loop", maxDelayMs, message: `event loop blocked ${Math.round(maxDelayMs)} ms (bound ${Math.round(bound)} ms)` });
     }
@@ -242,14 +248,14 @@ export async function runFuzz(gateway: GatewayProcess, options: FuzzOptions): Pr
       shrunk: "",
     };
   }
-  return { requests, byCode, known, ...(failure ? { failure } : {}), rss: { baseline, after }, worstDelayMs };
+  return { requests, byCode, known, ...(failure ? { failure } : {}), rss: { baseline, after }, worstDelayMs, worstDelayCase };
 }
 
 /** A report as text: counts, known failures hit, and the failure with its seed and path. */
 export function formatReport(r: FuzzReport): string {
   const lines = [
     `fuzz: ${r.requests} requests; codes ${Object.entries(r.byCode).sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c}=${n}`).join(" ")}`,
-    `rss ${Math.round(r.rss.baseline / 2 ** 20)} → ${Math.round(r.rss.after / 2 ** 20)} MiB; worst event-loop block ${Math.round(r.worstDelayMs)} ms`,
+    `rss ${Math.round(r.rss.baseline / 2 ** 20)} → ${Math.round(r.rss.after / 2 ** 20)} MiB; worst event-loop block ${Math.round(r.worstDelayMs)} ms${r.worstDelayCase ? ` by ${r.worstDelayCase}` : ""}`,
   ];
   for (const [k, n] of r.known) lines.push(`known failure hit ${n}×: ${k.method} ${k.inputClass} (${k.property}) — ${k.reason} [${k.owner}]`);
   if (r.failure) {

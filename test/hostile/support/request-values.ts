@@ -29,22 +29,35 @@ export interface ValueOptions {
   readonly maxDepth: number;
 }
 
-/** Generates request messages of `desc`: some fields set, each valid, at a limit, or invalid. */
+/**
+ * Generates request messages of `desc`: half of them valid throughout (so
+ * that requests reach the services and the database, not only the
+ * validator), half with each set field valid, at a limit, or invalid.
+ */
 export function messageArbitrary(desc: DescMessage, options: ValueOptions = { maxDepth: 3 }): fc.Arbitrary<Fuzzed> {
-  return message(desc, options.maxDepth);
+  return fc.oneof(message(desc, options.maxDepth, true), message(desc, options.maxDepth, false));
+}
+
+/** The valid generator alone when only valid values are wanted, else every kind by weight. */
+function pick(validOnly: boolean, valid: fc.Arbitrary<Fuzzed>, ...others: fc.WeightedArbitrary<Fuzzed>[]): fc.Arbitrary<Fuzzed> {
+  return validOnly ? valid : fc.oneof(...others);
 }
 
 const messageCache = new Map<string, fc.Arbitrary<Fuzzed>>();
 
-function message(desc: DescMessage, depth: number): fc.Arbitrary<Fuzzed> {
-  const key = `${desc.typeName}@${depth}`;
+function message(desc: DescMessage, depth: number, validOnly: boolean): fc.Arbitrary<Fuzzed> {
+  const key = `${desc.typeName}@${depth}${validOnly ? ":valid" : ""}`;
   const cached = messageCache.get(key);
   if (cached) return cached;
-  const wk = wellKnown(desc);
+  const wk = wellKnown(desc, validOnly);
   if (wk) return wk;
   if (depth <= 0) return fc.constant(v({}));
-  const fields = desc.fields.map((f) => fc.option(field(f, depth), { freq: 3 }));
-  const extras = fc.option(
+  // Valid messages set every required field and one member of each oneof.
+  const firstOfOneof = (f: DescField) => !f.oneof || f.oneof.fields[0] === f;
+  const fields = desc.fields.map((f) =>
+    validOnly && fieldLimits(f).required ? field(f, depth, true) : validOnly && !firstOfOneof(f) ? fc.constant(null) : fc.option(field(f, depth, validOnly), { freq: 3 }),
+  );
+  const extras = validOnly ? fc.constant(null) : fc.option(
     fc.oneof(
       fc.constant(v({ unknownField: 1 }, "unknown-field")),
       fc.constant(v({ [desc.fields[0]?.jsonName ?? "x"]: { nested: [] } }, "wrong-type")),
@@ -75,32 +88,32 @@ function message(desc: DescMessage, depth: number): fc.Arbitrary<Fuzzed> {
   return arb;
 }
 
-function field(f: DescField, depth: number): fc.Arbitrary<Fuzzed> {
+function field(f: DescField, depth: number, validOnly: boolean): fc.Arbitrary<Fuzzed> {
   const limits = fieldLimits(f);
   switch (f.fieldKind) {
     case "scalar":
-      return scalar(f.scalar, f);
+      return scalar(f.scalar, f, validOnly);
     case "enum":
-      return enumValue(f.enum);
+      return enumValue(f.enum, validOnly);
     case "message":
-      return message(f.message, depth - 1);
+      return message(f.message, depth - 1, validOnly);
     case "list": {
       const item: fc.Arbitrary<Fuzzed> =
-        f.listKind === "scalar" ? scalar(f.scalar, f) : f.listKind === "enum" ? enumValue(f.enum) : message(f.message, depth - 1);
-      return list(item, limits.maxItems);
+        f.listKind === "scalar" ? scalar(f.scalar, f, validOnly) : f.listKind === "enum" ? enumValue(f.enum, validOnly) : message(f.message, depth - 1, validOnly);
+      return list(item, limits.maxItems, validOnly);
     }
     case "map": {
       const value: fc.Arbitrary<Fuzzed> =
-        f.mapKind === "scalar" ? scalar(f.scalar, f) : f.mapKind === "enum" ? enumValue(f.enum) : message(f.message, depth - 1);
-      const entry = fc.tuple(stringValue(undefined, 100), value).map(([k, x]) => ({ json: [String(k.json), x.json], tags: [...k.tags, ...x.tags] }));
-      return list(entry, limits.maxItems).map((l) =>
+        f.mapKind === "scalar" ? scalar(f.scalar, f, validOnly) : f.mapKind === "enum" ? enumValue(f.enum, validOnly) : message(f.message, depth - 1, validOnly);
+      const entry = fc.tuple(stringValue(validOnly, undefined, 100), value).map(([k, x]) => ({ json: [String(k.json), x.json], tags: [...k.tags, ...x.tags] }));
+      return list(entry, limits.maxItems, validOnly).map((l) =>
         Array.isArray(l.json) ? { json: Object.fromEntries(l.json as [string, unknown][]), tags: l.tags } : l,
       );
     }
   }
 }
 
-function list(item: fc.Arbitrary<Fuzzed>, maxItems: number | undefined): fc.Arbitrary<Fuzzed> {
+function list(item: fc.Arbitrary<Fuzzed>, maxItems: number | undefined, validOnly: boolean): fc.Arbitrary<Fuzzed> {
   const collect = (items: Fuzzed[], ...tags: string[]): Fuzzed => ({ json: items.map((i) => i.json), tags: [...new Set([...tags, ...items.flatMap((i) => i.tags)])] });
   // Many copies of one item, kept under ~4 MiB so that the client does not build what the server would refuse anyway.
   const many = (n: number, tag: string) =>
@@ -108,16 +121,23 @@ function list(item: fc.Arbitrary<Fuzzed>, maxItems: number | undefined): fc.Arbi
       const size = (JSON.stringify(one.json) ?? "").length + 1;
       return { json: Array.from({ length: Math.max(1, Math.min(n, Math.floor(4_000_000 / size))) }, () => one.json), tags: [tag, ...one.tags] };
     });
-  return fc.oneof(
-    { weight: 6, arbitrary: fc.array(item, { maxLength: 4 }).map((items) => collect(items)) },
+  const few = fc.array(item, { maxLength: Math.min(4, maxItems ?? 4) }).map((items) => collect(items));
+  return pick(
+    validOnly,
+    few,
+    { weight: 6, arbitrary: few },
     ...(maxItems ? [{ weight: 1, arbitrary: many(maxItems, "list:at-max") }, { weight: 1, arbitrary: many(maxItems + 1, "list:over-max") }] : []),
     { weight: 1, arbitrary: many(5_000, "list:many") },
     { weight: 1, arbitrary: fc.constant(v("not a list", "wrong-type")) },
   );
 }
 
-function enumValue(e: DescEnum): fc.Arbitrary<Fuzzed> {
-  return fc.oneof(
+function enumValue(e: DescEnum, validOnly: boolean): fc.Arbitrary<Fuzzed> {
+  const named = e.values.filter((x) => x.number !== 0);
+  const valid = fc.constantFrom(...(named.length ? named : e.values).map((x) => v(x.name)));
+  return pick(
+    validOnly,
+    valid,
     { weight: 6, arbitrary: fc.constantFrom(...e.values.map((x) => v(x.name))) },
     { weight: 2, arbitrary: fc.constantFrom(...e.values.map((x) => v(x.number))) },
     { weight: 1, arbitrary: fc.constantFrom(v(999, "enum:unknown"), v(-1, "enum:unknown"), v(2 ** 31, "enum:out-of-range")) },
@@ -125,26 +145,30 @@ function enumValue(e: DescEnum): fc.Arbitrary<Fuzzed> {
   );
 }
 
-function scalar(type: ScalarType, f: DescField): fc.Arbitrary<Fuzzed> {
+function scalar(type: ScalarType, f: DescField, validOnly: boolean): fc.Arbitrary<Fuzzed> {
   const limits = fieldLimits(f);
   switch (type) {
     case ScalarType.STRING:
-      return stringValue(limits.format, limits.maxLen, limits.minLen, isIdField(f));
+      return stringValue(validOnly, limits.format, limits.maxLen, limits.minLen, isIdField(f));
     case ScalarType.BOOL:
-      return fc.oneof({ weight: 6, arbitrary: fc.boolean().map((b) => v(b)) }, { weight: 1, arbitrary: fc.constantFrom(v("yes", "wrong-type"), v(1, "wrong-type")) });
+      return pick(validOnly, fc.boolean().map((b) => v(b)), { weight: 6, arbitrary: fc.boolean().map((b) => v(b)) }, { weight: 1, arbitrary: fc.constantFrom(v("yes", "wrong-type"), v(1, "wrong-type")) });
     case ScalarType.BYTES:
-      return fc.oneof(
+      return pick(
+        validOnly,
+        fc.uint8Array({ maxLength: 16 }).map((b) => v(Buffer.from(b).toString("base64"))),
         { weight: 4, arbitrary: fc.uint8Array({ maxLength: 64 }).map((b) => v(Buffer.from(b).toString("base64"))) },
         { weight: 1, arbitrary: fc.constantFrom(v("!!!not base64", "bytes:bad-base64"), v("A".repeat(65_536), "bytes:large")) },
       );
     case ScalarType.DOUBLE:
     case ScalarType.FLOAT:
-      return fc.oneof(
+      return pick(
+        validOnly,
+        fc.double({ min: 0, max: 1, noNaN: true }).map((d) => v(d)),
         { weight: 4, arbitrary: fc.double({ noNaN: true, noDefaultInfinity: true }).map((d) => v(d)) },
         { weight: 1, arbitrary: fc.constantFrom(v("NaN"), v("Infinity"), v("-Infinity"), v(1e308 * 10, "number:huge"), v("1e400", "number:huge")) },
       );
     default:
-      return integer(type, limits.min, limits.max);
+      return integer(validOnly, type, limits.min, limits.max);
   }
 }
 
@@ -161,7 +185,7 @@ const intRanges: Partial<Record<ScalarType, [bigint, bigint]>> = {
   [ScalarType.FIXED64]: [0n, 2n ** 64n - 1n],
 };
 
-function integer(type: ScalarType, min: bigint | undefined, max: bigint | undefined): fc.Arbitrary<Fuzzed> {
+function integer(validOnly: boolean, type: ScalarType, min: bigint | undefined, max: bigint | undefined): fc.Arbitrary<Fuzzed> {
   const [lo, hi] = intRanges[type] ?? [-(2n ** 31n), 2n ** 31n - 1n];
   const is64 = hi > 2n ** 32n;
   // proto3 JSON writes 64-bit integers as strings; both forms are accepted.
@@ -169,7 +193,10 @@ function integer(type: ScalarType, min: bigint | undefined, max: bigint | undefi
   const boundaries: Fuzzed[] = [out(0n), out(1n), out(-1n, ...(lo === 0n ? ["number:negative"] : [])), out(lo, "number:type-min"), out(hi, "number:type-max")];
   if (min !== undefined) boundaries.push(out(min), out(min - 1n, "number:below-min"));
   if (max !== undefined) boundaries.push(out(max), out(max + 1n, "number:over-max"));
-  return fc.oneof(
+  const valid = fc.bigInt({ min: min ?? (lo < 0n ? 0n : lo), max: max ?? 1000n }).map((n) => out(n));
+  return pick(
+    validOnly,
+    valid,
     { weight: 4, arbitrary: fc.bigInt({ min: min ?? (lo < -1000n ? -1000n : lo), max: max ?? 1000n }).map((n) => out(n)) },
     { weight: 3, arbitrary: fc.constantFrom(...boundaries) },
     {
@@ -193,7 +220,7 @@ function isIdField(f: DescField): boolean {
 }
 
 /** Strings: valid ones of the declared format, lengths at and past the limit, and text PostgreSQL or a parser may choke on. */
-function stringValue(format: "uuid" | "email" | "token" | undefined, maxLen?: number, minLen?: number, id = false): fc.Arbitrary<Fuzzed> {
+function stringValue(validOnly: boolean, format: "uuid" | "email" | "token" | undefined, maxLen?: number, minLen?: number, id = false): fc.Arbitrary<Fuzzed> {
   const valid: fc.Arbitrary<Fuzzed> =
     format === "uuid"
       ? fc.oneof(fc.uuid().map((u) => v(u)), fc.constant(v(knownIdMarker, "id:known")))
@@ -201,7 +228,8 @@ function stringValue(format: "uuid" | "email" | "token" | undefined, maxLen?: nu
         ? fc.emailAddress().map((e) => v(e))
         : format === "token"
           ? fc.stringMatching(/^[a-z][a-z0-9_-]{0,20}$/).map((s) => v(s))
-          : fc.string({ minLength: minLen ?? 0, maxLength: Math.min(maxLen ?? 40, 40) }).map((s) => v(s));
+          : fc.string({ minLength: minLen ?? (validOnly ? 1 : 0), maxLength: Math.min(maxLen ?? 40, 40) }).map((s) => v(s));
+  if (validOnly) return valid;
   const atLimit = maxLen
     ? [
         fc.constant(v("a".repeat(cap(maxLen)), "string:at-max")),
@@ -228,10 +256,12 @@ function stringValue(format: "uuid" | "email" | "token" | undefined, maxLen?: nu
 }
 
 /** Timestamps, durations, masks and JSON values: the well-known types, with their odd corners. */
-function wellKnown(desc: DescMessage): fc.Arbitrary<Fuzzed> | undefined {
+function wellKnown(desc: DescMessage, validOnly: boolean): fc.Arbitrary<Fuzzed> | undefined {
   switch (desc.typeName) {
     case "google.protobuf.Timestamp":
-      return fc.oneof(
+      return pick(
+        validOnly,
+        fc.date({ min: new Date("2000-01-01"), max: new Date("2100-01-01"), noInvalidDate: true }).map((d) => v(d.toISOString())),
         { weight: 4, arbitrary: fc.date({ min: new Date("2000-01-01"), max: new Date("2100-01-01"), noInvalidDate: true }).map((d) => v(d.toISOString())) },
         {
           weight: 2,
@@ -249,10 +279,13 @@ function wellKnown(desc: DescMessage): fc.Arbitrary<Fuzzed> | undefined {
         },
       );
     case "google.protobuf.Duration":
+      if (validOnly) return fc.constantFrom(v("1s"), v("3600s"));
       return fc.constantFrom(v("1s"), v("0.000000001s"), v("-1s", "duration:negative"), v("315576000000s", "duration:edge"), v("315576000001s", "duration:bad"), v("1h", "duration:bad"));
     case "google.protobuf.FieldMask":
+      if (validOnly) return fc.constant(v("*"));
       return fc.constantFrom(v("title"), v("title,severity"), v("*", "mask:star"), v("no_such_field", "mask:unknown"), v("a.b.c.d", "mask:unknown"), v("", "mask:empty"), v(",,,", "mask:bad"), v("x,".repeat(5_000), "mask:many"));
     case "google.protobuf.Struct":
+      if (validOnly) return fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 }).map((x) => v(x));
       return jsonValue().map((x) => ({ json: { value: x.json }, tags: x.tags }));
     case "google.protobuf.Value":
       return jsonValue();
