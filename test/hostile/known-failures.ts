@@ -14,7 +14,9 @@ export type FuzzProperty =
   /** The event loop was blocked longer than 50 ms + 20 ms per MiB of body. */
   | "event-loop"
   /** The answer is not a well-formed response of its protocol (no status, dropped connection). */
-  | "protocol";
+  | "protocol"
+  /** A value no rule allows (NUL, invalid UTF-8, past a declared limit) was accepted. */
+  | "accepted-invalid";
 
 /** One tolerated failure. */
 export interface KnownFailure {

@@ -9,6 +9,8 @@ import { FieldBehavior, field_behavior } from "../../../gen/google/api/field_beh
 /** What a field's declared rules allow, in the terms the generators need. */
 export interface FieldLimits {
   readonly required: boolean;
+  /** The server may ignore what a client sends here (output-only, or an identifier it assigns on create). */
+  readonly ignorable: boolean;
   /** Length bounds of a string (or of each item of a repeated string), in code points. */
   readonly minLen?: number;
   readonly maxLen?: number;
@@ -35,12 +37,14 @@ const formats: Partial<Record<Format, FieldLimits["format"]>> = {
 export function fieldLimits(field: DescField): FieldLimits {
   const behaviors = hasOption(field, field_behavior) ? getOption(field, field_behavior) : [];
   const required = behaviors.includes(FieldBehavior.REQUIRED);
-  if (!hasOption(field, rulesOption)) return { required, definedOnly: false, unique: false };
+  const ignorable = behaviors.includes(FieldBehavior.OUTPUT_ONLY) || behaviors.includes(FieldBehavior.IDENTIFIER);
+  if (!hasOption(field, rulesOption)) return { required, ignorable, definedOnly: false, unique: false };
   const r = getOption(field, rulesOption);
   // Repeated strings carry their per-item rules in `items`.
   const str = r.items ?? r;
   return {
     required,
+    ignorable,
     ...(str.minLen ? { minLen: str.minLen } : {}),
     ...(str.maxLen ? { maxLen: str.maxLen } : {}),
     ...(formats[str.format] ? { format: formats[str.format] } : {}),

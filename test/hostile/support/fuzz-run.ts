@@ -99,6 +99,33 @@ export function fuzzCaseArbitrary(): fc.Arbitrary<FuzzCase> {
   });
 }
 
+// Input classes no field may accept, and those that survive each encoding:
+// the binary form cannot carry a lone surrogate (it is encoded as U+FFFD) or
+// a number past its type.
+const refusedEverywhere = ["string:nul", "string:invalid-utf8", "string:over-max", "list:over-max", "number:below-min", "number:over-max"];
+const refusedInJson = [...refusedEverywhere, "string:lone-surrogate"];
+// Classes after which the binary encoder may drop a whole top-level field
+// (and the bad value in it): see encodeBinary.
+const droppedInBinary = /(^|:)(wrong-type|null|number:out-of-range|number:fraction|number:huge|enum:unknown-name|enum:out-of-range|timestamp:bad|duration:bad|bytes:bad-base64|oneof:multiple|mask:bad)$/;
+
+/**
+ * The tag of a value in `c` that the gateway must refuse, if there is one it
+ * will certainly see: not under a field the server may ignore, not in an
+ * update (which checks only masked paths), and carried by the encoding.
+ */
+function mustBeRefused(c: FuzzCase): string | undefined {
+  if (c.method.input.fields.some((f) => f.name === "update_mask")) return undefined;
+  const json = c.protocol === "connect-json" || c.protocol === "rest";
+  if (!json && c.tags.some((t) => droppedInBinary.test(t))) return undefined;
+  const classes = json ? refusedInJson : refusedEverywhere;
+  return c.tags.find((t) => {
+    if (t.includes("~")) return false;
+    // REST without a body sends only top-level scalars, in the path and query.
+    if (c.protocol === "rest" && c.route?.body.kind === "none" && t.split(":").length > 3) return false;
+    return classes.some((k) => t.endsWith(`:${k}`));
+  });
+}
+
 /** Prints a case so a person can read what was sent. */
 export function describeCase(c: FuzzCase): string {
   const body = JSON.stringify(c.json) ?? "";
@@ -211,6 +238,10 @@ export async function runFuzz(gateway: GatewayProcess, options: FuzzOptions): Pr
     if (o.code === "client_timeout" && !streamLeftOpen) out.push({ ...base, property: "slow", message: `no answer within ${options.bounds.responseMs} ms` });
     else if (o.ms > options.bounds.responseMs && !streamLeftOpen) out.push({ ...base, property: "slow", message: `answered after ${Math.round(o.ms)} ms` });
     if (/^(transport_error|no_status|missing_end_stream|http_2)/.test(o.code)) out.push({ ...base, property: "protocol", message: `${o.code} (HTTP ${o.httpStatus})` });
+    if (o.code === "ok") {
+      const refused = mustBeRefused(c);
+      if (refused) out.push({ ...base, property: "accepted-invalid", message: `accepted ${refused}` });
+    }
     if (options.bounds.checkEventLoop && maxDelayMs !== undefined) {
       if (maxDelayMs > worstDelayMs) {
         worstDelayMs = maxDelayMs;

@@ -76,7 +76,9 @@ function message(desc: DescMessage, depth: number, validOnly: boolean): fc.Arbit
         oneofsSet.add(f.oneof.name);
       }
       json[f.jsonName] = value.json;
-      for (const t of value.tags) tags.push(`${f.name}:${t}`);
+      // `~` marks a field the server may ignore: bad values under it need not be refused.
+      const name = fieldLimits(f).ignorable ? `${f.name}~` : f.name;
+      for (const t of value.tags) tags.push(`${name}:${t}`);
     });
     if (extra) {
       Object.assign(json, extra.json);
