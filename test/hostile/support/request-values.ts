@@ -30,12 +30,26 @@ export interface ValueOptions {
 }
 
 /**
- * Generates request messages of `desc`: half of them valid throughout (so
- * that requests reach the services and the database, not only the
- * validator), half with each set field valid, at a limit, or invalid.
+ * Generates request messages of `desc`: a third valid throughout (so that
+ * requests reach the services and the database, not only the validator), a
+ * third valid but for one field, a third with each set field valid, at a
+ * limit, or invalid.
  */
 export function messageArbitrary(desc: DescMessage, options: ValueOptions = { maxDepth: 3 }): fc.Arbitrary<Fuzzed> {
-  return fc.oneof(message(desc, options.maxDepth, true), message(desc, options.maxDepth, false));
+  const valid = message(desc, options.maxDepth, true);
+  if (desc.fields.length === 0) return valid;
+  // Valid but for one field: the request reaches as far as that one value lets it.
+  const oneBad = fc.tuple(
+    valid,
+    fc.integer({ min: 0, max: desc.fields.length - 1 }).chain((i) => field(desc.fields[i]!, options.maxDepth, false).map((x) => [desc.fields[i]!, x] as const)),
+  ).map(([base, [f, bad]]) => {
+    const json = { ...(base.json as Record<string, unknown>) };
+    for (const other of f.oneof?.fields ?? []) delete json[other.jsonName];
+    json[f.jsonName] = bad.json;
+    const name = fieldLimits(f).ignorable ? `${f.name}~` : f.name;
+    return { json, tags: bad.tags.map((t) => `${name}:${t}`) };
+  });
+  return fc.oneof(valid, oneBad, message(desc, options.maxDepth, false));
 }
 
 /** The valid generator alone when only valid values are wanted, else every kind by weight. */
@@ -82,7 +96,9 @@ function message(desc: DescMessage, depth: number, validOnly: boolean): fc.Arbit
     });
     if (extra) {
       Object.assign(json, extra.json);
-      tags.push(...extra.tags);
+      // A field the extra overwrote no longer holds what its tags say.
+      const overwritten = desc.fields.filter((f) => f.jsonName in (extra.json as object)).map((f) => f.name);
+      return { json, tags: [...tags.filter((t) => !overwritten.some((n) => t.startsWith(`${n}:`) || t.startsWith(`${n}~:`))), ...extra.tags] };
     }
     return { json, tags };
   });
