@@ -9,7 +9,7 @@ import { type GatewayProcess, startGatewayProcess } from "../support/gateway-pro
 import { formatReport, runFuzz } from "./support/fuzz-run.js";
 
 const seed = Number(process.env.FUZZ_SEED ?? 20261129);
-const numRuns = Number(process.env.FUZZ_RUNS ?? 600);
+const numRuns = Number(process.env.FUZZ_RUNS ?? 1000);
 
 describe.each(databaseKinds)("fuzzing every method over every protocol (%s)", (kind) => {
   let gateway: GatewayProcess;
