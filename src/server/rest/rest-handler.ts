@@ -9,6 +9,7 @@ import type { UnaryCall } from "../fast-unary/unary-call.js";
 import { sendBody } from "../http-compression.js";
 import { setPrivateCaching } from "../private-caching.js";
 import type { PathBindings } from "./path-template.js";
+import { parseQueryString } from "./query-string.js";
 import { readRequestBody } from "./request-body.js";
 import { errorStatus, sendRestError } from "./rest-errors.js";
 import type { RestRoute } from "./rest-routes.js";
@@ -66,7 +67,7 @@ export function createRestHandler(options: RestHandlerOptions): RouteHandler {
       sendRestError(req, res, new ConnectError("streaming methods are not available over REST; call them with Connect or gRPC", Code.Unimplemented), options.compressMinBytes);
       return true;
     }
-    serve(req, res, match.route, match.bindings, new URLSearchParams(q === -1 ? "" : url.slice(q + 1)), call, options).catch((err: unknown) => {
+    serve(req, res, match.route, match.bindings, q === -1 ? "" : url.slice(q + 1), call, options).catch((err: unknown) => {
       options.log.debug({ err, path }, "REST response not completed");
       if (!res.headersSent) sendRestError(req, res, new ConnectError("internal error", Code.Internal), options.compressMinBytes);
     });
@@ -79,7 +80,7 @@ async function serve(
   res: NodeResponse,
   route: RestRoute,
   bindings: PathBindings,
-  query: URLSearchParams,
+  rawQuery: string,
   call: UnaryCall,
   options: RestHandlerOptions,
 ): Promise<void> {
@@ -89,7 +90,7 @@ async function serve(
     if (type !== undefined && !/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(type)) {
       throw new ConnectError(`unsupported Content-Type ${JSON.stringify(type)}; send application/json`, Code.Unimplemented);
     }
-    json = transcodeRequest(route, bindings, query, await readRequestBody(req, options.maxRequestBytes));
+    json = transcodeRequest(route, bindings, parseQueryString(rawQuery), await readRequestBody(req, options.maxRequestBytes));
   } catch (err) {
     const error = ConnectError.from(err);
     // Refused before the RPC: the request never reached the interceptors, so log it here.
