@@ -1,6 +1,9 @@
 import type { FieldMask } from "@bufbuild/protobuf/wkt";
 import { InvalidArgumentError } from "../shared/errors.js";
 
+/** At most this many bad paths are named in an error. */
+const maxReportedPaths = 20;
+
 /**
  * Turns an update mask into a domain patch: `paths` maps each updatable
  * field-mask path to the domain field it sets, and `values` gives the new
@@ -16,7 +19,9 @@ export function patchFromMask<K extends string, V extends Record<K, unknown>>(
   if (requested.length === 0) throw InvalidArgumentError.field("update_mask", "must name at least one field");
   const names = requested.includes("*") ? Object.keys(paths) : requested;
   const patch: Partial<Pick<V, K>> = {};
-  const unknown = names.filter((p) => !Object.hasOwn(paths, p));
+  // Distinct and capped: a mask that repeats one bad path thousands of times
+  // must not become thousands of violations in the reply.
+  const unknown = [...new Set(names.filter((p) => !Object.hasOwn(paths, p)))].slice(0, maxReportedPaths);
   if (unknown.length > 0) {
     throw new InvalidArgumentError(
       `update_mask names fields that cannot be updated: ${unknown.join(", ")}`,
