@@ -1,3 +1,4 @@
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LogLine_Level, Operation_State } from "../gen/anvil/operations/v1/operations_pb.js";
@@ -107,7 +108,8 @@ describe.each(databaseKinds)("draining an instance on %s", (kind) => {
     const started = Date.now();
     server.app.drain();
     expect(await waiting).toBeUndefined();
-    expect(await watch.done).toBeUndefined();
+    // UNAVAILABLE, not OK: the client knows to resume on another instance.
+    expect(Code[((await watch.done) as ConnectError).code]).toBe(Code[Code.Unavailable]);
     expect(Date.now() - started).toBeLessThan(2_000);
     // Ended early: no completion, so the client knows to resume elsewhere.
     expect(watch.messages.some((m) => m.item.case === "event" && m.item.value.payload.case === "completion")).toBe(false);

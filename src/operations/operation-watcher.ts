@@ -38,7 +38,12 @@ export class OperationWatcher {
     this.#settings = settings;
   }
 
-  /** Ends after the completion event, or when `signal` aborts (the client left). */
+  /**
+   * Ends after the completion event, or throws `signal`'s reason when it
+   * aborts first (the deadline, the instance draining, the client leaving):
+   * a watch cut short never ends as if the operation were done, so a client
+   * that does not enforce deadlines itself still knows to resume.
+   */
   async *watch(scope: Scope, id: string, afterSequence: number, signal: AbortSignal): AsyncGenerator<WatchItem> {
     // Subscribed before the first read: a notification in between is not missed.
     const subscription = this.#hub.subscribe(operationEventsChannel, `${scope.tenant}:${id}`);
@@ -67,6 +72,7 @@ export class OperationWatcher {
         }
         await subscription.waker.wait(Math.min(this.#settings.pollMs, idle), signal);
       }
+      signal.throwIfAborted();
     } finally {
       subscription.close();
     }

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { DatabaseHandle } from "../db/database.js";
 import type { UnitOfWork } from "../db/unit-of-work.js";
 import type { KeysetPager } from "../shared/keyset-pager.js";
+import { DrainSignals } from "./drain-signals.js";
 import { NotificationHub } from "./notification-hub.js";
 import { OperationWatcher, type WatchSettings } from "./operation-watcher.js";
 import { OperationsHandler } from "./operations.handler.js";
@@ -32,17 +33,17 @@ export class OperationsModule {
   readonly workersHandler: WorkersHandler;
   readonly hub: NotificationHub;
   readonly slots: StreamSlots;
-  readonly #stopping = new AbortController();
+  readonly #calls = new DrainSignals();
 
   private constructor(hub: NotificationHub, uow: UnitOfWork, pager: KeysetPager, settings: OperationsSettings) {
     const lifecycle = new TaskLifecycle(settings.queue);
-    const stopping = this.#stopping.signal;
+    const calls = this.#calls;
     this.hub = hub;
     this.slots = new StreamSlots(settings.maxStreamsPerPrincipal);
     this.starter = new OperationStarter(settings.queue);
     const watcher = new OperationWatcher(uow, hub, settings.watch);
-    this.operationsHandler = new OperationsHandler(new OperationsService(uow, pager, lifecycle), watcher, this.slots, stopping);
-    this.workersHandler = new WorkersHandler(new WorkersService(uow, lifecycle, hub, settings.watch.pollMs), stopping);
+    this.operationsHandler = new OperationsHandler(new OperationsService(uow, pager, lifecycle), watcher, this.slots, calls);
+    this.workersHandler = new WorkersHandler(new WorkersService(uow, lifecycle, hub, settings.watch.pollMs), calls);
   }
 
   static async start(database: DatabaseHandle, uow: UnitOfWork, pager: KeysetPager, settings: OperationsSettings, log: Logger): Promise<OperationsModule> {
@@ -50,12 +51,12 @@ export class OperationsModule {
   }
 
   /**
-   * The instance is shutting down: open watches end (clients resume on
-   * another instance with `after_sequence`) and waiting claims return empty,
+   * The instance is shutting down: open watches end with UNAVAILABLE (clients resume
+   * on another instance with `after_sequence`) and waiting claims return empty,
    * so neither holds the drain up until its grace period runs out.
    */
   drain(): void {
-    this.#stopping.abort();
+    this.#calls.drain();
   }
 
   /** Stops listening; call before the database closes. */

@@ -23,7 +23,7 @@ import {
 import { requestContext } from "../rpc/request-context.js";
 import { compileRequestValidator } from "../rpc/validation/field-rules.js";
 import { InvalidArgumentError } from "../shared/errors.js";
-import { eitherSignal } from "./either-signal.js";
+import type { DrainSignals } from "./drain-signals.js";
 import type { OperationWatcher } from "./operation-watcher.js";
 import { operationStates, toEventMessage, toOperationMessage } from "./operation-messages.js";
 import type { OperationsService } from "./operations.service.js";
@@ -38,14 +38,14 @@ export class OperationsHandler implements ServiceImpl<typeof OperationService> {
   readonly #operations: OperationsService;
   readonly #watcher: OperationWatcher;
   readonly #slots: StreamSlots;
-  readonly #stopping: AbortSignal;
+  readonly #calls: DrainSignals;
 
-  /** `stopping` aborts when the instance drains: watches then end early. */
-  constructor(operations: OperationsService, watcher: OperationWatcher, slots: StreamSlots, stopping: AbortSignal) {
+  /** `calls` abort when the instance drains: watches then end early, with UNAVAILABLE. */
+  constructor(operations: OperationsService, watcher: OperationWatcher, slots: StreamSlots, calls: DrainSignals) {
     this.#operations = operations;
     this.#watcher = watcher;
     this.#slots = slots;
-    this.#stopping = stopping;
+    this.#calls = calls;
   }
 
   async getOperation(req: GetOperationRequest, ctx: HandlerContext): Promise<GetOperationResponse> {
@@ -76,15 +76,15 @@ export class OperationsHandler implements ServiceImpl<typeof OperationService> {
     }
     const context = requestContext(ctx);
     const release = this.#slots.acquire(`${context.tenant}\0${context.principal}`);
-    const { signal, dispose } = eitherSignal(ctx.signal, this.#stopping);
+    const call = this.#calls.open(ctx.signal);
     try {
-      for await (const item of this.#watcher.watch(context, req.id, Number(req.afterSequence), signal)) {
+      for await (const item of this.#watcher.watch(context, req.id, Number(req.afterSequence), call.signal)) {
         if (item.type === "operation") yield create(WatchOperationResponseSchema, { item: { case: "operation", value: toOperationMessage(item.operation) } });
         else if (item.type === "event") yield create(WatchOperationResponseSchema, { item: { case: "event", value: toEventMessage(item.event) } });
         else yield create(WatchOperationResponseSchema, { item: { case: "keepAlive", value: { time: timestampFromDate(item.time) } } });
       }
     } finally {
-      dispose();
+      call.close();
       release();
     }
   }

@@ -15,29 +15,29 @@ import {
 } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { requestContext } from "../rpc/request-context.js";
 import { InvalidArgumentError } from "../shared/errors.js";
-import { eitherSignal } from "./either-signal.js";
+import type { DrainSignals } from "./drain-signals.js";
 import { durationMs, logLevels, toOperationMessage, toTaskMessage } from "./operation-messages.js";
 import type { WorkersService } from "./workers.service.js";
 
 /** WorkerService over the wire: converts proto ⇄ domain and nothing else. */
 export class WorkersHandler implements ServiceImpl<typeof WorkerService> {
   readonly #workers: WorkersService;
-  readonly #stopping: AbortSignal;
+  readonly #calls: DrainSignals;
 
-  /** `stopping` aborts when the instance drains: waiting claims then return empty. */
-  constructor(workers: WorkersService, stopping: AbortSignal) {
+  /** `calls` abort when the instance drains: waiting claims then return empty. */
+  constructor(workers: WorkersService, calls: DrainSignals) {
     this.#workers = workers;
-    this.#stopping = stopping;
+    this.#calls = calls;
   }
 
   async claimTask(req: ClaimTaskRequest, ctx: HandlerContext): Promise<ClaimTaskResponse> {
     const request = { kinds: req.kinds, workerId: req.workerId, maxWaitMs: durationMs(req.maxWait), leaseMs: durationMs(req.leaseDuration) };
-    const { signal, dispose } = eitherSignal(ctx.signal, this.#stopping);
+    const call = this.#calls.open(ctx.signal);
     try {
-      const claimed = await this.#workers.claim(requestContext(ctx), request, signal);
+      const claimed = await this.#workers.claim(requestContext(ctx), request, call.signal);
       return create(ClaimTaskResponseSchema, { task: claimed && toTaskMessage(claimed) });
     } finally {
-      dispose();
+      call.close();
     }
   }
 

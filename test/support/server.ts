@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pino from "pino";
+import pino, { type Logger } from "pino";
 import { loadConfig } from "../../src/config.js";
 import { build, type App } from "../../src/server/build.js";
 import { listen, type Listening } from "../../src/server/listener.js";
@@ -30,6 +30,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Use this database instead of creating one (for multi-instance tests). */
   database?: TestDatabase;
+  /** Log here instead of a pino logger at TEST_LOG_LEVEL (to read the access log). */
+  log?: Logger;
 }
 
 /** Builds the gateway exactly as main.ts does and listens on 127.0.0.1:0. */
@@ -50,7 +52,7 @@ export async function startServer(kind: DatabaseKind, options: StartOptions = {}
   });
   let app: App;
   try {
-    app = await build(config, pino({ level: config.logLevel }));
+    app = await build(config, options.log ?? pino({ level: config.logLevel }));
   } catch (err) {
     if (!options.database) await database.drop();
     throw err;

@@ -27,7 +27,8 @@ export function createHealthHandler(serviceNames: readonly string[], monitor: Se
         // The spec keeps the call open: the service may become known later.
         yield create(HealthCheckResponseSchema, { status: Status.SERVICE_UNKNOWN });
         if (!ctx.signal.aborted) await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
-        return;
+        // Ends with why it ended (its deadline, most likely), never with OK.
+        throw ctx.signal.reason;
       }
       for await (const serving of monitor.changes(ctx.signal)) yield status(serving);
     },

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { UnavailableError } from "../../shared/errors.js";
 
 /** Options of ServingMonitor; the defaults suit load balancers probing every few seconds. */
 export interface ServingMonitorOptions {
@@ -40,26 +41,29 @@ export class ServingMonitor {
   }
 
   /**
-   * The current state, then every change, until `signal` aborts — or until
-   * draining has been reported: the stream then ends so it does not hold the
-   * shutdown open, and the client's retry finds the port closed. Each open
-   * watch re-evaluates on an interval; with no watch open nothing polls.
+   * The current state, then every change, until `signal` aborts — then it
+   * throws the signal's reason (the deadline, the client leaving) — or until
+   * draining has been reported: it then throws UnavailableError, so the
+   * stream does not hold the shutdown open and does not end as if it were
+   * complete, and the client's retry finds the port closed. Each open watch
+   * re-evaluates on an interval; with no watch open nothing polls.
    */
   async *changes(signal: AbortSignal): AsyncGenerator<boolean> {
     let last = await this.serving();
     yield last;
-    while (!signal.aborted && !(last === false && this.isDraining())) {
-      try {
-        await sleep(this.pollMs, undefined, { signal });
-      } catch {
-        return; // aborted: the client went away
-      }
+    while (!(last === false && this.isDraining())) {
+      signal.throwIfAborted();
+      await sleep(this.pollMs, undefined, { signal }).catch((err: unknown) => {
+        signal.throwIfAborted();
+        throw err;
+      });
       const now = await this.serving();
       if (now !== last) {
         last = now;
         yield now;
       }
     }
+    throw new UnavailableError("this instance is shutting down");
   }
 
   private databaseReachable(): Promise<boolean> {
