@@ -59,8 +59,10 @@ export function translateDatabaseError(err: unknown): unknown {
       return new AbortedError("the request conflicted with a concurrent one; retry it", "TRANSACTION_CONFLICT");
     }
     if (state === SqlState.uniqueViolation) return new AlreadyExistsError("resource", violatedConstraint(err) ?? "key");
-    // Class 08: connection exception; 57P0x: server shutting down or starting; 53300: too many connections.
-    if (state.startsWith("08") || state.startsWith("57P") || state === "53300") {
+    // Class 08: connection exception; 57P0x: server shutting down or starting; 53300: too many connections;
+    // class 28 and 3D000: the role or the database refused at connect (FencedPgPool covers the pool's connects,
+    // this covers a driver error that reaches here some other way).
+    if (state.startsWith("08") || state.startsWith("57P") || state === "53300" || state.startsWith("28") || state === "3D000") {
       return new UnavailableError(undefined, { cause: err });
     }
     return err;

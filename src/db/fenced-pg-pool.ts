@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type pg from "pg";
+import { UnavailableError } from "../shared/errors.js";
 
 // Statements are prepared once per connection and reused by name: PostgreSQL
 // then skips parsing and planning on every later call (a point read drops
@@ -39,7 +40,13 @@ export class FencedPgPool {
   }
 
   async connect(): Promise<FencedClient> {
-    const client = await this.#pool.connect();
+    const client = await this.#pool.connect().catch((err: unknown) => {
+      // Whatever stops a connection from opening — refused, timed out, the
+      // database closed to connections (55000), missing (3D000), the role
+      // refused (class 28), too many connections (53300) — no statement ran:
+      // the call is safe to retry, so it is UNAVAILABLE, never INTERNAL.
+      throw new UnavailableError(undefined, { cause: err });
+    });
     let broken: Error | undefined;
     return {
       query: (text: string, values?: readonly unknown[]) => {
