@@ -1,7 +1,8 @@
 import type { UnitOfWork } from "../db/unit-of-work.js";
 import type { Scope } from "../shared/scope.js";
 import type { NotificationHub } from "./notification-hub.js";
-import { isFinal, type Operation, type OperationEvent } from "./operation.js";
+import { InvalidArgumentError } from "../shared/errors.js";
+import { isFinal, maxSequence, type Operation, type OperationEvent } from "./operation.js";
 import { operationEventsChannel } from "./operation.repository.js";
 
 /** One message of a watch: the operation first, then its events, with keep-alives while idle. */
@@ -45,6 +46,9 @@ export class OperationWatcher {
    * that does not enforce deadlines itself still knows to resume.
    */
   async *watch(scope: Scope, id: string, afterSequence: number, signal: AbortSignal): AsyncGenerator<WatchItem> {
+    // Checked before anything is sent: a sequence no operation can reach would
+    // otherwise fail later, as a database error, on the first read of events.
+    if (afterSequence > maxSequence) throw InvalidArgumentError.field("after_sequence", `must be at most ${maxSequence}`);
     // Subscribed before the first read: a notification in between is not missed.
     const subscription = this.#hub.subscribe(operationEventsChannel, `${scope.tenant}:${id}`);
     const unscoped = { tenant: scope.tenant };

@@ -11,6 +11,9 @@ export function isFinal(state: OperationState): state is FinalState {
   return state === "succeeded" || state === "failed" || state === "cancelled";
 }
 
+/** The largest event sequence an operation can reach (a PostgreSQL `integer` column). */
+export const maxSequence = 2_147_483_647;
+
 /** Why an operation (or one attempt of a task) failed: a google.rpc.Code number and a message. */
 export interface OperationError {
   readonly code: number;

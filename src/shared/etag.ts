@@ -1,4 +1,4 @@
-import { AbortedError } from "./errors.js";
+import { AbortedError, InvalidArgumentError } from "./errors.js";
 
 /**
  * Etags are derived from a row's version counter, which every write bumps.
@@ -17,8 +17,15 @@ export function expectedVersion(etag: string | undefined): number | undefined {
   if (etag === undefined || etag === "") return undefined;
   const match = /^"v([1-9][0-9]{0,14})"$/.exec(etag);
   if (!match) throw staleEtag();
-  return Number(match[1]);
+  const version = Number(match[1]);
+  // Versions are 32-bit columns: a larger one was never issued, and must not
+  // reach the database as a parameter it cannot hold (an INTERNAL error there).
+  if (version > maxVersion) throw InvalidArgumentError.field("etag", `names version ${match[1]}, beyond any version this server issues`);
+  return version;
 }
+
+/** The largest version a row can carry (PostgreSQL `integer`). */
+export const maxVersion = 2_147_483_647;
 
 /** The error for an etag that differs from the stored one. */
 export function staleEtag(): AbortedError {
