@@ -296,4 +296,10 @@ describe.each(databaseKinds)("UnitOfWork on %s", (kind) => {
     expect(lateWorkRan).toBe(false);
     expect((await emailsOf()).filter((e) => e.startsWith("too-late-"))).toEqual([]);
   });
+
+  it("clamps a deadline beyond what statement_timeout accepts (about 24.8 days) instead of failing", async () => {
+    const input = newUser("far-deadline");
+    const created = await uow.transact({ ...scope, deadline: Date.now() + 30 * 24 * 3600_000 }, (tx) => tx.users.create(input));
+    expect(created.email).toBe(input.email);
+  });
 });

@@ -1,6 +1,7 @@
 import { type Kysely, sql, type Transaction } from "kysely";
 import { DeadlineExceededError } from "../shared/errors.js";
 import type { Scope } from "../shared/scope.js";
+import { maxTimerMs } from "../shared/timer-limit.js";
 import { translateDatabaseError } from "./database-errors.js";
 import { Repositories } from "./repositories.js";
 import type { Database } from "./schema.js";
@@ -39,7 +40,8 @@ export class UnitOfWork {
         if (remaining !== undefined && remaining <= 0) throw new DeadlineExceededError();
         if (remaining !== undefined) {
           // Bound every statement of this transaction by the client's deadline.
-          await sql`select set_config('statement_timeout', ${String(Math.max(1, Math.ceil(remaining)))}, true)`.execute(trx);
+          // Clamped as timers are: PostgreSQL refuses a longer statement_timeout.
+          await sql`select set_config('statement_timeout', ${String(Math.min(maxTimerMs, Math.max(1, Math.ceil(remaining))))}, true)`.execute(trx);
         }
         const tx = new Repositories(trx, scope.tenant, afterCommit);
         try {

@@ -11,6 +11,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { Logger } from "pino";
 import type { DescMethod, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import { reclassifyBinaryParseErrors } from "./binary-parse-errors.js";
+import { clampDeadlineHeaders } from "./deadline-headers.js";
 import { createFastUnaryHandler } from "./fast-unary/fast-unary-handler.js";
 import { composeUnaryCall, type UnaryCall, type UnaryImpl } from "./fast-unary/unary-call.js";
 import { encodeGrpcMessageAsSpecified } from "./grpc-message-encoding.js";
@@ -119,6 +120,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
     const handler = paths.get(path);
     if (!handler) return false;
     const uReq = { ...universalRequestFromNodeRequest(req, res, undefined, undefined), body: readOrDiscard(req) };
+    clampDeadlineHeaders(uReq.header);
     handler(uReq)
       .then(reclassifyBinaryParseErrors)
       .then(encodeGrpcMessageAsSpecified)

@@ -1,12 +1,13 @@
-import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { OperationService } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { UserService } from "../../gen/anvil/users/v1/users_pb.js";
 import { WorkflowService } from "../../gen/anvil/workflows/v1/workflows_pb.js";
 import { clientFor } from "../support/clients.js";
 import { databaseKinds } from "../support/databases.js";
 import { expectCode } from "../support/expect-code.js";
-import { operationClients, runWorkflow } from "../support/operations.js";
+import { operationClients, runWorkflow, watchWith } from "../support/operations.js";
 import { startServer, type TestServer } from "../support/server.js";
 
 /**
@@ -37,5 +38,40 @@ describe.each(databaseKinds)("true codes on %s", (kind) => {
     const operations = clientFor(OperationService, "grpc", server.baseUrl, await server.token("acme-editor"));
     const err = await expectCode(operations.watchOperation({ id: op.id, afterSequence })[Symbol.asyncIterator]().next(), Code.InvalidArgument);
     expect(err.rawMessage).toMatch(/after_sequence/);
+  });
+
+  // 9,999,999,999 ms is about 115 days, 99,999,999 hours over 11,000 years:
+  // both beyond what a timer or statement_timeout accepts.
+  it("a Connect unary call with a deadline beyond 24.8 days succeeds (clamped), on the fast path and over REST", async () => {
+    const token = await server.token();
+    const headers = { authorization: `Bearer ${token}`, "content-type": "application/json", "connect-timeout-ms": "9999999999" };
+    const rpc = await fetch(`${server.baseUrl}/anvil.users.v1.UserService/ListUsers`, { method: "POST", headers, body: "{}" });
+    expect(rpc.status, await rpc.clone().text()).toBe(200);
+    const rest = await fetch(`${server.baseUrl}/v1/users`, { headers });
+    expect(rest.status, await rest.clone().text()).toBe(200);
+  });
+
+  it("a gRPC unary call and a watch with a deadline of 99999999H are served, not ended at once", async () => {
+    // The server shares this process: a timer armed beyond its limit shows as Node's warning.
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on("warning", onWarning);
+    onTestFinished(() => void process.off("warning", onWarning));
+    const token = await server.token();
+    const transport = createGrpcTransport({
+      baseUrl: server.baseUrl,
+      interceptors: [(next) => (req) => { req.header.set("authorization", `Bearer ${token}`); req.header.set("grpc-timeout", "99999999H"); return next(req); }],
+    });
+    const users = createClient(UserService, transport);
+    await users.listUsers({});
+    const c = await operationClients(server);
+    const op = await runWorkflow(c, [{ name: "only", kind: "long-deadline" }]);
+    const watch = watchWith(createClient(OperationService, transport), op.id);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(watch.messages.length).toBeGreaterThanOrEqual(1);
+    expect(await Promise.race([watch.done.then((e) => `ended: ${String(e)}`), Promise.resolve("open")])).toBe("open");
+    watch.cancel();
+    await watch.done;
+    expect(warnings).not.toContain("TimeoutOverflowWarning");
   });
 });

@@ -18,6 +18,7 @@ import { readBody } from "./read-body.js";
 import { RequestHeaders } from "./request-headers.js";
 import type { UnaryCall } from "./unary-call.js";
 import { writeResponse } from "./write-response.js";
+import { clampTimerMs } from "../../shared/timer-limit.js";
 
 /** Options of createFastUnaryHandler. */
 export interface FastUnaryOptions {
@@ -66,8 +67,10 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
 
     const abort = new LazyAbort();
     let timer: NodeJS.Timeout | undefined;
-    if (timeout.timeoutMs !== undefined) {
-      timer = setTimeout(() => abort.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeout.timeoutMs);
+    // Clamped: a longer timer would fire at once (see timer-limit.ts).
+    const timeoutMs = clampTimerMs(timeout.timeoutMs);
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(() => abort.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeoutMs);
     }
     const onClose = () => {
       if (!res.writableEnded) abort.abort(new ConnectError("client disconnected", Code.Canceled));
@@ -97,7 +100,7 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
           responseHeader,
           responseTrailer,
           abort,
-          timeoutMs: timeout.timeoutMs,
+          timeoutMs,
         },
         input,
       );

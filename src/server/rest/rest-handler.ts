@@ -15,6 +15,7 @@ import { errorStatus, sendRestError } from "./rest-errors.js";
 import type { RestRoute } from "./rest-routes.js";
 import { RouteIndex } from "./route-index.js";
 import { transcodeRequest } from "./transcode.js";
+import { clampTimerMs } from "../../shared/timer-limit.js";
 
 /** Options of createRestHandler. */
 export interface RestHandlerOptions {
@@ -125,7 +126,7 @@ async function serve(
         responseHeader,
         responseTrailer: new Headers(),
         abort,
-        timeoutMs: timeout.timeoutMs,
+        timeoutMs: clampTimerMs(timeout.timeoutMs),
       },
       input,
     );
