@@ -12,6 +12,7 @@ import type { Logger } from "pino";
 import type { DescMethod, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import { reclassifyBinaryParseErrors } from "./binary-parse-errors.js";
 import { clampDeadlineHeaders } from "./deadline-headers.js";
+import { strictUtf8 } from "./fast-unary/codec.js";
 import { createFastUnaryHandler } from "./fast-unary/fast-unary-handler.js";
 import { composeUnaryCall, type UnaryCall, type UnaryImpl } from "./fast-unary/unary-call.js";
 import { encodeGrpcMessageAsSpecified } from "./grpc-message-encoding.js";
@@ -104,7 +105,14 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
   /** Every unary method's interceptors and implementation, for transports beside Connect's (REST). */
   unaryCalls: ReadonlyMap<DescMethod, UnaryCall>;
 } {
-  const routerOptions = { acceptCompression: [compressionGzip, compressionBrotli], ...options };
+  const routerOptions = {
+    acceptCompression: [compressionGzip, compressionBrotli],
+    // connect decodes JSON leniently (invalid UTF-8 becomes U+FFFD); Anvil refuses it, as on the fast path.
+    // Its JSON serialization reads `textDecoder` from these options (JsonSerializationOptions), though the
+    // router's type names only the protobuf JSON options; test/hostile/true-codes.test.ts guards it.
+    jsonOptions: { textDecoder: strictUtf8 } as ConnectRouterOptions["jsonOptions"],
+    ...options,
+  };
   const router = createConnectRouter(routerOptions);
   const registered = recordRegistrations(router);
   options.routes(registered.router);

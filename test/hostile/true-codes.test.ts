@@ -75,3 +75,26 @@ describe.each(databaseKinds)("true codes on %s", (kind) => {
     expect(warnings).not.toContain("TimeoutOverflowWarning");
   });
 });
+
+describe.each(databaseKinds.flatMap((kind) => [[kind, "fast path"], [kind, "universal handler"]] as const))("Connect JSON on %s, %s", (kind, path) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer(kind, { env: { ANVIL_FAST_UNARY: path === "fast path" ? "true" : "false" } });
+  });
+  afterAll(() => server?.close());
+
+  it("refuses a body that is not UTF-8 with INVALID_ARGUMENT, and stores nothing", async () => {
+    const token = await server.token();
+    const email = `utf8-${Date.now()}@example.com`;
+    const body = Buffer.concat([Buffer.from(`{"user":{"email":"${email}","displayName":"a`), Buffer.from([0xff, 0xfe]), Buffer.from(`b","roles":["viewer"]}}`)]);
+    const res = await fetch(`${server.baseUrl}/anvil.users.v1.UserService/CreateUser`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body,
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { code: string }).code).toBe("invalid_argument");
+    const users = clientFor(UserService, "connect-json", server.baseUrl, token);
+    expect((await users.listUsers({ pageSize: 100 })).users.map((u) => u.email)).not.toContain(email);
+  });
+});

@@ -1,7 +1,10 @@
 import { type DescMessage, fromBinary, fromJsonString, type Message, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 
-const decoder = new TextDecoder();
+// Fatal: bytes that are not UTF-8 are the client's mistake (INVALID_ARGUMENT),
+// not text to store with U+FFFD in their place. The universal path gets the
+// same decoder through the router's jsonOptions (connect-handler.ts).
+export const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
 // connect-es parses request JSON ignoring unknown fields; keep that contract.
 const jsonReadOptions = { ignoreUnknownFields: true };
@@ -19,8 +22,14 @@ export function parseMessage(desc: DescMessage, binary: boolean, bytes: Uint8Arr
       throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.InvalidArgument);
     }
   }
+  let text: string;
   try {
-    return fromJsonString(desc, decoder.decode(bytes), jsonReadOptions);
+    text = strictUtf8.decode(bytes);
+  } catch {
+    throw new ConnectError("request body is not valid UTF-8", Code.InvalidArgument);
+  }
+  try {
+    return fromJsonString(desc, text, jsonReadOptions);
   } catch (e) {
     throw ConnectError.from(e, Code.InvalidArgument);
   }
