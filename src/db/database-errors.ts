@@ -22,12 +22,6 @@ export function sqlState(err: unknown): string | undefined {
   return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
-/** Name of the constraint a driver error names, if any. */
-export function violatedConstraint(err: unknown): string | undefined {
-  const c = (err as { constraint?: unknown } | null)?.constraint;
-  return typeof c === "string" ? c : undefined;
-}
-
 // Messages node-postgres and its pool use when the connection itself failed.
 const connectionFailures = [
   "Connection terminated",
@@ -58,7 +52,10 @@ export function translateDatabaseError(err: unknown): unknown {
     if (state === SqlState.serializationFailure || state === SqlState.deadlockDetected) {
       return new AbortedError("the request conflicted with a concurrent one; retry it", "TRANSACTION_CONFLICT");
     }
-    if (state === SqlState.uniqueViolation) return new AlreadyExistsError("resource", violatedConstraint(err) ?? "key");
+    // A repository that expects a violation names the field itself; one nobody
+    // expected says only that the resource exists. The constraint's name is
+    // the schema's business: it stays in the cause, for the log.
+    if (state === SqlState.uniqueViolation) return new AlreadyExistsError("resource", "key", { cause: err });
     // Class 08: connection exception; 57P0x: server shutting down or starting; 53300: too many connections;
     // class 28 and 3D000: the role or the database refused at connect (FencedPgPool covers the pool's connects,
     // this covers a driver error that reaches here some other way).

@@ -56,8 +56,8 @@ export class InvalidArgumentError extends DomainError {
 /** A resource with the same identity already exists. */
 export class AlreadyExistsError extends DomainError {
   readonly reason = "ALREADY_EXISTS";
-  constructor(readonly resource: string, readonly field: string) {
-    super(`${resource} with this ${field} already exists`, { resource, field });
+  constructor(readonly resource: string, readonly field: string, options?: ErrorOptions) {
+    super(`${resource} with this ${field} already exists`, { resource, field }, options);
   }
 }
 

@@ -1,9 +1,13 @@
+import { randomUUID } from "node:crypto";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { OperationService } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { UserService } from "../../gen/anvil/users/v1/users_pb.js";
 import { WorkflowService } from "../../gen/anvil/workflows/v1/workflows_pb.js";
+import { translateDatabaseError } from "../../src/db/database-errors.js";
+import { toConnectError } from "../../src/rpc/error-mapping.js";
 import { clientFor } from "../support/clients.js";
 import { databaseKinds } from "../support/databases.js";
 import { expectCode } from "../support/expect-code.js";
@@ -38,6 +42,19 @@ describe.each(databaseKinds)("true codes on %s", (kind) => {
     const operations = clientFor(OperationService, "grpc", server.baseUrl, await server.token("acme-editor"));
     const err = await expectCode(operations.watchOperation({ id: op.id, afterSequence })[Symbol.asyncIterator]().next(), Code.InvalidArgument);
     expect(err.rawMessage).toMatch(/after_sequence/);
+  });
+
+  it("an unexpected unique violation is ALREADY_EXISTS without the constraint's name", async () => {
+    const row = { tenant_id: "acme", id: randomUUID(), email: `dup-${randomUUID()}@example.com`, display_name: "d", roles: [], state: "active" };
+    const db = server.app.database.db;
+    await db.insertInto("users").values(row).execute();
+    const driverError = await db.insertInto("users").values(row).execute().then(() => undefined, (e: unknown) => e);
+    const sent = toConnectError(translateDatabaseError(driverError), "req-1");
+    expect(Code[sent.code]).toBe(Code[Code.AlreadyExists]);
+    // What a Connect client receives: message and every detail (ErrorInfo metadata included).
+    const visible = new TextDecoder().decode(errorToJsonBytes(sent, {}));
+    expect(visible).toMatch(/already exists/);
+    expect(visible).not.toMatch(/users_pkey|_key\b|pkey|constraint/i);
   });
 
   // 9,999,999,999 ms is about 115 days, 99,999,999 hours over 11,000 years:
