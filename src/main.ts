@@ -2,6 +2,7 @@ import pino from "pino";
 import { loadConfig } from "./config.js";
 import { build } from "./server/build.js";
 import { listen } from "./server/listener.js";
+import { describeErrorChain } from "./shared/error-chain.js";
 
 /** Starts the gateway: configuration → build() → listen. The only file that listens. */
 async function main(): Promise<void> {
@@ -37,6 +38,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`anvil failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  // Why first (the whole cause chain: the database does not exist, the
+  // connection was refused…), then where, for whoever debugs the gateway.
+  const where = err instanceof Error && err.stack ? `\n\n${err.stack}` : "";
+  process.stderr.write(`anvil failed to start: ${describeErrorChain(err)}${where}\n`);
   process.exit(1);
 });
