@@ -9,6 +9,7 @@ import type { UnaryCall } from "../fast-unary/unary-call.js";
 import { sendBody } from "../http-compression.js";
 import { setPrivateCaching } from "../private-caching.js";
 import type { PathBindings } from "./path-template.js";
+import { isJsonBodyType } from "./json-body-type.js";
 import { parseQueryString } from "./query-string.js";
 import { readRequestBody } from "./request-body.js";
 import { errorStatus, sendRestError } from "./rest-errors.js";
@@ -88,7 +89,7 @@ async function serve(
   let json: JsonObject;
   try {
     const type = req.headers["content-type"];
-    if (type !== undefined && !/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(type)) {
+    if (!isJsonBodyType(type)) {
       throw new ConnectError(`unsupported Content-Type ${JSON.stringify(type)}; send application/json`, Code.Unimplemented);
     }
     json = transcodeRequest(route, bindings, parseQueryString(rawQuery), await readRequestBody(req, options.maxRequestBytes));
