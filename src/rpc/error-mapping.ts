@@ -59,10 +59,22 @@ export function toConnectError(err: unknown, correlationId: string): ConnectErro
     return new ConnectError(err.message, code, undefined, details(err), err);
   }
   if (err instanceof ConnectError) {
+    if (isRequestParseError(err)) return new ConnectError("request message does not parse", Code.InvalidArgument, undefined, undefined, err);
     if (err.code === Code.Internal || err.code === Code.Unknown) return internal(correlationId, err);
     return err;
   }
   return internal(correlationId, err);
+}
+
+/**
+ * connect reports request bytes that do not parse as INTERNAL ("parse
+ * binary: …"), as if the server were at fault. For unary calls
+ * src/server/binary-parse-errors.ts corrects that on the wire; a server
+ * stream reads its request inside the interceptors, so the error reaches
+ * this mapping first, and it is the client's: INVALID_ARGUMENT.
+ */
+function isRequestParseError(err: ConnectError): boolean {
+  return err.code === Code.Internal && err.rawMessage.startsWith("parse binary: ");
 }
 
 function internal(correlationId: string, cause: unknown): ConnectError {

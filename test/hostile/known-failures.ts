@@ -39,20 +39,6 @@ export interface KnownFailure {
 export const knownFailures: readonly KnownFailure[] = [
   {
     method: "*",
-    inputClass: "deadline:huge",
-    property: "code",
-    reason: "a deadline past what timers and statement_timeout accept (~24.8 days) becomes INTERNAL instead of being clamped",
-    owner: "codes (issue 10: huge deadlines are clamped)",
-  },
-  {
-    method: "anvil.operations.v1.OperationService/WatchOperation",
-    inputClass: "damage",
-    property: "code",
-    reason: "a server stream whose request bytes do not parse ends INTERNAL: the parse error surfaces inside the interceptors, past binary-parse-errors.ts, and is not mapped to INVALID_ARGUMENT",
-    owner: "codes (stream status / error-mapping.ts)",
-  },
-  {
-    method: "*",
     inputClass: "list",
     property: "event-loop",
     reason:
@@ -67,14 +53,6 @@ export const knownFailures: readonly KnownFailure[] = [
     reason:
       "a request with hundreds of invalid items gets one field violation each, all in grpc-message and grpc-status-details-bin: the trailers outgrow HTTP/2's header limits and the stream is reset (clients see INTERNAL, NGHTTP2_FRAME_SIZE_ERROR); violations and message need a cap",
     owner: "validate / codes (validation-interceptor.ts, error-mapping.ts)",
-  },
-  {
-    method: "*",
-    inputClass: "string:invalid-utf8",
-    property: "accepted-invalid",
-    protocols: ["connect-json"],
-    reason: "a Connect JSON body with bytes that are not UTF-8 is decoded with U+FFFD and stored, where REST, gRPC and Connect binary answer INVALID_ARGUMENT",
-    owner: "codes (issue 10: invalid UTF-8 in a Connect JSON body)",
   },
   {
     method: "*",

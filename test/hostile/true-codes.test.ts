@@ -57,6 +57,23 @@ describe.each(databaseKinds)("true codes on %s", (kind) => {
     expect(visible).not.toMatch(/users_pkey|_key\b|pkey|constraint/i);
   });
 
+  it("a server stream whose request bytes do not parse ends INVALID_ARGUMENT, not INTERNAL", async () => {
+    const garbage = Uint8Array.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+    const envelope = new Uint8Array(5 + garbage.byteLength);
+    new DataView(envelope.buffer).setUint32(1, garbage.byteLength);
+    envelope.set(garbage, 5);
+    const res = await fetch(`${server.baseUrl}/anvil.operations.v1.OperationService/WatchOperation`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${await server.token()}`, "content-type": "application/connect+proto" },
+      body: envelope,
+    });
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    // The end-stream message: flags 0x02, then its JSON.
+    const endStream = JSON.parse(new TextDecoder().decode(bytes.subarray(5))) as { error?: { code: string } };
+    expect(bytes[0]).toBe(0x02);
+    expect(endStream.error?.code).toBe("invalid_argument");
+  });
+
   // 9,999,999,999 ms is about 115 days, 99,999,999 hours over 11,000 years:
   // both beyond what a timer or statement_timeout accepts.
   it("a Connect unary call with a deadline beyond 24.8 days succeeds (clamped), on the fast path and over REST", async () => {
