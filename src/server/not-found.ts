@@ -3,7 +3,7 @@ import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import type { NodeRequest, NodeResponse } from "./connect-handler.js";
 import { reencode } from "./grpc-message-encoding.js";
-import { nodeHeaders } from "./fast-unary/write-response.js";
+import { writeResponse } from "./fast-unary/write-response.js";
 
 const grpcWebTrailerFlag = 0b10000000;
 
@@ -11,8 +11,7 @@ const grpcWebTrailerFlag = 0b10000000;
  * The answer when no route matched. A gRPC or gRPC-Web client cannot read
  * an HTTP 404 with a JSON body; it gets what grpc-go and grpc-java send for
  * an unknown method: HTTP 200 with `grpc-status: 12` (UNIMPLEMENTED) — over
- * gRPC as a trailers-only response, over gRPC-Web in the trailer frame of
- * the body. Every other client (Connect, REST, browsers) gets HTTP 404 JSON.
+ * gRPC in the trailers, over gRPC-Web in the trailer frame of the body. Every other client (Connect, REST, browsers) gets HTTP 404 JSON.
  * `services` are the served service names, to say which of the two is unknown.
  */
 export function createNotFound(services: ReadonlySet<string>): (req: NodeRequest, res: NodeResponse) => void {
@@ -27,8 +26,10 @@ export function createNotFound(services: ReadonlySet<string>): (req: NodeRequest
     const status = new Headers({ "grpc-status": String(Code.Unimplemented), "grpc-message": unknownMessage(path, services) });
     reencode(status);
     if (!contentType.startsWith("application/grpc-web")) {
-      res.writeHead(200, { "content-type": contentType, ...nodeHeaders(status) });
-      res.end();
+      // Status in trailers, as connect sends every gRPC error: a header
+      // block without END_STREAM followed by the stream's reset reads to
+      // grpc-js as "ended without gRPC status".
+      writeResponse(res, 200, new Headers({ "content-type": contentType }), undefined, status);
       return;
     }
     let frame: Uint8Array = encodeEnvelope(grpcWebTrailerFlag, trailerSerialize(status));
