@@ -40,11 +40,11 @@ function closedWithin(socket: net.Socket, giveUpMs: number): Promise<{ ms: numbe
   });
 }
 
-/** Writes `text` one byte every `everyMs` while the socket is open (and repeats it). */
-function trickle(socket: net.Socket, text: string, everyMs: number): void {
+/** Writes `text` one byte every `everyMs` while the socket is open (repeating it, unless `once`). */
+function trickle(socket: net.Socket, text: string, everyMs: number, once = false): void {
   let i = 0;
   const timer = setInterval(() => {
-    if (socket.destroyed || !socket.writable) return clearInterval(timer);
+    if (socket.destroyed || !socket.writable || (once && i === text.length)) return clearInterval(timer);
     socket.write(text[i++ % text.length]!);
   }, everyMs);
   socket.once("close", () => clearInterval(timer));
@@ -98,6 +98,44 @@ function answerOf(stream: http2.ClientHttp2Stream, giveUpMs: number): Promise<An
   });
 }
 
+/** What an unauthenticated caller sends on each protocol, and how the refusal reads. */
+type Refusal = { what: string; path: string; contentType: string; refused: (status: number, headers: Record<string, unknown>) => boolean };
+
+const unary = "/anvil.users.v1.UserService/CreateUser";
+const serverStream = "/anvil.operations.v1.OperationService/WatchOperation";
+const unaryRefusals: Refusal[] = [
+  { what: "Connect unary", path: unary, contentType: "application/json", refused: (s) => s === 401 },
+  { what: "gRPC unary", path: unary, contentType: "application/grpc", refused: (_, h) => h["grpc-status"] === "16" },
+  { what: "gRPC-Web unary", path: unary, contentType: "application/grpc-web+proto", refused: (s) => s === 200 },
+];
+
+/**
+ * Sends the headers and the first 64 KiB of a 10 MiB body (enveloped
+ * protocols: an envelope declaring the whole message) and waits at most 3 s
+ * for the answer: a server that reads the body first would wait for the rest.
+ */
+async function refusedBeforeBody(baseUrl: string, { path, contentType, refused }: Refusal): Promise<void> {
+  const session = http2.connect(baseUrl);
+  session.on("error", () => undefined);
+  try {
+    const total = 10 * 1024 * 1024;
+    const stream = session.request({ ":method": "POST", ":path": path, "content-type": contentType, "content-length": String(total) });
+    stream.on("error", () => undefined);
+    const first = Buffer.alloc(64 * 1024, 0x20);
+    if (contentType.startsWith("application/grpc") || contentType.startsWith("application/connect+")) {
+      first.writeUInt8(0, 0);
+      first.writeUInt32BE(total - 5, 1);
+    }
+    stream.write(first);
+    const answer = await answerOf(stream, 3_000);
+    expect(refused(answer.status, answer.headers), JSON.stringify(answer)).toBe(true);
+    // gRPC-Web and Connect streams carry the status in the body.
+    if (answer.status === 200 && answer.headers["grpc-status"] === undefined) expect(answer.body).toMatch(/grpc-status: ?16|"code":"unauthenticated"/);
+  } finally {
+    session.destroy();
+  }
+}
+
 function connect(port: number): net.Socket {
   return net.connect(port, "127.0.0.1");
 }
@@ -105,7 +143,9 @@ function connect(port: number): net.Socket {
 describe.each(databaseKinds)("connections bounded in time (%s)", (kind) => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startServer(kind, { env: limits });
+    // The fast path off: these attacks reach connect's universal handler (the
+    // gateway in its own process below serves with the fast path on).
+    server = await startServer(kind, { env: { ...limits, ANVIL_FAST_UNARY: "off" } });
   });
   afterAll(async () => {
     await server?.close();
@@ -120,7 +160,9 @@ describe.each(databaseKinds)("connections bounded in time (%s)", (kind) => {
 
   it("closes a socket trickling the HTTP/2 preface at the sniff limit (a deadline, not an inactivity timer)", async () => {
     const socket = connect(server.port);
-    trickle(socket, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 30);
+    // All but the last byte of the preface, one every 100 ms: 2.3 s of
+    // activity, so an inactivity timer would not fire before the give-up.
+    trickle(socket, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r", 100, true);
     const closed = closedWithin(socket, 400 + slackMs);
     expect(await slowestProbeDuring(server.port, closed)).toBeLessThan(probeBoundMs);
     await closed;
@@ -204,6 +246,10 @@ describe.each(databaseKinds)("connections bounded in time (%s)", (kind) => {
     session.destroy();
   });
 
+  it.each(unaryRefusals)("$what (universal handler): refuses an unauthenticated body from its headers, before it is sent", async (refusal) => {
+    await refusedBeforeBody(server.baseUrl, refusal);
+  });
+
   it("closes idle connections at once when draining (closeIdleConnections works on the sniffed HTTP/1 server)", async () => {
     // A second listener on the same app, with the default limits (65 s keep-alive).
     const config = loadConfig({ PORT: "0", HOST: "127.0.0.1" });
@@ -232,32 +278,16 @@ describe.each(databaseKinds)("attacks on a gateway in its own process (%s)", (ki
     await gateway?.close();
   });
 
-  // Every serving path: the fast unary path (Connect, gRPC, gRPC-Web), the
-  // universal handler (gRPC-Web text, a server stream over Connect and gRPC) and REST.
-  const paths: { what: string; path: string; contentType: string; refused: (status: number, headers: Record<string, unknown>) => boolean }[] = [
-    { what: "Connect unary (fast path)", path: "/anvil.users.v1.UserService/CreateUser", contentType: "application/json", refused: (s) => s === 401 },
-    { what: "gRPC unary (fast path)", path: "/anvil.users.v1.UserService/CreateUser", contentType: "application/grpc", refused: (_, h) => h["grpc-status"] === "16" },
-    { what: "gRPC-Web unary (fast path)", path: "/anvil.users.v1.UserService/CreateUser", contentType: "application/grpc-web+proto", refused: (s) => s === 200 },
-    { what: "Connect server stream (universal)", path: "/anvil.operations.v1.OperationService/WatchOperation", contentType: "application/connect+json", refused: (s) => s === 200 },
-    { what: "gRPC server stream (universal)", path: "/anvil.operations.v1.OperationService/WatchOperation", contentType: "application/grpc", refused: (_, h) => h["grpc-status"] === "16" },
+  // The fast unary path, server streams (connect's universal handler) and
+  // REST; the universal handler's unary path is tried on a server with the
+  // fast path off (above).
+  it.each<Refusal>([
+    ...unaryRefusals.map((r) => ({ ...r, what: `${r.what} (fast path)` })),
+    { what: "Connect server stream", path: serverStream, contentType: "application/connect+json", refused: (s) => s === 200 },
+    { what: "gRPC server stream", path: serverStream, contentType: "application/grpc", refused: (_, h) => h["grpc-status"] === "16" },
     { what: "REST", path: "/v1/users", contentType: "application/json", refused: (s) => s === 401 },
-  ];
-
-  it.each(paths)("$what: refuses an unauthenticated body from its headers, before it is sent", async ({ path, contentType, refused }) => {
-    const session = http2.connect(gateway.baseUrl);
-    session.on("error", () => undefined);
-    try {
-      const stream = session.request({ ":method": "POST", ":path": path, "content-type": contentType, "content-length": String(10 * 1024 * 1024) });
-      stream.on("error", () => undefined);
-      // A first chunk only: the rest would come once the server reads on.
-      stream.write(Buffer.alloc(64 * 1024, 0x20));
-      const answer = await answerOf(stream, 3_000);
-      expect(refused(answer.status, answer.headers), JSON.stringify(answer)).toBe(true);
-      // gRPC-Web and Connect streams carry the status in the body.
-      if (answer.status === 200 && answer.headers["grpc-status"] === undefined) expect(answer.body).toMatch(/grpc-status: ?16|"code":"unauthenticated"/);
-    } finally {
-      session.destroy();
-    }
+  ])("$what: refuses an unauthenticated body from its headers, before it is sent", async (refusal) => {
+    await refusedBeforeBody(gateway.baseUrl, refusal);
   });
 
   it("survives rapid reset (2,000 streams opened and cancelled at once): the session is cut, the server answers", async () => {
