@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { listen } from "../../src/server/listener.js";
 import { databaseKinds } from "../support/databases.js";
+import { operationClients, runWorkflow, watchWith } from "../support/operations.js";
 import { type GatewayProcess, startGatewayProcess } from "../support/gateway-process.js";
 import { startServer, type TestServer } from "../support/server.js";
 
@@ -248,6 +249,17 @@ describe.each(databaseKinds)("connections bounded in time (%s)", (kind) => {
 
   it.each(unaryRefusals)("$what (universal handler): refuses an unauthenticated body from its headers, before it is sent", async (refusal) => {
     await refusedBeforeBody(server.baseUrl, refusal);
+  });
+
+  it("leaves a long server stream alone: its request is complete, and an open stream keeps its session", async () => {
+    const c = await operationClients(server, "grpc");
+    const op = await runWorkflow(c);
+    const watch = watchWith(c.operations, op.id);
+    // Longer than the request limit (1 s) and the HTTP/2 idle limit (0.5 s).
+    const ended = await Promise.race([watch.done.then(() => "ended"), new Promise((r) => setTimeout(() => r("open"), 2_500))]);
+    watch.cancel();
+    expect(ended).toBe("open");
+    expect(watch.messages.length).toBeGreaterThan(0);
   });
 
   it("closes idle connections at once when draining (closeIdleConnections works on the sniffed HTTP/1 server)", async () => {
