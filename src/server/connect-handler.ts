@@ -154,7 +154,15 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
     // connect reads the body before it runs the interceptors; a refused
     // caller's body is not read at all: connect answers with the refusal
     // in the protocol's own framing, as for a body it cannot read.
-    const body = "refused" in auth ? refusedBody(refusal(auth.refused, req)) : readOrDiscard(req);
+    let body: AsyncIterable<Uint8Array>;
+    if ("refused" in auth) {
+      const error = refusal(auth.refused, req);
+      // The interceptors (and their access log) never see this call.
+      options.log.info({ rpc: handler.requestPath.slice(1), code: Code[error.code], request_id: error.metadata.get(requestIdHeader) }, "rpc refused before its body");
+      body = refusedBody(error);
+    } else {
+      body = readOrDiscard(req);
+    }
     const uReq = { ...universalRequestFromNodeRequest(req, res, undefined, values), body };
     const uRes = encodeGrpcMessageAsSpecified(await reclassifyBinaryParseErrors(withAllow(await handler(uReq), handler)));
     await universalResponseToNodeResponse(uRes, res);
