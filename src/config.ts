@@ -12,8 +12,10 @@ export interface Config {
   readonly keysFile: string;
   readonly tlsCert: string | undefined;
   readonly tlsKey: string | undefined;
-  /** Largest request body accepted, in bytes. */
+  /** Largest request body accepted, in bytes, unless a route sets its own (src/server/body-limits.ts). */
   readonly maxRequestBytes: number;
+  /** How long each phase of a connection may take (see ConnectionLimits). */
+  readonly connectionLimits: ConnectionLimits;
   /** Pool size for PostgreSQL. */
   readonly dbPoolSize: number;
   /** Upper bound of any statement when the client set no deadline. */
@@ -39,6 +41,29 @@ export interface Config {
   readonly taskRetryBaseMs: number;
 }
 
+/**
+ * Time bounds of a connection, phase by phase, so that no socket is held
+ * for free: a client that is silent, trickles its headers or body, or keeps
+ * an idle connection open is cut after a bounded time. The defaults are
+ * those of a gateway facing the public internet directly.
+ */
+export interface ConnectionLimits {
+  /**
+   * From accepting a connection until its protocol is known: the first
+   * bytes of a cleartext connection (all 24 bytes of the HTTP/2 preface) or
+   * the TLS handshake.
+   */
+  readonly sniffTimeoutMs: number;
+  /** HTTP/1.1: from a request's first byte until its headers are complete. */
+  readonly headersTimeoutMs: number;
+  /** From a request's first byte until its body is complete (HTTP/1.1 and HTTP/2 alike). */
+  readonly requestTimeoutMs: number;
+  /** HTTP/1.1: how long a keep-alive connection may wait for its next request. */
+  readonly keepAliveTimeoutMs: number;
+  /** HTTP/2: how long a session may have no open stream before it gets GOAWAY and is closed. */
+  readonly http2IdleTimeoutMs: number;
+}
+
 /** Values of ANVIL_REFLECTION. */
 export type ReflectionAccess = "public" | "authenticated";
 
@@ -53,6 +78,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tlsCert: env.TLS_CERT || undefined,
     tlsKey: env.TLS_KEY || undefined,
     maxRequestBytes: int(env, "ANVIL_MAX_REQUEST_BYTES", 10 * 1024 * 1024, 1024, 1024 ** 3),
+    connectionLimits: connectionLimits({
+      sniffTimeoutMs: int(env, "ANVIL_SNIFF_TIMEOUT_MS", 10_000, 10, 600_000),
+      headersTimeoutMs: int(env, "ANVIL_HEADERS_TIMEOUT_MS", 15_000, 10, 600_000),
+      requestTimeoutMs: int(env, "ANVIL_REQUEST_TIMEOUT_MS", 60_000, 10, 3_600_000),
+      // Longer than the 60 s idle timeout of common load balancers, so the
+      // gateway never closes a connection a balancer is about to reuse.
+      keepAliveTimeoutMs: int(env, "ANVIL_KEEPALIVE_TIMEOUT_MS", 65_000, 10, 3_600_000),
+      http2IdleTimeoutMs: int(env, "ANVIL_HTTP2_IDLE_TIMEOUT_MS", 65_000, 10, 3_600_000),
+    }),
     dbPoolSize: int(env, "ANVIL_DB_POOL_SIZE", 10, 1, 1000),
     statementTimeoutMs: int(env, "ANVIL_STATEMENT_TIMEOUT_MS", 15_000, 100, 3_600_000),
     logLevel: env.LOG_LEVEL ?? "info",
@@ -76,6 +110,14 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
     throw new Error(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   }
   return value;
+}
+
+function connectionLimits(limits: ConnectionLimits): ConnectionLimits {
+  // Headers are part of the request: a bound on them longer than on the whole request means nothing.
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new Error(`ANVIL_HEADERS_TIMEOUT_MS (${limits.headersTimeoutMs}) must not exceed ANVIL_REQUEST_TIMEOUT_MS (${limits.requestTimeoutMs})`);
+  }
+  return limits;
 }
 
 function reflectionAccess(raw: string | undefined): ReflectionAccess {

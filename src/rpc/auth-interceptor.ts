@@ -1,17 +1,19 @@
 import type { Interceptor } from "@connectrpc/connect";
-import type { TokenVerifier } from "../auth/token-verifier.js";
-import type { MethodPolicies } from "./method-policies.js";
+import { authOutcomeKey, type CallAuthenticator } from "./call-authenticator.js";
 import { principalKey } from "./request-context.js";
 
 /**
  * Authenticates every call to a non-public method from its bearer token and
- * stores the principal in the call's context values.
+ * stores the principal in the call's context values. When the transport
+ * already decided before reading the body (see CallAuthenticator), that
+ * decision is applied; a refused call stops here, before validation and the
+ * handler, whatever message it carries.
  */
-export function authInterceptor(verifier: TokenVerifier, policies: MethodPolicies): Interceptor {
+export function authInterceptor(authenticator: CallAuthenticator): Interceptor {
   return (next) => async (req) => {
-    if (policies.get(req.method)?.public === true) return next(req);
-    const principal = await verifier.verify(req.header.get("authorization"));
-    req.contextValues.set(principalKey, principal);
+    const outcome = req.contextValues.get(authOutcomeKey) ?? (await authenticator.decide(req.method, req.header.get("authorization")));
+    if ("refused" in outcome) throw outcome.refused;
+    if (outcome.principal !== undefined) req.contextValues.set(principalKey, outcome.principal);
     return next(req);
   };
 }

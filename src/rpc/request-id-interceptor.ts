@@ -2,9 +2,16 @@ import { randomUUID } from "node:crypto";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { requestIdKey } from "./request-context.js";
 
-const header = "x-request-id";
+/** The response header (and error metadata) carrying a call's correlation id. */
+export const requestIdHeader = "x-request-id";
+const header = requestIdHeader;
 // A client-supplied id is echoed and logged, so it must be short and inert.
 const acceptable = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** A call's correlation id: the client's `x-request-id` when it is sane, a fresh UUID otherwise. */
+export function requestIdOf(sent: string | null): string {
+  return sent !== null && acceptable.test(sent) ? sent : randomUUID();
+}
 
 /**
  * Gives every call a correlation id — the client's `x-request-id` when it
@@ -13,8 +20,7 @@ const acceptable = /^[A-Za-z0-9._:-]{1,128}$/;
  */
 export function requestIdInterceptor(): Interceptor {
   return (next) => async (req) => {
-    const sent = req.header.get(header);
-    const id = sent !== null && acceptable.test(sent) ? sent : randomUUID();
+    const id = requestIdOf(req.header.get(header));
     req.contextValues.set(requestIdKey, id);
     try {
       const res = await next(req);

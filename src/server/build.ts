@@ -7,6 +7,7 @@ import { type DatabaseHandle, openDatabase } from "../db/database.js";
 import { migrateToLatest } from "../db/migrator.js";
 import { UnitOfWork } from "../db/unit-of-work.js";
 import { authInterceptor } from "../rpc/auth-interceptor.js";
+import { CallAuthenticator } from "../rpc/call-authenticator.js";
 import { errorInterceptor } from "../rpc/error-interceptor.js";
 import { loggingInterceptor } from "../rpc/logging-interceptor.js";
 import { readMethodPolicies } from "../rpc/method-policies.js";
@@ -16,9 +17,11 @@ import { OperationsModule } from "../operations/operations-module.js";
 import { validationInterceptor } from "../rpc/validation-interceptor.js";
 import { KeysetPager } from "../shared/keyset-pager.js";
 import { PageTokens } from "../shared/page-token.js";
+import { BodyLimits } from "./body-limits.js";
 import { createConnectHandler, type NodeRequest, type NodeResponse, type RouteHandler } from "./connect-handler.js";
 import { createCors } from "./cors.js";
 import { ServingMonitor } from "./health/serving-monitor.js";
+import { createNotFound } from "./not-found.js";
 import { createOpenApiRoute } from "./openapi/openapi-route.js";
 import { withPrivateGetCaching } from "./private-caching.js";
 import { createProbes } from "./probes.js";
@@ -64,11 +67,14 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const pageTokens = new PageTokens(Buffer.from(key.value, "utf8"));
     const pager = new KeysetPager(pageTokens);
     const operations = await OperationsModule.start(database, uow, pager, operationsSettings(config), log);
+    const authenticator = new CallAuthenticator(new TokenVerifier(keys), policies);
+    const served = [...apiServices, ...infrastructureServices];
+    const bodyLimits = new BodyLimits(config.maxRequestBytes, served.flatMap((s) => s.methods));
     const interceptors: Interceptor[] = [
       requestIdInterceptor(),
       loggingInterceptor(log),
       errorInterceptor(log),
-      authInterceptor(new TokenVerifier(keys), policies),
+      authInterceptor(authenticator),
       permissionInterceptor(policies),
       validationInterceptor(apiServices.flatMap((s) => s.methods.map((m) => m.input))),
     ];
@@ -77,7 +83,8 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const connect = createConnectHandler({
       routes: registerServices({ uow, pager, monitor, operations }),
       interceptors,
-      readMaxBytes: config.maxRequestBytes,
+      authenticator,
+      bodyLimits,
       compressMinBytes: config.compressMinBytes,
       fastUnary: config.fastUnary,
       log,
@@ -90,12 +97,12 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       // Exact paths before the REST templates: a probe never waits on route matching.
       createProbes(database, () => draining),
       createOpenApiRoute(config.compressMinBytes),
-      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, maxRequestBytes: config.maxRequestBytes, compressMinBytes: config.compressMinBytes, log }),
+      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, authenticator, bodyLimits, compressMinBytes: config.compressMinBytes, log }),
     ];
+    const notFound = createNotFound(new Set(served.map((s) => s.typeName)));
     const handle = (req: NodeRequest, res: NodeResponse) => {
       for (const route of routes) if (route(req, res)) return;
-      res.writeHead(404, { "content-type": "application/json" });
-      res.end(JSON.stringify({ code: "not_found", message: `no route for ${req.method} ${(req.url ?? "").split("?", 1)[0]}` }));
+      notFound(req, res);
     };
     return {
       handle,

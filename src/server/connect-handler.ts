@@ -1,18 +1,22 @@
-import { Code, ConnectError, type ConnectRouter, type ConnectRouterOptions, createConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type ConnectRouterOptions, createConnectRouter, createContextValues } from "@connectrpc/connect";
 import {
   compressionBrotli,
   compressionGzip,
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
-import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { Logger } from "pino";
 import type { DescMethod, DescMethodUnary, DescService } from "@bufbuild/protobuf";
+import { authOutcomeKey, type CallAuthenticator } from "../rpc/call-authenticator.js";
+import { toConnectError } from "../rpc/error-mapping.js";
+import { requestIdHeader, requestIdOf } from "../rpc/request-id-interceptor.js";
 import { reclassifyBinaryParseErrors } from "./binary-parse-errors.js";
 import { clampDeadlineHeaders } from "./deadline-headers.js";
 import { strictUtf8 } from "./fast-unary/codec.js";
+import type { BodyLimits } from "./body-limits.js";
 import { createFastUnaryHandler } from "./fast-unary/fast-unary-handler.js";
 import { composeUnaryCall, type UnaryCall, type UnaryImpl } from "./fast-unary/unary-call.js";
 import { encodeGrpcMessageAsSpecified } from "./grpc-message-encoding.js";
@@ -33,6 +37,10 @@ export interface ConnectHandlerOptions extends ConnectRouterOptions {
    * handler, which the benchmarks and the serving-path tests compare against.
    */
   readonly fastUnary?: boolean;
+  /** Decides from the headers, before any body is read, whether the caller may call. */
+  readonly authenticator: CallAuthenticator;
+  /** Each method's request body limit (readMaxBytes is only the default). */
+  readonly bodyLimits: BodyLimits;
 }
 
 interface Registration {
@@ -40,8 +48,12 @@ interface Registration {
   readonly impl: Record<string, unknown>;
 }
 
-/** A router that also remembers which implementation each service got. */
-function recordRegistrations(router: ConnectRouter): { router: ConnectRouter; services: Registration[] } {
+/**
+ * A router that also remembers which implementation each service got, and
+ * registers the methods of a service with body limits of their own one by
+ * one, each with its readMaxBytes.
+ */
+function recordRegistrations(router: ConnectRouter, limits: BodyLimits): { router: ConnectRouter; services: Registration[] } {
   const services: Registration[] = [];
   const recording: ConnectRouter = {
     get handlers() {
@@ -49,7 +61,15 @@ function recordRegistrations(router: ConnectRouter): { router: ConnectRouter; se
     },
     service(service, impl, opts) {
       services.push({ service, impl: impl as Record<string, unknown> });
-      router.service(service, impl, opts);
+      if (!limits.anyOwn(service.methods)) {
+        router.service(service, impl, opts);
+        return recording;
+      }
+      for (const method of service.methods) {
+        const fn = (impl as Record<string, unknown>)[method.localName];
+        if (typeof fn !== "function") throw new Error(`${service.typeName}.${method.name} has a body limit but no implementation`);
+        router.rpc(method, fn.bind(impl) as never, { ...opts, readMaxBytes: limits.forMethod(method) });
+      }
       return recording;
     },
     rpc(method, impl, opts) {
@@ -74,7 +94,7 @@ function composeUnaryCalls(services: readonly Registration[], options: ConnectRo
 }
 
 /** A fast-path handler for every unary method, by request path. */
-function fastUnaryRoutes(calls: ReadonlyMap<DescMethod, UnaryCall>, options: ConnectRouterOptions): Map<string, RouteHandler> {
+function fastUnaryRoutes(calls: ReadonlyMap<DescMethod, UnaryCall>, options: ConnectHandlerOptions): Map<string, RouteHandler> {
   const routes = new Map<string, RouteHandler>();
   for (const [method, call] of calls) {
     routes.set(
@@ -82,7 +102,8 @@ function fastUnaryRoutes(calls: ReadonlyMap<DescMethod, UnaryCall>, options: Con
       createFastUnaryHandler({
         method: method as DescMethodUnary,
         call,
-        readMaxBytes: options.readMaxBytes ?? 0xffffffff,
+        authenticator: options.authenticator,
+        readMaxBytes: options.bodyLimits.forMethod(method),
         compressMinBytes: options.compressMinBytes ?? 1024,
         acceptCompression: options.acceptCompression ?? [],
       }),
@@ -112,9 +133,10 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
     // router's type names only the protobuf JSON options; test/hostile/true-codes.test.ts guards it.
     jsonOptions: { textDecoder: strictUtf8 } as ConnectRouterOptions["jsonOptions"],
     ...options,
+    readMaxBytes: options.bodyLimits.defaultBytes,
   };
   const router = createConnectRouter(routerOptions);
-  const registered = recordRegistrations(router);
+  const registered = recordRegistrations(router, options.bodyLimits);
   options.routes(registered.router);
   const paths = new Map<string, UniversalHandler>();
   for (const h of router.handlers) paths.set(h.requestPath, h);
@@ -127,19 +149,61 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
     if (fast.get(path)?.(req, res)) return true;
     const handler = paths.get(path);
     if (!handler) return false;
-    const uReq = { ...universalRequestFromNodeRequest(req, res, undefined, undefined), body: readOrDiscard(req) };
-    clampDeadlineHeaders(uReq.header);
-    handler(uReq)
-      .then(reclassifyBinaryParseErrors)
-      .then(encodeGrpcMessageAsSpecified)
-      .then((uRes) => universalResponseToNodeResponse(uRes, res))
-      .catch((err: unknown) => {
-        // The client went away mid-response; nothing is left to tell it.
-        options.log.debug({ err, rpc: handler.requestPath }, "response not completed");
-      });
+    serveUniversal(handler, req, res).catch((err: unknown) => {
+      // The client went away mid-response; nothing is left to tell it.
+      options.log.debug({ err, rpc: handler.requestPath }, "response not completed");
+    });
     return true;
   };
+
+  async function serveUniversal(handler: UniversalHandler, req: NodeRequest, res: NodeResponse): Promise<void> {
+    const values = createContextValues();
+    const header = req.headers.authorization;
+    const auth = await options.authenticator.decide(handler.method, header === undefined ? null : header);
+    values.set(authOutcomeKey, auth);
+    // connect reads the body before it runs the interceptors; a refused
+    // caller's body is not read at all: connect answers with the refusal
+    // in the protocol's own framing, as for a body it cannot read.
+    let body: AsyncIterable<Uint8Array>;
+    if ("refused" in auth) {
+      const error = refusal(auth.refused, req);
+      // The interceptors (and their access log) never see this call.
+      options.log.info({ rpc: handler.requestPath.slice(1), code: Code[error.code], request_id: error.metadata.get(requestIdHeader) }, "rpc refused before its body");
+      body = refusedBody(error);
+    } else {
+      body = readOrDiscard(req);
+    }
+    const uReq = { ...universalRequestFromNodeRequest(req, res, undefined, values), body };
+    clampDeadlineHeaders(uReq.header);
+    const uRes = encodeGrpcMessageAsSpecified(await reclassifyBinaryParseErrors(withAllow(await handler(uReq), handler)));
+    await universalResponseToNodeResponse(uRes, res);
+  }
   return { handle, handlers: router.handlers, unaryCalls };
+}
+
+/**
+ * A refused call's error as the interceptor chain would have sent it:
+ * mapped in the one place, with the call's correlation id.
+ */
+function refusal(refused: unknown, req: NodeRequest): ConnectError {
+  const sent = req.headers[requestIdHeader];
+  const id = requestIdOf(typeof sent === "string" ? sent : null);
+  const error = toConnectError(refused, id);
+  error.metadata.set(requestIdHeader, id);
+  return error;
+}
+
+/** A request body that fails with `error` when read, without reading the request. */
+async function* refusedBody(error: ConnectError): AsyncIterable<Uint8Array> {
+  throw error;
+}
+
+/** connect answers a request method it does not allow with 405 but no `Allow`, which HTTP requires. */
+function withAllow(res: UniversalServerResponse, handler: UniversalHandler): UniversalServerResponse {
+  if (res.status !== 405) return res;
+  const header = new Headers(res.header);
+  header.set("allow", handler.allowedMethods.join(", "));
+  return { ...res, header };
 }
 
 /**

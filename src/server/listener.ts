@@ -3,7 +3,9 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { Duplex } from "node:stream";
+import type { ConnectionLimits } from "../config.js";
 import type { NodeRequest, NodeResponse } from "./connect-handler.js";
+import { boundHttp2Sessions } from "./http2-limits.js";
 
 /** Options of listen(). */
 export interface ListenOptions {
@@ -12,12 +14,18 @@ export interface ListenOptions {
   /** PEM files; when both are set the port speaks TLS (ALPN h2 and http/1.1). */
   readonly tlsCert?: string | undefined;
   readonly tlsKey?: string | undefined;
+  /** How long each phase of a connection may take. */
+  readonly connectionLimits: ConnectionLimits;
 }
 
 /** A listening server. */
 export interface Listening {
   readonly port: number;
-  /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then cuts the rest. */
+  /**
+   * Stops accepting, closes idle connections at once (HTTP/1.1 keep-alive
+   * sockets between requests, HTTP/2 sessions get GOAWAY), lets in-flight
+   * requests finish for up to `graceMs`, then cuts the rest.
+   */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -30,35 +38,74 @@ const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * prior knowledge as `grpcurl -plaintext` and `buf curl
  * --http2-prior-knowledge` speak it. Cleartext connections are told apart by
  * their first bytes: only HTTP/2 starts with the connection preface.
+ *
+ * Every phase of a connection is bounded by `connectionLimits`: the sniff
+ * (or TLS handshake), HTTP/1.1 headers, the whole request, idle keep-alive
+ * and idle HTTP/2 sessions.
  */
 export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, options: ListenOptions): Promise<Listening> {
+  const limits = options.connectionLimits;
   const sockets = new Set<Duplex>();
+  const sniffing = new Set<net.Socket>();
   let server: net.Server;
   let h2: http2.Http2Server | http2.Http2SecureServer;
   let h1: http.Server | undefined;
+  let closing = false;
+  // During a drain every HTTP/1.1 response says `Connection: close`, so a
+  // keep-alive client does not send its next request to a closing server.
+  const serve = (req: NodeRequest, res: NodeResponse) => {
+    if (closing && res instanceof http.ServerResponse) res.shouldKeepAlive = false;
+    handle(req, res);
+  };
   const h2Options = { settings: { maxConcurrentStreams: 1000 }, maxSessionMemory: 64 };
+  const h1Timeouts = {
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionsCheckingInterval: checkingInterval(limits),
+  };
   if (options.tlsCert && options.tlsKey) {
-    h2 = http2.createSecureServer(
-      { ...h2Options, cert: readFileSync(options.tlsCert), key: readFileSync(options.tlsKey), allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] },
-      handle,
+    const secure = http2.createSecureServer(
+      {
+        ...h2Options,
+        cert: readFileSync(options.tlsCert),
+        key: readFileSync(options.tlsKey),
+        allowHTTP1: true,
+        ALPNProtocols: ["h2", "http/1.1"],
+        handshakeTimeout: limits.sniffTimeoutMs,
+      },
+      serve,
     );
-    server = h2 as unknown as net.Server;
+    // With allowHTTP1 the secure server runs Node's HTTP/1.1 connection
+    // handling itself and arms these timers when it listens; it only takes
+    // them as properties.
+    Object.assign(secure, h1Timeouts);
+    h2 = secure;
+    server = secure as unknown as net.Server;
   } else {
-    const cleartextH2 = http2.createServer(h2Options, handle);
-    const cleartextH1 = http.createServer({ keepAliveTimeout: 65_000, headersTimeout: 30_000, requestTimeout: 0 }, handle);
+    const cleartextH2 = http2.createServer(h2Options, serve);
+    const cleartextH1 = http.createServer(h1Timeouts, serve);
+    // Node arms headersTimeout and requestTimeout, and tracks the
+    // connections closeIdleConnections() closes, in the server's own
+    // 'listening' handler. This server never listens (the sniffer hands it
+    // its sockets), so without this it would enforce neither timer and a
+    // drain could not close its idle connections.
+    cleartextH1.emit("listening");
     h2 = cleartextH2;
     h1 = cleartextH1;
-    server = net.createServer({ noDelay: true }, (socket) => sniff(socket, cleartextH2, cleartextH1));
+    server = net.createServer({ noDelay: true }, (socket) => {
+      sniffing.add(socket);
+      sniff(socket, limits.sniffTimeoutMs, (isH2) => {
+        sniffing.delete(socket);
+        (isH2 ? cleartextH2 : cleartextH1).emit("connection", socket);
+      });
+    });
   }
   server.on("connection", (socket: Duplex) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   });
-  const sessions = new Set<http2.Http2Session>();
-  h2.on("session", (session: http2.Http2Session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
-  });
+  const sessions = boundHttp2Sessions(h2, limits);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => {
@@ -68,21 +115,52 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
         port: address.port,
         close: (graceMs = 10_000) =>
           new Promise<void>((done) => {
-            server.close(() => done());
-            h1?.closeIdleConnections();
-            for (const s of sessions) s.close();
-            const timer = setTimeout(() => {
+            closing = true;
+            // Close the listening socket only once every connection is gone:
+            // server.close() calls back only then.
+            const sweep = setInterval(closeIdle, 100);
+            const cut = setTimeout(() => {
               for (const s of sockets) s.destroy();
             }, graceMs);
-            timer.unref();
+            server.close(() => {
+              clearInterval(sweep);
+              clearTimeout(cut);
+              done();
+            });
+            function closeIdle() {
+              // A socket still sniffing has sent no request; one between
+              // requests has none in flight. Both may go at once.
+              for (const s of sniffing) s.destroy();
+              h1?.closeIdleConnections();
+              (h2 as unknown as http.Server).closeIdleConnections?.();
+            }
+            closeIdle();
+            sessions.closeAll();
           }),
       });
     });
   });
 }
 
-function sniff(socket: net.Socket, h2: http2.Http2Server, h1: http.Server): void {
+/**
+ * How often Node checks HTTP/1.1 connections against headersTimeout and
+ * requestTimeout: a tenth of the shorter one (Node's default is every 30 s,
+ * which would let a slowloris client hold its socket up to 30 s past the
+ * limit), at most once a second and at least every 10 ms.
+ */
+function checkingInterval(limits: ConnectionLimits): number {
+  return Math.max(10, Math.min(1_000, Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 10)));
+}
+
+/**
+ * Reads a cleartext connection's first bytes until they tell HTTP/2 from
+ * HTTP/1.1, then hands the socket on with those bytes put back. A socket
+ * that says nothing, or trickles the preface, is destroyed after `timeoutMs`.
+ */
+function sniff(socket: net.Socket, timeoutMs: number, handOff: (isH2: boolean) => void): void {
   let head = Buffer.alloc(0);
+  // A deadline, not an inactivity timeout: one byte a second must not extend it.
+  const deadline = setTimeout(() => socket.destroy(), timeoutMs);
   const onData = (chunk: Buffer) => {
     head = Buffer.concat([head, chunk]);
     const n = Math.min(head.length, h2Preface.length);
@@ -90,11 +168,13 @@ function sniff(socket: net.Socket, h2: http2.Http2Server, h1: http.Server): void
     // Wait for more bytes only while they could still be the HTTP/2 preface.
     if (couldBeH2 && head.length < h2Preface.length) return;
     socket.off("data", onData);
+    clearTimeout(deadline);
     socket.pause();
     socket.unshift(head);
-    (couldBeH2 ? h2 : h1).emit("connection", socket);
+    handOff(couldBeH2);
     if (!couldBeH2) socket.resume();
   };
   socket.on("data", onData);
   socket.on("error", () => socket.destroy());
+  socket.once("close", () => clearTimeout(deadline));
 }

@@ -1,5 +1,5 @@
-import type { DescMethodUnary } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { create, type DescMethodUnary, type Message } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { compressionNegotiate, encodeEnvelope, type Compression } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
@@ -10,6 +10,7 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { parseContentType as parseGrpcContentType, parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { parseContentType as parseGrpcWebContentType, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import { authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
 import type { NodeRequest, NodeResponse } from "../connect-handler.js";
 import { reencode as reencodeGrpcMessage } from "../grpc-message-encoding.js";
 import { parseMessage, serializeMessage } from "./codec.js";
@@ -25,6 +26,8 @@ export interface FastUnaryOptions {
   readonly method: DescMethodUnary;
   /** The method's interceptors and implementation (composeUnaryCall). */
   readonly call: UnaryCall;
+  /** Decides from the headers, before the body is read, whether the caller may call. */
+  readonly authenticator: CallAuthenticator;
   readonly readMaxBytes: number;
   readonly compressMinBytes: number;
   readonly acceptCompression: readonly Compression[];
@@ -82,15 +85,13 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
     try {
       if (compression.error) throw compression.error;
       if (timeout.error) throw timeout.error;
-      let bytes = grpcLike
-        ? await readBody(req, { maxBytes: options.readMaxBytes + 5, inspectHead: (head) => envelopeTooLarge(head, options.readMaxBytes) })
-        : await readBody(req, { maxBytes: options.readMaxBytes });
-      if (grpcLike) {
-        bytes = await unwrapEnvelope(bytes, options.readMaxBytes, compression.request, method);
-      } else if (compression.request) {
-        bytes = await compression.request.decompress(bytes, options.readMaxBytes);
-      }
-      const input = parseMessage(method.input, protocol.binary, bytes);
+      const values = createContextValues();
+      const auth = await options.authenticator.decide(method, requestHeader.get("authorization"));
+      values.set(authOutcomeKey, auth);
+      // A refused caller's body is never read: the interceptor chain refuses
+      // the call (logged and mapped as any refusal) before anything looks
+      // at its message.
+      const input = "refused" in auth ? create(method.input) : await readInput(protocol, req, compression.request);
       const output = await call(
         {
           requestMethod: "POST",
@@ -101,6 +102,7 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
           responseTrailer,
           abort,
           timeoutMs,
+          contextValues: values,
         },
         input,
       );
@@ -148,6 +150,18 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
     }
     const trailerEnvelope = encodeEnvelope(trailerFlags, trailerBytes);
     writeResponse(res, 200, responseHeader, envelope ? Buffer.concat([envelope, trailerEnvelope]) : trailerEnvelope);
+  }
+
+  async function readInput(protocol: Protocol, req: NodeRequest, decompression: Compression | null): Promise<Message> {
+    let bytes = protocol.name !== "connect"
+      ? await readBody(req, { maxBytes: options.readMaxBytes + 5, inspectHead: (head) => envelopeTooLarge(head, options.readMaxBytes) })
+      : await readBody(req, { maxBytes: options.readMaxBytes });
+    if (protocol.name !== "connect") {
+      bytes = await unwrapEnvelope(bytes, options.readMaxBytes, decompression, method);
+    } else if (decompression) {
+      bytes = await decompression.decompress(bytes, options.readMaxBytes);
+    }
+    return parseMessage(method.input, protocol.binary, bytes);
   }
 
   return (req, res) => {

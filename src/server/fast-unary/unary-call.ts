@@ -22,6 +22,8 @@ export interface CallInit {
   /** The call's abort signal, created on first use (see LazyAbort). */
   readonly abort: { readonly signal: AbortSignal };
   readonly timeoutMs: number | undefined;
+  /** The call's context values when the transport already set some (the authentication it decided before the body). */
+  readonly contextValues?: ContextValues;
 }
 
 const kContext = Symbol("anvil.handler-context");
@@ -67,7 +69,7 @@ export function composeUnaryCall(
   };
   const chain = interceptors.reduceRight<AnyUnaryFn>((next, interceptor) => interceptor(next as never) as AnyUnaryFn, inner);
   return async (init, input) => {
-    const values: ContextValues = createContextValues();
+    const values: ContextValues = init.contextValues ?? createContextValues();
     const deadline = init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs;
     const ctx: HandlerContext = {
       method,

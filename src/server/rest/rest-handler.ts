@@ -1,7 +1,9 @@
-import { type DescMethod, fromJson, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { create, type DescMethod, fromJson, type JsonObject, type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson, parseTimeout } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
+import { type AuthOutcome, authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
+import type { BodyLimits } from "../body-limits.js";
 import type { NodeRequest, NodeResponse, RouteHandler } from "../connect-handler.js";
 import { LazyAbort } from "../fast-unary/lazy-abort.js";
 import { RequestHeaders } from "../fast-unary/request-headers.js";
@@ -27,7 +29,10 @@ export interface RestHandlerOptions {
    * same one as an RPC call.
    */
   readonly unaryCalls: ReadonlyMap<DescMethod, UnaryCall>;
-  readonly maxRequestBytes: number;
+  /** Decides from the headers, before the body is read, whether the caller may call. */
+  readonly authenticator: CallAuthenticator;
+  /** Each route's body limit: its method's. */
+  readonly bodyLimits: BodyLimits;
   readonly compressMinBytes: number;
   readonly log: Logger;
 }
@@ -86,13 +91,13 @@ async function serve(
   call: UnaryCall,
   options: RestHandlerOptions,
 ): Promise<void> {
-  let json: JsonObject;
+  const requestHeader = new RequestHeaders(req.headers);
+  const auth = await options.authenticator.decide(route.method, requestHeader.get("authorization"));
+  // A refused caller's body is never read, nor its path and query: the
+  // interceptor chain refuses the call before anything looks at its message.
+  let json: JsonObject | undefined;
   try {
-    const type = req.headers["content-type"];
-    if (!isJsonBodyType(type)) {
-      throw new ConnectError(`unsupported Content-Type ${JSON.stringify(type)}; send application/json`, Code.Unimplemented);
-    }
-    json = transcodeRequest(route, bindings, parseQueryString(rawQuery), await readRequestBody(req, options.maxRequestBytes));
+    if (!("refused" in auth)) json = await readJson(req, route, bindings, rawQuery, options);
   } catch (err) {
     const error = ConnectError.from(err);
     // Refused before the RPC: the request never reached the interceptors, so log it here.
@@ -112,9 +117,9 @@ async function serve(
   let status = 200;
   try {
     if (timeout.error) throw timeout.error;
-    let input;
+    let input: Message;
     try {
-      input = fromJson(route.method.input, json);
+      input = json === undefined ? create(route.method.input) : fromJson(route.method.input, json);
     } catch (err) {
       throw ConnectError.from(err, Code.InvalidArgument);
     }
@@ -123,11 +128,12 @@ async function serve(
         requestMethod: req.method ?? "GET",
         url: req.url ?? "/",
         protocolName: "rest",
-        requestHeader: new RequestHeaders(req.headers),
+        requestHeader,
         responseHeader,
         responseTrailer: new Headers(),
         abort,
         timeoutMs: clampTimerMs(timeout.timeoutMs),
+        contextValues: contextValuesWith(auth),
       },
       input,
     );
@@ -147,6 +153,21 @@ async function serve(
   });
   headers["content-type"] = "application/json";
   await sendBody(req, res, status, headers, new TextEncoder().encode(JSON.stringify(out)), options.compressMinBytes);
+}
+
+/** The request message's JSON from the path, the query and the body (read within the route's limit). */
+async function readJson(req: NodeRequest, route: RestRoute, bindings: PathBindings, rawQuery: string, options: RestHandlerOptions): Promise<JsonObject> {
+  const type = req.headers["content-type"];
+  if (!isJsonBodyType(type)) {
+    throw new ConnectError(`unsupported Content-Type ${JSON.stringify(type)}; send application/json`, Code.Unimplemented);
+  }
+  return transcodeRequest(route, bindings, parseQueryString(rawQuery), await readRequestBody(req, options.bodyLimits.forMethod(route.method)));
+}
+
+function contextValuesWith(auth: AuthOutcome) {
+  const values = createContextValues();
+  values.set(authOutcomeKey, auth);
+  return values;
 }
 
 /** What proto3 JSON omits for an unset field, written out so `response_body` is never empty. */

@@ -1,0 +1,80 @@
+import http2 from "node:http2";
+import type { ConnectionLimits } from "../config.js";
+
+/** The HTTP/2 sessions of a server, as boundHttp2Sessions tracks them. */
+export interface Http2Sessions {
+  /** Sends every session GOAWAY; each closes once its open streams are done. */
+  closeAll(): void;
+}
+
+// After GOAWAY a session with no stream left is destroyed by Node; one whose
+// client neither finishes nor closes is cut after this long.
+const goAwayGraceMs = 5_000;
+
+/**
+ * Bounds HTTP/2 sessions in time, which Node leaves unbounded:
+ * - a session with no open stream for `http2IdleTimeoutMs` gets GOAWAY and
+ *   is closed (PING frames do not keep it: an idle timer counting only
+ *   socket activity would let a client hold a session for ever by pinging);
+ * - a stream whose request body is not complete `requestTimeoutMs` after it
+ *   opened is reset with CANCEL, as HTTP/1.1's requestTimeout cuts a
+ *   trickled body.
+ */
+export function boundHttp2Sessions(server: http2.Http2Server | http2.Http2SecureServer, limits: ConnectionLimits): Http2Sessions {
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const receiving = new Map<http2.ServerHttp2Stream, number>();
+  let sweep: NodeJS.Timeout | undefined;
+  const sweepEveryMs = Math.max(10, Math.min(1_000, Math.floor(limits.requestTimeoutMs / 10)));
+
+  const goAway = (session: http2.ServerHttp2Session) => {
+    if (session.closed || session.destroyed) return;
+    session.close();
+    setTimeout(() => session.destroy(), goAwayGraceMs).unref();
+  };
+
+  const cutLateBodies = () => {
+    const now = performance.now();
+    for (const [stream, deadline] of receiving) {
+      if (deadline > now) continue;
+      receiving.delete(stream);
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    }
+    if (receiving.size === 0) {
+      clearInterval(sweep);
+      sweep = undefined;
+    }
+  };
+
+  server.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    let open = 0;
+    const idle = setTimeout(() => {
+      if (open === 0) goAway(session);
+    }, limits.http2IdleTimeoutMs);
+    idle.unref();
+    session.on("stream", (stream: http2.ServerHttp2Stream, _headers: unknown, flags: number) => {
+      open++;
+      // END_STREAM on the HEADERS frame: the request has no body to wait for.
+      if ((flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0) {
+        receiving.set(stream, performance.now() + limits.requestTimeoutMs);
+        sweep ??= setInterval(cutLateBodies, sweepEveryMs).unref();
+        const received = () => receiving.delete(stream);
+        stream.once("end", received);
+        stream.once("close", received);
+      }
+      stream.once("close", () => {
+        if (--open === 0) idle.refresh();
+      });
+    });
+    session.once("close", () => {
+      clearTimeout(idle);
+      sessions.delete(session);
+    });
+  });
+
+  return {
+    closeAll: () => {
+      for (const s of sessions) goAway(s);
+    },
+  };
+}
