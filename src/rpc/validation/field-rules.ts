@@ -5,7 +5,7 @@ import { field as fieldRules } from "@bufbuild/protovalidate/gen/buf/validate/va
 import { FieldBehavior } from "../../../gen/google/api/field_behavior_pb.js";
 import type { FieldViolation } from "../../shared/errors.js";
 import { behaviors, compileFieldBehaviorScope } from "./field-behavior.js";
-import { checkStrings } from "./string-integrity.js";
+import { firstPass } from "./first-pass.js";
 
 /**
  * Validates a request message against the rules its protos declare with
@@ -14,7 +14,9 @@ import { checkStrings } from "./string-integrity.js";
  * prescribe (see field-behavior.ts), plus the string integrity every string
  * obeys (string-integrity.ts). Each violation becomes a field violation with
  * the field's path (`user.roles[2]`, `labels["k"]`) and protovalidate's
- * message as description.
+ * message as description. A first pass (first-pass.ts) checks string
+ * integrity and the size limits the rules set; a request with a value far
+ * over its limit is refused on those alone, so it costs one cheap pass.
  */
 export type MessageValidator = (message: object) => FieldViolation[];
 
@@ -36,11 +38,16 @@ export function compileRequestValidator(desc: DescMessage): MessageValidator {
   return (message) => {
     const out: FieldViolation[] = [];
     const broken = new Set<string>();
-    for (const v of checkStrings(desc, message)) {
+    const reported = new Set<string>();
+    let gross = false;
+    for (const v of firstPass(desc, message)) {
       if (!scope.inScope(v.fields, message)) continue;
-      broken.add(v.path);
+      gross ||= v.gross;
+      reported.add(`${v.path}\0${v.description}`);
+      if (v.kind === "integrity") broken.add(v.path);
       out.push({ field: v.path, description: v.description });
     }
+    if (gross) return out;
     for (const [resource, id] of scope.missingIdentifiers(message)) {
       out.push({ field: `${resource.name}.${id.name}`, description: "value is required" });
     }
@@ -50,7 +57,7 @@ export function compileRequestValidator(desc: DescMessage): MessageValidator {
       for (const v of result.violations) {
         const path = pathToString(v.field);
         // A string that is not clean text is reported once, for that.
-        if (broken.has(path) || !scope.inScope(fieldsOf(v), message)) continue;
+        if (broken.has(path) || reported.has(`${path}\0${v.message}`) || !scope.inScope(fieldsOf(v), message)) continue;
         out.push({ field: path, description: v.message });
       }
     }
