@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { create, createFileRegistry, fromBinary } from "@bufbuild/protobuf";
 import { FieldMaskSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
-import { CreateUserRequestSchema, UpdateUserRequestSchema } from "../gen/anvil/users/v1/users_pb.js";
+import { CreateUserRequestSchema, UpdateUserRequestSchema, type User_State } from "../gen/anvil/users/v1/users_pb.js";
 import { compileRequestValidator } from "../src/rpc/validation/field-rules.js";
 import { ensureProtoDeps, repoRoot, runBuf } from "./support/buf-cli.js";
 
@@ -20,7 +20,7 @@ describe("request validation (buf.validate rules, enforced by protovalidate)", (
   it("reports every violated rule with the field's path and protovalidate's message", () => {
     const violations = createUser(
       create(CreateUserRequestSchema, {
-        user: { email: "not-an-email", displayName: "x".repeat(201), roles: ["Admin", "ops", "ops"], state: 7 },
+        user: { email: "not-an-email", displayName: "x".repeat(201), roles: ["Admin", "ops", "ops"], state: 7 as User_State },
         requestId: "nope",
       }),
     );
