@@ -49,7 +49,7 @@ const protovalidateRoot = join(dirname(createRequire(import.meta.url).resolve("@
 const protovalidateVersion = JSON.parse(readFileSync(join(protovalidateRoot, "package.json"), "utf8")).version;
 const registry = createRegistry(validateFile, wkt.file_google_protobuf_descriptor);
 const validateProto = printFileDescriptor(validateFile, registry, [
-  "Copyright 2023-2026 Buf Technologies, Inc. Licensed under the Apache License, Version 2.0.",
+  "Copyright Buf Technologies, Inc. Licensed under the Apache License, Version 2.0 (as @bufbuild/protovalidate).",
   `Printed by .ci/descriptor-to-proto.mjs from the descriptor embedded in @bufbuild/protovalidate ${protovalidateVersion}.`,
   "Do not edit: `npm run proto:deps` rewrites it.",
 ]);
