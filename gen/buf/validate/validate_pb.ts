@@ -1,4 +1,4 @@
-// Copyright 2023-2026 Buf Technologies, Inc. Licensed under the Apache License, Version 2.0.
+// Copyright Buf Technologies, Inc. Licensed under the Apache License, Version 2.0 (as @bufbuild/protovalidate).
 // Printed by .ci/descriptor-to-proto.mjs from the descriptor embedded in @bufbuild/protovalidate 1.3.0.
 // Do not edit: `npm run proto:deps` rewrites it.
 
