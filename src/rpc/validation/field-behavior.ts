@@ -42,8 +42,8 @@ export function compileFieldBehaviorScope(desc: DescMessage): FieldBehaviorScope
     }
   };
   visit(desc);
-  // Resources: the request's singular message fields.
-  const resources = desc.fields.filter((f) => f.fieldKind === "message");
+  // Resources: the request's singular message fields (other than the mask).
+  const resources = desc.fields.filter((f) => f !== maskField).flatMap((f) => (f.fieldKind === "message" ? [f] : []));
   const resourceIds = resources.flatMap((r) => r.message.fields.filter((f) => identifier.has(f)).map((id): [DescField, DescField] => [r, id]));
 
   const maskPaths = (message: object): ReadonlySet<string> => {
@@ -55,7 +55,7 @@ export function compileFieldBehaviorScope(desc: DescMessage): FieldBehaviorScope
     inScope(path, message) {
       if (path.some((f) => outputOnly.has(f))) return false;
       const [top, second] = path;
-      if (!top || !second || top.fieldKind !== "message" || top.parent !== desc) return true;
+      if (!top || !second || top.fieldKind !== "message" || top === maskField) return true;
       if (!maskField) return !identifier.has(second); // create: the server assigns the identifier
       if (identifier.has(second)) return true;
       const mask = maskPaths(message);
