@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { create, createFileRegistry, fromBinary } from "@bufbuild/protobuf";
 import { FieldMaskSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
+import { BatchCreateFindingsRequestSchema } from "../gen/anvil/findings/v1/findings_pb.js";
 import { CreateUserRequestSchema, UpdateUserRequestSchema, type User_State } from "../gen/anvil/users/v1/users_pb.js";
 import { compileRequestValidator } from "../src/rpc/validation/field-rules.js";
 import { ensureProtoDeps, repoRoot, runBuf } from "./support/buf-cli.js";
@@ -84,6 +85,14 @@ describe("request validation (buf.validate rules, enforced by protovalidate)", (
       { field: "user.roles", description: "must contain no more than 32 item(s)" },
       { field: "user.roles[32]", description: "does not match regex pattern `^[a-z][a-z0-9_-]*$`" },
     ]);
+  });
+
+  it("names at most 100 violations per request", () => {
+    const batch = compileRequestValidator(BatchCreateFindingsRequestSchema);
+    const requests = Array.from({ length: 150 }, () => ({}));
+    const violations = batch(create(BatchCreateFindingsRequestSchema, { requests }));
+    expect(violations).toHaveLength(100);
+    expect(violations[0]).toEqual({ field: "requests[0].finding", description: "value is required" });
   });
 
   it("stops at start-up when field_behavior REQUIRED and buf.validate required disagree", async () => {

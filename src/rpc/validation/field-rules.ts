@@ -20,6 +20,13 @@ import { firstPass } from "./first-pass.js";
  */
 export type MessageValidator = (message: object) => FieldViolation[];
 
+/**
+ * At most this many violations are named per request: enough to fix a
+ * request in one round trip, few enough that a list of thousands of bad items
+ * cannot make the answer (gRPC trailers included) too large.
+ */
+export const maxViolations = 100;
+
 // One validator for the process: it plans each message type once, on first use.
 const validator = createValidator();
 
@@ -47,7 +54,7 @@ export function compileRequestValidator(desc: DescMessage): MessageValidator {
       if (v.kind === "integrity") broken.add(v.path);
       out.push({ field: v.path, description: v.description });
     }
-    if (gross) return out;
+    if (gross) return out.slice(0, maxViolations);
     for (const [resource, id] of scope.missingIdentifiers(message)) {
       out.push({ field: `${resource.name}.${id.name}`, description: "value is required" });
     }
@@ -61,7 +68,7 @@ export function compileRequestValidator(desc: DescMessage): MessageValidator {
         out.push({ field: path, description: v.message });
       }
     }
-    return out;
+    return out.length > maxViolations ? out.slice(0, maxViolations) : out;
   };
 }
 
