@@ -2,7 +2,7 @@
 // npm package into .proto-deps/ (git-ignored), where buf.yaml finds them.
 // No schema registry is reachable from our machines, so this replaces a
 // `deps:` entry in buf.yaml.
-import { cpSync, mkdirSync, rmSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 
@@ -35,3 +35,23 @@ for (const [pkg, from, to] of grpcFiles) {
   mkdirSync(dirname(join(out, to)), { recursive: true });
   cpSync(join(packageRoot(pkg), from), join(out, to));
 }
+
+// buf/validate/validate.proto, printed from the descriptor that
+// @bufbuild/protovalidate embeds (the package ships no .proto source, and the
+// Buf Schema Registry that hosts it is unreachable). Same version as the
+// validator that enforces the rules at run time, by construction.
+const { printFileDescriptor } = await import("./descriptor-to-proto.mjs");
+const { createRegistry } = await import("@bufbuild/protobuf");
+const wkt = await import("@bufbuild/protobuf/wkt");
+const { file_buf_validate_validate: validateFile } = await import("@bufbuild/protovalidate/gen/buf/validate/validate_pb.js");
+// The package exports no package.json; its main entry is <root>/dist/cjs/index.js.
+const protovalidateRoot = join(dirname(createRequire(import.meta.url).resolve("@bufbuild/protovalidate")), "../..");
+const protovalidateVersion = JSON.parse(readFileSync(join(protovalidateRoot, "package.json"), "utf8")).version;
+const registry = createRegistry(validateFile, wkt.file_google_protobuf_descriptor);
+const validateProto = printFileDescriptor(validateFile, registry, [
+  "Copyright Buf Technologies, Inc. Licensed under the Apache License, Version 2.0 (as @bufbuild/protovalidate).",
+  `Printed by .ci/descriptor-to-proto.mjs from the descriptor embedded in @bufbuild/protovalidate ${protovalidateVersion}.`,
+  "Do not edit: `npm run proto:deps` rewrites it.",
+]);
+mkdirSync(join(out, "buf/validate"), { recursive: true });
+writeFileSync(join(out, "buf/validate/validate.proto"), validateProto);

@@ -83,6 +83,23 @@ describe.each(databaseKinds)("GET /openapi.json on %s", (kind) => {
     expect(doc.paths["/v1/users"].get.parameters.map((p: Doc) => p.name)).toEqual(["page_size", "page_token"]);
   });
 
+  it("states the limits the buf.validate rules set", () => {
+    const user = doc.components.schemas["anvil.users.v1.User"];
+    expect(user.properties.id).toMatchObject({ type: "string", format: "uuid" });
+    expect(user.properties.email).toMatchObject({ type: "string", format: "email", maxLength: 254 });
+    expect(user.properties.displayName).toMatchObject({ maxLength: 200 });
+    expect(user.properties.roles).toMatchObject({
+      type: "array",
+      maxItems: 32,
+      uniqueItems: true,
+      items: { type: "string", maxLength: 64, pattern: "^[a-z][a-z0-9_-]*$" },
+    });
+    const list = doc.paths["/v1/users"].get.parameters;
+    expect(list.find((p: Doc) => p.name === "page_size").schema).toMatchObject({ type: "integer", minimum: 0 });
+    expect(list.find((p: Doc) => p.name === "page_token").schema).toMatchObject({ maxLength: 1024 });
+    expect(doc.paths["/v1/users/{id}"].get.parameters[0].schema).toMatchObject({ format: "uuid" });
+  });
+
   it("is up to date with the served protos (run `npm run generate:openapi` when this fails)", () => {
     // Generated code has no comments, so compare everything but the prose.
     const fresh = buildOpenApiDocument(apiServices, { title: doc.info.title, version: doc.info.version });

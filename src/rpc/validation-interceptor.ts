@@ -4,8 +4,11 @@ import { InvalidArgumentError } from "../shared/errors.js";
 import { compileRequestValidator, type MessageValidator } from "./validation/field-rules.js";
 
 /**
- * Checks every request message against the field rules in its proto before
- * the handler runs, reporting every violated field at once.
+ * Checks every request message against the `buf.validate` rules in its proto
+ * (enforced by protovalidate, see validation/field-rules.ts) before the
+ * handler runs, reporting every violated field at once as INVALID_ARGUMENT
+ * with google.rpc.BadRequest field violations. Validators are built at
+ * start-up, so a rule that cannot compile stops the gateway there.
  */
 export function validationInterceptor(inputs: readonly DescMessage[]): Interceptor {
   const validators = new Map<string, MessageValidator>();

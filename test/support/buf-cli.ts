@@ -39,7 +39,8 @@ export function runBuf(args: readonly string[], cwd: string = repoRoot, timeoutM
  * run on its own in a fresh clone it may be missing, so fill it the same way.
  */
 export async function ensureProtoDeps(): Promise<void> {
-  if (existsSync(join(repoRoot, ".proto-deps/google/api/annotations.proto"))) return;
+  const filled = [".proto-deps/google/api/annotations.proto", ".proto-deps/buf/validate/validate.proto"];
+  if (filled.every((f) => existsSync(join(repoRoot, f)))) return;
   await new Promise<void>((done, fail) => {
     execFile(process.execPath, [".ci/proto-deps.mjs"], { cwd: repoRoot, timeout: 30_000 }, (err) => (err ? fail(err) : done()));
   });

@@ -1,6 +1,7 @@
 import { type DescEnum, type DescField, type DescMessage, getOption, hasOption, ScalarType } from "@bufbuild/protobuf";
 import { FieldBehavior, field_behavior } from "../../../gen/google/api/field_behavior_pb.js";
 import { protoComment } from "./proto-comments.js";
+import { fieldConstraints, itemConstraints } from "./validation-constraints.js";
 
 /** A JSON Schema (2020-12, as OpenAPI 3.1 uses it). */
 export type Schema = { [key: string]: unknown };
@@ -41,10 +42,11 @@ export class SchemaCollector {
     return this.#valueSchema(field);
   }
 
+  // The value's type, with the limits its buf.validate rules set.
   #valueSchema(field: DescField): Schema {
     switch (field.fieldKind) {
       case "scalar":
-        return scalarSchema(field.scalar);
+        return { ...scalarSchema(field.scalar), ...fieldConstraints(field) };
       case "enum":
         return this.#enum(field.enum);
       case "message":
@@ -52,13 +54,20 @@ export class SchemaCollector {
       case "list":
         return {
           type: "array",
-          items: field.listKind === "scalar" ? scalarSchema(field.scalar) : field.listKind === "enum" ? this.#enum(field.enum) : this.message(field.message),
+          items:
+            field.listKind === "scalar"
+              ? { ...scalarSchema(field.scalar), ...itemConstraints(field) }
+              : field.listKind === "enum"
+                ? this.#enum(field.enum)
+                : this.message(field.message),
+          ...fieldConstraints(field),
         };
       case "map":
         return {
           type: "object",
           additionalProperties:
             field.mapKind === "scalar" ? scalarSchema(field.scalar) : field.mapKind === "enum" ? this.#enum(field.enum) : this.message(field.message),
+          ...fieldConstraints(field),
         };
     }
   }

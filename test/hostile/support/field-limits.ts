@@ -1,9 +1,8 @@
-// The one place the fuzzer reads field rules from the protos. Today they are
-// Anvil's own `anvil.api.v1.rules` options; when the rules move to
-// `buf.validate`, only this file changes: the generators ask for limits, not
-// for an options message.
+// The one place the fuzzer reads field rules from the protos: the
+// `buf.validate` rules (protovalidate's vocabulary) and google.api's field
+// behaviour. The generators ask for limits, not for an options message.
 import { type DescField, getOption, hasOption } from "@bufbuild/protobuf";
-import { Format, rules as rulesOption } from "../../../gen/anvil/api/v1/annotations_pb.js";
+import { field as fieldRulesOption, type StringRules } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { FieldBehavior, field_behavior } from "../../../gen/google/api/field_behavior_pb.js";
 
 /** What a field's declared rules allow, in the terms the generators need. */
@@ -27,31 +26,60 @@ export interface FieldLimits {
   readonly unique: boolean;
 }
 
-const formats: Partial<Record<Format, FieldLimits["format"]>> = {
-  [Format.UUID]: "uuid",
-  [Format.EMAIL]: "email",
-  [Format.TOKEN]: "token",
-};
+// The lowercase-token pattern the protos use (`[a-z][a-z0-9_-]*`).
+const tokenPattern = "^[a-z][a-z0-9_-]*$";
+
+// proto2 presence: buf.validate is proto2, so an unset limit is absent, not 0.
+const has = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
+
+function stringLimits(s: StringRules): Pick<FieldLimits, "minLen" | "maxLen" | "format"> {
+  const format =
+    s.wellKnown.case === "uuid" && s.wellKnown.value ? "uuid"
+    : s.wellKnown.case === "email" && s.wellKnown.value ? "email"
+    : s.pattern === tokenPattern ? "token"
+    : undefined;
+  return {
+    ...(has(s, "minLen") ? { minLen: Number(s.minLen) } : {}),
+    ...(has(s, "maxLen") ? { maxLen: Number(s.maxLen) } : {}),
+    ...(format ? { format } : {}),
+  };
+}
 
 /** The limits the protos declare for `field` (all absent when it has no rules). */
 export function fieldLimits(field: DescField): FieldLimits {
   const behaviors = hasOption(field, field_behavior) ? getOption(field, field_behavior) : [];
   const required = behaviors.includes(FieldBehavior.REQUIRED);
   const ignorable = behaviors.includes(FieldBehavior.OUTPUT_ONLY) || behaviors.includes(FieldBehavior.IDENTIFIER);
-  if (!hasOption(field, rulesOption)) return { required, ignorable, definedOnly: false, unique: false };
-  const r = getOption(field, rulesOption);
-  // Repeated strings carry their per-item rules in `items`.
-  const str = r.items ?? r;
-  return {
-    required,
-    ignorable,
-    ...(str.minLen ? { minLen: str.minLen } : {}),
-    ...(str.maxLen ? { maxLen: str.maxLen } : {}),
-    ...(formats[str.format] ? { format: formats[str.format] } : {}),
-    ...(r.maxItems ? { maxItems: r.maxItems } : {}),
-    ...(r.hasMin ? { min: r.min } : {}),
-    ...(r.hasMax ? { max: r.max } : {}),
-    definedOnly: r.definedOnly,
-    unique: r.unique,
-  };
+  const none: FieldLimits = { required, ignorable, definedOnly: false, unique: false };
+  if (!hasOption(field, fieldRulesOption)) return none;
+  const t = getOption(field, fieldRulesOption).type;
+  switch (t.case) {
+    case "string":
+      return { ...none, ...stringLimits(t.value) };
+    case "int32":
+    case "int64": {
+      const r = t.value;
+      return {
+        ...none,
+        ...(r.greaterThan.case === "gte" ? { min: BigInt(r.greaterThan.value) } : {}),
+        ...(r.lessThan.case === "lte" ? { max: BigInt(r.lessThan.value) } : {}),
+      };
+    }
+    case "enum":
+      return { ...none, definedOnly: t.value.definedOnly };
+    case "repeated": {
+      const r = t.value;
+      const items = r.items?.type;
+      return {
+        ...none,
+        ...(items?.case === "string" ? stringLimits(items.value) : {}),
+        ...(has(r, "maxItems") ? { maxItems: Number(r.maxItems) } : {}),
+        unique: r.unique,
+      };
+    }
+    case "map":
+      return { ...none, ...(has(t.value, "maxPairs") ? { maxItems: Number(t.value.maxPairs) } : {}) };
+    default:
+      return none;
+  }
 }

@@ -17,13 +17,13 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file anvil/api/v1/annotations.proto.
  */
 export const file_anvil_api_v1_annotations: GenFile = /*@__PURE__*/
-  fileDesc("Ch5hbnZpbC9hcGkvdjEvYW5ub3RhdGlvbnMucHJvdG8SDGFudmlsLmFwaS52MSLxAQoKRmllbGRSdWxlcxIPCgdtaW5fbGVuGAEgASgNEg8KB21heF9sZW4YAiABKA0SJAoGZm9ybWF0GAMgASgOMhQuYW52aWwuYXBpLnYxLkZvcm1hdBIRCgltYXhfaXRlbXMYBCABKA0SJgoFaXRlbXMYBSABKAsyFy5hbnZpbC5hcGkudjEuSXRlbVJ1bGVzEgsKA21pbhgGIAEoAxILCgNtYXgYByABKAMSDwoHaGFzX21pbhgIIAEoCBIPCgdoYXNfbWF4GAkgASgIEhQKDGRlZmluZWRfb25seRgKIAEoCBIOCgZ1bmlxdWUYCyABKAgiUwoJSXRlbVJ1bGVzEg8KB21pbl9sZW4YASABKA0SDwoHbWF4X2xlbhgCIAEoDRIkCgZmb3JtYXQYAyABKA4yFC5hbnZpbC5hcGkudjEuRm9ybWF0KlUKBkZvcm1hdBIWChJGT1JNQVRfVU5TUEVDSUZJRUQQABIQCgxGT1JNQVRfRU1BSUwQARIPCgtGT1JNQVRfVVVJRBACEhAKDEZPUk1BVF9UT0tFThADOkAKCnBlcm1pc3Npb24SHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi5jgMgASgJUgpwZXJtaXNzaW9uOk8KBXJ1bGVzEh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxi6jgMgASgLMhguYW52aWwuYXBpLnYxLkZpZWxkUnVsZXNSBXJ1bGVzYgZwcm90bzM", [file_google_protobuf_descriptor]);
+  fileDesc("Ch5hbnZpbC9hcGkvdjEvYW5ub3RhdGlvbnMucHJvdG8SDGFudmlsLmFwaS52MSL1AQoKRmllbGRSdWxlcxIPCgdtaW5fbGVuGAEgASgNEg8KB21heF9sZW4YAiABKA0SJAoGZm9ybWF0GAMgASgOMhQuYW52aWwuYXBpLnYxLkZvcm1hdBIRCgltYXhfaXRlbXMYBCABKA0SJgoFaXRlbXMYBSABKAsyFy5hbnZpbC5hcGkudjEuSXRlbVJ1bGVzEgsKA21pbhgGIAEoAxILCgNtYXgYByABKAMSDwoHaGFzX21pbhgIIAEoCBIPCgdoYXNfbWF4GAkgASgIEhQKDGRlZmluZWRfb25seRgKIAEoCBIOCgZ1bmlxdWUYCyABKAg6AhgBIlcKCUl0ZW1SdWxlcxIPCgdtaW5fbGVuGAEgASgNEg8KB21heF9sZW4YAiABKA0SJAoGZm9ybWF0GAMgASgOMhQuYW52aWwuYXBpLnYxLkZvcm1hdDoCGAEqWQoGRm9ybWF0EhYKEkZPUk1BVF9VTlNQRUNJRklFRBAAEhAKDEZPUk1BVF9FTUFJTBABEg8KC0ZPUk1BVF9VVUlEEAISEAoMRk9STUFUX1RPS0VOEAMaAhgBOkAKCnBlcm1pc3Npb24SHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi5jgMgASgJUgpwZXJtaXNzaW9uOlMKBXJ1bGVzEh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxi6jgMgASgLMhguYW52aWwuYXBpLnYxLkZpZWxkUnVsZXNCAhgBUgVydWxlc2IGcHJvdG8z", [file_google_protobuf_descriptor]);
 
 /**
- * Constraints on one field. Every violated rule is reported as a
- * google.rpc.BadRequest field violation naming the field.
+ * Deprecated: see `rules`. Constraints on one field.
  *
  * @generated from message anvil.api.v1.FieldRules
+ * @deprecated
  */
 export type FieldRules = Message<"anvil.api.v1.FieldRules"> & {
   /**
@@ -109,14 +109,16 @@ export type FieldRules = Message<"anvil.api.v1.FieldRules"> & {
 /**
  * Describes the message anvil.api.v1.FieldRules.
  * Use `create(FieldRulesSchema)` to create a new message.
+ * @deprecated
  */
 export const FieldRulesSchema: GenMessage<FieldRules> = /*@__PURE__*/
   messageDesc(file_anvil_api_v1_annotations, 0);
 
 /**
- * Rules applied to each item of a repeated string field.
+ * Deprecated: see `rules`. Rules applied to each item of a repeated string field.
  *
  * @generated from message anvil.api.v1.ItemRules
+ * @deprecated
  */
 export type ItemRules = Message<"anvil.api.v1.ItemRules"> & {
   /**
@@ -144,14 +146,16 @@ export type ItemRules = Message<"anvil.api.v1.ItemRules"> & {
 /**
  * Describes the message anvil.api.v1.ItemRules.
  * Use `create(ItemRulesSchema)` to create a new message.
+ * @deprecated
  */
 export const ItemRulesSchema: GenMessage<ItemRules> = /*@__PURE__*/
   messageDesc(file_anvil_api_v1_annotations, 1);
 
 /**
- * Well-known string formats.
+ * Deprecated: see `rules`. Well-known string formats.
  *
  * @generated from enum anvil.api.v1.Format
+ * @deprecated
  */
 export enum Format {
   /**
@@ -185,6 +189,7 @@ export enum Format {
 
 /**
  * Describes the enum anvil.api.v1.Format.
+ * @deprecated
  */
 export const FormatSchema: GenEnum<Format> = /*@__PURE__*/
   enumDesc(file_anvil_api_v1_annotations, 0);
@@ -198,9 +203,10 @@ export const permission: GenExtension<MethodOptions, string> = /*@__PURE__*/
   extDesc(file_anvil_api_v1_annotations, 0);
 
 /**
- * Rules the field's value must satisfy.
+ * Deprecated: use `(buf.validate.field)`.
  *
- * @generated from extension: anvil.api.v1.FieldRules rules = 51002;
+ * @generated from extension: anvil.api.v1.FieldRules rules = 51002 [deprecated = true];
+ * @deprecated
  */
 export const rules: GenExtension<FieldOptions, FieldRules> = /*@__PURE__*/
   extDesc(file_anvil_api_v1_annotations, 1);
