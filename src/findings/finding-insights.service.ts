@@ -2,7 +2,7 @@ import type { UnitOfWork } from "../db/unit-of-work.js";
 import { InvalidArgumentError } from "../shared/errors.js";
 import type { Scope } from "../shared/scope.js";
 import { type FindingStatus, findingStatuses, type Severity, severities } from "./finding.js";
-import { type Alert, type Correlation, correlate, parseStackTrace, pathSuffixes } from "./correlation.js";
+import { type Alert, type Correlation, correlate, readAlert } from "./correlation.js";
 
 /** Default and largest trend window, in days. */
 export const defaultWindowDays = 30;
@@ -66,10 +66,11 @@ export class FindingInsightsService {
     }
     // Only findings in the alert's file or a frame's file can score above
     // 0, so only those are fetched (by the file_path index).
-    const paths = new Set([alert.filePath, ...parseStackTrace(alert.stackTrace).map((f) => f.filePath)].flatMap(pathSuffixes));
+    // The stack trace is parsed and its paths indexed once per alert.
+    const evidence = readAlert(alert);
     return this.#uow.transact(scope, async (tx) => {
-      const candidates = await tx.findings.unresolvedIn([...paths], maxCandidates);
-      return correlate(alert, candidates).slice(0, limit);
+      const candidates = await tx.findings.unresolvedIn(evidence.paths, maxCandidates);
+      return correlate(alert, candidates, evidence).slice(0, limit);
     });
   }
 }
