@@ -13,7 +13,15 @@ export type ChildRequest = { type: "stats" | "reset" | "gc"; id: number };
 export type ChildReply =
   | { type: "ready"; port: number }
   | { type: "reset" | "gc"; id: number }
-  | { type: "stats"; id: number; maxDelayMs: number; p99DelayMs: number; rssBytes: number; heapUsedBytes: number };
+  | {
+      type: "stats";
+      id: number;
+      maxDelayMs: number;
+      p99DelayMs: number;
+      rssBytes: number;
+      peakRssBytes: number;
+      heapUsedBytes: number;
+    };
 
 /** What the child's process reports about itself. */
 export interface GatewayStats {
@@ -21,6 +29,8 @@ export interface GatewayStats {
   readonly maxDelayMs: number;
   readonly p99DelayMs: number;
   readonly rssBytes: number;
+  /** Highest RSS the process ever had (not reset by reset()). */
+  readonly peakRssBytes: number;
   readonly heapUsedBytes: number;
 }
 
@@ -136,8 +146,8 @@ export async function startGatewayProcess(kind: DatabaseKind, options: GatewayPr
     keys: byId,
     token: (keyId = "acme-admin", o) => mintToken(byId[keyId]!, o),
     stats: async () => {
-      const { maxDelayMs, p99DelayMs, rssBytes, heapUsedBytes } = await ask("stats");
-      return { maxDelayMs, p99DelayMs, rssBytes, heapUsedBytes };
+      const { maxDelayMs, p99DelayMs, rssBytes, peakRssBytes, heapUsedBytes } = await ask("stats");
+      return { maxDelayMs, p99DelayMs, rssBytes, peakRssBytes, heapUsedBytes };
     },
     reset: async () => void (await ask("reset")),
     gc: async () => void (await ask("gc")),
