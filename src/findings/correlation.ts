@@ -111,10 +111,23 @@ export function proximity(finding: Pick<Finding, "line" | "endLine">, line: numb
 }
 
 /** Scores every finding against the alert; only those with confidence > 0, best first. */
-export function correlate(alert: Alert, findings: readonly Finding[], evidence = readAlert(alert)): Correlation[] {
+export function correlate(alert: Alert, findings: readonly Finding[]): Correlation[] {
+  return rank(findings.map(scorer(alert)));
+}
+
+/**
+ * Scores one finding against the alert (correlate, one finding at a time,
+ * for callers that spread many over several turns of the event loop). What
+ * depends on the alert alone is computed here, once.
+ */
+export function scorer(alert: Alert, evidence = readAlert(alert)): (finding: Finding) => Correlation {
   const errorWords = new Set(words(alert.errorMessage));
-  return findings
-    .map((finding) => score(alert, evidence, errorWords, finding))
+  return (finding) => score(alert, evidence, errorWords, finding);
+}
+
+/** The scored findings with confidence > 0, best first. */
+export function rank(scored: readonly Correlation[]): Correlation[] {
+  return scored
     .filter((c) => c.confidence > 0)
     .sort(
       (x, y) =>

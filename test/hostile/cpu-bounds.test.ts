@@ -4,7 +4,7 @@
 // Measured in a gateway of its own process (startGatewayProcess), on
 // PostgreSQL only: PGlite runs its queries on the gateway's own thread, so
 // with it the gateway's event loop would also measure the database.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type GatewayProcess, startGatewayProcess } from "../support/gateway-process.js";
 
 const MiB = 1024 * 1024;
@@ -21,9 +21,11 @@ const attempts = 5;
 
 const F = "anvil.findings.v1.FindingService";
 const path = (segments: number) => "a/".repeat(segments);
+/** `n` in letters: fingerprints mask digits, and the messages must stay distinct. */
+const letters = (n: number) => [...n.toString(26)].map((c) => String.fromCharCode(97 + parseInt(c, 26))).join("");
 /** A 4,000-character message of camelCase words: the most words() has to split. */
 const wordy = (n: number) =>
-  Array.from({ length: 330 }, (_, j) => `valueOf${n}x${j}`)
+  Array.from({ length: 330 }, (_, j) => `valueOf${letters(n)}X${letters(j)}`)
     .join(" ")
     .slice(0, 4000);
 const finding = (line: number, message: string, filePath = "src/a.ts") => ({
@@ -44,6 +46,7 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
   () => {
     let gateway: GatewayProcess;
     let token: string;
+    let lastResponse = "";
 
     const post = async (method: string, body: string) => {
       const res = await fetch(`${gateway.baseUrl}/${method}`, {
@@ -51,7 +54,7 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
         headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
         body,
       });
-      await res.arrayBuffer();
+      lastResponse = await res.text();
       return res.status;
     };
 
@@ -106,7 +109,15 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
     describe("CorrelateAlert", () => {
       // Wordy error and an alert file holding all 2,000 candidates: every
       // case also scores the most findings it can.
-      const alert = (stackTrace: string) => ({ filePath: "/app/src/a.ts", line: 5, errorMessage: wordy(0).repeat(2), stackTrace });
+      const alert = (stackTrace: string) => ({
+        filePath: "/app/src/a.ts",
+        line: 5,
+        errorMessage: wordy(0).repeat(2),
+        stackTrace,
+        maxResults: 100,
+      });
+      // Every case scored the candidates, not an empty list.
+      afterEach(() => expect(JSON.parse(lastResponse).findings).toHaveLength(100));
 
       it("reads 64 KiB of `a.a.a.…` (no colon) without backtracking", async () => {
         // Before: the frame regex retried every start and every dot, ~24 s.
