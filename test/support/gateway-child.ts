@@ -33,6 +33,7 @@ async function main(): Promise<void> {
           // The kernel's high-water mark (KiB): a spike between two samples
           // shows here even after the memory was given back.
           peakRssBytes: process.resourceUsage().maxRSS * 1024,
+          cpuMicros: process.cpuUsage().user + process.cpuUsage().system,
           heapUsedBytes: process.memoryUsage().heapUsed,
         });
         break;
