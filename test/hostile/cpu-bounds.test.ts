@@ -175,11 +175,9 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
         expect(c.totalMs, "whole call (ms)").toBeLessThan(3000);
       });
 
-      it("yields between slices while fingerprinting 500 messages of 2,000 quotes", async () => {
-        // Linear, but up to ~0.5 ms a message: 75-250 ms in one go without
-        // slices. (Half the largest batch: decoding and encoding a 2 MiB
-        // batch take 30-60 ms each in the transport, in one go.)
-        const requests = Array.from({ length: 500 }, (_, i) => finding(i + 1, `${i}${"'".repeat(1995)}`, "src/s.ts"));
+      it("yields between slices while fingerprinting 1,000 messages of 4,000 quotes", async () => {
+        // Linear, but up to ~1 ms a message: 0.3-1 s in one go without slices.
+        const requests = Array.from({ length: 1000 }, (_, i) => finding(i + 1, `${i}${"'".repeat(3990)}`, "src/s.ts"));
         expectBounded(await cost(`${F}/BatchCreateFindings`, { requests }));
       });
     });
