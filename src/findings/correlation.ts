@@ -1,4 +1,5 @@
 import { type Finding, severityRank } from "./finding.js";
+import { parseStackTrace, type StackFrame } from "./stack-trace.js";
 
 /**
  * Alert correlation: which unresolved findings may explain a production
@@ -34,13 +35,6 @@ export interface Alert {
   readonly stackTrace: string;
 }
 
-/** One frame of a stack trace: where, and how deep (0 = innermost). */
-export interface StackFrame {
-  readonly filePath: string;
-  readonly line: number;
-  readonly depth: number;
-}
-
 /** A scored finding: confidence in [0, 1] and the evidence in words. */
 export interface Correlation {
   readonly finding: Finding;
@@ -48,46 +42,66 @@ export interface Correlation {
   readonly reason: string;
 }
 
-/** Frames beyond this many distinct ones are ignored. */
-export const maxFrames = 50;
+/** Longest file path a finding may have (FindingService's `file_path` rule). */
+export const maxFindingPathLength = 1024;
 
-/**
- * Reads `path:line[:col]` frames (V8, Go, Java, Rust) and `File "path",
- * line N` frames (Python), in order, without repeats.
- */
-export function parseStackTrace(stackTrace: string): StackFrame[] {
-  const found: Array<{ at: number; filePath: string; line: number }> = [];
-  for (const m of stackTrace.matchAll(/File "([^"\n]+)", line (\d+)/g)) {
-    found.push({ at: m.index, filePath: m[1]!, line: Number(m[2]) });
-  }
-  for (const m of stackTrace.matchAll(/([^\s()'"<>\[\]]+\.[A-Za-z0-9]+):(\d+)(?::\d+)?/g)) {
-    found.push({ at: m.index, filePath: m[1]!.replace(/^file:\/\//, ""), line: Number(m[2]) });
-  }
-  found.sort((x, y) => x.at - y.at);
-  const frames: StackFrame[] = [];
-  const seen = new Set<string>();
-  for (const f of found) {
-    const key = `${f.filePath}:${f.line}`;
-    if (seen.has(key) || !Number.isSafeInteger(f.line)) continue;
-    seen.add(key);
-    frames.push({ filePath: f.filePath, line: f.line, depth: frames.length });
-    if (frames.length === maxFrames) break;
-  }
-  return frames;
-}
+/** Deepest trailing part of a path that is matched against findings' paths. */
+export const maxPathSegments = 64;
 
 /**
  * The paths a finding may be stored under to match `path`: the path and
- * every trailing part of it at a `/`. Used to fetch candidates by index.
+ * every trailing part of it at a `/`, shortest first, up to maxPathSegments
+ * segments and maxFindingPathLength characters (no finding's path is
+ * longer, so a longer part can never match). Bounded, so a 64 KiB path of
+ * `a/a/a/…` yields 64 short strings, not 32,000 long ones.
  */
 export function pathSuffixes(path: string): string[] {
-  const parts = path.replace(/^\.\//, "").split("/").filter((p) => p !== "" && p !== ".");
-  return parts.map((_, i) => parts.slice(i).join("/")).concat(path.startsWith("/") ? [path] : []);
+  const parts = path.replace(/^\.\//, "").split("/");
+  const suffixes: string[] = [];
+  let suffix = "";
+  for (let i = parts.length - 1; i >= 0 && suffixes.length < maxPathSegments; i--) {
+    const part = parts[i]!;
+    if (part === "" || part === ".") continue;
+    suffix = suffix === "" ? part : `${part}/${suffix}`;
+    if (suffix.length > maxFindingPathLength) break;
+    suffixes.push(suffix);
+  }
+  if (path.startsWith("/") && path.length <= maxFindingPathLength) suffixes.push(path);
+  return suffixes;
 }
 
-/** Whether a finding's path names the file at `path` (see pathSuffixes). */
-export function pathMatches(findingPath: string, path: string): boolean {
-  return pathSuffixes(path).includes(findingPath);
+/** What an alert says about locations, read once per alert and shared by every candidate finding. */
+export interface AlertEvidence {
+  readonly frames: readonly StackFrame[];
+  /** Every path a finding may have to match the alert's file or a frame's (the keys to fetch candidates by). */
+  readonly paths: readonly string[];
+  /** Whether a finding path names the alert's file. */
+  inAlertFile(findingPath: string): boolean;
+  /** The frames in the file a finding path names, innermost first. */
+  framesIn(findingPath: string): readonly StackFrame[];
+}
+
+/** Parses the stack trace and indexes every path suffix once, so scoring a candidate is a lookup. */
+export function readAlert(alert: Alert): AlertEvidence {
+  const frames = parseStackTrace(alert.stackTrace);
+  const alertFile = new Set(pathSuffixes(alert.filePath));
+  const byPath = new Map<string, StackFrame[]>();
+  const suffixesOf = new Map<string, string[]>();
+  for (const frame of frames) {
+    let suffixes = suffixesOf.get(frame.filePath);
+    if (!suffixes) suffixesOf.set(frame.filePath, (suffixes = pathSuffixes(frame.filePath)));
+    for (const suffix of suffixes) {
+      const list = byPath.get(suffix);
+      if (list) list.push(frame);
+      else byPath.set(suffix, [frame]);
+    }
+  }
+  return {
+    frames,
+    paths: [...new Set([...alertFile, ...byPath.keys()])],
+    inAlertFile: (findingPath) => alertFile.has(findingPath),
+    framesIn: (findingPath) => byPath.get(findingPath) ?? [],
+  };
 }
 
 /** 0.5^(d/20), d being the distance from `line` to the finding's range. */
@@ -98,10 +112,22 @@ export function proximity(finding: Pick<Finding, "line" | "endLine">, line: numb
 
 /** Scores every finding against the alert; only those with confidence > 0, best first. */
 export function correlate(alert: Alert, findings: readonly Finding[]): Correlation[] {
-  const frames = parseStackTrace(alert.stackTrace);
+  return rank(findings.map(scorer(alert)));
+}
+
+/**
+ * Scores one finding against the alert (correlate, one finding at a time,
+ * for callers that spread many over several turns of the event loop). What
+ * depends on the alert alone is computed here, once.
+ */
+export function scorer(alert: Alert, evidence = readAlert(alert)): (finding: Finding) => Correlation {
   const errorWords = new Set(words(alert.errorMessage));
-  return findings
-    .map((finding) => score(alert, frames, errorWords, finding))
+  return (finding) => score(alert, evidence, errorWords, finding);
+}
+
+/** The scored findings with confidence > 0, best first. */
+export function rank(scored: readonly Correlation[]): Correlation[] {
+  return scored
     .filter((c) => c.confidence > 0)
     .sort(
       (x, y) =>
@@ -111,10 +137,10 @@ export function correlate(alert: Alert, findings: readonly Finding[]): Correlati
     );
 }
 
-function score(alert: Alert, frames: readonly StackFrame[], errorWords: ReadonlySet<string>, finding: Finding): Correlation {
+function score(alert: Alert, evidence: AlertEvidence, errorWords: ReadonlySet<string>, finding: Finding): Correlation {
   const reasons: string[] = [];
   let a = 0;
-  if (pathMatches(finding.filePath, alert.filePath)) {
+  if (evidence.inAlertFile(finding.filePath)) {
     if (alert.line > 0) {
       a = 0.4 + 0.6 * proximity(finding, alert.line);
       reasons.push(`in the alert's file; alert line ${alert.line} ${relation(finding, alert.line)}`);
@@ -125,8 +151,7 @@ function score(alert: Alert, frames: readonly StackFrame[], errorWords: Readonly
   }
   let s = 0;
   let bestFrame: StackFrame | undefined;
-  for (const frame of frames) {
-    if (!pathMatches(finding.filePath, frame.filePath)) continue;
+  for (const frame of evidence.framesIn(finding.filePath)) {
     const evidence = (0.3 + 0.7 * proximity(finding, frame.line)) * 0.9 ** frame.depth;
     if (evidence > s) [s, bestFrame] = [evidence, frame];
   }

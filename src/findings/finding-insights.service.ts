@@ -2,7 +2,8 @@ import type { UnitOfWork } from "../db/unit-of-work.js";
 import { InvalidArgumentError } from "../shared/errors.js";
 import type { Scope } from "../shared/scope.js";
 import { type FindingStatus, findingStatuses, type Severity, severities } from "./finding.js";
-import { type Alert, type Correlation, correlate, parseStackTrace, pathSuffixes } from "./correlation.js";
+import { mapInSlices } from "../shared/time-slices.js";
+import { type Alert, type Correlation, rank, readAlert, scorer } from "./correlation.js";
 
 /** Default and largest trend window, in days. */
 export const defaultWindowDays = 30;
@@ -60,17 +61,18 @@ export class FindingInsightsService {
   }
 
   /** The unresolved findings most likely related to `alert`, best first, at most `limit`. */
-  correlate(scope: Scope, alert: Alert, limit: number): Promise<Correlation[]> {
+  async correlate(scope: Scope, alert: Alert, limit: number): Promise<Correlation[]> {
     if (!Number.isInteger(limit) || limit < 1 || limit > maxCorrelations) {
       throw InvalidArgumentError.field("max_results", `must be between 1 and ${maxCorrelations}`);
     }
     // Only findings in the alert's file or a frame's file can score above
     // 0, so only those are fetched (by the file_path index).
-    const paths = new Set([alert.filePath, ...parseStackTrace(alert.stackTrace).map((f) => f.filePath)].flatMap(pathSuffixes));
-    return this.#uow.transact(scope, async (tx) => {
-      const candidates = await tx.findings.unresolvedIn([...paths], maxCandidates);
-      return correlate(alert, candidates).slice(0, limit);
-    });
+    // The stack trace is parsed and its paths indexed once per alert.
+    const evidence = readAlert(alert);
+    const candidates = await this.#uow.transact(scope, (tx) => tx.findings.unresolvedIn(evidence.paths, maxCandidates));
+    // Splitting 2,000 messages of up to 4,000 characters into words takes
+    // a while: in slices, outside the transaction.
+    return rank(await mapInSlices(candidates, scorer(alert, evidence))).slice(0, limit);
   }
 }
 

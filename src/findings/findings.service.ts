@@ -6,6 +6,7 @@ import type { KeysetPager } from "../shared/keyset-pager.js";
 import type { Page, PageRequest } from "../shared/pagination.js";
 import { requestHash } from "../shared/request-hash.js";
 import type { Scope } from "../shared/scope.js";
+import { mapInSlices } from "../shared/time-slices.js";
 import { checkTransition, type Finding, type FindingPatch, findingViolation, type NewFinding, resolveTimeAfter } from "./finding.js";
 import { checkFindingFilter, type FindingFilter, type FindingOrder, findingListQuery } from "./finding-query.js";
 import type { FingerprintedFinding } from "./finding.repository.js";
@@ -39,10 +40,10 @@ export class FindingsService {
 
   /** Reports one finding: created, or the existing one with its fingerprint seen again. */
   create(scope: Scope, input: NewFinding, requestId?: string): Promise<Finding> {
-    const [finding] = settle([input], (field) => `finding.${field}`);
+    const finding = settleOne((field) => `finding.${field}`)(input, 0);
     const key = requestId ? { requestId, operation: "findings.create", requestHash: requestHash(input) } : undefined;
     return this.#uow.transact(scope, (tx) =>
-      tx.idempotency.run(key, findingCodec, async () => (await tx.findings.upsert([finding!])).get(finding!.fingerprint)!),
+      tx.idempotency.run(key, findingCodec, async () => (await tx.findings.upsert([finding])).get(finding.fingerprint)!),
     );
   }
 
@@ -52,10 +53,12 @@ export class FindingsService {
    * nothing. Findings sharing a fingerprint resolve to one stored finding.
    * Returns one finding per input, in input order.
    */
-  batchCreate(scope: Scope, inputs: readonly NewFinding[]): Promise<Finding[]> {
+  async batchCreate(scope: Scope, inputs: readonly NewFinding[]): Promise<Finding[]> {
     if (inputs.length === 0) throw InvalidArgumentError.field("requests", "must hold at least one finding");
     if (inputs.length > maxBatchSize) throw InvalidArgumentError.field("requests", `must hold at most ${maxBatchSize} findings`);
-    const settled = settle(inputs, (field, i) => `requests[${i}].finding.${field}`);
+    // Up to 1,000 messages of 4,000 characters to normalize and hash: done
+    // in slices, so the batch does not hold the event loop all at once.
+    const settled = await mapInSlices(inputs, settleOne((field, i) => `requests[${i}].finding.${field}`));
     // One row per fingerprint, the first report winning: one statement may
     // not upsert the same row twice.
     const distinct = new Map<string, FingerprintedFinding>();
@@ -89,13 +92,13 @@ export class FindingsService {
 }
 
 /**
- * Checks the cross-field rules of every input (naming the first bad one by
- * `path`) and settles each fingerprint, before any transaction starts.
+ * Checks the cross-field rules of an input (naming a bad one by `path`) and
+ * settles its fingerprint, before any transaction starts.
  */
-function settle(inputs: readonly NewFinding[], path: (field: string, index: number) => string): FingerprintedFinding[] {
-  return inputs.map((input, i) => {
+function settleOne(path: (field: string, index: number) => string): (input: NewFinding, index: number) => FingerprintedFinding {
+  return (input, i) => {
     const violation = findingViolation(input);
     if (violation) throw InvalidArgumentError.field(path(violation.field, i), violation.description);
     return { ...input, fingerprint: fingerprintOf(input) };
-  });
+  };
 }

@@ -30,6 +30,10 @@ async function main(): Promise<void> {
           maxDelayMs: delay.max / 1e6,
           p99DelayMs: delay.percentile(99) / 1e6,
           rssBytes: process.memoryUsage().rss,
+          // The kernel's high-water mark (KiB): a spike between two samples
+          // shows here even after the memory was given back.
+          peakRssBytes: process.resourceUsage().maxRSS * 1024,
+          cpuMicros: process.cpuUsage().user + process.cpuUsage().system,
           heapUsedBytes: process.memoryUsage().heapUsed,
         });
         break;
