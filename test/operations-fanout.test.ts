@@ -91,6 +91,42 @@ describe.each(databaseKinds)("operation fan-out on %s", (kind) => {
   });
 });
 
+describe.each(databaseKinds)("a fan-out claimed by waiting workers on %s", (kind) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer(kind, { env: slowPolling });
+  });
+  afterAll(() => server?.close());
+
+  it("hands every ready sibling to a waiting worker together, not one per poll", async () => {
+    const c = await operationClients(server);
+    const siblings = ["a", "b", "c", "d"];
+    const op = await runWorkflow(c, [
+      { name: "parent", kind: "fan-parent" },
+      ...siblings.map((name) => ({ name, kind: "fan-sibling", dependsOn: ["parent"] })),
+    ]);
+    const parent = (await claim(c, "w0", { kinds: ["fan-parent"] }))!;
+    // Four workers already waiting in ClaimTask when the parent completes.
+    let completed = Number.POSITIVE_INFINITY;
+    const waiting = siblings.map((_, i) =>
+      claim(c, `w${i + 1}`, { kinds: ["fan-sibling"], waitMs: 10_000 }).then((task) => ({ task, afterMs: Math.max(0, Date.now() - completed) })),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    await c.workers.completeTask({ taskId: parent.id, leaseToken: parent.leaseToken, outcome: { case: "result", value: {} } });
+    // Committed before it answers: a sibling claimed sooner counts as 0 ms.
+    completed = Date.now();
+    const claims = await Promise.all(waiting);
+    console.info(`fan-out on ${kind}: parent completion to sibling claims (ms): ${claims.map((x) => x.afterMs).join(", ")}`);
+    // Each sibling exactly once, every one within tens of milliseconds (polling is a minute away).
+    expect(claims.map((x) => x.task?.step).sort()).toEqual(siblings);
+    for (const x of claims) expect(x.afterMs).toBeLessThan(150);
+    for (const { task } of claims) {
+      await c.workers.completeTask({ taskId: task!.id, leaseToken: task!.leaseToken, outcome: { case: "result", value: {} } });
+    }
+    expect((await c.operations.getOperation({ id: op.id })).operation!.state).toBe(Operation_State.SUCCEEDED);
+  });
+});
+
 describe.each(databaseKinds)("draining an instance on %s", (kind) => {
   let server: TestServer;
   beforeAll(async () => {

@@ -40,9 +40,11 @@ describe.skipIf(!databaseKinds.includes("postgres"))("task queue statements unde
     executed.length = 0;
     const lifecycle = new TaskLifecycle({ maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 1_000 });
     await new UnitOfWork(db).transact({ tenant: "acme" }, (tx) => lifecycle.claim(tx, ["bench"], "w1", 30_000));
-    const statement = (marker: string) => {
-      const found = executed.find((q) => q.sql.includes(`from "tasks" as "t"`) && q.sql.includes(marker));
-      if (!found) throw new Error(`no statement with ${marker} among:\n${executed.map((q) => q.sql).join("\n")}`);
+    // Every statement with the marker: the locked ready pick and, on a queue
+    // with nothing free, the unlocked read of the oldest ready task's operation.
+    const statements = (marker: string) => {
+      const found = executed.filter((q) => q.sql.includes(`from "tasks" as "t"`) && q.sql.includes(marker));
+      if (found.length === 0) throw new Error(`no statement with ${marker} among:\n${executed.map((q) => q.sql).join("\n")}`);
       return found;
     };
     const client = new pg.Client({ connectionString: database.url });
@@ -53,8 +55,9 @@ describe.skipIf(!databaseKinds.includes("postgres"))("task queue statements unde
         ['"t"."kind" in', "tasks_ready"],
         ['"t"."lease_expires_at" <', "tasks_leased"],
       ] as const;
-      for (const [i, [marker, index]] of cases.entries()) {
-        const { sql, parameters } = statement(marker);
+      const checks = cases.flatMap(([marker, index]) => statements(marker).map((q) => ({ ...q, index })));
+      expect(checks.length).toBe(3);
+      for (const [i, { sql, parameters, index }] of checks.entries()) {
         await client.query(`prepare q${i} as ${sql}`);
         // EXPLAIN takes no bind parameters: the values go in as literals.
         const args = parameters.map((v) => (typeof v === "number" ? String(v) : client.escapeLiteral(String(v))));

@@ -22,10 +22,11 @@ export interface ProgressReport {
 
 /**
  * The task state machine, run inside one transaction per step. Lock order is
- * always operation row, then task rows (claims take both with SKIP LOCKED
- * and never wait), so concurrent claims, reports, completions and cancels
- * cannot deadlock. Every change to an operation appends its events in the
- * same transaction.
+ * always operation row, then task rows (a claim takes both with SKIP LOCKED,
+ * or, when every ready task's operation is held, waits for one operation
+ * holding nothing else), so concurrent claims, reports, completions and
+ * cancels cannot deadlock. Every change to an operation appends its events
+ * in the same transaction.
  */
 export class TaskLifecycle {
   readonly #settings: QueueSettings;
@@ -39,8 +40,12 @@ export class TaskLifecycle {
    * then leases the oldest ready task of `kinds` to the worker, if any.
    */
   async claim(tx: Repositories, kinds: readonly string[], workerId: string, leaseMs: number): Promise<ClaimedTask | undefined> {
-    await this.recoverExpired(tx);
-    const ready = await tx.tasks.nextReady(kinds);
+    const recovered = await this.recoverExpired(tx);
+    let ready = await tx.tasks.nextReady(kinds);
+    // Waiting for an operation while holding another (recovered) one could
+    // deadlock against a claim doing the same the other way round; rare
+    // enough to leave to the next try.
+    if (!ready && recovered === 0) ready = await this.#nextReadyBehindClaim(tx, kinds);
     if (!ready) return undefined;
     const operation = await tx.operations.get(ready.operationId);
     const task = await tx.tasks.lease(ready.id, workerId, leaseMs);
@@ -53,9 +58,29 @@ export class TaskLifecycle {
     return { task, resource: operation.resource };
   }
 
-  /** Handles leases that expired: their workers are presumed dead. No sweeper needed: claims call this. */
-  async recoverExpired(tx: Repositories): Promise<void> {
-    for (const task of await tx.tasks.expiredLeases(10)) {
+  /**
+   * The pick above skips every task whose operation another transaction
+   * holds — and a claim holds its operation until it commits, so the ready
+   * siblings of a fan-out would go to one waiting worker per poll. When only
+   * such tasks are ready, this waits for the oldest one's operation (a few
+   * milliseconds: claims and completions are short) and takes its next ready
+   * task. Operation, then task: the lock order of every other writer.
+   */
+  async #nextReadyBehindClaim(tx: Repositories, kinds: readonly string[]): Promise<Task | undefined> {
+    const operationId = await tx.tasks.oldestReadyOperation(kinds);
+    if (operationId === undefined) return undefined;
+    await tx.operations.get(operationId, "update");
+    return tx.tasks.nextReady(kinds, operationId);
+  }
+
+  /**
+   * Handles leases that expired: their workers are presumed dead. No sweeper
+   * needed: claims call this. Returns how many it handled (their operations
+   * stay locked until the transaction ends).
+   */
+  async recoverExpired(tx: Repositories): Promise<number> {
+    const expired = await tx.tasks.expiredLeases(10);
+    for (const task of expired) {
       const operation = await tx.operations.get(task.operationId);
       if (operation.cancelRequested) {
         await tx.tasks.finish(task.id, "cancelled");
@@ -65,6 +90,7 @@ export class TaskLifecycle {
       const message = `lease of ${task.workerId || "its worker"} expired`;
       await this.#failAttempt(tx, operation, task, { code: rpcCode.deadlineExceeded, message, retryable: true });
     }
+    return expired.length;
   }
 
   /** Records a progress report and extends the lease; says whether cancellation was requested. */

@@ -21,9 +21,9 @@ export interface TaskRow {
 /**
  * The task queue: SQL over `tasks`, within one transaction and one tenant.
  * Claims lock the task and its operation with SKIP LOCKED, so two workers
- * never get the same task and a claim never waits behind another
- * transaction; every other write locks the operation first (see
- * task-lifecycle.ts), which keeps the lock order one-way.
+ * never get the same task; every other write, and a claim that waits for a
+ * held operation, locks the operation first (see task-lifecycle.ts), which
+ * keeps the lock order one-way.
  */
 export class TaskRepository {
   readonly #trx: Transaction<Database>;
@@ -82,25 +82,42 @@ export class TaskRepository {
     return rows.map(toTask);
   }
 
-  /** The oldest ready task of one of `kinds`, locked with its operation; rows others hold are skipped. */
-  async nextReady(kinds: readonly string[]): Promise<Task | undefined> {
-    const row = await this.#trx
-      .selectFrom("tasks as t")
-      .innerJoin("operations as o", (j) => j.onRef("o.tenant_id", "=", "t.tenant_id").onRef("o.id", "=", "t.operation_id"))
-      .selectAll("t")
-      .where("t.tenant_id", "=", this.#tenant)
-      // A literal, not a parameter: only then can a cached generic plan use the
-      // partial index tasks_ready (WHERE state = 'queued'). With a parameter,
-      // PostgreSQL's generic plan scanned and sorted every task on every claim.
-      .where("t.state", "=", sql.lit("queued"))
-      .where("t.kind", "in", [...kinds])
-      .where("t.run_after", "<=", sql<Date>`now()`)
-      .orderBy("t.run_after")
-      .limit(1)
-      .forUpdate(["t", "o"])
-      .skipLocked()
-      .executeTakeFirst();
+  /**
+   * The oldest ready task of one of `kinds` (of operation `operationId` only,
+   * when given), locked with its operation; rows others hold are skipped.
+   */
+  async nextReady(kinds: readonly string[], operationId?: string): Promise<Task | undefined> {
+    let query = this.#ready(kinds).selectAll("t");
+    if (operationId !== undefined) query = query.where("t.operation_id", "=", operationId);
+    const row = await query.limit(1).forUpdate(["t", "o"]).skipLocked().executeTakeFirst();
     return row && toTask(row);
+  }
+
+  /**
+   * The operation of the oldest ready task of one of `kinds`, read without
+   * locking anything: for a claim whose locked pick skipped every ready task
+   * because other transactions hold their operations.
+   */
+  async oldestReadyOperation(kinds: readonly string[]): Promise<string | undefined> {
+    const row = await this.#ready(kinds).select("t.operation_id").limit(1).executeTakeFirst();
+    return row?.operation_id;
+  }
+
+  /** Ready tasks of `kinds`, oldest first, joined to their operations. */
+  #ready(kinds: readonly string[]) {
+    return (
+      this.#trx
+        .selectFrom("tasks as t")
+        .innerJoin("operations as o", (j) => j.onRef("o.tenant_id", "=", "t.tenant_id").onRef("o.id", "=", "t.operation_id"))
+        .where("t.tenant_id", "=", this.#tenant)
+        // A literal, not a parameter: only then can a cached generic plan use the
+        // partial index tasks_ready (WHERE state = 'queued'). With a parameter,
+        // PostgreSQL's generic plan scanned and sorted every task on every claim.
+        .where("t.state", "=", sql.lit("queued"))
+        .where("t.kind", "in", [...kinds])
+        .where("t.run_after", "<=", sql<Date>`now()`)
+        .orderBy("t.run_after")
+    );
   }
 
   /** Up to `limit` tasks whose lease has expired, locked with their operations (rows others hold are skipped). */
