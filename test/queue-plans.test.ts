@@ -39,9 +39,11 @@ describe.skipIf(!databaseKinds.includes("postgres"))("task queue statements unde
   it("lets the claim's ready pick and expired-lease sweep use their partial indexes", async () => {
     executed.length = 0;
     const lifecycle = new TaskLifecycle({ maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 1_000 });
-    await new UnitOfWork(db).transact({ tenant: "acme" }, (tx) => lifecycle.claim(tx, ["bench"], "w1", 30_000));
-    // Every statement with the marker: the locked ready pick and, on a queue
-    // with nothing free, the unlocked read of the oldest ready task's operation.
+    const uow = new UnitOfWork(db);
+    await uow.transact({ tenant: "acme" }, (tx) => lifecycle.claim(tx, ["bench"], "w1", 30_000));
+    await uow.read({ tenant: "acme" }, (tx) => lifecycle.readyBehindHeldOperation(tx, ["bench"]));
+    // Every statement with the marker: the locked ready pick and the unlocked
+    // read of the oldest ready task's operation (a claim's second try).
     const statements = (marker: string) => {
       const found = executed.filter((q) => q.sql.includes(`from "tasks" as "t"`) && q.sql.includes(marker));
       if (found.length === 0) throw new Error(`no statement with ${marker} among:\n${executed.map((q) => q.sql).join("\n")}`);

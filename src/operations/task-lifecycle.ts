@@ -4,6 +4,7 @@ import type { JsonObject } from "../shared/json.js";
 import { isFinal, type LogLevel, type NewEvent, type Operation, rpcCode } from "./operation.js";
 import { type QueueSettings, retryDelayMs } from "./queue-settings.js";
 import type { ClaimedTask, Task } from "./task.js";
+import type { ReadyTask } from "./task.repository.js";
 
 /** How a worker says a task failed. */
 export interface TaskFailure {
@@ -22,9 +23,9 @@ export interface ProgressReport {
 
 /**
  * The task state machine, run inside one transaction per step. Lock order is
- * always operation row, then task rows (a claim takes both with SKIP LOCKED,
- * or, when every ready task's operation is held, waits for one operation
- * holding nothing else), so concurrent claims, reports, completions and
+ * always operation row, then task rows (a claim takes both with SKIP LOCKED
+ * and never waits; its second try waits for one operation, holding nothing
+ * else, then for its tasks), so concurrent claims, reports, completions and
  * cancels cannot deadlock. Every change to an operation appends its events
  * in the same transaction.
  */
@@ -37,50 +38,62 @@ export class TaskLifecycle {
 
   /**
    * Returns expired leases to the queue (or fails tasks out of attempts),
-   * then leases the oldest ready task of `kinds` to the worker, if any.
+   * then leases up to `limit` of the oldest ready tasks of `kinds` to the
+   * worker whose operations no other transaction holds: none when there
+   * are none (see readyBehindHeldOperation).
    */
-  async claim(tx: Repositories, kinds: readonly string[], workerId: string, leaseMs: number): Promise<ClaimedTask | undefined> {
-    const recovered = await this.recoverExpired(tx);
-    let ready = await tx.tasks.nextReady(kinds);
-    // Waiting for an operation while holding another (recovered) one could
-    // deadlock against a claim doing the same the other way round; rare
-    // enough to leave to the next try.
-    if (!ready && recovered === 0) ready = await this.#nextReadyBehindClaim(tx, kinds);
-    if (!ready) return undefined;
-    const operation = await tx.operations.get(ready.operationId);
-    const task = await tx.tasks.lease(ready.id, workerId, leaseMs);
-    const events: NewEvent[] = [];
-    if (operation.state === "queued") events.push({ step: "", payload: { type: "stage", stage: "running" } });
-    const claimed = `claimed by ${workerId} (attempt ${task.attempt} of ${task.maxAttempts})`;
-    events.push({ step: task.step, payload: { type: "log", level: "info", message: claimed } });
-    const started = operation.state === "queued" ? ({ state: "running", stage: "running", started: true } as const) : {};
-    await tx.operations.record(operation.id, { attempt: operation.attempt + 1, ...started }, events);
-    return { task, resource: operation.resource };
+  async claim(tx: Repositories, kinds: readonly string[], workerId: string, leaseMs: number, limit = 1): Promise<ClaimedTask[]> {
+    await this.recoverExpired(tx);
+    return this.#claimed(tx, await tx.tasks.leaseReady(kinds, limit, workerId, leaseMs), workerId);
   }
 
   /**
-   * The pick above skips every task whose operation another transaction
-   * holds — and a claim holds its operation until it commits, so the ready
-   * siblings of a fan-out would go to one waiting worker per poll. When only
-   * such tasks are ready, this waits for the oldest one's operation (a few
-   * milliseconds: claims and completions are short) and takes its next ready
-   * task. Operation, then task: the lock order of every other writer.
+   * The operation of the oldest ready task of `kinds`, whoever holds it;
+   * read without locking. claim() skips every task whose operation another
+   * transaction holds — and a claim holds its operation until it commits,
+   * so without a second try the ready siblings of a fan-out would go to one
+   * waiting worker per poll. Run it outside claim()'s transaction.
    */
-  async #nextReadyBehindClaim(tx: Repositories, kinds: readonly string[]): Promise<Task | undefined> {
-    const operationId = await tx.tasks.oldestReadyOperation(kinds);
-    if (operationId === undefined) return undefined;
+  readyBehindHeldOperation(tx: Repositories, kinds: readonly string[]): Promise<string | undefined> {
+    return tx.tasks.oldestReadyOperation(kinds);
+  }
+
+  /**
+   * The second try: waits for the operation's row (a few milliseconds:
+   * claims and completions are short), then leases up to `limit` of its
+   * ready tasks. Run it in a transaction of its own that holds nothing
+   * else, so the only wait is operation, then task — the lock order of
+   * every other writer.
+   */
+  async claimFrom(tx: Repositories, operationId: string, kinds: readonly string[], workerId: string, leaseMs: number, limit = 1): Promise<ClaimedTask[]> {
     await tx.operations.get(operationId, "update");
-    return tx.tasks.nextReady(kinds, operationId);
+    return this.#claimed(tx, await tx.tasks.leaseReady(kinds, limit, workerId, leaseMs, operationId), workerId);
   }
 
-  /**
-   * Handles leases that expired: their workers are presumed dead. No sweeper
-   * needed: claims call this. Returns how many it handled (their operations
-   * stay locked until the transaction ends).
-   */
-  async recoverExpired(tx: Repositories): Promise<number> {
-    const expired = await tx.tasks.expiredLeases(10);
-    for (const task of expired) {
+  /** Records the claim of freshly leased tasks on their operations. */
+  async #claimed(tx: Repositories, leased: readonly ReadyTask[], workerId: string): Promise<ClaimedTask[]> {
+    const tasks = leased.map((r) => r.task);
+    const operations = new Map(leased.map((r) => [r.task.operationId, r.operation]));
+    const claimed: ClaimedTask[] = [];
+    // One update and one set of events per operation, its tasks in pick order.
+    for (const [operationId, ofOperation] of byOperation(tasks)) {
+      const operation = operations.get(operationId)!;
+      const events: NewEvent[] = [];
+      if (operation.state === "queued") events.push({ step: "", payload: { type: "stage", stage: "running" } });
+      for (const task of ofOperation) {
+        const message = `claimed by ${workerId} (attempt ${task.attempt} of ${task.maxAttempts})`;
+        events.push({ step: task.step, payload: { type: "log", level: "info", message } });
+      }
+      const started = operation.state === "queued" ? ({ state: "running", stage: "running", started: true } as const) : {};
+      await tx.operations.record(operationId, { attempt: operation.attempt + ofOperation.length, ...started }, events);
+      for (const task of ofOperation) claimed.push({ task, resource: operation.resource });
+    }
+    return claimed;
+  }
+
+  /** Handles leases that expired: their workers are presumed dead. No sweeper needed: claims call this. */
+  async recoverExpired(tx: Repositories): Promise<void> {
+    for (const task of await tx.tasks.expiredLeases(10)) {
       const operation = await tx.operations.get(task.operationId);
       if (operation.cancelRequested) {
         await tx.tasks.finish(task.id, "cancelled");
@@ -90,7 +103,6 @@ export class TaskLifecycle {
       const message = `lease of ${task.workerId || "its worker"} expired`;
       await this.#failAttempt(tx, operation, task, { code: rpcCode.deadlineExceeded, message, retryable: true });
     }
-    return expired.length;
   }
 
   /** Records a progress report and extends the lease; says whether cancellation was requested. */
@@ -213,6 +225,17 @@ export class TaskLifecycle {
     const patch = { state: "cancelled", stage: "cancelled", message: "cancelled", error, ended: true } as const;
     return (await tx.operations.record(operation.id, patch, [completion])).operation;
   }
+}
+
+/** Tasks grouped by operation, in first-seen order (Map.groupBy needs Node 21). */
+function byOperation(tasks: readonly Task[]): Map<string, Task[]> {
+  const groups = new Map<string, Task[]>();
+  for (const t of tasks) {
+    const group = groups.get(t.operationId);
+    if (group) group.push(t);
+    else groups.set(t.operationId, [t]);
+  }
+  return groups;
 }
 
 /** Share of the work done: succeeded tasks count 1, leased ones their reported progress. */

@@ -3,11 +3,18 @@ import { type Selectable, sql, type Transaction } from "kysely";
 import type { Database } from "../db/schema.js";
 import { ScopedTable } from "../db/scoped-table.js";
 import type { JsonObject } from "../shared/json.js";
+import type { Operation, OperationState } from "./operation.js";
 import type { Task, TaskOutcome, TaskState } from "./task.js";
 import type { TaskTable } from "./task.table.js";
 
 /** The channel a newly claimable task is announced on, as `<tenant>:<kind>`. */
 export const tasksChannel = "anvil_tasks";
+
+/** A ready task, with what a claim needs of its operation. */
+export interface ReadyTask {
+  readonly task: Task;
+  readonly operation: Pick<Operation, "state" | "attempt" | "resource">;
+}
 
 /** A task to insert, its dependencies already resolved to task ids. */
 export interface TaskRow {
@@ -83,14 +90,45 @@ export class TaskRepository {
   }
 
   /**
-   * The oldest ready task of one of `kinds` (of operation `operationId` only,
-   * when given), locked with its operation; rows others hold are skipped.
+   * Leases up to `limit` of the oldest ready tasks of `kinds` to `workerId`,
+   * each with a fresh token, counting the attempt; picked and leased in one
+   * statement. Without `heldOperation` the pick locks each task with its
+   * operation and skips rows others hold. With it (the caller has locked
+   * that operation's row): its ready tasks only, waiting for task rows
+   * another claim's pick holds for a moment.
    */
-  async nextReady(kinds: readonly string[], operationId?: string): Promise<Task | undefined> {
-    let query = this.#ready(kinds).selectAll("t");
-    if (operationId !== undefined) query = query.where("t.operation_id", "=", operationId);
-    const row = await query.limit(1).forUpdate(["t", "o"]).skipLocked().executeTakeFirst();
-    return row && toTask(row);
+  async leaseReady(kinds: readonly string[], limit: number, workerId: string, leaseMs: number, heldOperation?: string): Promise<ReadyTask[]> {
+    const pick = this.#ready(kinds)
+      // What the claim needs of the operation, read with the pick (the row is locked with it).
+      .select(["t.id", "o.state as operation_state", "o.attempt as operation_attempt", "o.resource as operation_resource"])
+      .limit(limit);
+    const picked = heldOperation === undefined ? pick.forUpdate(["t", "o"]).skipLocked() : pick.where("t.operation_id", "=", heldOperation).forUpdate(["t"]);
+    const rows = await this.#trx
+      // Materialized: evaluated once. As a subquery in FROM, a join could run
+      // it again per row, and each run picks and locks more tasks.
+      .with((cte) => cte("r").materialized(), () => picked)
+      .updateTable("tasks as u")
+      .from("r")
+      .set({
+        state: "leased",
+        attempt: sql`u.attempt + 1`,
+        lease_token: sql<string>`gen_random_uuid()`,
+        lease_expires_at: after(leaseMs),
+        lease_ms: leaseMs,
+        worker_id: workerId,
+        progress: 0,
+        version: sql`u.version + 1`,
+        update_time: sql<Date>`now()`,
+      })
+      .where("u.tenant_id", "=", this.#tenant)
+      .whereRef("u.id", "=", "r.id")
+      .returningAll("u")
+      .returning(["r.operation_state", "r.operation_attempt", "r.operation_resource"])
+      .execute();
+    return rows.map((r) => ({
+      task: toTask(r),
+      operation: { state: r.operation_state as OperationState, attempt: r.operation_attempt, resource: r.operation_resource },
+    }));
   }
 
   /**
@@ -135,25 +173,6 @@ export class TaskRepository {
       .skipLocked()
       .execute();
     return rows.map(toTask);
-  }
-
-  /** Leases the task to `workerId` with a fresh token, counting the attempt. */
-  async lease(id: string, workerId: string, leaseMs: number): Promise<Task> {
-    return toTask(
-      await this.#table.update(
-        id,
-        {
-          state: "leased",
-          attempt: sql`attempt + 1`,
-          lease_token: randomUUID(),
-          lease_expires_at: after(leaseMs),
-          lease_ms: leaseMs,
-          worker_id: workerId,
-          progress: 0,
-        },
-        undefined,
-      ),
-    );
   }
 
   /** Extends the lease by the task's lease duration, recording its progress when given. */
@@ -246,7 +265,7 @@ function announceQueued(tenant: string) {
 
 /** The database's now() plus `ms`: every lease and retry time comes from one clock. */
 function after(ms: number) {
-  return ms === 0 ? sql`now()` : sql`now() + make_interval(secs => ${ms / 1000}::double precision)`;
+  return ms === 0 ? sql<Date>`now()` : sql<Date>`now() + make_interval(secs => ${ms / 1000}::double precision)`;
 }
 
 function toTask(row: Selectable<TaskTable>): Task {

@@ -31,11 +31,18 @@ export class WorkersHandler implements ServiceImpl<typeof WorkerService> {
   }
 
   async claimTask(req: ClaimTaskRequest, ctx: HandlerContext): Promise<ClaimTaskResponse> {
-    const request = { kinds: req.kinds, workerId: req.workerId, maxWaitMs: durationMs(req.maxWait), leaseMs: durationMs(req.leaseDuration) };
+    const request = {
+      kinds: req.kinds,
+      workerId: req.workerId,
+      maxWaitMs: durationMs(req.maxWait),
+      leaseMs: durationMs(req.leaseDuration),
+      maxTasks: req.maxTasks,
+    };
     const call = this.#calls.open(ctx.signal);
     try {
       const claimed = await this.#workers.claim(requestContext(ctx), request, call.signal);
-      return create(ClaimTaskResponseSchema, { task: claimed && toTaskMessage(claimed) });
+      const tasks = claimed.map(toTaskMessage);
+      return create(ClaimTaskResponseSchema, { task: tasks[0], tasks });
     } finally {
       call.close();
     }

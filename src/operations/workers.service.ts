@@ -14,6 +14,8 @@ export const maxClaimWaitMs = 30_000;
 export const defaultLeaseMs = 30_000;
 const minLeaseMs = 1_000;
 const maxLeaseMs = 600_000;
+/** Most tasks one claim takes; more are reduced to it. */
+export const maxTasksPerClaim = 100;
 
 /** What a worker asks ClaimTask for. */
 export interface ClaimRequest {
@@ -23,6 +25,8 @@ export interface ClaimRequest {
   readonly maxWaitMs: number | undefined;
   /** Milliseconds; undefined: defaultLeaseMs. */
   readonly leaseMs: number | undefined;
+  /** Most tasks to claim at once; 0: one. */
+  readonly maxTasks: number;
 }
 
 /** The worker use cases: claim (waiting for work), report, complete. */
@@ -40,29 +44,46 @@ export class WorkersService {
   }
 
   /**
-   * Claims a task, trying again on every notification of new work for the
+   * Claims up to `maxTasks` tasks (none when nothing was ready in time), trying again on every notification of new work for the
    * tenant and at least every poll interval (leases expire without one)
    * until `maxWaitMs`, the deadline or the caller's departure. Each try is
    * a short transaction of its own: nothing is held while waiting.
    */
-  async claim(scope: Scope, request: ClaimRequest, signal: AbortSignal): Promise<ClaimedTask | undefined> {
+  async claim(scope: Scope, request: ClaimRequest, signal: AbortSignal): Promise<ClaimedTask[]> {
     if (request.maxWaitMs !== undefined && request.maxWaitMs < 0) throw InvalidArgumentError.field("max_wait", "must not be negative");
     const leaseMs = request.leaseMs ?? defaultLeaseMs;
     if (leaseMs < minLeaseMs || leaseMs > maxLeaseMs) throw InvalidArgumentError.field("lease_duration", "must be from 1 second to 10 minutes");
+    if (request.maxTasks < 0) throw InvalidArgumentError.field("max_tasks", "must not be negative");
+    const limit = Math.min(Math.max(request.maxTasks, 1), maxTasksPerClaim);
     let until = Date.now() + Math.min(request.maxWaitMs ?? 0, maxClaimWaitMs);
     // Answer (empty-handed) a little before the client's deadline rather than after it.
     if (scope.deadline !== undefined) until = Math.min(until, scope.deadline - 250);
     const subscription = this.#hub.subscribe(tasksChannel, scope.tenant);
     try {
       for (;;) {
-        const claimed = await this.#uow.transact({ tenant: scope.tenant }, (tx) => this.#lifecycle.claim(tx, request.kinds, request.workerId, leaseMs));
+        const claimed = await this.#claimOnce(scope.tenant, request, leaseMs, limit);
         const left = until - Date.now();
-        if (claimed || left <= 0 || signal.aborted) return claimed;
+        if (claimed.length > 0 || left <= 0 || signal.aborted) return claimed;
         await subscription.waker.wait(Math.min(left, this.#pollMs), signal);
       }
     } finally {
       subscription.close();
     }
+  }
+
+  /**
+   * One try: the tasks no other transaction holds; failing that, those of
+   * the oldest ready task's operation once its holder is done with it (a
+   * fan-out's siblings while another worker claims one), in a transaction
+   * of its own so that it waits holding nothing.
+   */
+  async #claimOnce(tenant: string, request: ClaimRequest, leaseMs: number, limit: number): Promise<ClaimedTask[]> {
+    const { kinds, workerId } = request;
+    const claimed = await this.#uow.transact({ tenant }, (tx) => this.#lifecycle.claim(tx, kinds, workerId, leaseMs, limit));
+    if (claimed.length > 0) return claimed;
+    const held = await this.#uow.read({ tenant }, (tx) => this.#lifecycle.readyBehindHeldOperation(tx, kinds));
+    if (held === undefined) return [];
+    return this.#uow.transact({ tenant }, (tx) => this.#lifecycle.claimFrom(tx, held, kinds, workerId, leaseMs, limit));
   }
 
   report(scope: Scope, taskId: string, leaseToken: string, report: ProgressReport): Promise<{ cancelRequested: boolean; leaseExpiresAt: Date }> {
