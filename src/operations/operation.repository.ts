@@ -3,6 +3,7 @@ import { type Selectable, sql, type Transaction } from "kysely";
 import type { SortKey } from "../db/keyset.js";
 import type { Database } from "../db/schema.js";
 import { ScopedTable } from "../db/scoped-table.js";
+import { NotFoundError } from "../shared/errors.js";
 import type { JsonObject } from "../shared/json.js";
 import type { EventPayload, NewEvent, Operation, OperationEvent, OperationFilter, OperationPatch, OperationState } from "./operation.js";
 import type { OperationEventTable, OperationTable } from "./operation.table.js";
@@ -60,7 +61,7 @@ export class OperationRepository {
    * caller holds the operation's row lock (get(id, "update")) when the
    * decision depended on what it read.
    */
-  async record(id: string, patch: OperationPatch, events: readonly NewEvent[] = []): Promise<{ operation: Operation; events: OperationEvent[] }> {
+  async record(id: string, patch: OperationPatch, events: readonly NewEvent[] = []): Promise<{ operation: Operation }> {
     const values: Record<string, unknown> = {
       ...(patch.state !== undefined && { state: patch.state }),
       ...(patch.progress !== undefined && { progress: patch.progress }),
@@ -74,28 +75,30 @@ export class OperationRepository {
       ...(patch.ended && { end_time: sql`now()` }),
       ...(events.length > 0 && { last_sequence: sql`last_sequence + ${events.length}` }),
     };
-    const operation = toOperation(await this.#table.update(id, values, undefined));
-    if (events.length === 0) return { operation, events: [] };
-    const first = operation.lastSequence - events.length + 1;
-    const rows = await this.#trx
-      .insertInto("operation_events")
-      .values(
-        events.map((e, i) => ({
-          tenant_id: this.#tenant,
-          operation_id: id,
-          sequence: first + i,
-          step: e.step,
-          type: e.payload.type,
-          payload: JSON.stringify(payloadJson(e.payload)),
-        })),
+    if (events.length === 0) return { operation: toOperation(await this.#table.update(id, values, undefined)) };
+    // One statement, not three round trips: the update allocates the
+    // sequences, the insert appends the events with them, and the NOTIFY
+    // announcing them is delivered when (and only if) this commits.
+    const update = this.#trx
+      .updateTable("operations")
+      .set((eb) => ({ ...values, version: eb("version", "+", 1), update_time: new Date() }))
+      .where("tenant_id", "=", this.#tenant)
+      .where("id", "=", id)
+      .returningAll();
+    const rows = sql.join(
+      events.map((e, i) => sql`(${i + 1}::int, ${e.step}::text, ${e.payload.type}::text, ${JSON.stringify(payloadJson(e.payload))}::jsonb)`),
+    );
+    const result = await sql<Selectable<OperationTable>>`
+      with u as (${update}),
+      e as (
+        insert into operation_events (tenant_id, operation_id, sequence, step, type, payload)
+        select u.tenant_id, u.id, u.last_sequence - ${events.length}::int + v.i, v.step, v.type, v.payload
+        from u, (values ${rows}) as v (i, step, type, payload)
       )
-      .returningAll()
-      // Announced in the same statement, saving a round trip: delivered to every
-      // listening gateway when (and only if) this commits, and once however many
-      // rows carry it (PostgreSQL folds identical notifications of a transaction).
-      .returning(sql<void>`pg_notify(${operationEventsChannel}, ${`${this.#tenant}:${id}:${operation.lastSequence}`})`.as("announced"))
-      .execute();
-    return { operation, events: rows.map(toEvent) };
+      select u.*, pg_notify(${operationEventsChannel}, ${`${this.#tenant}:${id}:`} || u.last_sequence) as announced from u`.execute(this.#trx);
+    const row = result.rows[0];
+    if (!row) throw new NotFoundError("operation", id);
+    return { operation: toOperation(row) };
   }
 
   /** Up to `limit` events of the operation with a sequence greater than `after`, in order. */
