@@ -173,32 +173,6 @@ describe.each(databaseKinds)("claims of several tasks at once on %s", (kind) => 
     // The refused claim changed nothing: b is still there for the next one.
     expect((await c.workers.claimTask({ kinds: ["batch-one"], workerId: "wb", maxTasks: 5 })).tasks.map((t) => t.step)).toEqual(["b"]);
   });
-
-  it("completes a batch in one call, all or nothing", async () => {
-    const c = await operationClients(server);
-    const op = await runWorkflow(c, [
-      ...["a", "b"].map((name) => ({ name, kind: "batch-done" })),
-      { name: "c", kind: "batch-done", dependsOn: ["a"] },
-    ]);
-    const other = await runWorkflow(c, [{ name: "only", kind: "batch-done" }]);
-    const tasks = (await c.workers.claimTask({ kinds: ["batch-done"], workerId: "wb", maxTasks: 10 })).tasks;
-    expect(tasks.map((t) => t.step).sort()).toEqual(["a", "b", "only"]);
-    const done = (t: (typeof tasks)[number], leaseToken = t.leaseToken) => ({ taskId: t.id, leaseToken, outcome: { case: "result" as const, value: { step: t.step } } });
-    // One stale lease refuses the whole batch, naming its task; nothing changed.
-    const stale = await expectCode(c.workers.batchCompleteTasks({ requests: [done(tasks[0]!), done(tasks[1]!, crypto.randomUUID()), done(tasks[2]!)] }), Code.FailedPrecondition);
-    expect(stale.message).toContain(tasks[1]!.id);
-    await expectCode(c.workers.batchCompleteTasks({ requests: [done(tasks[0]!), done(tasks[0]!)] }), Code.InvalidArgument);
-    expect((await c.operations.getOperation({ id: other.id })).operation!.state).toBe(Operation_State.RUNNING);
-    const res = await c.workers.batchCompleteTasks({ requests: tasks.map((t) => done(t)) });
-    // The operations after each completion, in request order; a's completion released c.
-    expect(res.operations.map((o) => o.id)).toEqual(tasks.map((t) => t.operationId));
-    expect((await c.operations.getOperation({ id: other.id })).operation!.state).toBe(Operation_State.SUCCEEDED);
-    const next = (await claim(c, "wb", { kinds: ["batch-done"] }))!;
-    expect(next.step).toBe("c");
-    await c.workers.batchCompleteTasks({ requests: [done(next)] });
-    const final = (await c.operations.getOperation({ id: op.id })).operation!;
-    expect(final.state).toBe(Operation_State.SUCCEEDED);
-  });
 });
 
 describe.each(databaseKinds)("draining an instance on %s", (kind) => {

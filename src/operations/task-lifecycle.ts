@@ -13,13 +13,6 @@ export interface TaskFailure {
   readonly retryable: boolean;
 }
 
-/** A worker's completion of one leased task. */
-export interface Completion {
-  readonly taskId: string;
-  readonly leaseToken: string;
-  readonly outcome: { result: JsonObject } | { error: TaskFailure };
-}
-
 /** What a worker reports while it holds a lease. */
 export interface ProgressReport {
   readonly progress?: number | undefined;
@@ -158,21 +151,6 @@ export class TaskLifecycle {
       { step: "", payload: { type: "completion", state: "succeeded", result, error: null } },
     ];
     return (await tx.operations.record(operation.id, { state: "succeeded", progress: 1, stage: "succeeded", message: done, result, ended: true }, events)).operation;
-  }
-
-  /**
-   * Completes several leased tasks, each as complete() would; returns the
-   * operation after each, in the order given. Operations are locked in the
-   * order of their ids, whatever the order given, so two batches never wait
-   * for each other in a cycle.
-   */
-  async completeAll(tx: Repositories, completions: readonly Completion[]): Promise<Operation[]> {
-    const operationOf = await tx.tasks.operationsOf(completions.map((c) => c.taskId));
-    const key = (c: Completion) => operationOf.get(c.taskId) ?? "";
-    const order = completions.map((c, i) => ({ c, i })).sort((a, b) => (key(a.c) < key(b.c) ? -1 : key(a.c) > key(b.c) ? 1 : a.i - b.i));
-    const operations: Operation[] = [];
-    for (const { c, i } of order) operations[i] = await this.complete(tx, c.taskId, c.leaseToken, c.outcome);
-    return operations;
   }
 
   /**

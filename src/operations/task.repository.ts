@@ -71,18 +71,6 @@ export class TaskRepository {
     return toTask(await this.#table.get(id));
   }
 
-  /** The operation of each of the tasks that exist, by task id; unlocked. */
-  async operationsOf(ids: readonly string[]): Promise<Map<string, string>> {
-    if (ids.length === 0) return new Map();
-    const rows = await this.#trx
-      .selectFrom("tasks")
-      .select(["id", "operation_id"])
-      .where("tenant_id", "=", this.#tenant)
-      .where("id", "in", [...ids])
-      .execute();
-    return new Map(rows.map((r) => [r.id, r.operation_id]));
-  }
-
   /** The task, row-locked until the transaction ends. */
   async lock(id: string): Promise<Task> {
     return toTask(await this.#table.get(id, "update"));

@@ -2,9 +2,6 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
-  type BatchCompleteTasksRequest,
-  type BatchCompleteTasksResponse,
-  BatchCompleteTasksResponseSchema,
   type ClaimTaskRequest,
   type ClaimTaskResponse,
   ClaimTaskResponseSchema,
@@ -20,7 +17,6 @@ import { requestContext } from "../rpc/request-context.js";
 import { InvalidArgumentError } from "../shared/errors.js";
 import type { DrainSignals } from "./drain-signals.js";
 import { durationMs, logLevels, toOperationMessage, toTaskMessage } from "./operation-messages.js";
-import type { Completion } from "./task-lifecycle.js";
 import type { WorkersService } from "./workers.service.js";
 
 /** WorkerService over the wire: converts proto ⇄ domain and nothing else. */
@@ -64,28 +60,16 @@ export class WorkersHandler implements ServiceImpl<typeof WorkerService> {
   }
 
   async completeTask(req: CompleteTaskRequest, ctx: HandlerContext): Promise<CompleteTaskResponse> {
-    const { taskId, leaseToken, outcome } = toCompletion(req, "");
-    const operation = await this.#workers.complete(requestContext(ctx), taskId, leaseToken, outcome);
-    return create(CompleteTaskResponseSchema, { operation: toOperationMessage(operation) });
-  }
-
-  async batchCompleteTasks(req: BatchCompleteTasksRequest, ctx: HandlerContext): Promise<BatchCompleteTasksResponse> {
-    const completions = req.requests.map((r, i) => toCompletion(r, `requests[${i}].`));
-    const operations = await this.#workers.completeAll(requestContext(ctx), completions);
-    return create(BatchCompleteTasksResponseSchema, { operations: operations.map(toOperationMessage) });
-  }
-}
-
-/** A CompleteTaskRequest as a completion; `path` prefixes the field a violation names. */
-function toCompletion(req: CompleteTaskRequest, path: string): Completion {
-  const outcome = req.outcome;
-  if (outcome.case === undefined) throw InvalidArgumentError.field(`${path}result`, "either result or error is required");
-  return {
-    taskId: req.taskId,
-    leaseToken: req.leaseToken,
-    outcome:
+    const outcome = req.outcome;
+    if (outcome.case === undefined) throw InvalidArgumentError.field("result", "either result or error is required");
+    const operation = await this.#workers.complete(
+      requestContext(ctx),
+      req.taskId,
+      req.leaseToken,
       outcome.case === "result"
         ? { result: outcome.value }
         : { error: { code: outcome.value.code, message: outcome.value.message, retryable: outcome.value.retryable } },
-  };
+    );
+    return create(CompleteTaskResponseSchema, { operation: toOperationMessage(operation) });
+  }
 }

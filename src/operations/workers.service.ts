@@ -4,7 +4,7 @@ import type { JsonObject } from "../shared/json.js";
 import type { Scope } from "../shared/scope.js";
 import type { NotificationHub } from "./notification-hub.js";
 import type { Operation } from "./operation.js";
-import type { Completion, ProgressReport, TaskFailure, TaskLifecycle } from "./task-lifecycle.js";
+import type { ProgressReport, TaskFailure, TaskLifecycle } from "./task-lifecycle.js";
 import type { ClaimedTask } from "./task.js";
 import { tasksChannel } from "./task.repository.js";
 
@@ -91,15 +91,6 @@ export class WorkersService {
       throw InvalidArgumentError.field("progress", "must be from 0 to 1");
     }
     return this.#uow.transact(scope, (tx) => this.#lifecycle.report(tx, taskId, leaseToken, report));
-  }
-
-  /** Completes every one of `completions` in one transaction, or none. */
-  completeAll(scope: Scope, completions: readonly Completion[]): Promise<Operation[]> {
-    if (completions.length === 0) throw InvalidArgumentError.field("requests", "is required");
-    if (new Set(completions.map((c) => c.taskId)).size !== completions.length) {
-      throw InvalidArgumentError.field("requests", "must complete each task at most once");
-    }
-    return this.#uow.transact(scope, (tx) => this.#lifecycle.completeAll(tx, completions));
   }
 
   complete(scope: Scope, taskId: string, leaseToken: string, outcome: { result: JsonObject } | { error: TaskFailure }): Promise<Operation> {
