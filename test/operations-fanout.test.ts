@@ -1,6 +1,5 @@
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { sql } from "kysely";
-import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LogLine_Level, Operation_State } from "../gen/anvil/operations/v1/operations_pb.js";
 import { UnitOfWork } from "../src/db/unit-of-work.js";
