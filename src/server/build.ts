@@ -1,5 +1,6 @@
 import type { Interceptor } from "@connectrpc/connect";
 import pino, { type Logger } from "pino";
+import { Authenticator } from "../auth/authenticator.js";
 import { loadKeyStore, type KeyStore } from "../auth/key-store.js";
 import { TokenVerifier } from "../auth/token-verifier.js";
 import type { Config } from "../config.js";
@@ -67,7 +68,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const pageTokens = new PageTokens(Buffer.from(key.value, "utf8"));
     const pager = new KeysetPager(pageTokens);
     const operations = await OperationsModule.start(database, uow, pager, operationsSettings(config), log);
-    const authenticator = new CallAuthenticator(new TokenVerifier(keys), policies);
+    const authenticator = new CallAuthenticator(new Authenticator({ serviceAccounts: new TokenVerifier(keys) }), policies);
     const served = [...apiServices, ...infrastructureServices];
     const bodyLimits = new BodyLimits(config.maxRequestBytes, served.flatMap((s) => s.methods));
     const interceptors: Interceptor[] = [
