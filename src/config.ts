@@ -39,6 +39,8 @@ export interface Config {
   readonly taskMaxAttempts: number;
   /** Delay before a task's first retry, doubled for each later one (capped at 5 minutes). */
   readonly taskRetryBaseMs: number;
+  /** How long an API key read from the database is trusted without a revocation notice (the backstop of LISTEN/NOTIFY). */
+  readonly apiKeyCacheMs: number;
 }
 
 /**
@@ -99,6 +101,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     watchKeepAliveMs: int(env, "ANVIL_WATCH_KEEPALIVE_MS", 15_000, 10, 3_600_000),
     taskMaxAttempts: int(env, "ANVIL_TASK_MAX_ATTEMPTS", 3, 1, 100),
     taskRetryBaseMs: int(env, "ANVIL_TASK_RETRY_BASE_MS", 1_000, 0, 3_600_000),
+    apiKeyCacheMs: int(env, "ANVIL_API_KEY_CACHE_MS", 10_000, 0, 300_000),
   };
 }
 

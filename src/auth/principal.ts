@@ -30,6 +30,6 @@ export interface Principal {
 }
 
 /** `kind:id`, the one string that names a credential (stream caps, creator of an API key). */
-export function credentialName(c: Credential): string {
+export function credentialName(c: { readonly kind: string; readonly id: string }): string {
   return `${c.kind}:${c.id}`;
 }

@@ -1,5 +1,7 @@
 import type { Interceptor } from "@connectrpc/connect";
 import pino, { type Logger } from "pino";
+import { ApiKeyCredentialRepository } from "../apikeys/api-key-credential.repository.js";
+import { ApiKeyVerifier } from "../apikeys/api-key-verifier.js";
 import { Authenticator } from "../auth/authenticator.js";
 import { loadKeyStore, type KeyStore } from "../auth/key-store.js";
 import { TokenVerifier } from "../auth/token-verifier.js";
@@ -68,7 +70,9 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const pageTokens = new PageTokens(Buffer.from(key.value, "utf8"));
     const pager = new KeysetPager(pageTokens);
     const operations = await OperationsModule.start(database, uow, pager, operationsSettings(config), log);
-    const authenticator = new CallAuthenticator(new Authenticator({ serviceAccounts: new TokenVerifier(keys) }), policies);
+    const apiKeys = new ApiKeyVerifier(new ApiKeyCredentialRepository(database.db), log, { cacheMs: config.apiKeyCacheMs });
+    await apiKeys.listen(database);
+    const authenticator = new CallAuthenticator(new Authenticator({ serviceAccounts: new TokenVerifier(keys), apiKeys }), policies);
     const served = [...apiServices, ...infrastructureServices];
     const bodyLimits = new BodyLimits(config.maxRequestBytes, served.flatMap((s) => s.methods));
     const interceptors: Interceptor[] = [
@@ -116,6 +120,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       },
       close: async () => {
         await operations.close();
+        await apiKeys.close();
         await database.close();
       },
     };
