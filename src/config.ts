@@ -1,3 +1,6 @@
+import { isTier, tiers } from "./auth/principal.js";
+import type { OidcOptions } from "./auth/oidc-verifier.js";
+
 /**
  * Gateway configuration, read once from the environment. Everything the
  * process can be told lives here, with its default.
@@ -41,6 +44,10 @@ export interface Config {
   readonly taskRetryBaseMs: number;
   /** How long an API key read from the database is trusted without a revocation notice (the backstop of LISTEN/NOTIFY). */
   readonly apiKeyCacheMs: number;
+  /** The OpenID provider whose tokens are accepted (ANVIL_OIDC_*); undefined: OIDC off. */
+  readonly oidc: OidcOptions | undefined;
+  /** Longest lifetime (`exp − iat`) of a service-account token, in seconds. */
+  readonly maxTokenLifetimeSec: number;
 }
 
 /**
@@ -102,6 +109,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     taskMaxAttempts: int(env, "ANVIL_TASK_MAX_ATTEMPTS", 3, 1, 100),
     taskRetryBaseMs: int(env, "ANVIL_TASK_RETRY_BASE_MS", 1_000, 0, 3_600_000),
     apiKeyCacheMs: int(env, "ANVIL_API_KEY_CACHE_MS", 10_000, 0, 300_000),
+    oidc: oidcOptions(env),
+    maxTokenLifetimeSec: int(env, "ANVIL_MAX_TOKEN_LIFETIME_SEC", 86_400, 60, 31_536_000),
   };
 }
 
@@ -121,6 +130,25 @@ function connectionLimits(limits: ConnectionLimits): ConnectionLimits {
     throw new Error(`ANVIL_HEADERS_TIMEOUT_MS (${limits.headersTimeoutMs}) must not exceed ANVIL_REQUEST_TIMEOUT_MS (${limits.requestTimeoutMs})`);
   }
   return limits;
+}
+
+function oidcOptions(env: NodeJS.ProcessEnv): OidcOptions | undefined {
+  const issuer = env.ANVIL_OIDC_ISSUER;
+  if (issuer === undefined || issuer === "") return undefined;
+  if (!URL.canParse(issuer)) throw new Error(`ANVIL_OIDC_ISSUER must be a URL, got ${JSON.stringify(issuer)}`);
+  const audience = env.ANVIL_OIDC_AUDIENCE;
+  if (audience === undefined || audience === "") throw new Error("ANVIL_OIDC_AUDIENCE must be set with ANVIL_OIDC_ISSUER (the audience Anvil's tokens carry)");
+  const tier = env.ANVIL_OIDC_TIER || "free";
+  if (!isTier(tier)) throw new Error(`ANVIL_OIDC_TIER must be one of ${tiers.join(", ")}, got ${JSON.stringify(tier)}`);
+  return {
+    issuer,
+    audience,
+    tenantClaim: env.ANVIL_OIDC_TENANT_CLAIM || "tenant",
+    rolesClaim: env.ANVIL_OIDC_ROLES_CLAIM || "roles",
+    fixedTenant: env.ANVIL_OIDC_TENANT || undefined,
+    jwksCooldownMs: int(env, "ANVIL_OIDC_JWKS_COOLDOWN_MS", 30_000, 0, 3_600_000),
+    tier,
+  };
 }
 
 function reflectionAccess(raw: string | undefined): ReflectionAccess {

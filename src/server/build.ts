@@ -3,6 +3,7 @@ import pino, { type Logger } from "pino";
 import { ApiKeyCredentialRepository } from "../apikeys/api-key-credential.repository.js";
 import { ApiKeyVerifier } from "../apikeys/api-key-verifier.js";
 import { Authenticator } from "../auth/authenticator.js";
+import { OidcVerifier } from "../auth/oidc-verifier.js";
 import { loadKeyStore, type KeyStore } from "../auth/key-store.js";
 import { TokenVerifier } from "../auth/token-verifier.js";
 import type { Config } from "../config.js";
@@ -72,7 +73,14 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const operations = await OperationsModule.start(database, uow, pager, operationsSettings(config), log);
     const apiKeys = new ApiKeyVerifier(new ApiKeyCredentialRepository(database.db), log, { cacheMs: config.apiKeyCacheMs });
     await apiKeys.listen(database);
-    const authenticator = new CallAuthenticator(new Authenticator({ serviceAccounts: new TokenVerifier(keys), apiKeys }), policies);
+    const authenticator = new CallAuthenticator(
+      new Authenticator({
+        serviceAccounts: new TokenVerifier(keys, { maxLifetimeSec: config.maxTokenLifetimeSec }),
+        apiKeys,
+        oidc: config.oidc && new OidcVerifier(config.oidc),
+      }),
+      policies,
+    );
     const served = [...apiServices, ...infrastructureServices];
     const bodyLimits = new BodyLimits(config.maxRequestBytes, served.flatMap((s) => s.methods));
     const interceptors: Interceptor[] = [
