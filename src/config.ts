@@ -13,6 +13,10 @@ export interface Config {
   /** Folder of the embedded database (ignored with `databaseUrl`). */
   readonly dataDir: string;
   readonly keysFile: string;
+  /** Whether `keysFile` is the default path, the only one created (with a fresh admin key) when missing. */
+  readonly keysFileIsDefault: boolean;
+  /** How often the keys file is checked for changes, in ms. */
+  readonly keysPollMs: number;
   readonly tlsCert: string | undefined;
   readonly tlsKey: string | undefined;
   /** Largest request body accepted, in bytes, unless a route sets its own (src/server/body-limits.ts). */
@@ -73,6 +77,9 @@ export interface ConnectionLimits {
   readonly http2IdleTimeoutMs: number;
 }
 
+/** Where the service-account keys live unless ANVIL_KEYS_FILE says otherwise. */
+export const defaultKeysFile = "./.anvil/service-accounts.json";
+
 /** Values of ANVIL_REFLECTION. */
 export type ReflectionAccess = "public" | "authenticated";
 
@@ -83,7 +90,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST ?? "0.0.0.0",
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: env.ANVIL_DATA_DIR ?? "./.anvil/data",
-    keysFile: env.ANVIL_KEYS_FILE ?? "./.anvil/service-accounts.json",
+    keysFile: env.ANVIL_KEYS_FILE || defaultKeysFile,
+    keysFileIsDefault: !env.ANVIL_KEYS_FILE,
+    keysPollMs: int(env, "ANVIL_KEYS_POLL_MS", 1_000, 50, 3_600_000),
     tlsCert: env.TLS_CERT || undefined,
     tlsKey: env.TLS_KEY || undefined,
     maxRequestBytes: int(env, "ANVIL_MAX_REQUEST_BYTES", 10 * 1024 * 1024, 1024, 1024 ** 3),

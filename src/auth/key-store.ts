@@ -38,7 +38,9 @@ interface KeyFileEntry {
  */
 export function loadKeyStore(file: string, createIfMissing: boolean): KeyStore {
   if (!existsSync(file)) {
-    if (!createIfMissing) throw new Error(`keys file ${file} does not exist`);
+    if (!createIfMissing) {
+      throw new Error(`keys file ${file} does not exist; create it (see README, "Service accounts") or leave ANVIL_KEYS_FILE unset to use the default file, created on first start`);
+    }
     writeDefaultKeyFile(file);
   }
   let parsed: unknown;

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { SignJWT } from "jose";
 import { loadKeyStore } from "../auth/key-store.js";
+import { defaultKeysFile } from "../config.js";
 
 /**
  * Prints a bearer token signed with a service-account key:
@@ -17,7 +18,9 @@ async function main(): Promise<void> {
       "keys-file": { type: "string" },
     },
   });
-  const keys = loadKeyStore(values["keys-file"] ?? process.env.ANVIL_KEYS_FILE ?? "./.anvil/service-accounts.json", true);
+  const file = values["keys-file"] || process.env.ANVIL_KEYS_FILE || defaultKeysFile;
+  // Like the gateway: only the default file is created when missing.
+  const keys = loadKeyStore(file, file === defaultKeysFile);
   const key = values.key ? keys.get(values.key) : keys.values().next().value;
   if (!key) throw new Error(`no key ${values.key ?? ""} in the keys file (have: ${[...keys.keys()].join(", ")})`);
   const roles = values.roles ? values.roles.split(",").map((r) => r.trim()).filter(Boolean) : [...key.roles];

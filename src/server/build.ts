@@ -4,7 +4,7 @@ import { ApiKeyCredentialRepository } from "../apikeys/api-key-credential.reposi
 import { ApiKeyVerifier } from "../apikeys/api-key-verifier.js";
 import { Authenticator } from "../auth/authenticator.js";
 import { OidcVerifier } from "../auth/oidc-verifier.js";
-import { loadKeyStore, type KeyStore } from "../auth/key-store.js";
+import { ServiceAccountKeys } from "../auth/service-account-keys.js";
 import { TokenVerifier } from "../auth/token-verifier.js";
 import type { Config } from "../config.js";
 import { type DatabaseHandle, openDatabase } from "../db/database.js";
@@ -37,7 +37,8 @@ import { apiServices, infrastructureAccess, infrastructureServices, registerServ
 export interface App {
   readonly handle: (req: NodeRequest, res: NodeResponse) => void;
   readonly database: DatabaseHandle;
-  readonly keys: KeyStore;
+  /** The service-account keys, re-read when the file changes; `reload()` on SIGHUP. */
+  readonly keys: ServiceAccountKeys;
   readonly log: Logger;
   /** Marks the app as draining (readiness fails) ahead of close. */
   drain(): void;
@@ -51,7 +52,8 @@ export interface App {
  * routes. Only main.ts listens; tests build the same app.
  */
 export async function build(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<App> {
-  const keys = loadKeyStore(config.keysFile, true);
+  // Only the default file is created when missing: a named file that is missing is a mistake to report, not to paper over.
+  const keys = new ServiceAccountKeys(config.keysFile, config.keysFileIsDefault, log);
   const access = infrastructureAccess(config.reflection);
   const policies = readMethodPolicies([...apiServices, ...infrastructureServices], access.publicServices, access.permissions);
   const database = await openDatabase(
@@ -73,12 +75,11 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const operations = await OperationsModule.start(database, uow, pager, operationsSettings(config), log);
     const apiKeys = new ApiKeyVerifier(new ApiKeyCredentialRepository(database.db), log, { cacheMs: config.apiKeyCacheMs });
     await apiKeys.listen(database);
+    const serviceAccounts = new TokenVerifier(keys, { maxLifetimeSec: config.maxTokenLifetimeSec });
+    keys.onChange((ids) => ids.forEach((id) => serviceAccounts.forgetKey(id)));
+    keys.watch(config.keysPollMs);
     const authenticator = new CallAuthenticator(
-      new Authenticator({
-        serviceAccounts: new TokenVerifier(keys, { maxLifetimeSec: config.maxTokenLifetimeSec }),
-        apiKeys,
-        oidc: config.oidc && new OidcVerifier(config.oidc),
-      }),
+      new Authenticator({ serviceAccounts, apiKeys, oidc: config.oidc && new OidcVerifier(config.oidc) }),
       policies,
     );
     const served = [...apiServices, ...infrastructureServices];
@@ -129,6 +130,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       close: async () => {
         await operations.close();
         await apiKeys.close();
+        keys.close();
         await database.close();
       },
     };

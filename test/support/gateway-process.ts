@@ -45,6 +45,8 @@ export interface GatewayProcess {
   /** `http://127.0.0.1:<port>` */
   readonly baseUrl: string;
   readonly keys: Record<string, TestKey>;
+  /** The keys file the child reads. */
+  readonly keysFile: string;
   /** A valid token for a key (default `acme-admin`). */
   token(keyId?: string, options?: MintOptions): Promise<string>;
   /** The child's event-loop delay and memory since the last reset(). */
@@ -159,6 +161,7 @@ export async function startGatewayProcess(kind: DatabaseKind, options: GatewayPr
     port,
     baseUrl: `http://127.0.0.1:${port}`,
     keys: byId,
+    keysFile,
     token: (keyId = "acme-admin", o) => mintToken(byId[keyId]!, o),
     stats: async () => {
       const { maxDelayMs, p99DelayMs, rssBytes, peakRssBytes, cpuMicros, heapUsedBytes } = await ask("stats");
