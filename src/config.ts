@@ -36,8 +36,10 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** Responses (and streamed messages) smaller than this many bytes are sent uncompressed. */
   readonly compressMinBytes: number;
-  /** Concurrent server streams (WatchOperation) one principal may hold on this instance. */
+  /** Concurrent server streams (WatchOperation) one credential may hold on this instance. */
   readonly maxStreamsPerPrincipal: number;
+  /** Waiting ClaimTask calls one credential may hold on this instance, sized for a fleet of workers sharing one key. */
+  readonly maxClaimWaitsPerCredential: number;
   /** How often watches and waiting claims re-read the tables when no notification arrives. */
   readonly operationsPollMs: number;
   /** Keep-alive interval of idle WatchOperation streams. */
@@ -113,6 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     corsOrigins: corsOrigins(env.ANVIL_CORS_ORIGINS),
     compressMinBytes: int(env, "ANVIL_COMPRESS_MIN_BYTES", 1024, 0, 1024 ** 3),
     maxStreamsPerPrincipal: int(env, "ANVIL_MAX_STREAMS_PER_PRINCIPAL", 16, 1, 100_000),
+    maxClaimWaitsPerCredential: int(env, "ANVIL_MAX_CLAIM_WAITS_PER_CREDENTIAL", 1_024, 1, 1_000_000),
     operationsPollMs: int(env, "ANVIL_OPERATIONS_POLL_MS", 1_000, 10, 60_000),
     watchKeepAliveMs: int(env, "ANVIL_WATCH_KEEPALIVE_MS", 15_000, 10, 3_600_000),
     taskMaxAttempts: int(env, "ANVIL_TASK_MAX_ATTEMPTS", 3, 1, 100),

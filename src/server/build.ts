@@ -146,5 +146,6 @@ function operationsSettings(config: Config) {
     queue: { maxAttempts: config.taskMaxAttempts, retryBaseMs: config.taskRetryBaseMs, retryMaxMs: 300_000 },
     watch: { pollMs: config.operationsPollMs, keepAliveMs: config.watchKeepAliveMs, batchSize: 100 },
     maxStreamsPerPrincipal: config.maxStreamsPerPrincipal,
+    maxClaimWaitsPerCredential: config.maxClaimWaitsPerCredential,
   };
 }
