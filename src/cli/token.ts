@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
-import { SignJWT } from "jose";
 import { loadKeyStore } from "../auth/key-store.js";
+import { mintServiceToken } from "../auth/mint-token.js";
 import { defaultKeysFile } from "../config.js";
 
 /**
@@ -24,12 +24,7 @@ async function main(): Promise<void> {
   const key = values.key ? keys.get(values.key) : keys.values().next().value;
   if (!key) throw new Error(`no key ${values.key ?? ""} in the keys file (have: ${[...keys.keys()].join(", ")})`);
   const roles = values.roles ? values.roles.split(",").map((r) => r.trim()).filter(Boolean) : [...key.roles];
-  const token = await new SignJWT({ tenant: key.tenant, roles })
-    .setProtectedHeader({ alg: "HS256", kid: key.keyId, typ: "JWT" })
-    .setSubject(values.sub ?? key.principal)
-    .setIssuedAt()
-    .setExpirationTime(values.ttl ?? "1h")
-    .sign(key.secretBytes);
+  const token = await mintServiceToken(key, { subject: values.sub ?? key.principal, roles, ttl: values.ttl ?? "1h" });
   process.stdout.write(`${token}\n`);
 }
 
