@@ -33,7 +33,10 @@ interface Entry {
  * `apiKeysChannel` (by any instance, on commit) drops it at once, and a
  * listener reconnect — notifications may have been lost meanwhile — drops
  * everything. A presented secret is hashed and compared in constant time
- * with the stored hash on every call, so the cache never holds a secret.
+ * with the stored hash whenever its key's record is (re)loaded; in between,
+ * a secret that matched is recognised by a map lookup, as the token cache
+ * recognises a verified JWT, so a key costs no more per call than a token.
+ * The record's state (revoked, expired) is checked on every call.
  */
 export class ApiKeyVerifier implements CredentialVerifier {
   readonly #keys: ApiKeyCredentialRepository;
@@ -44,6 +47,8 @@ export class ApiKeyVerifier implements CredentialVerifier {
   readonly #cache = new Map<string, Entry>();
   readonly #loading = new Map<string, Promise<Entry>>();
   readonly #touched = new Map<string, number>();
+  /** Secrets that matched their key's stored hash, to the key id. Valid only while that key's entry is. */
+  readonly #matched = new Map<string, { readonly keyId: string; readonly entry: Entry }>();
   #unlisten: (() => Promise<void>) | undefined;
 
   constructor(keys: ApiKeyCredentialRepository, log: Logger, options: ApiKeyVerifierOptions = {}) {
@@ -80,9 +85,16 @@ export class ApiKeyVerifier implements CredentialVerifier {
   }
 
   async verify(secret: string): Promise<Principal> {
+    const matched = this.#matched.get(secret);
+    // The same entry object: the key was neither reloaded, revoked nor flushed since the secret matched its hash.
+    if (matched !== undefined && this.#fresh(matched.keyId) === matched.entry) return this.#checkState(matched.entry);
     const parsed = parseSecret(secret);
     if (parsed === undefined) throw new UnauthenticatedError("not an API key");
-    return this.#check(this.#fresh(parsed.keyId) ?? (await this.#load(parsed.keyId)), parsed);
+    const entry = this.#fresh(parsed.keyId) ?? (await this.#load(parsed.keyId));
+    const principal = this.#check(entry, parsed);
+    if (this.#matched.size >= this.#maxEntries) this.#matched.delete(this.#matched.keys().next().value as string);
+    this.#matched.set(secret, { keyId: parsed.keyId, entry });
+    return principal;
   }
 
   /** Drops what is known of one key (it was revoked or deleted). */
@@ -95,6 +107,7 @@ export class ApiKeyVerifier implements CredentialVerifier {
   /** Drops everything (notifications may have been lost). */
   flush(): void {
     this.#cache.clear();
+    this.#matched.clear();
     this.#loading.clear();
   }
 
@@ -123,9 +136,16 @@ export class ApiKeyVerifier implements CredentialVerifier {
   }
 
   #check(entry: Entry, presented: ParsedSecret): Principal {
+    const { key } = entry;
+    if (key === undefined) throw new UnauthenticatedError("unknown API key");
+    if (!sameHash(presented.hash, key.secretHash)) throw new UnauthenticatedError("API key secret does not match");
+    return this.#checkState(entry);
+  }
+
+  /** Whether the key, its secret already matched, may act now. */
+  #checkState(entry: Entry): Principal {
     const { key, principal } = entry;
     if (key === undefined || principal === undefined) throw new UnauthenticatedError("unknown API key");
-    if (!sameHash(presented.hash, key.secretHash)) throw new UnauthenticatedError("API key secret does not match");
     if (key.revoked) throw new UnauthenticatedError("API key revoked");
     const now = Date.now();
     if (key.expireTime !== null && key.expireTime.getTime() <= now) throw new UnauthenticatedError("API key expired", { expired: true });
