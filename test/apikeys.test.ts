@@ -163,6 +163,11 @@ describe.each(databaseKinds)("API keys on %s", (kind) => {
     await expectCode(editor.createApiKey({ apiKey: { displayName: "x", roles: ["viewer"], tier: "pro" } }), Code.PermissionDenied);
     await expectCode((await keysAs("acme-viewer")).createApiKey({ apiKey: { displayName: "x", roles: ["viewer"] } }), Code.PermissionDenied);
     await expectCode(editor.createApiKey({ apiKey: { displayName: "x", roles: ["nobody"] } }), Code.InvalidArgument);
+    // An expiry in the past, or past year 9999 (which no column or RFC 3339 holds), is refused and stores nothing.
+    await expectCode(editor.createApiKey({ apiKey: { displayName: "x", roles: ["viewer"], expireTime: { seconds: 1n } } }), Code.InvalidArgument);
+    // (Binary: a JSON client cannot even write such a timestamp.)
+    const binaryEditor = clientFor(ApiKeyService, "connect-binary", server.baseUrl, await server.token("acme-editor"));
+    await expectCode(binaryEditor.createApiKey({ apiKey: { displayName: "x", roles: ["viewer"], expireTime: { seconds: 10n ** 12n } } }), Code.InvalidArgument);
     const { key: own } = await createKey("acme-editor", ["viewer", "editor"]);
     const { key: admins } = await createKey("acme-admin", ["viewer"], { tier: "pro" });
     expect(admins.tier).toBe("pro");

@@ -34,6 +34,8 @@ export class ApiKeysService extends ResourceService<ApiKey, NewApiKey, ApiKeyPat
   }
 }
 
+const maxExpireTime = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 function checkNewKey(input: NewApiKey, caller: Caller): void {
   if (input.roles.length === 0) throw InvalidArgumentError.field("api_key.roles", "must name at least one role");
   const unknown = input.roles.find((r) => !isRole(r));
@@ -41,8 +43,11 @@ function checkNewKey(input: NewApiKey, caller: Caller): void {
   if (input.tier !== undefined && !isTier(input.tier)) {
     throw InvalidArgumentError.field("api_key.tier", "must be free, pro, enterprise or unlimited");
   }
-  if (input.expireTime !== null && input.expireTime.getTime() <= Date.now()) {
-    throw InvalidArgumentError.field("api_key.expire_time", "must be in the future");
+  if (input.expireTime !== null) {
+    const at = input.expireTime.getTime();
+    // Past year 9999 a timestamp no longer fits the column (nor RFC 3339).
+    if (Number.isNaN(at) || at > maxExpireTime) throw InvalidArgumentError.field("api_key.expire_time", "must be before year 10000");
+    if (at <= Date.now()) throw InvalidArgumentError.field("api_key.expire_time", "must be in the future");
   }
   if (!rolesCover(caller.roles, input.roles)) {
     throw new PermissionDeniedError("an API key cannot hold roles beyond its creator's");
