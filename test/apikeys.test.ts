@@ -98,6 +98,16 @@ describe.each(databaseKinds)("API keys on %s", (kind) => {
     expect(created.status).toBe(200);
     const body = (await created.json()) as { apiKey: { id: string }; secret: string };
     expect(body.secret).toMatch(secretShape);
+    const revoked = await fetch(`${server.baseUrl}/v1/apiKeys/${body.apiKey.id}:revoke`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${await server.token()}`, "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(revoked.status).toBe(200);
+    expect(((await revoked.json()) as { state: string }).state).toBe("STATE_REVOKED");
+    const refused = await fetch(`${server.baseUrl}/v1/operations`, { headers: { "x-api-key": body.secret } });
+    expect(refused.status).toBe(401);
+    expect(await refused.text()).not.toContain(body.secret);
   });
 
   it("refuses every bad key with UNAUTHENTICATED and one generic message", async () => {
