@@ -13,7 +13,8 @@ import { benchCases } from "./workloads.js";
  * generator pinned to core 1; writes
  * bench/results/latest.md and latest.json. BENCH_QUICK=1 for a smoke run;
  * BENCH_ONLY=anvil,grpc-js to start only some servers, BENCH_CALLS=get-rest
- * to run only some calls (a partial run writes partial.md/json instead).
+ * to run only some calls, BENCH_WORKLOADS=credentials only some workloads
+ * (a partial run writes partial.md/json instead).
  */
 async function main(): Promise<void> {
   const started = Date.now();
@@ -29,7 +30,10 @@ async function main(): Promise<void> {
     // BENCH_ONLY=anvil,fastify picks servers; BENCH_CALLS=get-rest,get-grpc picks calls.
     const only = process.env.BENCH_ONLY?.split(",");
     const calls = process.env.BENCH_CALLS?.split(",");
-    const cases = benchCases.filter((c) => (!only || only.includes(c.server)) && (!calls || calls.includes(c.call)));
+    const workloads = process.env.BENCH_WORKLOADS?.split(",");
+    const cases = benchCases.filter(
+      (c) => (!only || only.includes(c.server)) && (!calls || calls.includes(c.call)) && (!workloads || workloads.includes(c.workload)),
+    );
     // Every server is up for the whole run (idle ones cost no CPU), and each
     // call is measured on all its servers back to back: the load other users
     // of a shared machine put on it drifts over minutes, and measuring peers
@@ -64,7 +68,7 @@ async function main(): Promise<void> {
     targets: checkTargets(ratios),
   };
   // A partial run (BENCH_ONLY, BENCH_CALLS) must not replace the full table the README quotes.
-  const partial = process.env.BENCH_ONLY !== undefined || process.env.BENCH_CALLS !== undefined;
+  const partial = process.env.BENCH_ONLY !== undefined || process.env.BENCH_CALLS !== undefined || process.env.BENCH_WORKLOADS !== undefined;
   const files = writeReport(join(import.meta.dirname, "results"), report, partial ? "partial" : "latest");
   process.stdout.write(toMarkdown(report));
   log(`wrote ${files.markdown} and ${files.json}`);

@@ -1,6 +1,7 @@
 import { createCredentials } from "./fixtures/credentials.js";
 import { createBenchDatabase } from "./fixtures/database.js";
 import { ensureH2load } from "./fixtures/h2load.js";
+import { startBenchIssuer } from "./fixtures/oidc-issuer.js";
 import type { BenchContext } from "./protocol/context.js";
 import type { BenchSettings } from "./settings.js";
 
@@ -28,8 +29,11 @@ export async function prepare(settings: BenchSettings, log: (line: string) => vo
     credentials.remove();
     throw err;
   });
+  const issuer = await startBenchIssuer(tenant);
   const ctx: BenchContext = {
     token: credentials.token,
+    apiKey: database.apiKey,
+    oidcToken: issuer.token,
     tenant,
     userId: database.user.id,
     userEmail: database.user.email,
@@ -44,6 +48,8 @@ export async function prepare(settings: BenchSettings, log: (line: string) => vo
     NODE_ENV: "production",
     DATABASE_URL: database.url,
     ANVIL_KEYS_FILE: credentials.keysFile,
+    ANVIL_OIDC_ISSUER: issuer.issuer,
+    ANVIL_OIDC_AUDIENCE: issuer.audience,
     LOG_LEVEL: "warn",
     BENCH_CONTEXT: JSON.stringify(ctx),
   };
@@ -52,6 +58,7 @@ export async function prepare(settings: BenchSettings, log: (line: string) => vo
     serverEnv,
     teardown: async () => {
       await database.drop();
+      await issuer.close();
       credentials.remove();
       log(`dropped ${database.name}`);
     },

@@ -9,6 +9,7 @@ export const workloadTitles = {
   list: "4. List: ListUsers, page of 50, 90% deep into 100,000 rows",
   concurrency: "5. Concurrency: 1,000 HTTP/2 streams / 1,000 idle connections",
   operations: "6. Operations: RunWorkflow starts while remote workers claim and complete the tasks (Anvil only)",
+  credentials: "7. Credentials: the gRPC point read with a service-account token (get-grpc), an API key and an OIDC token (Anvil only)",
 } as const;
 
 /** A workload's key. */
@@ -78,4 +79,9 @@ export const benchCases: readonly BenchCase[] = [
 
   // No peer has durable operations to compare with: these figures track Anvil against itself from run to run.
   ...cases("operations", "run-workflow-grpc", "operations-loop", [anvil]),
+
+  // One call per credential kind, back to back in one run: verifying an API key or an OIDC token must cost no more than an HS256 token.
+  ...cases("credentials", "get-grpc", "h2load", [anvil]),
+  ...cases("credentials", "get-grpc-apikey", "h2load", [anvil]),
+  ...cases("credentials", "get-grpc-oidc", "h2load", [anvil]),
 ];

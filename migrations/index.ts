@@ -6,6 +6,7 @@ import * as agents from "./20261123000220_agents.js";
 import * as ipas from "./20261123000230_ipas.js";
 import * as findings from "./20261123000500_findings.js";
 import * as operations from "./20261123000600_operations.js";
+import * as apiKeys from "./20261129000100_api_keys.js";
 
 /**
  * Every migration, by name; names sort in the order they apply. Listed
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   "20261123000230_ipas": ipas,
   "20261123000500_findings": findings,
   "20261123000600_operations": operations,
+  "20261129000100_api_keys": apiKeys,
 };

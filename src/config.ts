@@ -1,3 +1,6 @@
+import { isTier, tiers } from "./auth/principal.js";
+import type { OidcOptions } from "./auth/oidc-verifier.js";
+
 /**
  * Gateway configuration, read once from the environment. Everything the
  * process can be told lives here, with its default.
@@ -10,6 +13,10 @@ export interface Config {
   /** Folder of the embedded database (ignored with `databaseUrl`). */
   readonly dataDir: string;
   readonly keysFile: string;
+  /** Whether `keysFile` is the default path, the only one created (with a fresh admin key) when missing. */
+  readonly keysFileIsDefault: boolean;
+  /** How often the keys file is checked for changes, in ms. */
+  readonly keysPollMs: number;
   readonly tlsCert: string | undefined;
   readonly tlsKey: string | undefined;
   /** Largest request body accepted, in bytes, unless a route sets its own (src/server/body-limits.ts). */
@@ -29,8 +36,10 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** Responses (and streamed messages) smaller than this many bytes are sent uncompressed. */
   readonly compressMinBytes: number;
-  /** Concurrent server streams (WatchOperation) one principal may hold on this instance. */
+  /** Concurrent server streams (WatchOperation) one credential may hold on this instance. */
   readonly maxStreamsPerPrincipal: number;
+  /** Waiting ClaimTask calls one credential may hold on this instance, sized for a fleet of workers sharing one key. */
+  readonly maxClaimWaitsPerCredential: number;
   /** How often watches and waiting claims re-read the tables when no notification arrives. */
   readonly operationsPollMs: number;
   /** Keep-alive interval of idle WatchOperation streams. */
@@ -39,6 +48,12 @@ export interface Config {
   readonly taskMaxAttempts: number;
   /** Delay before a task's first retry, doubled for each later one (capped at 5 minutes). */
   readonly taskRetryBaseMs: number;
+  /** How long an API key read from the database is trusted without a revocation notice (the backstop of LISTEN/NOTIFY). */
+  readonly apiKeyCacheMs: number;
+  /** The OpenID provider whose tokens are accepted (ANVIL_OIDC_*); undefined: OIDC off. */
+  readonly oidc: OidcOptions | undefined;
+  /** Longest lifetime (`exp − iat`) of a service-account token, in seconds. */
+  readonly maxTokenLifetimeSec: number;
 }
 
 /**
@@ -64,6 +79,9 @@ export interface ConnectionLimits {
   readonly http2IdleTimeoutMs: number;
 }
 
+/** Where the service-account keys live unless ANVIL_KEYS_FILE says otherwise. */
+export const defaultKeysFile = "./.anvil/service-accounts.json";
+
 /** Values of ANVIL_REFLECTION. */
 export type ReflectionAccess = "public" | "authenticated";
 
@@ -74,7 +92,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST ?? "0.0.0.0",
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: env.ANVIL_DATA_DIR ?? "./.anvil/data",
-    keysFile: env.ANVIL_KEYS_FILE ?? "./.anvil/service-accounts.json",
+    keysFile: env.ANVIL_KEYS_FILE || defaultKeysFile,
+    keysFileIsDefault: !env.ANVIL_KEYS_FILE,
+    keysPollMs: int(env, "ANVIL_KEYS_POLL_MS", 1_000, 50, 3_600_000),
     tlsCert: env.TLS_CERT || undefined,
     tlsKey: env.TLS_KEY || undefined,
     maxRequestBytes: int(env, "ANVIL_MAX_REQUEST_BYTES", 10 * 1024 * 1024, 1024, 1024 ** 3),
@@ -95,10 +115,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     corsOrigins: corsOrigins(env.ANVIL_CORS_ORIGINS),
     compressMinBytes: int(env, "ANVIL_COMPRESS_MIN_BYTES", 1024, 0, 1024 ** 3),
     maxStreamsPerPrincipal: int(env, "ANVIL_MAX_STREAMS_PER_PRINCIPAL", 16, 1, 100_000),
+    maxClaimWaitsPerCredential: int(env, "ANVIL_MAX_CLAIM_WAITS_PER_CREDENTIAL", 1_024, 1, 1_000_000),
     operationsPollMs: int(env, "ANVIL_OPERATIONS_POLL_MS", 1_000, 10, 60_000),
     watchKeepAliveMs: int(env, "ANVIL_WATCH_KEEPALIVE_MS", 15_000, 10, 3_600_000),
     taskMaxAttempts: int(env, "ANVIL_TASK_MAX_ATTEMPTS", 3, 1, 100),
     taskRetryBaseMs: int(env, "ANVIL_TASK_RETRY_BASE_MS", 1_000, 0, 3_600_000),
+    apiKeyCacheMs: int(env, "ANVIL_API_KEY_CACHE_MS", 10_000, 0, 300_000),
+    oidc: oidcOptions(env),
+    maxTokenLifetimeSec: int(env, "ANVIL_MAX_TOKEN_LIFETIME_SEC", 86_400, 60, 31_536_000),
   };
 }
 
@@ -118,6 +142,25 @@ function connectionLimits(limits: ConnectionLimits): ConnectionLimits {
     throw new Error(`ANVIL_HEADERS_TIMEOUT_MS (${limits.headersTimeoutMs}) must not exceed ANVIL_REQUEST_TIMEOUT_MS (${limits.requestTimeoutMs})`);
   }
   return limits;
+}
+
+function oidcOptions(env: NodeJS.ProcessEnv): OidcOptions | undefined {
+  const issuer = env.ANVIL_OIDC_ISSUER;
+  if (issuer === undefined || issuer === "") return undefined;
+  if (!URL.canParse(issuer)) throw new Error(`ANVIL_OIDC_ISSUER must be a URL, got ${JSON.stringify(issuer)}`);
+  const audience = env.ANVIL_OIDC_AUDIENCE;
+  if (audience === undefined || audience === "") throw new Error("ANVIL_OIDC_AUDIENCE must be set with ANVIL_OIDC_ISSUER (the audience Anvil's tokens carry)");
+  const tier = env.ANVIL_OIDC_TIER || "free";
+  if (!isTier(tier)) throw new Error(`ANVIL_OIDC_TIER must be one of ${tiers.join(", ")}, got ${JSON.stringify(tier)}`);
+  return {
+    issuer,
+    audience,
+    tenantClaim: env.ANVIL_OIDC_TENANT_CLAIM || "tenant",
+    rolesClaim: env.ANVIL_OIDC_ROLES_CLAIM || "roles",
+    fixedTenant: env.ANVIL_OIDC_TENANT || undefined,
+    jwksCooldownMs: int(env, "ANVIL_OIDC_JWKS_COOLDOWN_MS", 30_000, 0, 3_600_000),
+    tier,
+  };
 }
 
 function reflectionAccess(raw: string | undefined): ReflectionAccess {

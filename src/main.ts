@@ -35,6 +35,8 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
+  // The conventional "re-read your configuration": the keys file, at once.
+  process.on("SIGHUP", () => void app.keys.reload());
 }
 
 main().catch((err: unknown) => {

@@ -4,6 +4,7 @@ import { generateKeyPair, SignJWT } from "jose";
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserService } from "../gen/anvil/users/v1/users_pb.js";
+import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { clientFor } from "./support/clients.js";
 import { databaseKinds } from "./support/databases.js";
 import { startServer, type TestServer } from "./support/server.js";
@@ -101,6 +102,7 @@ describe.each(databaseKinds)("authentication on %s", (kind) => {
     ["no iat claim", async () => `Bearer ${await signRaw(key("acme-admin"), { sub: "x", tenant: "acme", roles: ["admin"], exp: now() + 60 })}`],
     ["a roles claim that is a string", async () =>
       `Bearer ${await signRaw(key("acme-admin"), { sub: "x", tenant: "acme", roles: "admin", iat: now(), exp: now() + 60 })}`],
+    ["a token living longer than the 24 h maximum", async () => `Bearer ${await server.token("acme-admin", { ttl: 25 * 3600 })}`],
     ["a roles claim with a number", async () =>
       `Bearer ${await signRaw(key("acme-admin"), { sub: "x", tenant: "acme", roles: [1], iat: now(), exp: now() + 60 })}`],
   ];
@@ -123,6 +125,8 @@ describe.each(databaseKinds)("authentication on %s", (kind) => {
       expect(err, `expected ${Code[code]}`).toBeInstanceOf(ConnectError);
       expect(Code[err!.code]).toBe(Code[code]);
       expect(err!.rawMessage).not.toMatch(joseWords);
+      // One generic message for every bad credential: a prober learns nothing about which check failed.
+      if (code === Code.Unauthenticated) expect(err!.rawMessage).toBe("missing or invalid credentials");
       for (const secret of secrets()) expect(err!.rawMessage).not.toContain(secret);
     };
 
@@ -136,6 +140,14 @@ describe.each(databaseKinds)("authentication on %s", (kind) => {
     it.each(beyondGrant)("refuses %s with PERMISSION_DENIED", async (_name, keyId, roles) => {
       const token = await server.token(keyId, { roles });
       expectRefused(await codeOf(client(`Bearer ${token}`).listUsers({})), Code.PermissionDenied);
+    });
+
+    it("says EXPIRED in ErrorInfo for an expired token or key, and nothing finer for the rest", async () => {
+      const reason = async (authorization: string) =>
+        (await codeOf(client(authorization).listUsers({})))!.findDetails(ErrorInfoSchema)[0]?.reason;
+      expect(await reason(`Bearer ${await server.token("acme-admin", { ttl: -120 })}`)).toBe("EXPIRED");
+      expect(await reason(`Bearer ${await server.token("acme-expired")}`)).toBe("EXPIRED");
+      expect(await reason(`Bearer ${await server.token("acme-admin", { kid: "nobody" })}`)).toBe("UNAUTHENTICATED");
     });
 
     it("accepts a token that expired within the clock skew, and one not yet valid within it", async () => {

@@ -34,6 +34,7 @@ describe.each(databaseKinds)("operations on %s", (kind) => {
         ANVIL_TASK_RETRY_BASE_MS: "50",
         ANVIL_TASK_MAX_ATTEMPTS: "3",
         ANVIL_MAX_STREAMS_PER_PRINCIPAL: "5",
+        ANVIL_MAX_CLAIM_WAITS_PER_CREDENTIAL: "3",
       },
     });
     c = await operationClients(server);
@@ -288,12 +289,14 @@ describe.each(databaseKinds)("operations on %s", (kind) => {
     await c.operations.cancelOperation({ id: first.id });
   });
 
-  it("caps concurrent streams per principal, frees them on disconnect, and keeps idle streams alive", async () => {
+  it("caps concurrent streams per credential, frees them on disconnect, and keeps idle streams alive", async () => {
     const op = await runWorkflow(c, [{ name: "only", kind: freshKind() }]);
     const viewer = clientFor(OperationService, "connect-binary", server.baseUrl, await server.token("acme-viewer", { sub: "capped" }));
     const open = Array.from({ length: 5 }, () => watchWith(viewer, op.id));
     await until(() => open.every((w) => w.messages.length >= 1), 10_000, "five open streams");
-    const refused = watchWith(viewer, op.id);
+    // The same key under another `sub`: the cap follows the credential, not a claim its holder picks.
+    const sameKeyOtherSub = clientFor(OperationService, "connect-binary", server.baseUrl, await server.token("acme-viewer", { sub: "someone-else" }));
+    const refused = watchWith(sameKeyOtherSub, op.id);
     const err = await refused.done;
     expect(err).toMatchObject({ code: Code.ResourceExhausted });
     // Another principal is not affected.
@@ -311,6 +314,23 @@ describe.each(databaseKinds)("operations on %s", (kind) => {
     }, 10_000, "a free slot after disconnects");
     again.cancel();
     await c.operations.cancelOperation({ id: op.id });
+  });
+
+  it("caps waiting claims per credential, apart from streams", async () => {
+    const kind = freshKind();
+    const waiting = Array.from({ length: 3 }, () => c.workers.claimTask({ kinds: [kind], workerId: "w", maxWait: { seconds: 2n } }));
+    await new Promise((r) => setTimeout(r, 300));
+    await expectCode(c.workers.claimTask({ kinds: [kind], workerId: "w", maxWait: { seconds: 2n } }), Code.ResourceExhausted);
+    // A claim that does not wait needs no slot.
+    await expect(c.workers.claimTask({ kinds: [kind], workerId: "w" })).resolves.toBeDefined();
+    // Another credential with the worker role has slots of its own.
+    const admin = clientFor((await import("../gen/anvil/apikeys/v1/apikeys_pb.js")).ApiKeyService, "connect-json", server.baseUrl, await server.token());
+    const { secret } = await admin.createApiKey({ apiKey: { displayName: "fleet", roles: ["worker"] } });
+    const fleet = clientFor((await import("../gen/anvil/operations/v1/operations_pb.js")).WorkerService, "connect-json", server.baseUrl, { "x-api-key": secret });
+    await expect(fleet.claimTask({ kinds: [kind], workerId: "f", maxWait: { nanos: 100_000_000 } })).resolves.toBeDefined();
+    await Promise.all(waiting);
+    // Slots come back when the waits end.
+    await expect(c.workers.claimTask({ kinds: [kind], workerId: "w", maxWait: { nanos: 100_000_000 } })).resolves.toBeDefined();
   });
 
   it("enforces permissions: viewers read but cannot cancel; only workers claim", async () => {

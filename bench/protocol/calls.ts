@@ -27,6 +27,8 @@ export type CallName =
   | "healthz-h2"
   | "health-grpc"
   | "get-grpc"
+  | "get-grpc-apikey"
+  | "get-grpc-oidc"
   | "get-connect-proto"
   | "get-grpc-web"
   | "get-connect-json"
@@ -106,6 +108,13 @@ export function buildCall(name: CallName, ctx: BenchContext): Call {
     }
     case "get-grpc":
       return grpcCall(name, `${userService}/GetUser`, grpc, fixed(envelope(getRequest)), GetUserResponseSchema, (m) => checkUser(m.user));
+    // The same point read with the other credential kinds: the service-account token above, an API key, an OIDC token.
+    case "get-grpc-apikey":
+    case "get-grpc-oidc": {
+      const credential = name === "get-grpc-apikey" ? ctx.apiKey : ctx.oidcToken;
+      const headers = { ...grpc, authorization: `Bearer ${credential}` };
+      return grpcCall(name, `${userService}/GetUser`, headers, fixed(envelope(getRequest)), GetUserResponseSchema, (m) => checkUser(m.user));
+    }
     case "list-grpc":
       return grpcCall(name, `${userService}/ListUsers`, grpc, fixed(envelope(listRequest)), ListUsersResponseSchema, (m) => checkPage(m));
     case "run-workflow-grpc":

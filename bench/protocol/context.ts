@@ -6,6 +6,10 @@
 export interface BenchContext {
   /** Bearer token of an admin of `tenant`, sent on every RPC (peers ignore it). */
   readonly token: string;
+  /** An admin API key of `tenant` (`anvil_…`), for the credentials workload. */
+  readonly apiKey: string;
+  /** An RS256 token of the bench's OpenID issuer for an admin of `tenant`, for the credentials workload. */
+  readonly oidcToken: string;
   readonly tenant: string;
   /** The user every point read asks for, and its e-mail (checked in every answer). */
   readonly userId: string;

@@ -1,6 +1,7 @@
 import { randomBytes, createSecretKey, type KeyObject } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { isTier, type Tier } from "./principal.js";
 import { isRole } from "./roles.js";
 
 /** One service-account key from the keys file, its secret imported once. */
@@ -13,6 +14,8 @@ export interface ServiceAccountKey {
   /** Raw secret bytes, for signing tokens from the CLI. */
   readonly secretBytes: Uint8Array;
   readonly expiresAt: Date | null;
+  /** Rate-limit tier of the key's callers (`tier` in the file; default `unlimited`, keys are internal). */
+  readonly tier: Tier;
 }
 
 /** Keys by id. */
@@ -25,6 +28,7 @@ interface KeyFileEntry {
   roles: string[];
   secret: string;
   expires_at: string | null;
+  tier?: string;
 }
 
 /**
@@ -34,7 +38,9 @@ interface KeyFileEntry {
  */
 export function loadKeyStore(file: string, createIfMissing: boolean): KeyStore {
   if (!existsSync(file)) {
-    if (!createIfMissing) throw new Error(`keys file ${file} does not exist`);
+    if (!createIfMissing) {
+      throw new Error(`keys file ${file} does not exist; create it (see README, "Service accounts") or leave ANVIL_KEYS_FILE unset to use the default file, created on first start`);
+    }
     writeDefaultKeyFile(file);
   }
   let parsed: unknown;
@@ -70,6 +76,8 @@ function parseEntry(e: KeyFileEntry, where: string): ServiceAccountKey {
     expiresAt = new Date(text(e.expires_at, "expires_at"));
     if (Number.isNaN(expiresAt.getTime())) throw new Error(`${where}: expires_at must be an ISO date or null`);
   }
+  const tier = e.tier ?? "unlimited";
+  if (!isTier(tier)) throw new Error(`${where}: tier must be one of free, pro, enterprise, unlimited`);
   return {
     keyId,
     principal: text(e.principal, "principal"),
@@ -78,6 +86,7 @@ function parseEntry(e: KeyFileEntry, where: string): ServiceAccountKey {
     secret: createSecretKey(secretBytes),
     secretBytes,
     expiresAt,
+    tier,
   };
 }
 

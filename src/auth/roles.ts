@@ -8,8 +8,8 @@ export type Role = "admin" | "editor" | "viewer" | "analyzer" | "worker";
 const grants: Readonly<Record<Role, (permission: string) => boolean>> = {
   // Everything, including user management.
   admin: () => true,
-  // Read and write every resource but users.
-  editor: (p) => !p.startsWith("users.") && /\.(read|write|create)$/.test(p),
+  // Read and write every resource but users; manage the API keys it creates.
+  editor: (p) => (!p.startsWith("users.") && /\.(read|write|create)$/.test(p)) || p === "apikeys.manage",
   // Read every resource but users.
   viewer: (p) => !p.startsWith("users.") && p.endsWith(".read"),
   // What CI analyzers need: report findings and read them back.

@@ -1,14 +1,12 @@
-import { errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
+import { jwtVerify, type JWTPayload } from "jose";
 import { PermissionDeniedError, UnauthenticatedError } from "../shared/errors.js";
-import type { KeyStore } from "./key-store.js";
+import type { ServiceAccountKey } from "./key-store.js";
+import type { Principal } from "./principal.js";
 import { rolesCover } from "./roles.js";
 
-/** Who called: established from a verified token. */
-export interface Principal {
-  readonly subject: string;
-  readonly tenant: string;
-  readonly roles: readonly string[];
-  readonly keyId: string;
+/** Where the verifier finds service-account keys: the keys file as last loaded. */
+export interface KeyLookup {
+  get(keyId: string): ServiceAccountKey | undefined;
 }
 
 /** Options of the TokenVerifier. */
@@ -17,50 +15,66 @@ export interface TokenVerifierOptions {
   readonly clockToleranceSec?: number;
   /** How many verified tokens to remember (0 disables the cache). */
   readonly cacheSize?: number;
+  /** Longest lifetime (`exp − iat`) a token may have, in seconds (default 24 h). */
+  readonly maxLifetimeSec?: number;
+}
+
+interface Verified {
+  readonly principal: Principal;
+  readonly exp: number;
+  readonly key: ServiceAccountKey;
 }
 
 /**
- * Verifies `Authorization: Bearer <JWT>` headers with jose: HS256 only (so
- * `none` and every other algorithm are refused), a known `kid`, a valid
- * signature, `exp`/`nbf`/`iat` within the clock tolerance, an unexpired key,
- * and a `tenant` claim equal to the key's. Roles beyond the key's grant are
- * PERMISSION_DENIED; every other failure is UNAUTHENTICATED with jose's
- * reason kept only as the cause.
+ * Verifies service-account tokens (JWTs signed with a key of the keys file)
+ * with jose: HS256 only (so `none` and every other algorithm are refused), a
+ * known `kid`, a valid signature, `exp`/`nbf`/`iat` within the clock
+ * tolerance, a lifetime within the maximum, an unexpired key, and a `tenant`
+ * claim equal to the key's. Roles beyond the key's grant are
+ * PERMISSION_DENIED; every other failure is UNAUTHENTICATED with the reason
+ * kept only as the cause.
  *
  * Verified tokens are cached until they expire: a client reuses its token
- * for many calls, and re-verifying an HMAC per call is pure overhead.
+ * for many calls, and re-verifying an HMAC per call is pure overhead. A hit
+ * still checks that its key is the one the keys file holds now, so a key
+ * removed or replaced by a reload stops its tokens at once.
  */
 export class TokenVerifier {
-  readonly #keys: KeyStore;
+  readonly #keys: KeyLookup;
   readonly #clockTolerance: number;
   readonly #cacheSize: number;
-  readonly #cache = new Map<string, { principal: Principal; exp: number; keyExpires: number }>();
+  readonly #maxLifetime: number;
+  readonly #cache = new Map<string, Verified>();
 
-  constructor(keys: KeyStore, options: TokenVerifierOptions = {}) {
+  constructor(keys: KeyLookup, options: TokenVerifierOptions = {}) {
     this.#keys = keys;
     this.#clockTolerance = options.clockToleranceSec ?? 30;
     this.#cacheSize = options.cacheSize ?? 10_000;
+    this.#maxLifetime = options.maxLifetimeSec ?? 86_400;
   }
 
-  async verify(authorization: string | null): Promise<Principal> {
-    const token = bearerToken(authorization);
+  /** The principal of a token verified before and still valid, without verifying again. */
+  cached(token: string): Principal | undefined {
+    const hit = this.#cache.get(token);
+    if (hit === undefined) return undefined;
     const now = Date.now();
-    const cached = this.#cache.get(token);
-    if (cached !== undefined) {
-      if (now < cached.exp && now < cached.keyExpires) return cached.principal;
-      this.#cache.delete(token);
-    }
+    if (now < hit.exp && this.#keys.get(hit.key.keyId) === hit.key && !expired(hit.key, now)) return hit.principal;
+    this.#cache.delete(token);
+    return undefined;
+  }
+
+  async verify(token: string): Promise<Principal> {
+    const hit = this.cached(token);
+    if (hit !== undefined) return hit;
     let payload: JWTPayload;
-    let keyId: string;
+    let key: ServiceAccountKey | undefined;
     try {
       const verified = await jwtVerify(
         token,
         (header) => {
-          const key = header.kid === undefined ? undefined : this.#keys.get(header.kid);
+          key = header.kid === undefined ? undefined : this.#keys.get(header.kid);
           if (key === undefined) throw new UnauthenticatedError("unknown signing key");
-          if (key.expiresAt !== null && key.expiresAt.getTime() <= Date.now()) {
-            throw new UnauthenticatedError("signing key expired");
-          }
+          if (expired(key, Date.now())) throw new UnauthenticatedError("signing key expired", { expired: true });
           return key.secret;
         },
         {
@@ -70,41 +84,51 @@ export class TokenVerifier {
         },
       );
       payload = verified.payload;
-      keyId = verified.protectedHeader.kid as string;
     } catch (err) {
-      throw new UnauthenticatedError(undefined, { cause: err });
+      if (err instanceof UnauthenticatedError) throw err;
+      throw new UnauthenticatedError("token refused", { cause: err, expired: (err as { code?: string }).code === "ERR_JWT_EXPIRED" });
     }
-    const key = this.#keys.get(keyId)!;
+    const signer = key!;
+    const now = Date.now();
     const iat = payload.iat as number;
-    if (iat * 1000 > now + this.#clockTolerance * 1000) {
-      throw new UnauthenticatedError(undefined, { cause: new joseErrors.JWTClaimValidationFailed("iat in the future", payload, "iat") });
-    }
-    if (payload.tenant !== key.tenant) throw new UnauthenticatedError("token tenant does not match its key");
+    const exp = payload.exp as number;
+    if (iat * 1000 > now + this.#clockTolerance * 1000) throw new UnauthenticatedError("iat in the future");
+    if (exp - iat > this.#maxLifetime) throw new UnauthenticatedError(`token lifetime exceeds ${this.#maxLifetime} s`);
+    if (payload.tenant !== signer.tenant) throw new UnauthenticatedError("token tenant does not match its key");
     const roles = payload.roles;
     if (!Array.isArray(roles) || !roles.every((r) => typeof r === "string")) {
       throw new UnauthenticatedError("token roles claim must be a list of strings");
     }
-    if (!rolesCover(key.roles, roles)) {
-      throw new PermissionDeniedError("token claims roles its key does not grant", { key_id: keyId });
+    if (!rolesCover(signer.roles, roles)) {
+      throw new PermissionDeniedError("token claims roles its key does not grant", { key_id: signer.keyId });
     }
-    const principal: Principal = { subject: payload.sub as string, tenant: key.tenant, roles, keyId };
-    this.#remember(token, principal, (payload.exp as number) * 1000 + this.#clockTolerance * 1000, key.expiresAt);
+    const principal: Principal = {
+      subject: payload.sub as string,
+      tenant: signer.tenant,
+      roles,
+      credential: { kind: "service_account", id: signer.keyId },
+      tier: signer.tier,
+    };
+    this.#remember(token, { principal, exp: exp * 1000 + this.#clockTolerance * 1000, key: signer });
     return principal;
   }
 
-  #remember(token: string, principal: Principal, exp: number, keyExpires: Date | null): void {
+  /** Drops every cached token of `keyId` (the key was removed, replaced or expired). */
+  forgetKey(keyId: string): void {
+    for (const [token, entry] of this.#cache) if (entry.key.keyId === keyId) this.#cache.delete(token);
+  }
+
+  #remember(token: string, entry: Verified): void {
     if (this.#cacheSize === 0) return;
     if (this.#cache.size >= this.#cacheSize) {
       // Evict the oldest entry; Maps iterate in insertion order.
       const oldest = this.#cache.keys().next().value;
       if (oldest !== undefined) this.#cache.delete(oldest);
     }
-    this.#cache.set(token, { principal, exp, keyExpires: keyExpires?.getTime() ?? Number.POSITIVE_INFINITY });
+    this.#cache.set(token, entry);
   }
 }
 
-function bearerToken(authorization: string | null): string {
-  const match = authorization === null ? null : /^Bearer +([A-Za-z0-9_\-.]+)$/i.exec(authorization.trim());
-  if (!match) throw new UnauthenticatedError("missing or malformed Authorization: Bearer header");
-  return match[1] as string;
+function expired(key: ServiceAccountKey, now: number): boolean {
+  return key.expiresAt !== null && key.expiresAt.getTime() <= now;
 }

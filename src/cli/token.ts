@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
-import { SignJWT } from "jose";
 import { loadKeyStore } from "../auth/key-store.js";
+import { mintServiceToken } from "../auth/mint-token.js";
+import { defaultKeysFile } from "../config.js";
 
 /**
  * Prints a bearer token signed with a service-account key:
@@ -17,16 +18,13 @@ async function main(): Promise<void> {
       "keys-file": { type: "string" },
     },
   });
-  const keys = loadKeyStore(values["keys-file"] ?? process.env.ANVIL_KEYS_FILE ?? "./.anvil/service-accounts.json", true);
+  const file = values["keys-file"] || process.env.ANVIL_KEYS_FILE || defaultKeysFile;
+  // Like the gateway: only the default file is created when missing.
+  const keys = loadKeyStore(file, file === defaultKeysFile);
   const key = values.key ? keys.get(values.key) : keys.values().next().value;
   if (!key) throw new Error(`no key ${values.key ?? ""} in the keys file (have: ${[...keys.keys()].join(", ")})`);
   const roles = values.roles ? values.roles.split(",").map((r) => r.trim()).filter(Boolean) : [...key.roles];
-  const token = await new SignJWT({ tenant: key.tenant, roles })
-    .setProtectedHeader({ alg: "HS256", kid: key.keyId, typ: "JWT" })
-    .setSubject(values.sub ?? key.principal)
-    .setIssuedAt()
-    .setExpirationTime(values.ttl ?? "1h")
-    .sign(key.secretBytes);
+  const token = await mintServiceToken(key, { subject: values.sub ?? key.principal, roles, ttl: values.ttl ?? "1h" });
   process.stdout.write(`${token}\n`);
 }
 

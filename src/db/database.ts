@@ -24,8 +24,11 @@ export interface DatabaseHandle {
    * dedicated listening connection per process, reconnecting on failure;
    * PGlite: its own LISTEN support. Notifications can be lost while a
    * connection is down: treat them as wake-ups, never as the data itself.
+   * `onGap` is called whenever notifications may have been lost (the
+   * listening connection failed, and again once it listens anew), for
+   * callers that cache what notifications invalidate.
    */
-  listen(channel: string, onMessage: NotificationHandler): Promise<() => Promise<void>>;
+  listen(channel: string, onMessage: NotificationHandler, onGap?: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -63,7 +66,7 @@ export async function openDatabase(target: DatabaseTarget, log: Logger): Promise
     ping: async () => {
       await sql`select 1`.execute(db);
     },
-    listen: (channel, onMessage) => listener.listen(channel, onMessage),
+    listen: (channel, onMessage, onGap) => listener.listen(channel, onMessage, onGap),
     close: async () => {
       await listener.close();
       await db.destroy();

@@ -16,27 +16,35 @@ export class PgNotificationListener {
   readonly #url: string;
   readonly #log: Logger;
   readonly #handlers = new Map<string, Set<NotificationHandler>>();
+  readonly #gapHandlers = new Set<() => void>();
   #client: pg.Client | undefined;
   #connecting: Promise<void> | undefined;
   #retryMs = 100;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  #connectedBefore = false;
 
   constructor(url: string, log: Logger) {
     this.#url = url;
     this.#log = log;
   }
 
-  /** Starts delivering `channel`'s notifications to `handler`; resolves once LISTEN is in place. */
-  async listen(channel: string, handler: NotificationHandler): Promise<() => Promise<void>> {
+  /**
+   * Starts delivering `channel`'s notifications to `handler`; resolves once
+   * LISTEN is in place. `onGap` runs when the connection is lost and again
+   * when it listens anew: notifications sent in between are gone.
+   */
+  async listen(channel: string, handler: NotificationHandler, onGap?: () => void): Promise<() => Promise<void>> {
     let handlers = this.#handlers.get(channel);
     const first = handlers === undefined;
     if (!handlers) this.#handlers.set(channel, (handlers = new Set()));
     handlers.add(handler);
+    if (onGap !== undefined) this.#gapHandlers.add(onGap);
     await this.#connect();
     if (first && this.#client) await this.#client.query(`LISTEN ${quote(channel)}`);
     return async () => {
       handlers.delete(handler);
+      if (onGap !== undefined) this.#gapHandlers.delete(onGap);
       if (handlers.size > 0 || this.#handlers.get(channel) !== handlers) return;
       this.#handlers.delete(channel);
       await this.#client?.query(`UNLISTEN ${quote(channel)}`).catch(() => undefined);
@@ -65,6 +73,7 @@ export class PgNotificationListener {
       client.end().catch(() => undefined);
       if (this.#closed) return;
       this.#log.warn({ err: err?.message, retryMs: this.#retryMs }, "notification listener lost its connection; reconnecting");
+      this.#gap();
       this.#scheduleReconnect();
     };
     client.on("error", lost);
@@ -88,6 +97,12 @@ export class PgNotificationListener {
     }
     this.#client = client;
     this.#retryMs = 100;
+    if (this.#connectedBefore) this.#gap();
+    this.#connectedBefore = true;
+  }
+
+  #gap(): void {
+    for (const onGap of this.#gapHandlers) onGap();
   }
 
   #scheduleReconnect(): void {

@@ -1,5 +1,6 @@
 import type { Transaction } from "kysely";
 import { InternalError } from "../shared/errors.js";
+import { ApiKeyRepository } from "../apikeys/api-key.repository.js";
 import { AgentRepository } from "../agents/agent.repository.js";
 import { FindingRepository } from "../findings/finding.repository.js";
 import { IpaRepository } from "../ipas/ipa.repository.js";
@@ -29,6 +30,7 @@ export class Repositories {
   #idempotency?: IdempotencyRepository;
   #operations?: OperationRepository;
   #tasks?: TaskRepository;
+  #apiKeys?: ApiKeyRepository;
 
   constructor(trx: Transaction<Database>, tenant: string, afterCommit: Array<() => void>) {
     this.#trx = trx;
@@ -76,6 +78,11 @@ export class Repositories {
   get tasks(): TaskRepository {
     const trx = this.#live();
     return (this.#tasks ??= new TaskRepository(trx, this.#tenant));
+  }
+
+  get apiKeys(): ApiKeyRepository {
+    const trx = this.#live();
+    return (this.#apiKeys ??= new ApiKeyRepository(trx, this.#tenant));
   }
 
   /** Runs `hook` after the transaction commits (never if it rolls back). */

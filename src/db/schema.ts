@@ -1,3 +1,4 @@
+import type { ApiKeyTable } from "../apikeys/api-key.table.js";
 import type { AgentTable } from "../agents/agent.table.js";
 import type { FindingTable } from "../findings/finding.table.js";
 import type { IpaTable } from "../ipas/ipa.table.js";
@@ -21,4 +22,5 @@ export interface Database {
   operations: OperationTable;
   operation_events: OperationEventTable;
   tasks: TaskTable;
+  api_keys: ApiKeyTable;
 }

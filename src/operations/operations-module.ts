@@ -19,6 +19,8 @@ export interface OperationsSettings {
   readonly queue: QueueSettings;
   readonly watch: WatchSettings;
   readonly maxStreamsPerPrincipal: number;
+  /** Claims one credential may have waiting at once on this instance (a fleet of workers shares one key). */
+  readonly maxClaimWaitsPerCredential: number;
 }
 
 /**
@@ -43,7 +45,11 @@ export class OperationsModule {
     this.starter = new OperationStarter(settings.queue);
     const watcher = new OperationWatcher(uow, hub, settings.watch);
     this.operationsHandler = new OperationsHandler(new OperationsService(uow, pager, lifecycle), watcher, this.slots, calls);
-    this.workersHandler = new WorkersHandler(new WorkersService(uow, lifecycle, hub, settings.watch.pollMs), calls);
+    this.workersHandler = new WorkersHandler(
+      new WorkersService(uow, lifecycle, hub, settings.watch.pollMs),
+      calls,
+      new StreamSlots(settings.maxClaimWaitsPerCredential, "waiting claims"),
+    );
   }
 
   static async start(database: DatabaseHandle, uow: UnitOfWork, pager: KeysetPager, settings: OperationsSettings, log: Logger): Promise<OperationsModule> {

@@ -22,6 +22,7 @@ import {
 } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { requestContext } from "../rpc/request-context.js";
 import { compileRequestValidator } from "../rpc/validation/field-rules.js";
+import { credentialName } from "../auth/principal.js";
 import { InvalidArgumentError } from "../shared/errors.js";
 import type { DrainSignals } from "./drain-signals.js";
 import type { OperationWatcher } from "./operation-watcher.js";
@@ -75,7 +76,7 @@ export class OperationsHandler implements ServiceImpl<typeof OperationService> {
       throw new InvalidArgumentError(`invalid request: ${violations.map((v) => `${v.field} ${v.description}`).join("; ")}`, violations);
     }
     const context = requestContext(ctx);
-    const release = this.#slots.acquire(`${context.tenant}\0${context.principal}`);
+    const release = this.#slots.acquire(credentialName(context.credential));
     const call = this.#calls.open(ctx.signal);
     try {
       for await (const item of this.#watcher.watch(context, req.id, Number(req.afterSequence), call.signal)) {

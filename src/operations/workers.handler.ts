@@ -13,21 +13,25 @@ import {
   ReportProgressResponseSchema,
   type WorkerService,
 } from "../../gen/anvil/operations/v1/operations_pb.js";
+import { credentialName } from "../auth/principal.js";
 import { requestContext } from "../rpc/request-context.js";
 import { InvalidArgumentError } from "../shared/errors.js";
 import type { DrainSignals } from "./drain-signals.js";
 import { durationMs, logLevels, toOperationMessage, toTaskMessage } from "./operation-messages.js";
+import type { StreamSlots } from "./stream-slots.js";
 import type { WorkersService } from "./workers.service.js";
 
 /** WorkerService over the wire: converts proto ⇄ domain and nothing else. */
 export class WorkersHandler implements ServiceImpl<typeof WorkerService> {
   readonly #workers: WorkersService;
   readonly #calls: DrainSignals;
+  readonly #waits: StreamSlots;
 
-  /** `calls` abort when the instance drains: waiting claims then return empty. */
-  constructor(workers: WorkersService, calls: DrainSignals) {
+  /** `calls` abort when the instance drains: waiting claims then return empty. `waits` caps waiting claims per credential. */
+  constructor(workers: WorkersService, calls: DrainSignals, waits: StreamSlots) {
     this.#workers = workers;
     this.#calls = calls;
+    this.#waits = waits;
   }
 
   async claimTask(req: ClaimTaskRequest, ctx: HandlerContext): Promise<ClaimTaskResponse> {
@@ -38,13 +42,17 @@ export class WorkersHandler implements ServiceImpl<typeof WorkerService> {
       leaseMs: durationMs(req.leaseDuration),
       maxTasks: req.maxTasks,
     };
+    const context = requestContext(ctx);
+    // Only a claim that may wait holds a slot: one that returns at once pins nothing.
+    const release = (request.maxWaitMs ?? 0) > 0 ? this.#waits.acquire(credentialName(context.credential)) : undefined;
     const call = this.#calls.open(ctx.signal);
     try {
-      const claimed = await this.#workers.claim(requestContext(ctx), request, call.signal);
+      const claimed = await this.#workers.claim(context, request, call.signal);
       const tasks = claimed.map(toTaskMessage);
       return create(ClaimTaskResponseSchema, { task: tasks[0], tasks });
     } finally {
       call.close();
+      release?.();
     }
   }
 

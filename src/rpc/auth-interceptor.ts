@@ -11,7 +11,7 @@ import { principalKey } from "./request-context.js";
  */
 export function authInterceptor(authenticator: CallAuthenticator): Interceptor {
   return (next) => async (req) => {
-    const outcome = req.contextValues.get(authOutcomeKey) ?? (await authenticator.decide(req.method, req.header.get("authorization")));
+    const outcome = req.contextValues.get(authOutcomeKey) ?? (await authenticator.decide(req.method, req.header));
     if ("refused" in outcome) throw outcome.refused;
     if (outcome.principal !== undefined) req.contextValues.set(principalKey, outcome.principal);
     return next(req);

@@ -1,6 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { createContextKey } from "@connectrpc/connect";
-import type { Principal, TokenVerifier } from "../auth/token-verifier.js";
+import type { Authenticator, HeaderSource } from "../auth/authenticator.js";
+import type { Principal } from "../auth/principal.js";
 import type { MethodPolicies } from "./method-policies.js";
 
 /**
@@ -18,26 +19,26 @@ export const authOutcomeKey = createContextKey<AuthOutcome | undefined>(undefine
 
 /**
  * Authenticates calls: the one place that decides, from a method's policy
- * and the `Authorization` header, who calls. The auth interceptor applies
+ * and the request headers (see Authenticator for the credential kinds), who calls. The auth interceptor applies
  * it; the transports (fast unary path, connect's universal handler, REST)
  * run it before they read a request body, so an unauthenticated caller
  * cannot make the server read and buffer bodies — it is answered from its
  * headers.
  */
 export class CallAuthenticator {
-  readonly #verifier: TokenVerifier;
+  readonly #authenticator: Authenticator;
   readonly #policies: MethodPolicies;
 
-  constructor(verifier: TokenVerifier, policies: MethodPolicies) {
-    this.#verifier = verifier;
+  constructor(authenticator: Authenticator, policies: MethodPolicies) {
+    this.#authenticator = authenticator;
     this.#policies = policies;
   }
 
-  /** Decides a call of `method` with this `authorization` header; never throws. */
-  async decide(method: DescMethod, authorization: string | null): Promise<AuthOutcome> {
+  /** Decides a call of `method` with these request headers; never throws. */
+  async decide(method: DescMethod, headers: HeaderSource): Promise<AuthOutcome> {
     if (this.#policies.get(method)?.public === true) return { principal: undefined };
     try {
-      return { principal: await this.#verifier.verify(authorization) };
+      return { principal: await this.#authenticator.authenticate(headers) };
     } catch (err) {
       return { refused: err };
     }

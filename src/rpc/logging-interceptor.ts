@@ -1,5 +1,6 @@
 import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { credentialName, type Principal } from "../auth/principal.js";
 import { principalKey, requestIdKey } from "./request-context.js";
 
 /**
@@ -19,6 +20,8 @@ export function loggingInterceptor(log: Logger): Interceptor {
           ms: Math.round((performance.now() - start) * 100) / 100,
           request_id: req.contextValues.get(requestIdKey),
           tenant: req.contextValues.get(principalKey)?.tenant,
+          // Which credential called (kind:id), never the credential itself.
+          credential: credentialOf(req.contextValues.get(principalKey)),
         },
         "rpc",
       );
@@ -56,4 +59,8 @@ export function loggingInterceptor(log: Logger): Interceptor {
 
 function codeName(err: unknown): string {
   return Code[ConnectError.from(err).code] ?? "unknown";
+}
+
+function credentialOf(principal: Principal | undefined): string | undefined {
+  return principal === undefined ? undefined : credentialName(principal.credential);
 }

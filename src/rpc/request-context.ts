@@ -1,7 +1,7 @@
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
-import type { Principal } from "../auth/token-verifier.js";
+import type { Principal } from "../auth/principal.js";
 import { InternalError } from "../shared/errors.js";
-import type { Scope } from "../shared/scope.js";
+import type { Caller } from "../shared/scope.js";
 
 /** The verified caller, set by the auth interceptor. */
 export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "principal" });
@@ -13,9 +13,8 @@ export const requestIdKey = createContextKey<string>("", { description: "request
  * What handlers pass down: plain data about the caller and the request, no
  * transport objects.
  */
-export interface RequestContext extends Scope {
+export interface RequestContext extends Caller {
   readonly principal: string;
-  readonly roles: readonly string[];
   readonly requestId: string;
 }
 
@@ -28,6 +27,7 @@ export function requestContext(ctx: HandlerContext): RequestContext {
     principal: principal.subject,
     tenant: principal.tenant,
     roles: principal.roles,
+    credential: principal.credential,
     requestId: ctx.values.get(requestIdKey),
     deadline: timeout === undefined ? undefined : Date.now() + timeout,
   };

@@ -21,8 +21,13 @@ export interface ResourceMessages<T, New, Patch, M extends Message> {
   toMessage(item: T): M;
   /** The domain input of a create, from the message the client sent. */
   toNew(sent: M): New;
-  /** The domain patch of an update, from the message and mask the client sent. */
-  toPatch(sent: M, mask: FieldMask | undefined): Patch;
+  /** The domain patch of an update, from the message and mask the client sent (resources without `Update<R>` leave it out). */
+  toPatch?(sent: M, mask: FieldMask | undefined): Patch;
+  /**
+   * Fields of the `Create<R>` response besides the resource, e.g. a secret
+   * shown once (which the resource's replay codec leaves out of stored replays).
+   */
+  createdExtras?(item: T): Record<string, unknown>;
 }
 
 /** The handler methods whose names say they may be standard methods. */
@@ -69,18 +74,21 @@ export function resourceMethods<S extends DescService, T, New, Patch, M extends 
       case `Create${r}`:
         handler = async (req, ctx) => {
           const item = await useCases.create(requestContext(ctx), messages.toNew(sent(req)), (req.requestId as string) || undefined);
-          return create(method.output, { [single]: messages.toMessage(item) });
+          return create(method.output, { [single]: messages.toMessage(item), ...messages.createdExtras?.(item) });
         };
         break;
-      case `Update${r}`:
+      case `Update${r}`: {
+        const toPatch = messages.toPatch;
+        if (toPatch === undefined) continue;
         handler = async (req, ctx) => {
           const message = sent(req);
           const { id = "", etag } = message as Sent;
-          const patch = messages.toPatch(message, req.updateMask as FieldMask | undefined);
+          const patch = toPatch(message, req.updateMask as FieldMask | undefined);
           const item = await useCases.update(requestContext(ctx), id, patch, etag || undefined);
           return create(method.output, { [single]: messages.toMessage(item) });
         };
         break;
+      }
       case `Delete${r}`:
         handler = async (req, ctx) => {
           await useCases.delete(requestContext(ctx), req.id as string, (req.etag as string) || undefined);

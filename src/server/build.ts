@@ -1,6 +1,10 @@
 import type { Interceptor } from "@connectrpc/connect";
 import pino, { type Logger } from "pino";
-import { loadKeyStore, type KeyStore } from "../auth/key-store.js";
+import { ApiKeyCredentialRepository } from "../apikeys/api-key-credential.repository.js";
+import { ApiKeyVerifier } from "../apikeys/api-key-verifier.js";
+import { Authenticator } from "../auth/authenticator.js";
+import { OidcVerifier } from "../auth/oidc-verifier.js";
+import { ServiceAccountKeys } from "../auth/service-account-keys.js";
 import { TokenVerifier } from "../auth/token-verifier.js";
 import type { Config } from "../config.js";
 import { type DatabaseHandle, openDatabase } from "../db/database.js";
@@ -33,7 +37,8 @@ import { apiServices, infrastructureAccess, infrastructureServices, registerServ
 export interface App {
   readonly handle: (req: NodeRequest, res: NodeResponse) => void;
   readonly database: DatabaseHandle;
-  readonly keys: KeyStore;
+  /** The service-account keys, re-read when the file changes; `reload()` on SIGHUP. */
+  readonly keys: ServiceAccountKeys;
   readonly log: Logger;
   /** Marks the app as draining (readiness fails) ahead of close. */
   drain(): void;
@@ -47,7 +52,8 @@ export interface App {
  * routes. Only main.ts listens; tests build the same app.
  */
 export async function build(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<App> {
-  const keys = loadKeyStore(config.keysFile, true);
+  // Only the default file is created when missing: a named file that is missing is a mistake to report, not to paper over.
+  const keys = new ServiceAccountKeys(config.keysFile, config.keysFileIsDefault, log);
   const access = infrastructureAccess(config.reflection);
   const policies = readMethodPolicies([...apiServices, ...infrastructureServices], access.publicServices, access.permissions);
   const database = await openDatabase(
@@ -67,7 +73,15 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const pageTokens = new PageTokens(Buffer.from(key.value, "utf8"));
     const pager = new KeysetPager(pageTokens);
     const operations = await OperationsModule.start(database, uow, pager, operationsSettings(config), log);
-    const authenticator = new CallAuthenticator(new TokenVerifier(keys), policies);
+    const apiKeys = new ApiKeyVerifier(new ApiKeyCredentialRepository(database.db), log, { cacheMs: config.apiKeyCacheMs });
+    await apiKeys.listen(database);
+    const serviceAccounts = new TokenVerifier(keys, { maxLifetimeSec: config.maxTokenLifetimeSec });
+    keys.onChange((ids) => ids.forEach((id) => serviceAccounts.forgetKey(id)));
+    keys.watch(config.keysPollMs);
+    const authenticator = new CallAuthenticator(
+      new Authenticator({ serviceAccounts, apiKeys, oidc: config.oidc && new OidcVerifier(config.oidc) }),
+      policies,
+    );
     const served = [...apiServices, ...infrastructureServices];
     const bodyLimits = new BodyLimits(config.maxRequestBytes, served.flatMap((s) => s.methods));
     const interceptors: Interceptor[] = [
@@ -115,6 +129,8 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       },
       close: async () => {
         await operations.close();
+        await apiKeys.close();
+        keys.close();
         await database.close();
       },
     };
@@ -130,5 +146,6 @@ function operationsSettings(config: Config) {
     queue: { maxAttempts: config.taskMaxAttempts, retryBaseMs: config.taskRetryBaseMs, retryMaxMs: 300_000 },
     watch: { pollMs: config.operationsPollMs, keepAliveMs: config.watchKeepAliveMs, batchSize: 100 },
     maxStreamsPerPrincipal: config.maxStreamsPerPrincipal,
+    maxClaimWaitsPerCredential: config.maxClaimWaitsPerCredential,
   };
 }

@@ -158,8 +158,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
 
   async function serveUniversal(handler: UniversalHandler, req: NodeRequest, res: NodeResponse): Promise<void> {
     const values = createContextValues();
-    const header = req.headers.authorization;
-    const auth = await options.authenticator.decide(handler.method, header === undefined ? null : header);
+    const auth = await options.authenticator.decide(handler.method, req.headers);
     values.set(authOutcomeKey, auth);
     // connect reads the body before it runs the interceptors; a refused
     // caller's body is not read at all: connect answers with the refusal

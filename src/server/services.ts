@@ -1,6 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { AgentService } from "../../gen/anvil/agents/v1/agents_pb.js";
+import { ApiKeyService } from "../../gen/anvil/apikeys/v1/apikeys_pb.js";
 import { FindingService } from "../../gen/anvil/findings/v1/findings_pb.js";
 import { IpaService } from "../../gen/anvil/ipas/v1/ipas_pb.js";
 import { OperationService, WorkerService } from "../../gen/anvil/operations/v1/operations_pb.js";
@@ -9,6 +10,8 @@ import { WorkflowService } from "../../gen/anvil/workflows/v1/workflows_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { agentsHandler } from "../agents/agents.handler.js";
 import { AgentsService } from "../agents/agents.service.js";
+import { apiKeysHandler } from "../apikeys/api-keys.handler.js";
+import { ApiKeysService } from "../apikeys/api-keys.service.js";
 import type { ReflectionAccess } from "../config.js";
 import type { UnitOfWork } from "../db/unit-of-work.js";
 import { AnalysesService } from "../findings/analyses.service.js";
@@ -47,6 +50,7 @@ export const apiServices: readonly DescService[] = [
   FindingService,
   OperationService,
   WorkerService,
+  ApiKeyService,
 ];
 
 /**
@@ -85,6 +89,7 @@ export function registerServices(deps: ServiceDependencies): (router: ConnectRou
     new FindingInsightsService(deps.uow),
     new AnalysesService(deps.uow, deps.operations.starter),
   );
+  const apiKeys = apiKeysHandler(new ApiKeysService(deps.uow, deps.pager));
   const served = [...apiServices, ...infrastructureServices];
   const health = createHealthHandler(served.map((s) => s.typeName), deps.monitor);
   const reflection = createReflectionHandlers(served);
@@ -96,6 +101,7 @@ export function registerServices(deps: ServiceDependencies): (router: ConnectRou
     router.service(FindingService, findings);
     router.service(OperationService, deps.operations.operationsHandler);
     router.service(WorkerService, deps.operations.workersHandler);
+    router.service(ApiKeyService, apiKeys);
     router.service(Health, health);
     router.service(reflectionServices[0], reflection.v1);
     router.service(reflectionServices[1], reflection.v1alpha);

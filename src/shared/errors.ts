@@ -86,11 +86,20 @@ export class PermissionDeniedError extends DomainError {
   }
 }
 
-/** The caller could not be identified. The message is deliberately vague. */
+/** What every refused credential is told, whatever the kind and the reason. */
+export const unauthenticatedMessage = "missing or invalid credentials";
+
+/**
+ * The caller could not be identified. The message is always the same generic
+ * one, so a prober learns nothing about which check failed; `why` is kept as
+ * the cause for the log. The reason is `EXPIRED` for an expired token or key
+ * (so a client knows to refresh) and `UNAUTHENTICATED` otherwise.
+ */
 export class UnauthenticatedError extends DomainError {
-  readonly reason = "UNAUTHENTICATED";
-  constructor(message = "missing or invalid bearer token", options?: ErrorOptions) {
-    super(message, {}, options);
+  readonly reason: "UNAUTHENTICATED" | "EXPIRED";
+  constructor(why = "invalid credentials", options?: ErrorOptions & { readonly expired?: boolean }) {
+    super(unauthenticatedMessage, {}, { cause: options?.cause ?? new Error(why) });
+    this.reason = options?.expired === true ? "EXPIRED" : "UNAUTHENTICATED";
   }
 }
 

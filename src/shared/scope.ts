@@ -8,3 +8,13 @@ export interface Scope {
   /** Absolute deadline in ms since the epoch, when the client set one. */
   readonly deadline?: number | undefined;
 }
+
+/**
+ * A scope that also says who acts: the roles the caller holds and the
+ * credential it called with, for use cases whose rules depend on the caller
+ * (an editor manages only the API keys it created).
+ */
+export interface Caller extends Scope {
+  readonly roles: readonly string[];
+  readonly credential: { readonly kind: string; readonly id: string };
+}

@@ -11,10 +11,13 @@ export const protocols: Protocol[] = ["connect-json", "connect-binary", "grpc-we
  * cleartext HTTP/2 with prior knowledge; Connect and gRPC-Web over HTTP/1.1,
  * as browsers and scripts use them.
  */
-export function transportFor(protocol: Protocol, baseUrl: string, token?: string): Transport {
-  const interceptors: Interceptor[] = token
-    ? [(next) => (req) => { req.header.set("authorization", `Bearer ${token}`); return next(req); }]
-    : [];
+export function transportFor(protocol: Protocol, baseUrl: string, token?: string | Readonly<Record<string, string>>): Transport {
+  // A string is a bearer token; an object, headers sent verbatim (an API key as `x-api-key`).
+  const headers = typeof token === "string" ? { authorization: `Bearer ${token}` } : (token ?? {});
+  const interceptors: Interceptor[] =
+    Object.keys(headers).length > 0
+      ? [(next) => (req) => { for (const [k, v] of Object.entries(headers)) req.header.set(k, v); return next(req); }]
+      : [];
   switch (protocol) {
     case "connect-json":
       return createConnectTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat: false, interceptors });
@@ -27,7 +30,7 @@ export function transportFor(protocol: Protocol, baseUrl: string, token?: string
   }
 }
 
-/** A typed client for `service` over `protocol`, authenticated with `token`. */
-export function clientFor<S extends DescService>(service: S, protocol: Protocol, baseUrl: string, token?: string): Client<S> {
+/** A typed client for `service` over `protocol`, authenticated with `token` (or the headers given). */
+export function clientFor<S extends DescService>(service: S, protocol: Protocol, baseUrl: string, token?: string | Readonly<Record<string, string>>): Client<S> {
   return createClient(service, transportFor(protocol, baseUrl, token));
 }

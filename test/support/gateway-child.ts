@@ -57,6 +57,7 @@ async function main(): Promise<void> {
     process.exit(0);
   };
   process.on("SIGTERM", () => void stop());
+  process.on("SIGHUP", () => void app.keys.reload());
   process.on("disconnect", () => void stop());
   send({ type: "ready", port: server.port });
 }

@@ -45,6 +45,8 @@ export interface GatewayProcess {
   /** `http://127.0.0.1:<port>` */
   readonly baseUrl: string;
   readonly keys: Record<string, TestKey>;
+  /** The keys file the child reads. */
+  readonly keysFile: string;
   /** A valid token for a key (default `acme-admin`). */
   token(keyId?: string, options?: MintOptions): Promise<string>;
   /** The child's event-loop delay and memory since the last reset(). */
@@ -65,6 +67,10 @@ export interface GatewayProcess {
 export interface GatewayProcessOptions {
   /** Extra environment for the child's loadConfig. */
   readonly env?: Record<string, string>;
+  /** Serve this database (not dropped on close) instead of a fresh one: several instances, one database. */
+  readonly database?: TestDatabase;
+  /** Trust these keys instead of fresh ones, so one token works on several instances. */
+  readonly keys?: TestKey[];
 }
 
 const childScript = fileURLToPath(new URL("./gateway-child.ts", import.meta.url));
@@ -77,10 +83,10 @@ const childScript = fileURLToPath(new URL("./gateway-child.ts", import.meta.url)
  */
 export async function startGatewayProcess(kind: DatabaseKind, options: GatewayProcessOptions = {}): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), "anvil-child-"));
-  const keys = testKeys();
+  const keys = options.keys ?? testKeys();
   const keysFile = join(dir, "service-accounts.json");
   writeFileSync(keysFile, JSON.stringify({ keys }));
-  const database: TestDatabase = await createTestDatabase(kind);
+  const database: TestDatabase = options.database ?? (await createTestDatabase(kind));
   const child = fork(childScript, [], {
     execArgv: ["--import", "tsx", "--expose-gc"],
     env: {
@@ -108,7 +114,7 @@ export async function startGatewayProcess(kind: DatabaseKind, options: GatewayPr
     stderr = (stderr + c.toString()).slice(-8000);
   });
   const cleanUp = async () => {
-    await database.drop();
+    if (!options.database) await database.drop();
     rmSync(dir, { recursive: true, force: true });
   };
   let port: number;
@@ -155,6 +161,7 @@ export async function startGatewayProcess(kind: DatabaseKind, options: GatewayPr
     port,
     baseUrl: `http://127.0.0.1:${port}`,
     keys: byId,
+    keysFile,
     token: (keyId = "acme-admin", o) => mintToken(byId[keyId]!, o),
     stats: async () => {
       const { maxDelayMs, p99DelayMs, rssBytes, peakRssBytes, cpuMicros, heapUsedBytes } = await ask("stats");

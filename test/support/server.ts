@@ -18,6 +18,8 @@ export interface TestServer {
   readonly database: TestDatabase;
   /** Test keys by id (see tokens.ts). */
   readonly keys: Record<string, TestKey>;
+  /** The keys file the server reads (tests rewrite it to see reloads). */
+  readonly keysFile: string;
   /** A valid token for a key (default `acme-admin`). */
   token(keyId?: string, options?: MintOptions): Promise<string>;
   /** Stops the server and drops its database. */
@@ -66,6 +68,7 @@ export async function startServer(kind: DatabaseKind, options: StartOptions = {}
     app,
     database,
     keys: byId,
+    keysFile,
     token: (keyId = "acme-admin", o) => mintToken(byId[keyId]!, o),
     close: async () => {
       await server.close(100);

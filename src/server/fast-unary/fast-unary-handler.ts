@@ -86,7 +86,7 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
       if (compression.error) throw compression.error;
       if (timeout.error) throw timeout.error;
       const values = createContextValues();
-      const auth = await options.authenticator.decide(method, requestHeader.get("authorization"));
+      const auth = await options.authenticator.decide(method, requestHeader);
       values.set(authOutcomeKey, auth);
       // A refused caller's body is never read: the interceptor chain refuses
       // the call (logged and mapped as any refusal) before anything looks

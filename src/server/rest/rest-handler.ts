@@ -92,7 +92,7 @@ async function serve(
   options: RestHandlerOptions,
 ): Promise<void> {
   const requestHeader = new RequestHeaders(req.headers);
-  const auth = await options.authenticator.decide(route.method, requestHeader.get("authorization"));
+  const auth = await options.authenticator.decide(route.method, requestHeader);
   // A refused caller's body is never read, nor its path and query: the
   // interceptor chain refuses the call before anything looks at its message.
   let json: JsonObject | undefined;

@@ -1,0 +1,91 @@
+import { UnauthenticatedError } from "../shared/errors.js";
+import type { Principal } from "./principal.js";
+import type { TokenVerifier } from "./token-verifier.js";
+
+/**
+ * Request headers as any transport holds them: fetch `Headers` (Connect's
+ * interceptors, the fast unary path) or Node's `IncomingHttpHeaders`
+ * (lower-case names), so every transport authenticates through the same
+ * function before it reads a body.
+ */
+export type HeaderSource = { get(name: string): string | null } | Readonly<Record<string, string | string[] | undefined>>;
+
+/** Verifies one kind of bearer credential. */
+export interface CredentialVerifier {
+  /** The principal of a credential verified before and still valid, or undefined (cheap: no I/O, no crypto beyond a hash). */
+  cached(credential: string): Principal | undefined;
+  verify(credential: string): Promise<Principal>;
+}
+
+/** A verifier of JWTs from an OpenID provider, which says which tokens are its to verify. */
+export interface OidcTokenVerifier extends CredentialVerifier {
+  /** Whether the token claims this verifier's issuer (decoded, not verified). */
+  claims(token: string): boolean;
+}
+
+/** The verifiers an Authenticator dispatches to. */
+export interface AuthenticatorOptions {
+  readonly serviceAccounts: TokenVerifier;
+  /** API keys (`anvil_<id>_<secret>`); absent: such keys are refused. */
+  readonly apiKeys?: CredentialVerifier;
+  /** Tokens of the configured OpenID provider; absent: OIDC is off. */
+  readonly oidc?: OidcTokenVerifier;
+}
+
+/** The recognisable prefix of every Anvil API key. */
+export const apiKeyPrefix = "anvil_";
+
+/**
+ * Who calls, from the request headers alone: the one place every transport
+ * and the auth interceptor ask. Accepts
+ *   - `x-api-key: anvil_…` or `Authorization: Bearer anvil_…` — an API key;
+ *   - `Authorization: Bearer <JWT>` from the configured OpenID provider (its
+ *     `iss`), verified against the provider's published keys;
+ *   - `Authorization: Bearer <JWT>` signed with a service-account key.
+ * Every refusal is the same generic UNAUTHENTICATED (see UnauthenticatedError).
+ *
+ * @example
+ *   const principal = await authenticator.authenticate(req.header);
+ */
+export class Authenticator {
+  readonly #options: AuthenticatorOptions;
+
+  constructor(options: AuthenticatorOptions) {
+    this.#options = options;
+  }
+
+  async authenticate(headers: HeaderSource): Promise<Principal> {
+    const { serviceAccounts, apiKeys, oidc } = this.#options;
+    const apiKey = header(headers, "x-api-key");
+    const authorization = header(headers, "authorization");
+    if (apiKey !== undefined) {
+      // Two credentials could name two callers: refuse rather than pick one.
+      if (authorization !== undefined) throw new UnauthenticatedError("both x-api-key and Authorization sent");
+      return this.#apiKey(apiKey.trim());
+    }
+    const token = bearerToken(authorization);
+    if (token.startsWith(apiKeyPrefix)) return this.#apiKey(token);
+    const hit = serviceAccounts.cached(token) ?? oidc?.cached(token);
+    if (hit !== undefined) return hit;
+    if (oidc?.claims(token) === true) return oidc.verify(token);
+    return serviceAccounts.verify(token);
+  }
+
+  #apiKey(secret: string): Promise<Principal> {
+    const verifier = this.#options.apiKeys;
+    if (verifier === undefined) return Promise.reject(new UnauthenticatedError("API keys are not enabled"));
+    return verifier.verify(secret);
+  }
+}
+
+function header(headers: HeaderSource, name: string): string | undefined {
+  const value = typeof headers.get === "function" ? (headers as { get(n: string): string | null }).get(name) : (headers as Record<string, string | string[] | undefined>)[name];
+  if (value === null || value === undefined) return undefined;
+  return Array.isArray(value) ? value.join(", ") : (value as string);
+}
+
+function bearerToken(authorization: string | undefined): string {
+  const match = authorization === undefined ? null : /^Bearer +([A-Za-z0-9_\-.]+)$/i.exec(authorization.trim());
+  if (!match) throw new UnauthenticatedError("missing or malformed Authorization: Bearer header");
+  return match[1] as string;
+}
