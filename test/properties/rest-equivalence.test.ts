@@ -30,7 +30,7 @@ function comparable(json: JsonValue | undefined, seed: string): JsonValue | unde
       Object.entries(json)
         // Etags and fingerprints hash what differs; lease and page tokens are minted per call.
         .filter(([k]) => !["etag", "fingerprint", "leaseToken"].includes(k))
-        .map(([k, x]) => [k, k === "nextPageToken" ? (x ? "<token>" : x) : comparable(x, seed)]),
+        .map(([k, x]) => [k, k === "nextPageToken" ? (x ? "<token>" : x) : comparable(x, seed)!]),
     );
   }
   return json;

@@ -34,12 +34,16 @@ describe.each(databaseKinds)("tenant isolation on %s", (kind) => {
   it.each(readsFirst.map((m) => [nameOf(m), m] as const))("%s, called by tenant B with A's data, shows and changes nothing of A's", async (_name, method) => {
     const rule = ruleFor(method);
     const problems: string[] = [];
+    // Per request: the code and error message each family answered, which must agree.
+    const outcomes = new Map<string, Set<string>>();
     for (const family of families) {
       // REST refuses server streams whoever calls (see the REST equivalence property).
       if (family === "rest" && method.methodKind === "server_streaming") continue;
       for (const request of rule.foreign(a) as JsonObject[]) {
         const answer = await callOver(family, server.baseUrl, tokenB, method, request, routes);
         const where = `${family} ${JSON.stringify(request)}`;
+        const seen = outcomes.get(JSON.stringify(request)) ?? new Set<string>();
+        outcomes.set(JSON.stringify(request), seen.add(`${answer.code} ${answer.message ?? ""}`));
         if (!rule.foreignCodes.includes(answer.code)) problems.push(`${where}: ${answer.code} ${answer.message ?? ""} (expected ${rule.foreignCodes.join("|")})`);
         if (answer.code === "ok" && rule.foreignEmpty) {
           const found = substance(answer.json);
@@ -53,6 +57,7 @@ describe.each(databaseKinds)("tenant isolation on %s", (kind) => {
         if (leaked.length) problems.push(`${where}: answer holds A's ${leaked.join(", ")}`);
       }
     }
+    for (const [request, seen] of outcomes) if (seen.size > 1) problems.push(`${request}: the families disagree: ${[...seen].join(" / ")}`);
     expect(problems).toEqual([]);
     expect(await tenantRows(server, "acme"), "tenant A's rows changed").toEqual(before);
   });
