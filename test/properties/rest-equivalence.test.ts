@@ -28,8 +28,8 @@ function comparable(json: JsonValue | undefined, seed: string): JsonValue | unde
   if (json !== null && typeof json === "object") {
     return Object.fromEntries(
       Object.entries(json)
-        // Etags and fingerprints hash what differs; lease and page tokens are minted per call.
-        .filter(([k]) => !["etag", "fingerprint", "leaseToken"].includes(k))
+        // Etags and fingerprints hash what differs; lease and page tokens and secrets are minted per call.
+        .filter(([k]) => !["etag", "fingerprint", "leaseToken", "secret"].includes(k))
         .map(([k, x]) => [k, k === "nextPageToken" ? (x ? "<token>" : x) : comparable(x, seed)!]),
     );
   }
