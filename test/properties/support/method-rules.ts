@@ -204,6 +204,18 @@ export const methodRules: Readonly<Record<string, MethodRule>> = {
   },
   WatchOperation: { foreign: (a) => [{ id: a.leasedOperation.id }], foreignCodes: notFound, valid: async (o, s) => ({ id: (await o.run(s)).id }) },
 
+  // --- API keys
+  GetApiKey: { foreign: (a) => [{ id: a.apiKeys[0]!.id }], foreignCodes: notFound, valid: async (o, s) => ({ id: (await o.apiKey(s)).id! }) },
+  ListApiKeys: { foreign: (a) => [{ pageToken: a.pageTokens.ListApiKeys!, pageSize: 50 }], foreignCodes: listCodes, foreignEmpty: true, valid: async () => ({ pageSize: 2 }) },
+  CreateApiKey: {
+    foreign: (a) => [{ apiKey: { displayName: "b", roles: ["viewer"] }, requestId: a.requestIds.CreateApiKey! }],
+    foreignCodes: ["ok"],
+    valid: async (_o, s) => ({ apiKey: { displayName: s, roles: ["viewer"] } }),
+    vary: async (_o, r) => ({ ...r, apiKey: { ...(r.apiKey as JsonObject), displayName: "another" } }),
+  },
+  RevokeApiKey: { foreign: (a) => [{ id: a.apiKeys[0]!.id }], foreignCodes: notFound, valid: async (o, s) => ({ id: (await o.apiKey(s)).id! }) },
+  DeleteApiKey: { foreign: (a) => [{ id: a.apiKeys[1]!.id }], foreignCodes: notFound, valid: async (o, s) => ({ id: (await o.apiKey(s)).id! }) },
+
   // --- workers
   ClaimTask: {
     // Every kind A has work queued in, as A's own worker: B must still get none of A's tasks.

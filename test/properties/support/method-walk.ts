@@ -1,14 +1,10 @@
 import { type DescMethod, getOption, hasOption, type JsonValue } from "@bufbuild/protobuf";
 import { expect } from "vitest";
 import { permission } from "../../../gen/anvil/api/v1/annotations_pb.js";
-import { apiServices } from "../../../src/server/services.js";
+import { apiMethods, nameOf } from "./api-methods.js";
 import { type MethodRule, methodRules } from "./method-rules.js";
 
-/** `UserService.GetUser`: how reports name a method. */
-export const nameOf = (m: DescMethod): string => `${m.parent.name}.${m.name}`;
-
-/** Every method of every API service the gateway registers, from the descriptors. */
-export const apiMethods: readonly DescMethod[] = apiServices.flatMap((s) => s.methods);
+export { apiMethods, nameOf };
 
 /** The permission a method declares in its proto options (`anvil.api.v1.permission`). */
 export function declaredPermission(m: DescMethod): string {

@@ -4,8 +4,11 @@ import { type Ipa, IpaService } from "../../../gen/anvil/ipas/v1/ipas_pb.js";
 import { type Operation, type Task, WorkerService } from "../../../gen/anvil/operations/v1/operations_pb.js";
 import { type User, UserService } from "../../../gen/anvil/users/v1/users_pb.js";
 import { type Workflow, WorkflowService, Workflow_State } from "../../../gen/anvil/workflows/v1/workflows_pb.js";
+import type { JsonObject } from "@bufbuild/protobuf";
 import { clientFor } from "../../support/clients.js";
 import type { TestServer } from "../../support/server.js";
+import { methodNamed } from "./api-methods.js";
+import { callRpc } from "./call.js";
 
 /** Makers of fresh resources of one tenant, for requests that must succeed. */
 export interface OwnClients {
@@ -21,6 +24,10 @@ export interface OwnClients {
   run(seed: string, kind?: string): Promise<Operation>;
   /** A task of a kind of its own, claimed with a long lease. */
   leased(seed: string): Promise<Task>;
+  /** An API key (ApiKeyService), as proto3 JSON. */
+  apiKey(seed: string): Promise<JsonObject>;
+  /** Calls the API method `name` over Connect JSON; throws unless it succeeds. */
+  call(name: string, request: JsonObject): Promise<JsonObject>;
 }
 
 /** OwnClients of tenant admin `keyId`, over Connect JSON. */
@@ -69,6 +76,15 @@ export async function ownClients(server: TestServer, keyId = "acme-admin"): Prom
       const claimed = await workers.claimTask({ kinds: [kind], workerId: "props", maxWait: { seconds: 5n }, leaseDuration: { seconds: 600n } });
       if (!claimed.task) throw new Error(`no ${kind} task to claim`);
       return claimed.task;
+    },
+    apiKey: async (seed) => (await own.call("CreateApiKey", { apiKey: { displayName: seed, roles: ["viewer"] } })).apiKey as JsonObject,
+    // By name, through the descriptors: services that typed clients here do not know yet are callable too.
+    call: async (name, request) => {
+      const method = methodNamed(name);
+      if (!method) throw new Error(`no API method ${name}`);
+      const answer = await callRpc("connect-json", server.baseUrl, token, method, request);
+      if (answer.code !== "ok") throw new Error(`${name}: ${answer.code} ${answer.message}`);
+      return answer.json as JsonObject;
     },
   };
   return own;

@@ -3,7 +3,7 @@
 // events, a task leased to the tenant's worker and a task still waiting —
 // so that another tenant's calls have something to find if isolation breaks.
 import { randomUUID } from "node:crypto";
-import { create } from "@bufbuild/protobuf";
+import { create, type JsonObject } from "@bufbuild/protobuf";
 import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
 import { AgentService, type Agent } from "../../../gen/anvil/agents/v1/agents_pb.js";
 import { type Finding, FindingService, Finding_Severity } from "../../../gen/anvil/findings/v1/findings_pb.js";
@@ -13,6 +13,8 @@ import { type User, UserService } from "../../../gen/anvil/users/v1/users_pb.js"
 import { type Workflow, WorkflowService, Workflow_State } from "../../../gen/anvil/workflows/v1/workflows_pb.js";
 import { clientFor } from "../../support/clients.js";
 import type { TestServer } from "../../support/server.js";
+import { methodNamed } from "./api-methods.js";
+import { ownClients } from "./own-clients.js";
 
 /** What tenant A holds, with the ids, tokens and request ids another tenant will try. */
 export interface TenantWorld {
@@ -37,6 +39,8 @@ export interface TenantWorld {
   readonly analysisOperation: Operation;
   /** Request ids A used, by the method that used them. */
   readonly requestIds: Readonly<Record<string, string>>;
+  /** API keys (ApiKeyService), as proto3 JSON; none while the gateway serves no such service. */
+  readonly apiKeys: readonly JsonObject[];
   /** Kinds of every task A has (queued or leased). */
   readonly taskKinds: readonly string[];
   /** A next-page token A was given, by list method name. */
@@ -133,6 +137,16 @@ export async function buildTenantWorld(server: TestServer, keyId = "acme-admin")
     ListOperations: (await operations.listOperations({ pageSize: 1 })).nextPageToken,
     ListOperationEvents: (await operations.listOperationEvents({ id: leasedOperation.id, pageSize: 1 })).nextPageToken,
   };
+  // Services without typed clients here, called by name through the descriptors.
+  const own = await ownClients(server, keyId);
+  const apiKeys: JsonObject[] = [];
+  if (methodNamed("CreateApiKey")) {
+    for (const n of [1, 2]) {
+      const res = await own.call("CreateApiKey", { apiKey: { displayName: `${tag} key ${n}`, roles: ["viewer"] }, ...(n === 1 ? { requestId: rid("CreateApiKey") } : {}) });
+      apiKeys.push(res.apiKey as JsonObject);
+    }
+    pageTokens.ListApiKeys = (await own.call("ListApiKeys", { pageSize: 1 })).nextPageToken as string;
+  }
   for (const [method, t] of Object.entries(pageTokens)) if (!t) throw new Error(`tenant world: ${method} gave no next page; add data`);
   const tenant = server.keys[keyId]!.tenant;
   const kinds = await server.app.database.db.selectFrom("tasks").select("kind").distinct().where("tenant_id", "=", tenant).execute();
@@ -152,6 +166,7 @@ export async function buildTenantWorld(server: TestServer, keyId = "acme-admin")
     ipaOperation,
     analysisOperation,
     requestIds,
+    apiKeys,
     taskKinds: kinds.map((k) => k.kind).sort(),
     pageTokens,
   };
