@@ -24,6 +24,8 @@ export interface MethodRule {
   valid(own: OwnClients, seed: string): Promise<JsonObject>;
   /** For methods with `request_id`: the same call with another body. */
   vary?(own: OwnClients, request: JsonObject, seed: string): Promise<JsonObject>;
+  /** Response fields the first answer carries once and a retry leaves out, as the proto documents (a secret). */
+  readonly retryOmits?: readonly string[];
 }
 
 const notFound = ["not_found"] as const;
@@ -212,6 +214,8 @@ export const methodRules: Readonly<Record<string, MethodRule>> = {
     foreignCodes: ["ok"],
     valid: async (_o, s) => ({ apiKey: { displayName: s, roles: ["viewer"] } }),
     vary: async (_o, r) => ({ ...r, apiKey: { ...(r.apiKey as JsonObject), displayName: "another" } }),
+    // "A retry … returns the key created first without its secret."
+    retryOmits: ["secret"],
   },
   RevokeApiKey: { foreign: (a) => [{ id: a.apiKeys[0]!.id }], foreignCodes: notFound, valid: async (o, s) => ({ id: (await o.apiKey(s)).id! }) },
   DeleteApiKey: { foreign: (a) => [{ id: a.apiKeys[1]!.id }], foreignCodes: notFound, valid: async (o, s) => ({ id: (await o.apiKey(s)).id! }) },
