@@ -9,6 +9,7 @@ import { apiServices } from "../../src/server/services.js";
 import { databaseKinds } from "../support/databases.js";
 import { startServer, type TestServer } from "../support/server.js";
 import { callOver, families } from "./support/call.js";
+import { methodRules } from "./support/method-rules.js";
 import { markersOf, nameOf, readsFirst, ruleFor, substance } from "./support/method-walk.js";
 import { type TenantRows, tenantRows } from "./support/tenant-rows.js";
 import { buildTenantWorld, type TenantWorld } from "./support/tenant-world.js";
@@ -30,6 +31,12 @@ describe.each(databaseKinds)("tenant isolation on %s", (kind) => {
     tokenB = await server.token("globex-admin");
   }, 120_000);
   afterAll(() => server?.close());
+
+  it("has a rule for every served method and none for a method no longer served", () => {
+    const served = new Set(readsFirst.map((m) => m.name));
+    expect(served.size, "method names must be unique across services: rules are keyed by them").toBe(readsFirst.length);
+    expect(Object.keys(methodRules).filter((name) => !served.has(name))).toEqual([]);
+  });
 
   it.each(readsFirst.map((m) => [nameOf(m), m] as const))("%s, called by tenant B with A's data, shows and changes nothing of A's", async (_name, method) => {
     const rule = ruleFor(method);
