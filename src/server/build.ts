@@ -31,6 +31,10 @@ import { withPrivateGetCaching } from "./private-caching.js";
 import { createProbes } from "./probes.js";
 import { createRestHandler } from "./rest/rest-handler.js";
 import { buildRestRoutes } from "./rest/rest-routes.js";
+import { Metrics } from "../metrics/metrics.js";
+import { createMetricsRoute } from "../metrics/metrics-route.js";
+import { metricsInterceptor } from "../rpc/metrics-interceptor.js";
+import { restRouteLabel } from "./rest/rest-handler.js";
 import { apiServices, infrastructureAccess, infrastructureServices, registerServices } from "./services.js";
 
 /** A built gateway: the request handler every listener uses, and its resources. */
@@ -40,6 +44,9 @@ export interface App {
   /** The service-account keys, re-read when the file changes; `reload()` on SIGHUP. */
   readonly keys: ServiceAccountKeys;
   readonly log: Logger;
+  readonly metrics: Metrics;
+  /** `GET /metrics`: on the API port unless the configuration gives it a port of its own (then main.ts serves it there). */
+  readonly metricsRoute: RouteHandler;
   /** Marks the app as draining (readiness fails) ahead of close. */
   drain(): void;
   close(): Promise<void>;
@@ -86,6 +93,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const bodyLimits = new BodyLimits(config.maxRequestBytes, served.flatMap((s) => s.methods));
     const interceptors: Interceptor[] = [
       requestIdInterceptor(),
+      metricsInterceptor(),
       loggingInterceptor(log),
       errorInterceptor(log),
       authInterceptor(authenticator),
@@ -94,7 +102,12 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     ];
     let draining = false;
     const monitor = new ServingMonitor(() => database.ping(), () => draining);
+    const rest = buildRestRoutes(apiServices);
+    const metrics = new Metrics();
+    metrics.rpc.preinitialise(served, rest.routes.map((r) => ({ method: r.method, route: restRouteLabel(r) })));
+    const metricsRoute = createMetricsRoute({ metrics, token: config.metricsToken });
     const connect = createConnectHandler({
+      metrics: metrics.rpc,
       routes: registerServices({ uow, pager, monitor, operations }),
       interceptors,
       authenticator,
@@ -103,15 +116,15 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       fastUnary: config.fastUnary,
       log,
     });
-    const rest = buildRestRoutes(apiServices);
     for (const m of rest.unannotated) log.warn({ rpc: `${m.parent.typeName}/${m.name}` }, "RPC has no google.api.http annotation: not reachable over REST");
     const routes: RouteHandler[] = [
       createCors({ origins: config.corsOrigins, restMethods: rest.routes.map((r) => r.httpMethod) }),
       withPrivateGetCaching(connect.handle),
       // Exact paths before the REST templates: a probe never waits on route matching.
       createProbes(database, () => draining),
+      ...(config.metricsPort === undefined ? [metricsRoute] : []),
       createOpenApiRoute(config.compressMinBytes),
-      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, authenticator, bodyLimits, compressMinBytes: config.compressMinBytes, log }),
+      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, authenticator, bodyLimits, compressMinBytes: config.compressMinBytes, log, metrics: metrics.rpc }),
     ];
     const notFound = createNotFound(new Set(served.map((s) => s.typeName)));
     const handle = (req: NodeRequest, res: NodeResponse) => {
@@ -123,6 +136,8 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       database,
       keys,
       log,
+      metrics,
+      metricsRoute,
       drain: () => {
         draining = true;
         operations.drain();
