@@ -8,6 +8,7 @@ import { listenMetrics } from "../src/metrics/metrics-server.js";
 import { clientFor } from "./support/clients.js";
 import { databaseKinds } from "./support/databases.js";
 import { prometheusBinary, type Prometheus, startPrometheus } from "./support/prometheus.js";
+import { claim, operationClients, runWorkflow, watchWith } from "./support/operations.js";
 import { startServer, type TestServer } from "./support/server.js";
 
 const metricsToken = "scrape-secret";
@@ -213,6 +214,42 @@ describe.each(databaseKinds)("metrics scraped by a real Prometheus on %s", (kind
     expect(Number(responseBytes[0]!.value[1])).toBeGreaterThan(0);
     const requestCount = await prometheus.query(`grpc_server_request_bytes_count${selector(claims)}`);
     expect(Number(requestCount[0]!.value[1])).toBe(waits.length);
+  });
+
+  it("reports the database pool, statements by name, and the operations queue", async () => {
+    const scrape = async () => (await fetch(`${server.baseUrl}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } })).text();
+    const value = (text: string, series: string) => {
+      const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    const c = await operationClients(server);
+    const kind = "demo";
+    const operation = await runWorkflow(c, [{ name: "only", kind }]);
+    const watch = watchWith(c.operations, operation.id);
+    // Depth comes from a snapshot cached for 5 s: within a few seconds it shows the queued task.
+    await eventually("queued depth", async () => value(await scrape(), `anvil_operations_queue_tasks{kind="${kind}",state="queued"}`), (v) => v === 1, 15_000);
+    let text = await scrape();
+    expect(value(text, `anvil_operations_queue_oldest_age_seconds{kind="${kind}"}`)).toBeGreaterThanOrEqual(0);
+    expect(value(text, "anvil_operations_watch_streams")).toBe(1);
+    expect(value(text, "anvil_db_pool_connections")).toBeGreaterThanOrEqual(1);
+    expect(value(text, "anvil_db_pool_idle_connections")).toBeGreaterThanOrEqual(0);
+    expect(value(text, "anvil_db_pool_waiting_requests")).toBe(0);
+    const task = await claim(c, "w-metrics", { kinds: [kind], waitMs: 2_000 });
+    expect(task).toBeDefined();
+    await c.workers.completeTask({ taskId: task!.id, leaseToken: task!.leaseToken, outcome: { case: "result", value: {} } });
+    watch.cancel();
+    await watch.done;
+    text = await scrape();
+    expect(value(text, `anvil_operations_task_claims_total{kind="${kind}"}`)).toBe(1);
+    expect(value(text, 'anvil_operations_completions_total{outcome="succeeded"}')).toBe(1);
+    expect(value(text, 'anvil_operations_completions_total{outcome="failed"}')).toBe(0);
+    await eventually("watch closed", async () => value(await scrape(), "anvil_operations_watch_streams"), (v) => v === 0, 5_000);
+    // Statements by name (kind and first table); no value the test sent reaches a label.
+    expect(text).toMatch(/anvil_db_statement_seconds_count\{statement="insert operations",outcome="ok"\} [1-9]/);
+    expect(text).toMatch(/anvil_db_statement_seconds_count\{statement="select tasks",outcome="ok"\} [1-9]/);
+    expect(text).not.toContain(operation.id);
+    expect(value(text, "anvil_db_transaction_conflicts_total")).toBe(0);
+    expect(value(text, "anvil_db_unavailable_total")).toBe(0);
   });
 
   it("passes promtool check metrics", async () => {

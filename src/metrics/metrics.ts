@@ -1,4 +1,6 @@
 import { collectDefaultMetrics, Registry } from "prom-client";
+import { DbMetrics } from "./db-metrics.js";
+import { OperationsMetrics } from "./operations-metrics.js";
 import { RpcMetrics } from "./rpc-metrics.js";
 
 /**
@@ -10,6 +12,8 @@ import { RpcMetrics } from "./rpc-metrics.js";
 export class Metrics {
   readonly registry = new Registry();
   readonly rpc: RpcMetrics;
+  readonly db: DbMetrics;
+  readonly operations: OperationsMetrics;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -19,5 +23,7 @@ export class Metrics {
       this.registry.removeSingleMetric(name);
     }
     this.rpc = new RpcMetrics(this.registry);
+    this.db = new DbMetrics(this.registry);
+    this.operations = new OperationsMetrics(this.registry);
   }
 }

@@ -33,6 +33,7 @@ import { createRestHandler } from "./rest/rest-handler.js";
 import { buildRestRoutes } from "./rest/rest-routes.js";
 import { Metrics } from "../metrics/metrics.js";
 import { createMetricsRoute } from "../metrics/metrics-route.js";
+import { readQueueSnapshot } from "../metrics/queue-snapshot.js";
 import { metricsInterceptor } from "../rpc/metrics-interceptor.js";
 import { restRouteLabel } from "./rest/rest-handler.js";
 import { apiServices, infrastructureAccess, infrastructureServices, registerServices } from "./services.js";
@@ -63,12 +64,15 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
   const keys = new ServiceAccountKeys(config.keysFile, config.keysFileIsDefault, log);
   const access = infrastructureAccess(config.reflection);
   const policies = readMethodPolicies([...apiServices, ...infrastructureServices], access.publicServices, access.permissions);
+  const metrics = new Metrics();
   const database = await openDatabase(
     config.databaseUrl
       ? { kind: "postgres", url: config.databaseUrl, poolSize: config.dbPoolSize, statementTimeoutMs: config.statementTimeoutMs }
       : { kind: "pglite", dataDir: config.dataDir },
     log,
+    metrics.db.statement,
   );
+  metrics.db.watchPool(() => database.poolStats());
   try {
     await migrateToLatest(database.db);
     const key = await database.db
@@ -76,10 +80,11 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       .select("value")
       .where("name", "=", "page_token_key")
       .executeTakeFirstOrThrow();
-    const uow = new UnitOfWork(database.db);
+    const uow = new UnitOfWork(database.db, metrics.db);
     const pageTokens = new PageTokens(Buffer.from(key.value, "utf8"));
     const pager = new KeysetPager(pageTokens);
-    const operations = await OperationsModule.start(database, uow, pager, operationsSettings(config), log);
+    const operations = await OperationsModule.start(database, uow, pager, { ...operationsSettings(config), events: metrics.operations }, log);
+    metrics.operations.watch({ snapshot: () => readQueueSnapshot(database.db), openStreams: () => operations.slots.total, cacheMs: 5_000 });
     const apiKeys = new ApiKeyVerifier(new ApiKeyCredentialRepository(database.db), log, { cacheMs: config.apiKeyCacheMs });
     await apiKeys.listen(database);
     const serviceAccounts = new TokenVerifier(keys, { maxLifetimeSec: config.maxTokenLifetimeSec });
@@ -103,7 +108,6 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     let draining = false;
     const monitor = new ServingMonitor(() => database.ping(), () => draining);
     const rest = buildRestRoutes(apiServices);
-    const metrics = new Metrics();
     metrics.rpc.preinitialise(served, rest.routes.map((r) => ({ method: r.method, route: restRouteLabel(r) })));
     const metricsRoute = createMetricsRoute({ metrics, token: config.metricsToken });
     const connect = createConnectHandler({
