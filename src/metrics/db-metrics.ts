@@ -1,6 +1,9 @@
 import type { CompiledQuery, OperationNode } from "kysely";
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "prom-client";
 import type { PoolStats } from "../db/pool-stats.js";
+import { HistogramCells, histogramSamples, registerSeriesMetric } from "./series-metric.js";
+
+const statementBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 15];
 
 /**
  * The database's metrics: the pool's state (read when scraped), each
@@ -14,7 +17,8 @@ import type { PoolStats } from "../db/pool-stats.js";
  * written as raw text is `raw`. Values never reach a label.
  */
 export class DbMetrics {
-  readonly #statements: Histogram;
+  // By statement name and outcome; counted in plain fields (see series-metric.ts).
+  readonly #statements = new Map<string, { labels: Record<string, string>; cells: HistogramCells }>();
   readonly #conflicts: Counter;
   readonly #unavailable: Counter;
   #pool: (() => PoolStats) | undefined;
@@ -48,12 +52,11 @@ export class DbMetrics {
         if (s) this.set(s.waiting);
       },
     });
-    this.#statements = new Histogram({
+    registerSeriesMetric(registry, {
       name: "anvil_db_statement_seconds",
       help: "Duration of each SQL statement, by statement name (its kind and first table) and outcome.",
-      labelNames: ["statement", "outcome"],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 15],
-      registers: [registry],
+      type: "histogram",
+      samples: () => [...this.#statements.values()].flatMap((s) => histogramSamples("anvil_db_statement_seconds", s.labels, s.cells)),
     });
     this.#conflicts = new Counter({
       name: "anvil_db_transaction_conflicts_total",
@@ -76,7 +79,12 @@ export class DbMetrics {
 
   /** Records one statement (openDatabase's StatementObserver). */
   readonly statement = (query: CompiledQuery, seconds: number, failed: boolean): void => {
-    this.#statements.observe({ statement: statementName(query.query), outcome: failed ? "error" : "ok" }, seconds);
+    const statement = statementName(query.query);
+    const outcome = failed ? "error" : "ok";
+    const key = `${outcome} ${statement}`;
+    let series = this.#statements.get(key);
+    if (series === undefined) this.#statements.set(key, (series = { labels: { statement, outcome }, cells: new HistogramCells(statementBuckets) }));
+    series.cells.observe(seconds);
   };
 
   /** Counts a transaction conflict answered ABORTED. */

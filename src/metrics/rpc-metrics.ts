@@ -1,6 +1,7 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { Counter, Histogram, type Registry } from "prom-client";
+import type { Registry } from "prom-client";
+import { HistogramCells, histogramSamples, registerSeriesMetric } from "./series-metric.js";
 
 /**
  * The protocol family a call came in by. gRPC-Web and Connect are separate
@@ -38,42 +39,44 @@ export interface CallMeter {
  * has not been called yet is 0, not absent.
  */
 export class RpcMetrics {
-  readonly #started: Counter;
-  readonly #handled: Counter;
-  readonly #seconds: Histogram;
-  readonly #requestBytes: Histogram;
-  readonly #responseBytes: Histogram;
+  // Series by method, then by protocol and route: found with two map
+  // lookups per call, counted in plain fields, formatted at scrape time.
+  readonly #series = new Map<DescMethod, Map<string, Series>>();
 
   constructor(registry: Registry) {
-    const labels = ["grpc_type", "grpc_service", "grpc_method", "protocol", "http_route"] as const;
-    this.#started = new Counter({ name: "grpc_server_started_total", help: "RPCs started on the server.", labelNames: labels, registers: [registry] });
-    this.#handled = new Counter({
+    const all = () => [...this.#series.values()].flatMap((byRoute) => [...byRoute.values()]);
+    registerSeriesMetric(registry, {
+      name: "grpc_server_started_total",
+      help: "RPCs started on the server.",
+      type: "counter",
+      samples: () => all().map((s) => ({ labels: s.labels, value: s.started })),
+    });
+    registerSeriesMetric(registry, {
       name: "grpc_server_handled_total",
       help: "RPCs completed on the server, whatever their status code.",
-      labelNames: [...labels, "grpc_code"],
-      registers: [registry],
+      type: "counter",
+      samples: () =>
+        all().flatMap((s) =>
+          s.handled.flatMap((n, code) => (code === 0 || n > 0 ? [{ labels: { ...s.labels, grpc_code: codeLabel(code) }, value: n }] : [])),
+        ),
     });
-    this.#seconds = new Histogram({
+    registerSeriesMetric(registry, {
       name: "grpc_server_handling_seconds",
       help: "Time from the request's arrival until the server finished the call (for streams: until the stream ended).",
-      labelNames: labels,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers: [registry],
+      type: "histogram",
+      samples: () => all().flatMap((s) => histogramSamples("grpc_server_handling_seconds", s.labels, s.seconds)),
     });
-    const sizeBuckets = [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304];
-    this.#requestBytes = new Histogram({
+    registerSeriesMetric(registry, {
       name: "grpc_server_request_bytes",
       help: "Request body bytes as received on the wire (gRPC envelopes and compression included).",
-      labelNames: labels,
-      buckets: sizeBuckets,
-      registers: [registry],
+      type: "histogram",
+      samples: () => all().flatMap((s) => histogramSamples("grpc_server_request_bytes", s.labels, s.requestBytes)),
     });
-    this.#responseBytes = new Histogram({
+    registerSeriesMetric(registry, {
       name: "grpc_server_response_bytes",
       help: "Response body bytes as sent on the wire (gRPC envelopes, trailers in the body and compression included).",
-      labelNames: labels,
-      buckets: sizeBuckets,
-      registers: [registry],
+      type: "histogram",
+      samples: () => all().flatMap((s) => histogramSamples("grpc_server_response_bytes", s.labels, s.responseBytes)),
     });
   }
 
@@ -85,19 +88,19 @@ export class RpcMetrics {
   preinitialise(services: readonly DescService[], restRoutes: readonly { readonly method: DescMethod; readonly route: string }[]): void {
     for (const service of services) {
       for (const method of service.methods) {
-        for (const protocol of ["grpc", "grpc_web", "connect"] as const) this.#initialise(method, protocol, "");
+        for (const protocol of ["grpc", "grpc_web", "connect"] as const) this.#seriesOf(method, protocol, "");
       }
     }
-    for (const r of restRoutes) this.#initialise(r.method, "rest", r.route);
+    for (const r of restRoutes) this.#seriesOf(r.method, "rest", r.route);
   }
 
-  #initialise(method: DescMethod, protocol: RpcProtocol, route: string): void {
-    const l = labelsOf(method, protocol, route);
-    this.#started.inc(l, 0);
-    this.#handled.inc({ ...l, grpc_code: "OK" }, 0);
-    this.#seconds.zero(l);
-    this.#requestBytes.zero(l);
-    this.#responseBytes.zero(l);
+  #seriesOf(method: DescMethod, protocol: RpcProtocol, route: string): Series {
+    let byRoute = this.#series.get(method);
+    if (byRoute === undefined) this.#series.set(method, (byRoute = new Map()));
+    const key = route === "" ? protocol : `${protocol} ${route}`;
+    let series = byRoute.get(key);
+    if (series === undefined) byRoute.set(key, (series = new Series(labelsOf(method, protocol, route))));
+    return series;
   }
 
   /**
@@ -108,43 +111,69 @@ export class RpcMetrics {
    * the response is written.
    */
   begin(method: DescMethod, protocol: RpcProtocol, route = ""): CallMeter {
-    const labels = labelsOf(method, protocol, route);
-    this.#started.inc(labels);
-    const start = performance.now();
-    let received = 0;
-    let sent = 0;
-    let code: Code | 0 | undefined;
-    let ended = false;
-    const handled = this.#handled;
-    const seconds = this.#seconds;
-    const requestBytes = this.#requestBytes;
-    const responseBytes = this.#responseBytes;
-    return {
-      received: (n) => {
-        received += n;
-      },
-      sent: (n) => {
-        sent += n;
-      },
-      code: (c) => {
-        if (code === undefined) code = c;
-      },
-      get coded() {
-        return code !== undefined;
-      },
-      end: () => {
-        if (ended) return;
-        ended = true;
-        handled.inc({ ...labels, grpc_code: codeLabel(code ?? Code.Unknown) });
-        seconds.observe(labels, (performance.now() - start) / 1000);
-        requestBytes.observe(labels, received);
-        responseBytes.observe(labels, sent);
-      },
-    };
+    const series = this.#seriesOf(method, protocol, route);
+    series.started++;
+    return new Meter(series);
   }
 }
 
-function labelsOf(method: DescMethod, protocol: RpcProtocol, route: string) {
+const secondsBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const sizeBuckets = [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304];
+// Connect's codes run from 1 (Canceled) to 16 (Unauthenticated); 0 is OK.
+const codeCount = 17;
+
+/** The counts of one (method, protocol, route). */
+class Series {
+  started = 0;
+  readonly handled = new Array<number>(codeCount).fill(0);
+  readonly seconds = new HistogramCells(secondsBuckets);
+  readonly requestBytes = new HistogramCells(sizeBuckets);
+  readonly responseBytes = new HistogramCells(sizeBuckets);
+
+  constructor(readonly labels: Record<string, string>) {}
+}
+
+class Meter implements CallMeter {
+  readonly #series: Series;
+  readonly #start = performance.now();
+  #received = 0;
+  #sent = 0;
+  #code: Code | 0 | undefined;
+  #ended = false;
+
+  constructor(series: Series) {
+    this.#series = series;
+  }
+
+  received(n: number): void {
+    this.#received += n;
+  }
+
+  sent(n: number): void {
+    this.#sent += n;
+  }
+
+  code(code: Code | 0): void {
+    if (this.#code === undefined) this.#code = code;
+  }
+
+  get coded(): boolean {
+    return this.#code !== undefined;
+  }
+
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const s = this.#series;
+    const code = this.#code ?? Code.Unknown;
+    s.handled[code >= 0 && code < codeCount ? code : Code.Unknown]!++;
+    s.seconds.observe((performance.now() - this.#start) / 1000);
+    s.requestBytes.observe(this.#received);
+    s.responseBytes.observe(this.#sent);
+  }
+}
+
+function labelsOf(method: DescMethod, protocol: RpcProtocol, route: string): Record<string, string> {
   return { grpc_type: grpcType(method), grpc_service: method.parent.typeName, grpc_method: method.name, protocol, http_route: route };
 }
 
