@@ -254,6 +254,15 @@ describe.each(databaseKinds)("metrics scraped by a real Prometheus on %s", (kind
     expect(text).toMatch(/anvil_db_statement_seconds_count\{statement="insert operations",outcome="ok"\} [1-9]/);
     expect(text).toMatch(/anvil_db_statement_seconds_count\{statement="select tasks",outcome="ok"\} [1-9]/);
     expect(text).not.toContain(operation.id);
+    // A lease that expires: the next claim returns it to the queue for a retry.
+    const second = await runWorkflow(c, [{ name: "only", kind }]);
+    const lost = await claim(c, "w-gone", { kinds: [kind], waitMs: 2_000, leaseMs: 1_000 });
+    expect(lost?.operationId).toBe(second.id);
+    await new Promise((r) => setTimeout(r, 1_200));
+    await claim(c, "w-next", { kinds: [kind], waitMs: 0 });
+    text = await scrape();
+    expect(value(text, `anvil_operations_lease_expiries_total{kind="${kind}"}`)).toBe(1);
+    expect(value(text, `anvil_operations_task_retries_total{kind="${kind}"}`)).toBe(1);
     expect(value(text, "anvil_db_transaction_conflicts_total")).toBe(0);
     expect(value(text, "anvil_db_unavailable_total")).toBe(0);
   });
