@@ -44,6 +44,10 @@ export interface Config {
   readonly operationsPollMs: number;
   /** Keep-alive interval of idle WatchOperation streams. */
   readonly watchKeepAliveMs: number;
+  /** Serve `GET /metrics` on this port of its own instead of the API port (ANVIL_METRICS_PORT; unset: the API port). */
+  readonly metricsPort: number | undefined;
+  /** Bearer token a scrape of /metrics must send (ANVIL_METRICS_TOKEN; unset: none needed). */
+  readonly metricsToken: string | undefined;
   /** Attempts a task gets before its operation fails. */
   readonly taskMaxAttempts: number;
   /** Delay before a task's first retry, doubled for each later one (capped at 5 minutes). */
@@ -118,6 +122,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxClaimWaitsPerCredential: int(env, "ANVIL_MAX_CLAIM_WAITS_PER_CREDENTIAL", 1_024, 1, 1_000_000),
     operationsPollMs: int(env, "ANVIL_OPERATIONS_POLL_MS", 1_000, 10, 60_000),
     watchKeepAliveMs: int(env, "ANVIL_WATCH_KEEPALIVE_MS", 15_000, 10, 3_600_000),
+    metricsPort: env.ANVIL_METRICS_PORT ? int(env, "ANVIL_METRICS_PORT", 0, 0, 65_535) : undefined,
+    metricsToken: env.ANVIL_METRICS_TOKEN || undefined,
     taskMaxAttempts: int(env, "ANVIL_TASK_MAX_ATTEMPTS", 3, 1, 100),
     taskRetryBaseMs: int(env, "ANVIL_TASK_RETRY_BASE_MS", 1_000, 0, 3_600_000),
     apiKeyCacheMs: int(env, "ANVIL_API_KEY_CACHE_MS", 10_000, 0, 300_000),

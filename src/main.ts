@@ -2,6 +2,7 @@ import pino from "pino";
 import { loadConfig } from "./config.js";
 import { build } from "./server/build.js";
 import { listen } from "./server/listener.js";
+import { listenMetrics } from "./metrics/metrics-server.js";
 import { describeErrorChain } from "./shared/error-chain.js";
 
 /** Starts the gateway: configuration → build() → listen. The only file that listens. */
@@ -10,6 +11,8 @@ async function main(): Promise<void> {
   const log = pino({ level: config.logLevel });
   const app = await build(config, log);
   const server = await listen(app.handle, config);
+  const metricsServer = config.metricsPort === undefined ? undefined : await listenMetrics(app.metricsRoute, config.metricsPort, config.host);
+  if (metricsServer) log.info({ port: metricsServer.port }, "metrics listening");
   const base = `${config.tlsCert ? "https" : "http"}://localhost:${server.port}`;
   const firstKey = app.keys.values().next().value;
   log.info({ port: server.port, database: app.database.kind }, "anvil listening");
@@ -30,6 +33,7 @@ async function main(): Promise<void> {
     log.info({ signal }, "draining");
     app.drain();
     await server.close(10_000);
+    await metricsServer?.close();
     await app.close();
     process.exit(0);
   };

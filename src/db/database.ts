@@ -1,11 +1,15 @@
 import { mkdirSync } from "node:fs";
-import { Kysely, PostgresDialect, type PostgresPool, sql } from "kysely";
+import { type CompiledQuery, Kysely, type LogEvent, PostgresDialect, type PostgresPool, sql } from "kysely";
 import pg from "pg";
 import type { Logger } from "pino";
 import type { Database } from "./schema.js";
 import { FencedPgPool } from "./fenced-pg-pool.js";
 import { type NotificationHandler, PgNotificationListener } from "./pg-notification-listener.js";
 import { PGlitePool } from "./pglite-pool.js";
+import type { PoolStats } from "./pool-stats.js";
+
+/** Told of every statement kysely runs, with its duration: the metrics' hook (no SQL values reach it). */
+export type StatementObserver = (query: CompiledQuery, seconds: number, failed: boolean) => void;
 
 /** Where the data lives: a PostgreSQL server, or the embedded PGlite database. */
 export type DatabaseTarget =
@@ -29,6 +33,8 @@ export interface DatabaseHandle {
    * callers that cache what notifications invalidate.
    */
   listen(channel: string, onMessage: NotificationHandler, onGap?: () => void): Promise<() => Promise<void>>;
+  /** The connection pool's state now. */
+  poolStats(): PoolStats;
   close(): Promise<void>;
 }
 
@@ -38,8 +44,9 @@ export interface DatabaseHandle {
  * client: node-postgres ends the process on an unhandled client error, and a
  * restarting server must not take the gateway down with it.
  */
-export async function openDatabase(target: DatabaseTarget, log: Logger): Promise<DatabaseHandle> {
-  if (target.kind === "pglite") return openPGlite(target.dataDir);
+export async function openDatabase(target: DatabaseTarget, log: Logger, observe?: StatementObserver): Promise<DatabaseHandle> {
+  const statementLog = observe === undefined ? undefined : (event: LogEvent) => observe(event.query, event.queryDurationMillis / 1000, event.level === "error");
+  if (target.kind === "pglite") return openPGlite(target.dataDir, statementLog);
   const pool = new pg.Pool({
     connectionString: target.url,
     max: target.poolSize,
@@ -58,7 +65,8 @@ export async function openDatabase(target: DatabaseTarget, log: Logger): Promise
   pool.on("connect", (client) => {
     client.on("error", (err) => log.warn({ err: describe(err) }, "database connection failed"));
   });
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new FencedPgPool(pool) as unknown as PostgresPool }) });
+  const fenced = new FencedPgPool(pool);
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: fenced as unknown as PostgresPool }), ...(statementLog && { log: statementLog }) });
   const listener = new PgNotificationListener(target.url, log);
   return {
     kind: "postgres",
@@ -67,6 +75,7 @@ export async function openDatabase(target: DatabaseTarget, log: Logger): Promise
       await sql`select 1`.execute(db);
     },
     listen: (channel, onMessage, onGap) => listener.listen(channel, onMessage, onGap),
+    poolStats: () => fenced.stats(),
     close: async () => {
       await listener.close();
       await db.destroy();
@@ -74,7 +83,7 @@ export async function openDatabase(target: DatabaseTarget, log: Logger): Promise
   };
 }
 
-async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
+async function openPGlite(dataDir: string, statementLog: ((event: LogEvent) => void) | undefined): Promise<DatabaseHandle> {
   const { PGlite } = await import("@electric-sql/pglite");
   const inMemory = dataDir === "" || dataDir.startsWith("memory://");
   if (!inMemory) mkdirSync(dataDir, { recursive: true });
@@ -82,7 +91,7 @@ async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
   // kysely's pool type also admits cursors, which Anvil never uses.
   const lockable = new PGlitePool(pglite);
   const pool = lockable as unknown as PostgresPool;
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(statementLog && { log: statementLog }) });
   // LISTEN runs between transactions, holding the connection lock: issued in
   // the middle of someone's transaction it would share that transaction's fate.
   const exclusive = async <T>(work: () => Promise<T>): Promise<T> => {
@@ -103,6 +112,7 @@ async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
       const unlisten = await exclusive(() => pglite.listen(channel, onMessage));
       return () => exclusive(() => unlisten()).catch(() => undefined);
     },
+    poolStats: () => lockable.stats(),
     close: () => db.destroy(),
   };
 }

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type pg from "pg";
 import { UnavailableError } from "../shared/errors.js";
+import type { PoolStats } from "./pool-stats.js";
 
 // Statements are prepared once per connection and reused by name: PostgreSQL
 // then skips parsing and planning on every later call (a point read drops
@@ -62,6 +63,11 @@ export class FencedPgPool {
       },
       release: () => client.release(broken),
     };
+  }
+
+  /** Open connections, idle ones, and requests waiting for one (for the metrics). */
+  stats(): PoolStats {
+    return { total: this.#pool.totalCount, idle: this.#pool.idleCount, waiting: this.#pool.waitingCount };
   }
 
   end(): Promise<void> {

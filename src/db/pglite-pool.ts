@@ -1,4 +1,5 @@
 import type { PGlite } from "@electric-sql/pglite";
+import type { PoolStats } from "./pool-stats.js";
 
 /**
  * Presents an embedded PGlite database as the `pg`-style pool that kysely's
@@ -10,6 +11,8 @@ export class PGlitePool {
   readonly #db: PGlite;
   #tail: Promise<void> = Promise.resolve();
   #ended = false;
+  #waiting = 0;
+  #held = false;
 
   constructor(db: PGlite) {
     this.#db = db;
@@ -21,16 +24,28 @@ export class PGlitePool {
     let release!: () => void;
     const previous = this.#tail;
     this.#tail = new Promise<void>((resolve) => (release = resolve));
-    await previous;
+    this.#waiting++;
+    try {
+      await previous;
+    } finally {
+      this.#waiting--;
+    }
+    this.#held = true;
     let released = false;
     return {
       query: (sql, parameters) => this.#query(sql, parameters),
       release: () => {
         if (released) return;
         released = true;
+        this.#held = false;
         release();
       },
     };
+  }
+
+  /** The one connection, whether it is free, and how many wait for it (for the metrics). */
+  stats(): PoolStats {
+    return { total: 1, idle: this.#held ? 0 : 1, waiting: this.#waiting };
   }
 
   async end(): Promise<void> {

@@ -1,5 +1,5 @@
 import { type Kysely, sql, type Transaction } from "kysely";
-import { DeadlineExceededError } from "../shared/errors.js";
+import { AbortedError, DeadlineExceededError, UnavailableError } from "../shared/errors.js";
 import type { Scope } from "../shared/scope.js";
 import { maxTimerMs } from "../shared/timer-limit.js";
 import { translateDatabaseError } from "./database-errors.js";
@@ -22,9 +22,22 @@ import type { Database } from "./schema.js";
  */
 export class UnitOfWork {
   readonly #db: Kysely<Database>;
+  readonly #failures: UnitOfWorkFailures | undefined;
 
-  constructor(db: Kysely<Database>) {
+  /** `failures` is told of each unit of work answered ABORTED (a lost race) or UNAVAILABLE (the metrics). */
+  constructor(db: Kysely<Database>, failures?: UnitOfWorkFailures) {
     this.#db = db;
+    this.#failures = failures;
+  }
+
+  /** The database's error as a domain error, counted when the client is told to retry. */
+  #translate(err: unknown): unknown {
+    const error = translateDatabaseError(err);
+    if (this.#failures !== undefined) {
+      if (error instanceof UnavailableError) this.#failures.unavailable();
+      else if (error instanceof AbortedError && error.reason === "TRANSACTION_CONFLICT") this.#failures.conflict();
+    }
+    return error;
   }
 
   async transact<T>(scope: Scope, work: (tx: Repositories) => Promise<T>): Promise<T> {
@@ -51,7 +64,7 @@ export class UnitOfWork {
         }
       });
     } catch (err) {
-      throw translateDatabaseError(err);
+      throw this.#translate(err);
     }
     for (const hook of afterCommit) hook();
     return result;
@@ -73,11 +86,17 @@ export class UnitOfWork {
     try {
       return await work(tx);
     } catch (err) {
-      throw translateDatabaseError(err);
+      throw this.#translate(err);
     } finally {
       tx.close();
     }
   }
+}
+
+/** What a UnitOfWork reports about failures a client may retry. */
+export interface UnitOfWorkFailures {
+  conflict(): void;
+  unavailable(): void;
 }
 
 const readOnlyHooks: Array<() => void> = new Proxy([], {

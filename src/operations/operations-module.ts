@@ -7,6 +7,7 @@ import { NotificationHub } from "./notification-hub.js";
 import { OperationWatcher, type WatchSettings } from "./operation-watcher.js";
 import { OperationsHandler } from "./operations.handler.js";
 import { OperationsService } from "./operations.service.js";
+import type { QueueEvents } from "./queue-events.js";
 import type { QueueSettings } from "./queue-settings.js";
 import { OperationStarter } from "./start-operation.js";
 import { StreamSlots } from "./stream-slots.js";
@@ -21,6 +22,8 @@ export interface OperationsSettings {
   readonly maxStreamsPerPrincipal: number;
   /** Claims one credential may have waiting at once on this instance (a fleet of workers shares one key). */
   readonly maxClaimWaitsPerCredential: number;
+  /** Told of claims, expiries, retries and completions (the metrics). */
+  readonly events?: QueueEvents;
 }
 
 /**
@@ -38,7 +41,7 @@ export class OperationsModule {
   readonly #calls = new DrainSignals();
 
   private constructor(hub: NotificationHub, uow: UnitOfWork, pager: KeysetPager, settings: OperationsSettings) {
-    const lifecycle = new TaskLifecycle(settings.queue);
+    const lifecycle = new TaskLifecycle(settings.queue, settings.events);
     const calls = this.#calls;
     this.hub = hub;
     this.slots = new StreamSlots(settings.maxStreamsPerPrincipal);

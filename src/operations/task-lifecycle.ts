@@ -3,6 +3,7 @@ import { FailedPreconditionError } from "../shared/errors.js";
 import type { JsonObject } from "../shared/json.js";
 import { isFinal, type LogLevel, type NewEvent, type Operation, rpcCode } from "./operation.js";
 import { type QueueSettings, retryDelayMs } from "./queue-settings.js";
+import type { QueueEvents } from "./queue-events.js";
 import type { ClaimedTask, Task } from "./task.js";
 import type { ReadyTask } from "./task.repository.js";
 
@@ -31,9 +32,11 @@ export interface ProgressReport {
  */
 export class TaskLifecycle {
   readonly #settings: QueueSettings;
+  readonly #events: QueueEvents | undefined;
 
-  constructor(settings: QueueSettings) {
+  constructor(settings: QueueSettings, events?: QueueEvents) {
     this.#settings = settings;
+    this.#events = events;
   }
 
   /**
@@ -86,7 +89,10 @@ export class TaskLifecycle {
       }
       const started = operation.state === "queued" ? ({ state: "running", stage: "running", started: true } as const) : {};
       await tx.operations.record(operationId, { attempt: operation.attempt + ofOperation.length, ...started }, events);
-      for (const task of ofOperation) claimed.push({ task, resource: operation.resource });
+      for (const task of ofOperation) {
+        claimed.push({ task, resource: operation.resource });
+        tx.onCommit(() => this.#events?.claimed(task.kind));
+      }
     }
     return claimed;
   }
@@ -94,6 +100,7 @@ export class TaskLifecycle {
   /** Handles leases that expired: their workers are presumed dead. No sweeper needed: claims call this. */
   async recoverExpired(tx: Repositories): Promise<void> {
     for (const task of await tx.tasks.expiredLeases(10)) {
+      tx.onCommit(() => this.#events?.leaseExpired(task.kind));
       const operation = await tx.operations.get(task.operationId);
       if (operation.cancelRequested) {
         await tx.tasks.finish(task.id, "cancelled");
@@ -150,6 +157,7 @@ export class TaskLifecycle {
       { step: task.step, payload: { type: "progress", progress: 1, stepProgress: 1, message: done } },
       { step: "", payload: { type: "completion", state: "succeeded", result, error: null } },
     ];
+    tx.onCommit(() => this.#events?.completed("succeeded"));
     return (await tx.operations.record(operation.id, { state: "succeeded", progress: 1, stage: "succeeded", message: done, result, ended: true }, events)).operation;
   }
 
@@ -204,6 +212,7 @@ export class TaskLifecycle {
       },
     };
     if (willRetry) {
+      tx.onCommit(() => this.#events?.retried(task.kind));
       await tx.tasks.requeue(task.id, delay);
       return (await tx.operations.record(operation.id, { message: failure.message }, [error])).operation;
     }
@@ -212,6 +221,7 @@ export class TaskLifecycle {
     const final = { code: failure.code, message: task.step ? `step ${task.step}: ${failure.message}` : failure.message };
     const completion: NewEvent = { step: "", payload: { type: "completion", state: "failed", result: null, error: final } };
     const patch = { state: "failed", stage: "failed", message: final.message, error: final, ended: true } as const;
+    tx.onCommit(() => this.#events?.completed("failed"));
     return (await tx.operations.record(operation.id, patch, [error, completion])).operation;
   }
 
@@ -223,6 +233,7 @@ export class TaskLifecycle {
     const error = { code: rpcCode.cancelled, message: "cancelled" };
     const completion: NewEvent = { step: "", payload: { type: "completion", state: "cancelled", result: null, error } };
     const patch = { state: "cancelled", stage: "cancelled", message: "cancelled", error, ended: true } as const;
+    tx.onCommit(() => this.#events?.completed("cancelled"));
     return (await tx.operations.record(operation.id, patch, [completion])).operation;
   }
 }

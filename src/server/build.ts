@@ -31,6 +31,11 @@ import { withPrivateGetCaching } from "./private-caching.js";
 import { createProbes } from "./probes.js";
 import { createRestHandler } from "./rest/rest-handler.js";
 import { buildRestRoutes } from "./rest/rest-routes.js";
+import { Metrics } from "../metrics/metrics.js";
+import { createMetricsRoute } from "../metrics/metrics-route.js";
+import { readQueueSnapshot } from "../metrics/queue-snapshot.js";
+import { metricsInterceptor } from "../rpc/metrics-interceptor.js";
+import { restRouteLabel } from "./rest/rest-handler.js";
 import { apiServices, infrastructureAccess, infrastructureServices, registerServices } from "./services.js";
 
 /** A built gateway: the request handler every listener uses, and its resources. */
@@ -40,6 +45,9 @@ export interface App {
   /** The service-account keys, re-read when the file changes; `reload()` on SIGHUP. */
   readonly keys: ServiceAccountKeys;
   readonly log: Logger;
+  readonly metrics: Metrics;
+  /** `GET /metrics`: on the API port unless the configuration gives it a port of its own (then main.ts serves it there). */
+  readonly metricsRoute: RouteHandler;
   /** Marks the app as draining (readiness fails) ahead of close. */
   drain(): void;
   close(): Promise<void>;
@@ -56,12 +64,15 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
   const keys = new ServiceAccountKeys(config.keysFile, config.keysFileIsDefault, log);
   const access = infrastructureAccess(config.reflection);
   const policies = readMethodPolicies([...apiServices, ...infrastructureServices], access.publicServices, access.permissions);
+  const metrics = new Metrics();
   const database = await openDatabase(
     config.databaseUrl
       ? { kind: "postgres", url: config.databaseUrl, poolSize: config.dbPoolSize, statementTimeoutMs: config.statementTimeoutMs }
       : { kind: "pglite", dataDir: config.dataDir },
     log,
+    metrics.db.statement,
   );
+  metrics.db.watchPool(() => database.poolStats());
   try {
     await migrateToLatest(database.db);
     const key = await database.db
@@ -69,10 +80,11 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       .select("value")
       .where("name", "=", "page_token_key")
       .executeTakeFirstOrThrow();
-    const uow = new UnitOfWork(database.db);
+    const uow = new UnitOfWork(database.db, metrics.db);
     const pageTokens = new PageTokens(Buffer.from(key.value, "utf8"));
     const pager = new KeysetPager(pageTokens);
-    const operations = await OperationsModule.start(database, uow, pager, operationsSettings(config), log);
+    const operations = await OperationsModule.start(database, uow, pager, { ...operationsSettings(config), events: metrics.operations }, log);
+    metrics.operations.watch({ snapshot: () => readQueueSnapshot(database.db), openStreams: () => operations.slots.total, cacheMs: 5_000 });
     const apiKeys = new ApiKeyVerifier(new ApiKeyCredentialRepository(database.db), log, { cacheMs: config.apiKeyCacheMs });
     await apiKeys.listen(database);
     const serviceAccounts = new TokenVerifier(keys, { maxLifetimeSec: config.maxTokenLifetimeSec });
@@ -86,6 +98,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const bodyLimits = new BodyLimits(config.maxRequestBytes, served.flatMap((s) => s.methods));
     const interceptors: Interceptor[] = [
       requestIdInterceptor(),
+      metricsInterceptor(),
       loggingInterceptor(log),
       errorInterceptor(log),
       authInterceptor(authenticator),
@@ -94,7 +107,11 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     ];
     let draining = false;
     const monitor = new ServingMonitor(() => database.ping(), () => draining);
+    const rest = buildRestRoutes(apiServices);
+    metrics.rpc.preinitialise(served, rest.routes.map((r) => ({ method: r.method, route: restRouteLabel(r) })));
+    const metricsRoute = createMetricsRoute({ metrics, token: config.metricsToken });
     const connect = createConnectHandler({
+      metrics: metrics.rpc,
       routes: registerServices({ uow, pager, monitor, operations }),
       interceptors,
       authenticator,
@@ -103,15 +120,15 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       fastUnary: config.fastUnary,
       log,
     });
-    const rest = buildRestRoutes(apiServices);
     for (const m of rest.unannotated) log.warn({ rpc: `${m.parent.typeName}/${m.name}` }, "RPC has no google.api.http annotation: not reachable over REST");
     const routes: RouteHandler[] = [
       createCors({ origins: config.corsOrigins, restMethods: rest.routes.map((r) => r.httpMethod) }),
       withPrivateGetCaching(connect.handle),
       // Exact paths before the REST templates: a probe never waits on route matching.
       createProbes(database, () => draining),
+      ...(config.metricsPort === undefined ? [metricsRoute] : []),
       createOpenApiRoute(config.compressMinBytes),
-      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, authenticator, bodyLimits, compressMinBytes: config.compressMinBytes, log }),
+      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, authenticator, bodyLimits, compressMinBytes: config.compressMinBytes, log, metrics: metrics.rpc }),
     ];
     const notFound = createNotFound(new Set(served.map((s) => s.typeName)));
     const handle = (req: NodeRequest, res: NodeResponse) => {
@@ -123,6 +140,8 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       database,
       keys,
       log,
+      metrics,
+      metricsRoute,
       drain: () => {
         draining = true;
         operations.drain();

@@ -20,6 +20,9 @@ import type { BodyLimits } from "./body-limits.js";
 import { createFastUnaryHandler } from "./fast-unary/fast-unary-handler.js";
 import { composeUnaryCall, type UnaryCall, type UnaryImpl } from "./fast-unary/unary-call.js";
 import { encodeGrpcMessageAsSpecified } from "./grpc-message-encoding.js";
+import { codeFromHttpStatus } from "@connectrpc/connect/protocol-connect";
+import type { CallMeter, RpcMetrics, RpcProtocol } from "../metrics/rpc-metrics.js";
+import { callMeterKey } from "../rpc/metrics-interceptor.js";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
 export type NodeResponse = ServerResponse | Http2ServerResponse;
@@ -41,6 +44,8 @@ export interface ConnectHandlerOptions extends ConnectRouterOptions {
   readonly authenticator: CallAuthenticator;
   /** Each method's request body limit (readMaxBytes is only the default). */
   readonly bodyLimits: BodyLimits;
+  /** Where every call is counted (src/metrics/). */
+  readonly metrics: RpcMetrics;
 }
 
 interface Registration {
@@ -106,6 +111,7 @@ function fastUnaryRoutes(calls: ReadonlyMap<DescMethod, UnaryCall>, options: Con
         readMaxBytes: options.bodyLimits.forMethod(method),
         compressMinBytes: options.compressMinBytes ?? 1024,
         acceptCompression: options.acceptCompression ?? [],
+        metrics: options.metrics,
       }),
     );
   }
@@ -157,7 +163,30 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
   };
 
   async function serveUniversal(handler: UniversalHandler, req: NodeRequest, res: NodeResponse): Promise<void> {
+    const meter = options.metrics.begin(handler.method, universalProtocol(req.headers["content-type"]));
+    const answer: { res?: UniversalServerResponse } = {};
+    // Counted when the response is done: connect-node's
+    // universalResponseToNodeResponse waits for an "end" event a Node
+    // response never emits, so its promise does not settle after success.
+    res.once("close", () => {
+      // Not coded by the interceptors: connect answered before them (a body
+      // it could not read or parse, a request method it does not allow), or
+      // the client left first.
+      if (!meter.coded) meter.code(answer.res !== undefined && res.writableFinished ? codeOfAnswer(answer.res) : Code.Canceled);
+      meter.end();
+    });
+    await serveMetered(handler, req, res, meter, answer);
+  }
+
+  async function serveMetered(
+    handler: UniversalHandler,
+    req: NodeRequest,
+    res: NodeResponse,
+    meter: CallMeter,
+    answer: { res?: UniversalServerResponse },
+  ): Promise<void> {
     const values = createContextValues();
+    values.set(callMeterKey, meter);
     const auth = await options.authenticator.decide(handler.method, req.headers);
     values.set(authOutcomeKey, auth);
     // connect reads the body before it runs the interceptors; a refused
@@ -168,14 +197,16 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
       const error = refusal(auth.refused, req);
       // The interceptors (and their access log) never see this call.
       options.log.info({ rpc: handler.requestPath.slice(1), code: Code[error.code], request_id: error.metadata.get(requestIdHeader) }, "rpc refused before its body");
+      meter.code(error.code);
       body = refusedBody(error);
     } else {
-      body = readOrDiscard(req);
+      body = readOrDiscard(req, meter);
     }
     const uReq = { ...universalRequestFromNodeRequest(req, res, undefined, values), body };
     clampDeadlineHeaders(uReq.header);
     const uRes = encodeGrpcMessageAsSpecified(await reclassifyBinaryParseErrors(withAllow(await handler(uReq), handler)));
-    await universalResponseToNodeResponse(uRes, res);
+    answer.res = uRes;
+    await universalResponseToNodeResponse(countSent(uRes, meter), res);
   }
   return { handle, handlers: router.handlers, unaryCalls };
 }
@@ -212,13 +243,56 @@ function withAllow(res: UniversalServerResponse, handler: UniversalHandler): Uni
  * HTTP/1.1 socket paused mid-body, so the next request on that connection
  * would hang. The fast path discards the same way (fast-unary/read-body.ts).
  */
-async function* readOrDiscard(req: NodeRequest): AsyncIterable<Uint8Array> {
+async function* readOrDiscard(req: NodeRequest, meter: CallMeter): AsyncIterable<Uint8Array> {
   try {
-    for await (const chunk of req.iterator({ destroyOnReturn: false })) yield chunk as Uint8Array;
+    for await (const chunk of req.iterator({ destroyOnReturn: false })) {
+      meter.received((chunk as Uint8Array).byteLength);
+      yield chunk as Uint8Array;
+    }
   } catch (err) {
     // Reading fails only when the client went away mid-body.
     throw ConnectError.from(err, Code.Canceled);
   } finally {
     if (!req.complete) req.resume();
   }
+}
+
+/** The protocol family of a request connect's universal handler serves, by its content type. */
+function universalProtocol(contentType: string | undefined): RpcProtocol {
+  if (contentType?.startsWith("application/grpc-web")) return "grpc_web";
+  if (contentType?.startsWith("application/grpc")) return "grpc";
+  return "connect";
+}
+
+/** The response with its body bytes counted as they are written. */
+function countSent(res: UniversalServerResponse, meter: CallMeter): UniversalServerResponse {
+  const body = res.body;
+  if (body === undefined) return res;
+  if (body instanceof Uint8Array) {
+    meter.sent(body.byteLength);
+    return res;
+  }
+  return {
+    ...res,
+    body: (async function* () {
+      for await (const chunk of body) {
+        meter.sent(chunk.byteLength);
+        yield chunk;
+      }
+    })(),
+  };
+}
+
+/**
+ * The code of an answer connect made without the interceptors, which is
+ * never a success (only the implementation succeeds): gRPC puts it in
+ * `grpc-status` (a trailers-only response carries it in the headers),
+ * Connect unary in the HTTP status; gRPC-Web and Connect streams put it in
+ * the body, which is not parsed again here: Unknown.
+ */
+function codeOfAnswer(res: UniversalServerResponse): Code {
+  const status = res.trailer?.get("grpc-status") ?? new Headers(res.header).get("grpc-status");
+  if (status !== null && status !== undefined && Number(status) > 0) return Number(status) as Code;
+  if (res.status !== 200) return codeFromHttpStatus(res.status);
+  return Code.Unknown;
 }

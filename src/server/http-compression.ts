@@ -52,15 +52,19 @@ export async function sendBody(
   headers: Record<string, string>,
   body: Uint8Array,
   minBytes: number,
-): Promise<void> {
+): Promise<number> {
   const coding = body.byteLength >= minBytes ? negotiateCoding(req.headers["accept-encoding"]) : undefined;
   const out = coding ? await compress(coding, body) : body;
   const all: Record<string, string> = { ...headers, "content-length": String(out.byteLength) };
   if (coding) all["content-encoding"] = coding;
   appendVary(res, "Accept-Encoding");
   res.writeHead(status, all);
-  if (req.method === "HEAD") res.end();
-  else res.end(out);
+  if (req.method === "HEAD") {
+    res.end();
+    return 0;
+  }
+  res.end(out);
+  return out.byteLength;
 }
 
 /**

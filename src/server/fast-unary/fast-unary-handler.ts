@@ -20,6 +20,7 @@ import { RequestHeaders } from "./request-headers.js";
 import type { UnaryCall } from "./unary-call.js";
 import { writeResponse } from "./write-response.js";
 import { clampTimerMs } from "../../shared/timer-limit.js";
+import type { CallMeter, RpcMetrics } from "../../metrics/rpc-metrics.js";
 
 /** Options of createFastUnaryHandler. */
 export interface FastUnaryOptions {
@@ -31,6 +32,8 @@ export interface FastUnaryOptions {
   readonly readMaxBytes: number;
   readonly compressMinBytes: number;
   readonly acceptCompression: readonly Compression[];
+  /** Where every call is counted. */
+  readonly metrics: RpcMetrics;
 }
 
 type Protocol = { readonly name: "connect" | "grpc" | "grpc-web"; readonly binary: boolean };
@@ -55,7 +58,7 @@ const grpcWebTrailerFlag = 0b10000000;
 export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeRequest, res: NodeResponse) => boolean {
   const { method, call } = options;
 
-  async function serve(protocol: Protocol, req: NodeRequest, res: NodeResponse): Promise<void> {
+  async function serve(protocol: Protocol, req: NodeRequest, res: NodeResponse, meter: CallMeter): Promise<void> {
     const grpcLike = protocol.name !== "connect";
     const requestHeader = new RequestHeaders(req.headers);
     const responseHeader = new Headers({ "content-type": responseContentType(protocol) });
@@ -91,7 +94,7 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
       // A refused caller's body is never read: the interceptor chain refuses
       // the call (logged and mapped as any refusal) before anything looks
       // at its message.
-      const input = "refused" in auth ? create(method.input) : await readInput(protocol, req, compression.request);
+      const input = "refused" in auth ? create(method.input) : await readInput(protocol, req, compression.request, meter);
       const output = await call(
         {
           requestMethod: "POST",
@@ -113,6 +116,7 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
       if (timer !== undefined) clearTimeout(timer);
       res.off("close", onClose);
     }
+    meter.code(error?.code ?? 0);
 
     if (!grpcLike) {
       let status = 200;
@@ -129,6 +133,7 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
       }
       const header = trailerMux(responseHeader, responseTrailer);
       header.set("content-length", String(out.byteLength));
+      meter.sent(out.byteLength);
       writeResponse(res, status, header, out);
       return;
     }
@@ -138,6 +143,7 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
     if (error) setTrailerStatus(responseTrailer, error);
     if (protocol.name === "grpc") {
       reencodeGrpcMessage(responseTrailer);
+      meter.sent(envelope?.byteLength ?? 0);
       writeResponse(res, 200, responseHeader, envelope, responseTrailer);
       return;
     }
@@ -149,13 +155,15 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
       trailerFlags |= compressedFlag;
     }
     const trailerEnvelope = encodeEnvelope(trailerFlags, trailerBytes);
+    meter.sent((envelope?.byteLength ?? 0) + trailerEnvelope.byteLength);
     writeResponse(res, 200, responseHeader, envelope ? Buffer.concat([envelope, trailerEnvelope]) : trailerEnvelope);
   }
 
-  async function readInput(protocol: Protocol, req: NodeRequest, decompression: Compression | null): Promise<Message> {
+  async function readInput(protocol: Protocol, req: NodeRequest, decompression: Compression | null, meter: CallMeter): Promise<Message> {
     let bytes = protocol.name !== "connect"
       ? await readBody(req, { maxBytes: options.readMaxBytes + 5, inspectHead: (head) => envelopeTooLarge(head, options.readMaxBytes) })
       : await readBody(req, { maxBytes: options.readMaxBytes });
+    meter.received(bytes.byteLength);
     if (protocol.name !== "connect") {
       bytes = await unwrapEnvelope(bytes, options.readMaxBytes, decompression, method);
     } else if (decompression) {
@@ -168,10 +176,14 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
     if (req.method !== "POST") return false;
     const protocol = detect(req.headers["content-type"] ?? "");
     if (protocol === undefined) return false;
-    serve(protocol, req, res).catch(() => {
-      // Writing failed: the client is gone; there is no one left to answer.
-      if (!res.destroyed) res.destroy();
-    });
+    const meter = options.metrics.begin(method, protocol.name === "grpc-web" ? "grpc_web" : protocol.name);
+    serve(protocol, req, res, meter)
+      .catch(() => {
+        // Writing failed: the client is gone; there is no one left to answer.
+        meter.code(Code.Canceled);
+        if (!res.destroyed) res.destroy();
+      })
+      .finally(() => meter.end());
     return true;
   };
 }

@@ -22,14 +22,16 @@ export function isBodyTooLarge(error: unknown): boolean {
  * and refusing more than `maxBytes` before or after decompression — the
  * ANVIL_MAX_REQUEST_BYTES limit Connect applies to RPC bodies. The check on
  * `Content-Length` answers an oversized upload before reading it.
+ * `onBytes` is told each chunk's size as read (for the metrics).
  */
-export async function readRequestBody(req: NodeRequest, maxBytes: number): Promise<string> {
+export async function readRequestBody(req: NodeRequest, maxBytes: number, onBytes?: (n: number) => void): Promise<string> {
   const declared = Number(req.headers["content-length"] ?? "0");
   if (declared > maxBytes) throw new BodyTooLargeError(maxBytes);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.byteLength;
+    onBytes?.(chunk.byteLength);
     if (size > maxBytes) throw new BodyTooLargeError(maxBytes);
     chunks.push(chunk);
   }

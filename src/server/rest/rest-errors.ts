@@ -18,10 +18,18 @@ export function errorStatus(error: ConnectError): number {
 /**
  * Sends an error as `{code, message, details}` — the JSON Connect uses for
  * unary errors, so REST and Connect clients parse the same shape.
+ * Resolves to the body bytes sent (0 when the client went away).
  */
-export function sendRestError(req: NodeRequest, res: NodeResponse, error: ConnectError, compressMinBytes: number, status = codeToHttpStatus(error.code)): void {
+export function sendRestError(
+  req: NodeRequest,
+  res: NodeResponse,
+  error: ConnectError,
+  compressMinBytes: number,
+  status = codeToHttpStatus(error.code),
+): Promise<number> {
   const json = { details: [], ...errorToJson(error, undefined) };
-  sendBody(req, res, status, { "content-type": "application/json" }, new TextEncoder().encode(JSON.stringify(json)), compressMinBytes).catch(() => {
+  return sendBody(req, res, status, { "content-type": "application/json" }, new TextEncoder().encode(JSON.stringify(json)), compressMinBytes).catch(() => {
     // The client went away; nothing is left to tell it.
+    return 0;
   });
 }

@@ -19,6 +19,7 @@ import type { RestRoute } from "./rest-routes.js";
 import { RouteIndex } from "./route-index.js";
 import { transcodeRequest } from "./transcode.js";
 import { clampTimerMs } from "../../shared/timer-limit.js";
+import type { CallMeter, RpcMetrics } from "../../metrics/rpc-metrics.js";
 
 /** Options of createRestHandler. */
 export interface RestHandlerOptions {
@@ -35,6 +36,8 @@ export interface RestHandlerOptions {
   readonly bodyLimits: BodyLimits;
   readonly compressMinBytes: number;
   readonly log: Logger;
+  /** Where every call is counted, by its RPC and its route's template. */
+  readonly metrics: RpcMetrics;
 }
 
 /**
@@ -64,20 +67,28 @@ export function createRestHandler(options: RestHandlerOptions): RouteHandler {
     if (!match) {
       const allow = [...new Set(matches.map((m) => m.route.httpMethod))].join(", ");
       res.setHeader("allow", allow);
-      sendRestError(req, res, new ConnectError(`${req.method} is not allowed on ${path}; use ${allow}`, Code.Unimplemented), options.compressMinBytes, 405);
+      void sendRestError(req, res, new ConnectError(`${req.method} is not allowed on ${path}; use ${allow}`, Code.Unimplemented), options.compressMinBytes, 405);
       return true;
     }
     if (req.method === "GET") setPrivateCaching(res);
     const call = options.unaryCalls.get(match.route.method);
     if (call === undefined) {
       // A streaming method: it has no single JSON reply.
-      sendRestError(req, res, new ConnectError("streaming methods are not available over REST; call them with Connect or gRPC", Code.Unimplemented), options.compressMinBytes);
+      const meter = options.metrics.begin(match.route.method, "rest", restRouteLabel(match.route));
+      meter.code(Code.Unimplemented);
+      void sendRestError(req, res, new ConnectError("streaming methods are not available over REST; call them with Connect or gRPC", Code.Unimplemented), options.compressMinBytes)
+        .then((n) => meter.sent(n))
+        .finally(() => meter.end());
       return true;
     }
-    serve(req, res, match.route, match.bindings, q === -1 ? "" : url.slice(q + 1), call, options).catch((err: unknown) => {
-      options.log.debug({ err, path }, "REST response not completed");
-      if (!res.headersSent) sendRestError(req, res, new ConnectError("internal error", Code.Internal), options.compressMinBytes);
-    });
+    const meter = options.metrics.begin(match.route.method, "rest", restRouteLabel(match.route));
+    serve(req, res, match.route, match.bindings, q === -1 ? "" : url.slice(q + 1), call, options, meter)
+      .catch((err: unknown) => {
+        options.log.debug({ err, path }, "REST response not completed");
+        meter.code(Code.Canceled);
+        if (!res.headersSent) void sendRestError(req, res, new ConnectError("internal error", Code.Internal), options.compressMinBytes);
+      })
+      .finally(() => meter.end());
     return true;
   };
 }
@@ -90,6 +101,7 @@ async function serve(
   rawQuery: string,
   call: UnaryCall,
   options: RestHandlerOptions,
+  meter: CallMeter,
 ): Promise<void> {
   const requestHeader = new RequestHeaders(req.headers);
   const auth = await options.authenticator.decide(route.method, requestHeader);
@@ -97,12 +109,13 @@ async function serve(
   // interceptor chain refuses the call before anything looks at its message.
   let json: JsonObject | undefined;
   try {
-    if (!("refused" in auth)) json = await readJson(req, route, bindings, rawQuery, options);
+    if (!("refused" in auth)) json = await readJson(req, route, bindings, rawQuery, options, meter);
   } catch (err) {
     const error = ConnectError.from(err);
     // Refused before the RPC: the request never reached the interceptors, so log it here.
     options.log.info({ rest: `${req.method} ${route.template.source}`, code: Code[error.code], err: error.message }, "REST request refused");
-    sendRestError(req, res, error, options.compressMinBytes, errorStatus(error));
+    meter.code(error.code);
+    meter.sent(await sendRestError(req, res, error, options.compressMinBytes, errorStatus(error)));
     return;
   }
   const timeoutHeader = req.headers["connect-timeout-ms"];
@@ -115,6 +128,7 @@ async function serve(
   res.once("close", onClose);
   let out: JsonValue;
   let status = 200;
+  let code: Code | 0 = 0;
   try {
     if (timeout.error) throw timeout.error;
     let input: Message;
@@ -142,6 +156,7 @@ async function serve(
   } catch (err) {
     const error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
     status = codeToHttpStatus(error.code);
+    code = error.code;
     error.metadata.forEach((value, name) => responseHeader.set(name, value));
     out = { details: [], ...errorToJson(error, undefined) } as JsonValue;
   } finally {
@@ -152,16 +167,24 @@ async function serve(
     headers[name] = value;
   });
   headers["content-type"] = "application/json";
-  await sendBody(req, res, status, headers, new TextEncoder().encode(JSON.stringify(out)), options.compressMinBytes);
+  meter.code(code);
+  meter.sent(await sendBody(req, res, status, headers, new TextEncoder().encode(JSON.stringify(out)), options.compressMinBytes));
 }
 
 /** The request message's JSON from the path, the query and the body (read within the route's limit). */
-async function readJson(req: NodeRequest, route: RestRoute, bindings: PathBindings, rawQuery: string, options: RestHandlerOptions): Promise<JsonObject> {
+async function readJson(
+  req: NodeRequest,
+  route: RestRoute,
+  bindings: PathBindings,
+  rawQuery: string,
+  options: RestHandlerOptions,
+  meter: CallMeter,
+): Promise<JsonObject> {
   const type = req.headers["content-type"];
   if (!isJsonBodyType(type)) {
     throw new ConnectError(`unsupported Content-Type ${JSON.stringify(type)}; send application/json`, Code.Unimplemented);
   }
-  return transcodeRequest(route, bindings, parseQueryString(rawQuery), await readRequestBody(req, options.bodyLimits.forMethod(route.method)));
+  return transcodeRequest(route, bindings, parseQueryString(rawQuery), await readRequestBody(req, options.bodyLimits.forMethod(route.method), (n) => meter.received(n)));
 }
 
 function contextValuesWith(auth: AuthOutcome) {
@@ -175,4 +198,9 @@ function emptyValue(kind: string): JsonValue {
   if (kind === "list") return [];
   if (kind === "message" || kind === "map") return {};
   return null;
+}
+
+/** A route's label in the metrics: its HTTP method and path template (`GET /v1/{name=users/*}`), never the path itself. */
+export function restRouteLabel(route: RestRoute): string {
+  return `${route.httpMethod} ${route.template.source}`;
 }

@@ -1,0 +1,143 @@
+import type { CompiledQuery, OperationNode } from "kysely";
+import { Counter, Gauge, type Registry } from "prom-client";
+import type { PoolStats } from "../db/pool-stats.js";
+import { HistogramCells, histogramSamples, registerSeriesMetric } from "./series-metric.js";
+
+const statementBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 15];
+
+/**
+ * The database's metrics: the pool's state (read when scraped), each
+ * statement's duration by statement name, and the failures a client is
+ * told to retry — transaction conflicts (ABORTED) and an unreachable
+ * database (UNAVAILABLE).
+ *
+ * A statement's name is its kind and first table as kysely's query tree
+ * says (`select anvil_tasks`, `update operations`): bounded, and readable,
+ * where the prepared statement's own name is a hash of its text. SQL
+ * written as raw text is `raw`. Values never reach a label.
+ */
+export class DbMetrics {
+  // By statement name and outcome; counted in plain fields (see series-metric.ts).
+  readonly #statements = new Map<string, { labels: Record<string, string>; cells: HistogramCells }>();
+  readonly #conflicts: Counter;
+  readonly #unavailable: Counter;
+  #pool: (() => PoolStats) | undefined;
+
+  constructor(registry: Registry) {
+    const pool = () => this.#pool?.();
+    new Gauge({
+      name: "anvil_db_pool_connections",
+      help: "Database connections open (the embedded database has one).",
+      registers: [registry],
+      collect() {
+        const s = pool();
+        if (s) this.set(s.total);
+      },
+    });
+    new Gauge({
+      name: "anvil_db_pool_idle_connections",
+      help: "Open database connections nobody holds.",
+      registers: [registry],
+      collect() {
+        const s = pool();
+        if (s) this.set(s.idle);
+      },
+    });
+    new Gauge({
+      name: "anvil_db_pool_waiting_requests",
+      help: "Requests waiting for a database connection.",
+      registers: [registry],
+      collect() {
+        const s = pool();
+        if (s) this.set(s.waiting);
+      },
+    });
+    registerSeriesMetric(registry, {
+      name: "anvil_db_statement_seconds",
+      help: "Duration of each SQL statement, by statement name (its kind and first table) and outcome.",
+      type: "histogram",
+      samples: () => [...this.#statements.values()].flatMap((s) => histogramSamples("anvil_db_statement_seconds", s.labels, s.cells)),
+    });
+    this.#conflicts = new Counter({
+      name: "anvil_db_transaction_conflicts_total",
+      help: "Transactions that lost a race (serialization failure, deadlock) and were answered ABORTED for the client to retry.",
+      registers: [registry],
+    });
+    this.#unavailable = new Counter({
+      name: "anvil_db_unavailable_total",
+      help: "Database work answered UNAVAILABLE: the database refused or lost the connection.",
+      registers: [registry],
+    });
+    this.#conflicts.inc(0);
+    this.#unavailable.inc(0);
+  }
+
+  /** Reads the pool's state at each scrape from `stats`. */
+  watchPool(stats: () => PoolStats): void {
+    this.#pool = stats;
+  }
+
+  /** Records one statement (openDatabase's StatementObserver). */
+  readonly statement = (query: CompiledQuery, seconds: number, failed: boolean): void => {
+    const statement = statementName(query.query);
+    const outcome = failed ? "error" : "ok";
+    const key = `${outcome} ${statement}`;
+    let series = this.#statements.get(key);
+    if (series === undefined) this.#statements.set(key, (series = { labels: { statement, outcome }, cells: new HistogramCells(statementBuckets) }));
+    series.cells.observe(seconds);
+  };
+
+  /** Counts a transaction conflict answered ABORTED. */
+  conflict(): void {
+    this.#conflicts.inc();
+  }
+
+  /** Counts database work answered UNAVAILABLE. */
+  unavailable(): void {
+    this.#unavailable.inc();
+  }
+}
+
+/** `select users`: the statement's kind and first table, from kysely's query tree. */
+export function statementName(node: OperationNode): string {
+  const table = tableOf(node);
+  return table === undefined ? kindOf(node) : `${kindOf(node)} ${table}`;
+}
+
+function kindOf(node: OperationNode): string {
+  switch (node.kind) {
+    case "SelectQueryNode":
+      return "select";
+    case "InsertQueryNode":
+      return "insert";
+    case "UpdateQueryNode":
+      return "update";
+    case "DeleteQueryNode":
+      return "delete";
+    case "MergeQueryNode":
+      return "merge";
+    default:
+      return "raw";
+  }
+}
+
+/** The first table the statement names, reading only the node shapes kysely documents. */
+function tableOf(node: OperationNode): string | undefined {
+  const n = node as unknown as {
+    from?: { froms?: readonly unknown[] };
+    into?: unknown;
+    table?: unknown;
+    using?: unknown;
+  };
+  const first = n.from?.froms?.[0] ?? n.into ?? n.table;
+  return tableName(first);
+}
+
+function tableName(node: unknown): string | undefined {
+  const n = node as { kind?: string; table?: { identifier?: { name?: string } }; node?: unknown; froms?: readonly unknown[] } | undefined;
+  if (n === undefined || n === null) return undefined;
+  if (n.kind === "TableNode") return n.table?.identifier?.name;
+  if (n.kind === "AliasNode") return tableName(n.node);
+  if (n.kind === "FromNode") return tableName(n.froms?.[0]);
+  return undefined;
+}
