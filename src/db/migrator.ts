@@ -1,4 +1,4 @@
-import { type Kysely, Migrator } from "kysely";
+import { type Kysely, Migrator, sql } from "kysely";
 import { migrations } from "../../migrations/index.js";
 
 function migrator(db: Kysely<any>): Migrator {
@@ -19,8 +19,27 @@ export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
   return results.filter((r) => r.status === "Success").map((r) => r.migrationName);
 }
 
-/** Whether every known migration has been applied (readiness checks use it). */
+/** Whether every known migration has been applied. */
 export async function hasPendingMigrations(db: Kysely<any>): Promise<boolean> {
   const all = await migrator(db).getMigrations();
   return all.some((m) => m.executedAt === undefined);
+}
+
+/**
+ * Why the schema is not the one this build expects, or undefined when it is:
+ * every migration this build knows applied, and none it does not know (a
+ * newer build migrated the database, or an old one rolled it back). Reads
+ * kysely's own table, so a database never migrated counts as behind.
+ */
+export async function schemaMismatch(db: Kysely<any>): Promise<string | undefined> {
+  const exists = await sql<{ found: string | null }>`select to_regclass('kysely_migration')::text as found`.execute(db);
+  const applied = new Set(
+    exists.rows[0]?.found ? (await db.selectFrom("kysely_migration").select("name").execute()).map((r: { name: string }) => r.name) : [],
+  );
+  const known = Object.keys(migrations);
+  const pending = known.filter((name) => !applied.has(name));
+  const unknown = [...applied].filter((name) => !(name in migrations)).sort();
+  if (pending.length > 0) return `schema is behind: migration ${pending.join(", ")} not applied`;
+  if (unknown.length > 0) return `schema is ahead: migration ${unknown.join(", ")} unknown to this build`;
+  return undefined;
 }

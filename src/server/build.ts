@@ -8,7 +8,7 @@ import { ServiceAccountKeys } from "../auth/service-account-keys.js";
 import { TokenVerifier } from "../auth/token-verifier.js";
 import type { Config } from "../config.js";
 import { type DatabaseHandle, openDatabase } from "../db/database.js";
-import { migrateToLatest } from "../db/migrator.js";
+import { migrateToLatest, schemaMismatch } from "../db/migrator.js";
 import { UnitOfWork } from "../db/unit-of-work.js";
 import { authInterceptor } from "../rpc/auth-interceptor.js";
 import { CallAuthenticator } from "../rpc/call-authenticator.js";
@@ -106,7 +106,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       validationInterceptor(apiServices.flatMap((s) => s.methods.map((m) => m.input))),
     ];
     let draining = false;
-    const monitor = new ServingMonitor(() => database.ping(), () => draining);
+    const monitor = new ServingMonitor(() => database.ping(), () => draining, { schemaCheck: () => schemaMismatch(database.db) });
     const rest = buildRestRoutes(apiServices);
     metrics.rpc.preinitialise(served, rest.routes.map((r) => ({ method: r.method, route: restRouteLabel(r) })));
     const metricsRoute = createMetricsRoute({ metrics, token: config.metricsToken });
@@ -125,7 +125,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       createCors({ origins: config.corsOrigins, restMethods: rest.routes.map((r) => r.httpMethod) }),
       withPrivateGetCaching(connect.handle),
       // Exact paths before the REST templates: a probe never waits on route matching.
-      createProbes(database, () => draining),
+      createProbes(database, monitor),
       ...(config.metricsPort === undefined ? [metricsRoute] : []),
       createOpenApiRoute(config.compressMinBytes),
       createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, authenticator, bodyLimits, compressMinBytes: config.compressMinBytes, log, metrics: metrics.rpc }),

@@ -1,12 +1,14 @@
 import type { DatabaseHandle } from "../db/database.js";
 import type { RouteHandler } from "./connect-handler.js";
+import type { ServingMonitor } from "./health/serving-monitor.js";
 
 /**
- * `GET /healthz` (the process is alive) and `GET /readyz` (the database
- * answers and the schema is current), for load balancers and Kubernetes.
- * Neither needs a token.
+ * `GET /healthz` (the process is alive) and `GET /readyz` (not draining, the
+ * database answers and the schema is current), for load balancers and
+ * Kubernetes. /readyz asks the same ServingMonitor as gRPC health, so both
+ * agree and share one cached check. Neither needs a token.
  */
-export function createProbes(database: DatabaseHandle, isDraining: () => boolean): RouteHandler {
+export function createProbes(database: Pick<DatabaseHandle, "kind">, monitor: ServingMonitor): RouteHandler {
   return (req, res) => {
     const path = (req.url ?? "").split("?", 1)[0];
     if (path !== "/healthz" && path !== "/readyz") return false;
@@ -24,30 +26,10 @@ export function createProbes(database: DatabaseHandle, isDraining: () => boolean
       reply(200, { status: "ok" });
       return true;
     }
-    if (isDraining()) {
-      reply(503, { status: "draining" });
-      return true;
-    }
-    withTimeout(database.ping(), 2_000).then(
-      () => reply(200, { status: "ready", database: database.kind }),
-      () => reply(503, { status: "database unreachable" }),
+    monitor.readiness().then(
+      (r) => (r.ready ? reply(200, { status: "ready", database: database.kind }) : reply(503, { status: "not ready", reason: r.reason })),
+      () => reply(503, { status: "not ready", reason: "readiness check failed" }),
     );
     return true;
   };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("timeout")), ms);
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
 }

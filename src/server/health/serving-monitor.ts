@@ -9,35 +9,59 @@ export interface ServingMonitorOptions {
   readonly cacheMs?: number;
   /** How often each Watch re-evaluates while it is open. */
   readonly pollMs?: number;
+  /**
+   * Why the schema is not the expected one, or undefined when it is (see
+   * schemaMismatch). Without it only the ping counts.
+   */
+  readonly schemaCheck?: () => Promise<string | undefined>;
+  /**
+   * How long a current schema is believed without asking again: it changes
+   * only at deploys, so probes stay one cheap ping. A mismatch is re-checked
+   * as often as the ping, so the instance turns ready soon after a migration.
+   */
+  readonly schemaCacheMs?: number;
 }
 
+/** Whether the gateway can serve, and if not, why (a sentence for operators). */
+export type Readiness = { readonly ready: true } | { readonly ready: false; readonly reason: string };
+
 /**
- * Whether the gateway can serve: not draining, and the database answered a
- * ping recently. One ping at a time is in flight, and its result is cached
- * briefly, so health traffic never loads the database.
+ * Whether the gateway can serve: not draining, the database answered a ping
+ * recently, and its schema is the one this build expects. One check at a
+ * time is in flight, and its result is cached, so health traffic never
+ * loads the database.
  */
 export class ServingMonitor {
   private readonly pingTimeoutMs: number;
   private readonly cacheMs: number;
   private readonly pollMs: number;
-  private cached: { readonly at: number; readonly reachable: boolean } | undefined;
-  private inFlight: Promise<boolean> | undefined;
+  private readonly schemaCacheMs: number;
+  private cached: { readonly at: number; readonly readiness: Readiness } | undefined;
+  private inFlight: Promise<Readiness> | undefined;
+  private schemaCheckedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly ping: () => Promise<void>,
     private readonly isDraining: () => boolean,
-    options: ServingMonitorOptions = {},
+    private readonly options: ServingMonitorOptions = {},
   ) {
     this.pingTimeoutMs = options.pingTimeoutMs ?? 1_000;
     this.cacheMs = options.cacheMs ?? 1_000;
     this.pollMs = options.pollMs ?? 1_000;
+    this.schemaCacheMs = options.schemaCacheMs ?? 60_000;
   }
 
   /** True while the gateway can serve requests. */
   async serving(): Promise<boolean> {
-    if (this.isDraining()) return false;
-    const reachable = await this.databaseReachable();
-    return reachable && !this.isDraining();
+    return (await this.readiness()).ready;
+  }
+
+  /** Whether the gateway can serve requests, with the reason when it cannot. */
+  async readiness(): Promise<Readiness> {
+    const draining: Readiness = { ready: false, reason: "draining" };
+    if (this.isDraining()) return draining;
+    const database = await this.databaseReady();
+    return this.isDraining() ? draining : database;
   }
 
   /**
@@ -66,21 +90,36 @@ export class ServingMonitor {
     throw new UnavailableError("this instance is shutting down");
   }
 
-  private databaseReachable(): Promise<boolean> {
-    if (this.cached && Date.now() - this.cached.at < this.cacheMs) return Promise.resolve(this.cached.reachable);
-    this.inFlight ??= withTimeout(this.ping(), this.pingTimeoutMs).then(
-      () => true,
-      () => false,
-    ).then((reachable) => {
-      this.cached = { at: Date.now(), reachable };
+  private databaseReady(): Promise<Readiness> {
+    if (this.cached && Date.now() - this.cached.at < this.cacheMs) return Promise.resolve(this.cached.readiness);
+    this.inFlight ??= this.check().then((readiness) => {
+      this.cached = { at: Date.now(), readiness };
       this.inFlight = undefined;
-      return reachable;
+      return readiness;
     });
     return this.inFlight;
   }
+
+  private async check(): Promise<Readiness> {
+    try {
+      await withTimeout(this.ping(), this.pingTimeoutMs);
+    } catch {
+      return { ready: false, reason: "database unreachable" };
+    }
+    if (!this.options.schemaCheck || Date.now() - this.schemaCheckedAt < this.schemaCacheMs) return { ready: true };
+    let mismatch: string | undefined;
+    try {
+      mismatch = await withTimeout(this.options.schemaCheck(), this.pingTimeoutMs);
+    } catch {
+      return { ready: false, reason: "database unreachable" };
+    }
+    if (mismatch !== undefined) return { ready: false, reason: mismatch };
+    this.schemaCheckedAt = Date.now();
+    return { ready: true };
+  }
 }
 
-function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
     promise.then(resolve, reject).finally(() => clearTimeout(timer));
