@@ -44,8 +44,15 @@ export interface WorkerOptions {
   readonly leaseMs: number;
   /** Tasks worked on at once. */
   readonly concurrency: number;
-  /** Stops claiming when aborted (a task in hand is still finished). */
+  /** Stops claiming when aborted (a task in hand is still finished, within graceMs). */
   readonly signal: AbortSignal;
+  /**
+   * How long a task in hand may still run once `signal` aborts (default: no
+   * limit). Past it the handler is aborted and the task left uncompleted:
+   * its lease expires and another worker retries it, rather than a result
+   * half-way being reported as the task's outcome.
+   */
+  readonly graceMs?: number;
   readonly log: (line: string) => void;
 }
 
@@ -86,32 +93,47 @@ async function runTask(options: WorkerOptions, task: Task): Promise<void> {
   const lease = { taskId: task.id, leaseToken: task.leaseToken };
   const stop = new AbortController();
   let lost = false;
-  const send = async (update: MessageInitShape<typeof ReportProgressRequestSchema>) => {
+  const send = async (what: string, update: MessageInitShape<typeof ReportProgressRequestSchema>) => {
     try {
       const answer = await options.client.reportProgress({ ...update, ...lease });
       if (answer.cancelRequested) stop.abort(new TaskFailedError("cancelled on request", RpcCode.CANCELLED, false));
     } catch (err) {
-      if (ConnectError.from(err).code !== Code.FailedPrecondition) throw err;
+      const failure = ConnectError.from(err);
+      if (failure.code !== Code.FailedPrecondition) {
+        // Said out loud: a lease that cannot be extended is about to be lost.
+        options.log(`${what} of ${task.id} failed (code ${Code[failure.code]}): ${failure.rawMessage}`);
+        throw err;
+      }
       lost = true;
       stop.abort(new Error("lease lost"));
     }
   };
-  // Extends the lease while the handler is busy between its own reports.
-  const heartbeat = setInterval(() => void send({}).catch(() => undefined), Math.max(250, options.leaseMs / 3));
+  // Extends the lease while the handler is busy between its own reports;
+  // a failure is logged by send, and the next beat tries again.
+  const heartbeat = setInterval(() => void send("heartbeat", {}).catch(() => undefined), Math.max(250, options.leaseMs / 3));
+  const grace = pastGrace(options);
   options.log(`claimed ${task.kind} ${task.id} (step ${task.step || "-"}, attempt ${task.attempt}/${task.maxAttempts})`);
-  let outcome: MessageInitShape<typeof CompleteTaskRequestSchema>["outcome"];
+  let outcome: NonNullable<MessageInitShape<typeof CompleteTaskRequestSchema>["outcome"]> | "abandoned";
   try {
     const handler = options.handlers[task.kind]!;
-    const result = await handler({ task, signal: stop.signal, report: (u) => send({ ...u, logs: u.logs ? [...u.logs] : [] }) });
-    outcome = { case: "result", value: result };
-  } catch (err) {
-    const failure = stop.signal.aborted && stop.signal.reason instanceof TaskFailedError ? stop.signal.reason : err;
-    outcome =
-      failure instanceof TaskFailedError
-        ? { case: "error", value: { code: failure.code, message: failure.message, retryable: failure.retryable } }
-        : { case: "error", value: { code: RpcCode.UNKNOWN, message: failure instanceof Error ? failure.message : String(failure), retryable: true } };
+    const work = handler({ task, signal: stop.signal, report: (u) => send("progress report", { ...u, logs: u.logs ? [...u.logs] : [] }) }).then(
+      (result): typeof outcome => ({ case: "result", value: result }),
+      (err: unknown): typeof outcome => {
+        const failure = stop.signal.aborted && stop.signal.reason instanceof TaskFailedError ? stop.signal.reason : err;
+        return failure instanceof TaskFailedError
+          ? { case: "error", value: { code: failure.code, message: failure.message, retryable: failure.retryable } }
+          : { case: "error", value: { code: RpcCode.UNKNOWN, message: failure instanceof Error ? failure.message : String(failure), retryable: true } };
+      },
+    );
+    outcome = await Promise.race([work, grace.expired]);
   } finally {
     clearInterval(heartbeat);
+    grace.dispose();
+  }
+  if (outcome === "abandoned") {
+    stop.abort(new Error("the worker is stopping"));
+    options.log(`stopping: ${task.id} left unfinished after the grace period; its lease will expire and another worker retry it`);
+    return;
   }
   if (lost) {
     options.log(`lost the lease of ${task.id}; another worker has it`);
@@ -124,4 +146,25 @@ async function runTask(options: WorkerOptions, task: Task): Promise<void> {
   } catch (err) {
     options.log(`could not complete ${task.id}: ${ConnectError.from(err).message}`);
   }
+}
+
+/** Resolves "abandoned" once graceMs has passed since the worker was told to stop (never without graceMs). */
+function pastGrace(options: WorkerOptions): { readonly expired: Promise<"abandoned">; dispose(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let onStop = () => {};
+  const expired = new Promise<"abandoned">((resolve) => {
+    if (options.graceMs === undefined) return;
+    onStop = () => {
+      timer = setTimeout(() => resolve("abandoned"), options.graceMs);
+    };
+    if (options.signal.aborted) onStop();
+    else options.signal.addEventListener("abort", onStop, { once: true });
+  });
+  return {
+    expired,
+    dispose: () => {
+      clearTimeout(timer);
+      options.signal.removeEventListener("abort", onStop);
+    },
+  };
 }
