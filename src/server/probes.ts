@@ -6,7 +6,8 @@ import type { ServingMonitor } from "./health/serving-monitor.js";
  * `GET /healthz` (the process is alive) and `GET /readyz` (not draining, the
  * database answers and the schema is current), for load balancers and
  * Kubernetes. /readyz asks the same ServingMonitor as gRPC health, so both
- * agree and share one cached check. Neither needs a token.
+ * agree and share the cached schema check; /readyz pings every time. Neither
+ * needs a token.
  */
 export function createProbes(database: Pick<DatabaseHandle, "kind">, monitor: ServingMonitor): RouteHandler {
   return (req, res) => {
@@ -26,7 +27,7 @@ export function createProbes(database: Pick<DatabaseHandle, "kind">, monitor: Se
       reply(200, { status: "ok" });
       return true;
     }
-    monitor.readiness().then(
+    monitor.readiness(true).then(
       (r) => (r.ready ? reply(200, { status: "ready", database: database.kind }) : reply(503, { status: "not ready", reason: r.reason })),
       () => reply(503, { status: "not ready", reason: "readiness check failed" }),
     );

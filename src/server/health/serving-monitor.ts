@@ -56,11 +56,15 @@ export class ServingMonitor {
     return (await this.readiness()).ready;
   }
 
-  /** Whether the gateway can serve requests, with the reason when it cannot. */
-  async readiness(): Promise<Readiness> {
+  /**
+   * Whether the gateway can serve requests, with the reason when it cannot.
+   * `livePing` pings now instead of reusing a recent answer (an HTTP probe
+   * is already rate-limited by its prober); the schema check stays cached.
+   */
+  async readiness(livePing = false): Promise<Readiness> {
     const draining: Readiness = { ready: false, reason: "draining" };
     if (this.isDraining()) return draining;
-    const database = await this.databaseReady();
+    const database = await (livePing ? this.check() : this.databaseReady());
     return this.isDraining() ? draining : database;
   }
 
