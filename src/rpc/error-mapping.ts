@@ -26,6 +26,26 @@ import {
 export const errorDomain = "anvil.dev";
 
 /**
+ * How much of an error reaches the client. gRPC carries the message and the
+ * details in trailers (`grpc-message`, percent-encoded, and
+ * `grpc-status-details-bin`, base64), and a peer resets a stream whose
+ * headers pass its limit (grpc-core: 8 KiB by default), so the client sees
+ * INTERNAL instead of the error. A request with 100 bad map keys of 2,000
+ * characters each made 400 KB of trailers. Within these the trailers stay
+ * under ~8 KiB whatever the request held.
+ */
+export const errorBudget = {
+  /** UTF-8 bytes of the message (up to three times that once percent-encoded). */
+  messageBytes: 1_024,
+  /** Violations named per error. */
+  violations: 100,
+  /** UTF-8 bytes of all violations' text together (then base64: ×4/3). */
+  violationBytes: 3_000,
+  /** UTF-8 bytes of one field path or description. */
+  textBytes: 200,
+} as const;
+
+/**
  * The one table from domain errors to wire codes. A test walks every
  * DomainError subclass through it, so a new error class without a code fails
  * the build rather than surfacing as INTERNAL.
@@ -56,7 +76,7 @@ export function toConnectError(err: unknown, correlationId: string): ConnectErro
   if (err instanceof DomainError) {
     const code = domainErrorCodes.find(([type]) => err instanceof type)?.[1] ?? Code.Internal;
     if (code === Code.Internal) return internal(correlationId, err);
-    return new ConnectError(err.message, code, undefined, details(err), err);
+    return new ConnectError(truncate(err.message, errorBudget.messageBytes), code, undefined, details(err), err);
   }
   if (err instanceof ConnectError) {
     if (isRequestParseError(err)) return new ConnectError("request message does not parse", Code.InvalidArgument, undefined, undefined, err);
@@ -94,8 +114,8 @@ function details(err: DomainError) {
     out.push({
       desc: BadRequestSchema,
       value: create(BadRequestSchema, {
-        fieldViolations: err.violations.map((v) =>
-          create(BadRequest_FieldViolationSchema, { field: v.field, description: v.description }),
+        fieldViolations: withinBudget(err.violations, (v) => ({ field: truncate(v.field, errorBudget.textBytes), description: truncate(v.description, errorBudget.textBytes) })).map((v) =>
+          create(BadRequest_FieldViolationSchema, v),
         ),
       }),
     });
@@ -104,9 +124,36 @@ function details(err: DomainError) {
     out.push({
       desc: PreconditionFailureSchema,
       value: create(PreconditionFailureSchema, {
-        violations: err.violations.map((v) => create(PreconditionFailure_ViolationSchema, { ...v })),
+        violations: withinBudget(err.violations, (v) => ({
+          type: truncate(v.type, errorBudget.textBytes),
+          subject: truncate(v.subject, errorBudget.textBytes),
+          description: truncate(v.description, errorBudget.textBytes),
+        })).map((v) => create(PreconditionFailure_ViolationSchema, v)),
       }),
     });
   }
   return out;
+}
+
+/** The first violations, shortened, that fit the error budget (see errorBudget). */
+function withinBudget<V, T extends Record<string, string>>(violations: readonly V[], shorten: (v: V) => T): T[] {
+  const out: T[] = [];
+  let bytes = 0;
+  for (const v of violations) {
+    if (out.length === errorBudget.violations) break;
+    const short = shorten(v);
+    bytes += Object.values(short).reduce((n, text) => n + Buffer.byteLength(text), 0);
+    if (bytes > errorBudget.violationBytes && out.length > 0) break;
+    out.push(short);
+  }
+  return out;
+}
+
+/** `text` cut to at most `maxBytes` of UTF-8, marked with "…" when cut (never inside a character). */
+export function truncate(text: string, maxBytes: number): string {
+  // Each UTF-16 unit is at most 3 bytes of UTF-8: short strings need no counting.
+  if (text.length * 3 <= maxBytes || Buffer.byteLength(text) <= maxBytes) return text;
+  const bytes = Buffer.from(text).subarray(0, maxBytes - 3); // room for "…"
+  // A cut inside a character leaves U+FFFD at the end; drop it.
+  return `${new TextDecoder().decode(bytes).replace(/\uFFFD$/, "")}…`;
 }

@@ -6,6 +6,7 @@
 // with it the gateway's event loop would also measure the database.
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { structLimits } from "../../src/rpc/validation/struct-budget.js";
 import { type GatewayProcess, startGatewayProcess } from "../support/gateway-process.js";
 
 const MiB = 1024 * 1024;
@@ -25,8 +26,8 @@ const rssBoundBytes = 128 * MiB;
 const attempts = 5;
 
 const F = "anvil.findings.v1.FindingService";
-/** Levels of nested objects a Struct may have in JSON (each is a Struct and a Value for the decoder's limit of 100). */
-const depthAllowed = 48;
+/** Levels of nested objects a Struct may have (struct-budget.ts). */
+const depthAllowed = structLimits.maxDepth;
 const path = (segments: number) => "a/".repeat(segments);
 /** `n` in letters: fingerprints mask digits, and the messages must stay distinct. */
 const letters = (n: number) => [...n.toString(26)].map((c) => String.fromCharCode(97 + parseInt(c, 26))).join("");
@@ -99,8 +100,8 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
       return best!;
     }
 
-    function expectBounded(c: Cost): void {
-      expect(c.status).toBe(200);
+    function expectBounded(c: Cost, status = 200): void {
+      expect(c.status).toBe(status);
       const what = `event loop busy at once (ms, ${c.maxDelayMs.toFixed(0)} ms wall × CPU share ${c.cpuShare.toFixed(2)}), body ${c.bodyBytes} bytes`;
       expect(c.blockMs, what).toBeLessThanOrEqual(delayBoundMs(c.bodyBytes));
       expect(c.rssGrowthBytes / MiB, "RSS growth (MiB)").toBeLessThanOrEqual(rssBoundBytes / MiB);
@@ -182,13 +183,30 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
       });
     });
 
+    describe("free-form JSON (google.protobuf.Struct)", () => {
+      const keys = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]));
+      it("refuses a task result of 20,000 keys before decoding it", async () => {
+        // Before: decoded into 20,000 messages, then checked: ~300 ms at once.
+        const c = await cost("anvil.operations.v1.WorkerService/CompleteTask", { taskId: randomUUID(), leaseToken: randomUUID(), result: keys(20_000) });
+        expectBounded(c, 400);
+        expect(lastResponse).toMatch(/result free-form JSON must hold at most/);
+      });
+
+      it("refuses 200 steps of 1,000-key configs before decoding them", async () => {
+        const steps = Array.from({ length: 200 }, (_, i) => ({ name: `s${i}`, kind: "noop", config: keys(1_000) }));
+        const c = await cost("anvil.workflows.v1.WorkflowService/CreateWorkflow", { workflow: { displayName: "w", steps } });
+        expectBounded(c, 400);
+        expect(lastResponse).toMatch(/free-form JSON must hold at most/);
+      });
+    });
+
     describe("idempotent creates", () => {
       it("hashes a request of a config nested as deep as JSON decoding allows in linear time", async () => {
         // Before: each level joined its children's text into a new string,
         // so the 8 MiB leaf was copied once per level (~45 times).
         type Json = string | { [key: string]: Json };
         let config: Json = { leaf: "x".repeat(8 * MiB) };
-        for (let i = 0; i < depthAllowed; i++) config = { a: config, b: "y" };
+        for (let i = 1; i < depthAllowed; i++) config = { a: config, b: "y" };
         const agent = { displayName: "deep", model: "m", config };
         const c = await cost("anvil.agents.v1.AgentService/CreateAgent", { agent, requestId: randomUUID() });
         expectBounded(c);

@@ -1,5 +1,6 @@
 import { type DescField, type DescMessage, getOption, hasOption } from "@bufbuild/protobuf";
 import { field as fieldRulesOption } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import { structBudgetViolation, structLimits } from "./struct-budget.js";
 
 /**
  * One cheap pass over a request, before protovalidate runs, for two things:
@@ -19,6 +20,9 @@ import { field as fieldRulesOption } from "@bufbuild/protovalidate/gen/buf/valid
  *   and skips protovalidate; such a list is not descended into here either.
  *   The wording is protovalidate's own, so a client reads the same message
  *   whichever pass found it.
+ * - The limits on free-form JSON (struct-budget.ts), which the transport
+ *   checks before decoding on the paths that decode themselves; here for
+ *   the rest (Connect GET, gRPC-Web text, streams).
  */
 export interface FirstPassViolation {
   /** Fields from the request down to the value (for field-behavior scoping). */
@@ -66,13 +70,19 @@ function limitsOf(field: DescField): Limits {
   return limits;
 }
 
+/** Free-form JSON values seen so far in one request. */
+interface JsonBudget {
+  values: number;
+  over: boolean;
+}
+
 export function firstPass(desc: DescMessage, message: object): FirstPassViolation[] {
   const out: FirstPassViolation[] = [];
-  walkMessage(desc, message as Record<string, unknown>, [], "", out);
+  walkMessage(desc, message as Record<string, unknown>, [], "", out, { values: 0, over: false });
   return out;
 }
 
-function walkMessage(desc: DescMessage, message: Record<string, unknown>, fields: DescField[], prefix: string, out: FirstPassViolation[]): void {
+function walkMessage(desc: DescMessage, message: Record<string, unknown>, fields: DescField[], prefix: string, out: FirstPassViolation[], budget: JsonBudget): void {
   for (const field of desc.fields) {
     const value = read(field, message);
     if (value === undefined || value === null) continue;
@@ -84,7 +94,7 @@ function walkMessage(desc: DescMessage, message: Record<string, unknown>, fields
         if (typeof value === "string") checkString(value, limits.maxLen, at, path, out);
         break;
       case "message":
-        walkNested(field.message, value, at, path, out);
+        walkNested(field.message, value, at, path, out, budget);
         break;
       case "list": {
         const list = value as unknown[];
@@ -94,7 +104,7 @@ function walkMessage(desc: DescMessage, message: Record<string, unknown>, fields
         }
         list.forEach((item, i) => {
           if (field.listKind === "scalar" && typeof item === "string") checkString(item, limits.itemMaxLen, at, `${path}[${i}]`, out);
-          else if (field.listKind === "message") walkNested(field.message, item, at, `${path}[${i}]`, out);
+          else if (field.listKind === "message") walkNested(field.message, item, at, `${path}[${i}]`, out, budget);
         });
         break;
       }
@@ -108,7 +118,7 @@ function walkMessage(desc: DescMessage, message: Record<string, unknown>, fields
           const p = `${path}[${JSON.stringify(k)}]`;
           checkString(k, undefined, at, p, out);
           if (field.mapKind === "scalar" && typeof v === "string") checkString(v, undefined, at, p, out);
-          else if (field.mapKind === "message") walkNested(field.message, v, at, p, out);
+          else if (field.mapKind === "message") walkNested(field.message, v, at, p, out, budget);
         }
         break;
       }
@@ -118,28 +128,35 @@ function walkMessage(desc: DescMessage, message: Record<string, unknown>, fields
   }
 }
 
-function walkNested(desc: DescMessage, value: unknown, fields: DescField[], path: string, out: FirstPassViolation[]): void {
+function walkNested(desc: DescMessage, value: unknown, fields: DescField[], path: string, out: FirstPassViolation[], budget: JsonBudget): void {
   // Struct, Value and ListValue surface as plain JSON; wrappers as primitives.
   switch (desc.typeName) {
     case "google.protobuf.Struct":
     case "google.protobuf.Value":
     case "google.protobuf.ListValue":
-      return walkJson(value, fields, path, out);
+      return walkJson(value, fields, path, out, budget, 0, path);
     case "google.protobuf.StringValue":
       if (typeof value === "string") checkString(value, undefined, fields, path, out);
       return;
   }
-  if (typeof value === "object" && value !== null) walkMessage(desc, value as Record<string, unknown>, fields, `${path}.`, out);
+  if (typeof value === "object" && value !== null) walkMessage(desc, value as Record<string, unknown>, fields, `${path}.`, out, budget);
 }
 
-function walkJson(value: unknown, fields: DescField[], path: string, out: FirstPassViolation[]): void {
-  if (typeof value === "string") checkString(value, undefined, fields, path, out);
-  else if (Array.isArray(value)) value.forEach((v, i) => walkJson(v, fields, `${path}[${i}]`, out));
-  else if (value !== null && typeof value === "object") {
-    for (const [k, v] of Object.entries(value)) {
-      checkString(k, undefined, fields, `${path}.${k}`, out);
-      walkJson(v, fields, `${path}.${k}`, out);
-    }
+function walkJson(value: unknown, fields: DescField[], path: string, out: FirstPassViolation[], budget: JsonBudget, depth: number, root: string): void {
+  if (typeof value === "string") return checkString(value, undefined, fields, path, out);
+  if (value === null || typeof value !== "object" || budget.over) return;
+  // Over the limits: reported once, and nothing more of it is read.
+  const over = (what: "values" | "depth") => {
+    budget.over = true;
+    const v = structBudgetViolation(root, what);
+    out.push({ fields, path: v.field, description: v.description, kind: "size", gross: true });
+  };
+  if (depth + 1 > structLimits.maxDepth) return over("depth");
+  const entries = Array.isArray(value) ? value.map((v, i) => [`[${i}]`, v] as const) : Object.entries(value).map(([k, v]) => [`.${k}`, v] as const);
+  if ((budget.values += entries.length) > structLimits.maxValues) return over("values");
+  for (const [key, v] of entries) {
+    if (!Array.isArray(value)) checkString(key.slice(1), undefined, fields, `${path}${key}`, out);
+    walkJson(v, fields, `${path}${key}`, out, budget, depth + 1, root);
   }
 }
 

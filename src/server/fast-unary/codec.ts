@@ -1,5 +1,9 @@
-import { type DescMessage, fromBinary, fromJsonString, type Message, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { type DescMessage, fromBinary, fromJson, type JsonValue, type Message, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { errorBudget, toConnectError, truncate } from "../../rpc/error-mapping.js";
+import { overBudgetError, structBudgetOfBinary, structBudgetOfJson } from "../../rpc/validation/struct-budget.js";
+import type { FieldViolation } from "../../shared/errors.js";
+import { duplicateKey } from "./json-duplicate-keys.js";
 
 // Fatal: bytes that are not UTF-8 are the client's mistake (INVALID_ARGUMENT),
 // not text to store with U+FFFD in their place. The universal path gets the
@@ -12,14 +16,17 @@ const jsonReadOptions = { ignoreUnknownFields: true };
 /**
  * Parses a request message. Both malformed JSON and malformed protobuf are
  * the client's fault and INVALID_ARGUMENT (connect-node reports the binary
- * case as INTERNAL; Anvil does not, on either serving path).
+ * case as INTERNAL; Anvil does not, on either serving path). Free-form
+ * JSON over its limits is refused before protobuf-es builds a message per
+ * value (struct-budget.ts).
  */
 export function parseMessage(desc: DescMessage, binary: boolean, bytes: Uint8Array): Message {
   if (binary) {
+    refuseOverBudget(structBudgetOfBinary(desc, bytes));
     try {
       return fromBinary(desc, bytes);
     } catch (e) {
-      throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.InvalidArgument);
+      throw parseError(`parse binary: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
   let text: string;
@@ -28,11 +35,33 @@ export function parseMessage(desc: DescMessage, binary: boolean, bytes: Uint8Arr
   } catch {
     throw new ConnectError("request body is not valid UTF-8", Code.InvalidArgument);
   }
+  // What fromJsonString does, with a cheaper duplicate-key check and the
+  // budget between parsing and decoding.
+  let json: JsonValue;
   try {
-    return fromJsonString(desc, text, jsonReadOptions);
+    json = JSON.parse(text) as JsonValue;
   } catch (e) {
-    throw ConnectError.from(e, Code.InvalidArgument);
+    // fromJsonString's wording, which clients have seen so far.
+    throw parseError(`cannot decode message ${desc.typeName} from JSON: ${e instanceof Error ? e.message : String(e)}`);
   }
+  const duplicate = duplicateKey(text);
+  if (duplicate !== undefined) throw parseError(`cannot decode message ${desc.typeName} from JSON: duplicate object key "${duplicate}"`);
+  refuseOverBudget(structBudgetOfJson(desc, json));
+  try {
+    return fromJson(desc, json, jsonReadOptions);
+  } catch (e) {
+    throw parseError(e instanceof Error ? e.message : String(e));
+  }
+}
+
+/** INVALID_ARGUMENT for a body that does not parse; its message may quote the body, so it is cut to the error budget. */
+function parseError(message: string): ConnectError {
+  return new ConnectError(truncate(message, errorBudget.messageBytes), Code.InvalidArgument);
+}
+
+/** INVALID_ARGUMENT with the BadRequest detail validation would have sent. */
+function refuseOverBudget(violation: FieldViolation | undefined): void {
+  if (violation) throw toConnectError(overBudgetError(violation), "");
 }
 
 /** Serializes a response message as connect-es does. */

@@ -1,5 +1,7 @@
 import { type DescField, fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { toConnectError } from "../../rpc/error-mapping.js";
+import { overBudgetError, structBudgetOfJson } from "../../rpc/validation/struct-budget.js";
 import { protoPath, resolveFieldPath } from "./field-path.js";
 import type { PathBindings } from "./path-template.js";
 import { isQueryableMessage, queryValueToJson } from "./query-values.js";
@@ -48,6 +50,9 @@ export function transcodeRequest(route: RestRoute, bindings: PathBindings, query
     }
     setAt(json, fields, queryParameterToJson(name, fields, query.getAll(name)));
   }
+  // Free-form JSON over its limits is refused before it is decoded (struct-budget.ts).
+  const overBudget = structBudgetOfJson(input, json);
+  if (overBudget) throw toConnectError(overBudgetError(overBudget), "");
   try {
     fromJson(input, json, { ignoreUnknownFields: false });
   } catch (err) {
