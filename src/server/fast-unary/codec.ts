@@ -44,9 +44,10 @@ export function parseMessage(desc: DescMessage, binary: boolean, bytes: Uint8Arr
     // fromJsonString's wording, which clients have seen so far.
     throw parseError(`cannot decode message ${desc.typeName} from JSON: ${e instanceof Error ? e.message : String(e)}`);
   }
+  // The budget first: it stops at the first value too many, the key scan reads every key.
+  refuseOverBudget(structBudgetOfJson(desc, json));
   const duplicate = duplicateKey(text);
   if (duplicate !== undefined) throw parseError(`cannot decode message ${desc.typeName} from JSON: duplicate object key "${duplicate}"`);
-  refuseOverBudget(structBudgetOfJson(desc, json));
   try {
     return fromJson(desc, json, jsonReadOptions);
   } catch (e) {
