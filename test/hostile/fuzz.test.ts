@@ -2,7 +2,7 @@
 // against a gateway in its own process (so its event loop and memory are
 // measured, not the runner's). Seed and run count are pinned so CI is
 // repeatable; `npm run fuzz` runs the same property for longer with new
-// seeds. Failures tolerated while their fixes land are in known-failures.ts.
+// seeds. No failure is tolerated: a failure is fixed, not allow-listed.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { databaseKinds } from "../support/databases.js";
 import { type GatewayProcess, startGatewayProcess } from "../support/gateway-process.js";
