@@ -10,6 +10,7 @@ import { IpaService } from "../../gen/anvil/ipas/v1/ipas_pb.js";
 import { WorkerService } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { errorBudget } from "../../src/rpc/error-mapping.js";
+import { maxMaskPaths } from "../../src/rpc/validation/field-rules.js";
 import { structLimits } from "../../src/rpc/validation/struct-budget.js";
 import { duplicateKey } from "../../src/server/fast-unary/json-duplicate-keys.js";
 import { clientFor, protocols } from "../support/clients.js";
@@ -93,6 +94,16 @@ describe.each(databaseKinds)("request budget on %s", (kind) => {
     });
     expect(res.status).toBe(400);
     expect(await res.text()).toMatch(/duplicate object key \\"displayName\\"/);
+  });
+
+  it.each(protocols)("refuses an update mask of 5,000 paths at once, over %s", async (protocol) => {
+    const agents = clientFor(AgentService, protocol, server.baseUrl, token);
+    const paths = Array.from({ length: 5_000 }, (_, i) => (i % 2 ? "display_name" : `x${i}`));
+    const err = await expectCode(agents.updateAgent({ agent: { id: uuid, displayName: "a" }, updateMask: { paths } }), Code.InvalidArgument);
+    expect(err.findDetails(BadRequestSchema)[0]?.fieldViolations).toEqual([expect.objectContaining({ field: "update_mask", description: `must name at most ${maxMaskPaths} paths` })]);
+    // At the limit it is judged path by path.
+    const within = await expectCode(agents.updateAgent({ agent: { id: uuid, displayName: "a" }, updateMask: { paths: paths.slice(0, maxMaskPaths) } }), Code.InvalidArgument);
+    expect(within.rawMessage).toMatch(/cannot be updated/);
   });
 
   it.each(protocols)("keeps an error with 150 bad 2,000-character map keys within the trailers' limits, over %s", async (protocol) => {

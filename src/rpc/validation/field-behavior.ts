@@ -46,9 +46,17 @@ export function compileFieldBehaviorScope(desc: DescMessage): FieldBehaviorScope
   const resources = desc.fields.filter((f) => f !== maskField).flatMap((f) => (f.fieldKind === "message" ? [f] : []));
   const resourceIds = resources.flatMap((r) => r.message.fields.filter((f) => identifier.has(f)).map((id): [DescField, DescField] => [r, id]));
 
+  // Once per request, not once per violation: a request with thousands of
+  // violations and a mask of thousands of paths multiplied the two.
+  const maskSets = new WeakMap<object, ReadonlySet<string>>();
   const maskPaths = (message: object): ReadonlySet<string> => {
-    const mask = (message as Record<string, { paths?: string[] } | undefined>)[maskField!.localName];
-    return new Set((mask?.paths ?? []).map((p) => p.split(".")[0] as string));
+    let set = maskSets.get(message);
+    if (!set) {
+      const mask = (message as Record<string, { paths?: string[] } | undefined>)[maskField!.localName];
+      set = new Set((mask?.paths ?? []).map((p) => p.split(".")[0] as string));
+      maskSets.set(message, set);
+    }
+    return set;
   };
 
   return {

@@ -27,6 +27,13 @@ export type MessageValidator = (message: object) => FieldViolation[];
  */
 export const maxViolations = 100;
 
+/**
+ * An update mask names at most this many paths. A resource has a dozen
+ * updatable fields; a mask of 5,000 paths is no update, and every path is
+ * work for the scope checks and the patch.
+ */
+export const maxMaskPaths = 100;
+
 // One validator for the process: it plans each message type once, on first use.
 const validator = createValidator();
 
@@ -42,7 +49,12 @@ export function compileRequestValidator(desc: DescMessage): MessageValidator {
   const probe = validator.validate(desc, create(desc));
   if (probe.kind === "error") throw new Error(`buf.validate rules of ${desc.typeName}: ${probe.error.message}`);
   const scope = compileFieldBehaviorScope(desc);
+  const maskField = desc.fields.find((f) => f.name === "update_mask" && f.message?.typeName === "google.protobuf.FieldMask");
   return (message) => {
+    if (maskField) {
+      const paths = (message as Record<string, { paths?: string[] } | undefined>)[maskField.localName]?.paths;
+      if (paths && paths.length > maxMaskPaths) return [{ field: maskField.name, description: `must name at most ${maxMaskPaths} paths` }];
+    }
     const out: FieldViolation[] = [];
     const broken = new Set<string>();
     const reported = new Set<string>();
