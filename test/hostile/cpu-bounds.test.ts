@@ -192,11 +192,11 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
         expect(lastResponse).toMatch(/result free-form JSON must hold at most/);
       });
 
-      it("refuses 200 steps of 1,000-key configs before decoding them", async () => {
+      it("refuses 200 steps of 1,000-key configs before parsing them", async () => {
         const steps = Array.from({ length: 200 }, (_, i) => ({ name: `s${i}`, kind: "noop", config: keys(1_000) }));
         const c = await cost("anvil.workflows.v1.WorkflowService/CreateWorkflow", { workflow: { displayName: "w", steps } });
         expectBounded(c, 400);
-        expect(lastResponse).toMatch(/free-form JSON must hold at most/);
+        expect(lastResponse).toMatch(/more than \d+ object members/);
       });
     });
 

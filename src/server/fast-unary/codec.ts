@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { errorBudget, toConnectError, truncate } from "../../rpc/error-mapping.js";
 import { overBudgetError, structBudgetOfBinary, structBudgetOfJson } from "../../rpc/validation/struct-budget.js";
 import type { FieldViolation } from "../../shared/errors.js";
-import { duplicateKey } from "./json-duplicate-keys.js";
+import { type JsonObjectsProblem, maxJsonMembers, scanJsonObjects } from "../json-objects.js";
 
 // Fatal: bytes that are not UTF-8 are the client's mistake (INVALID_ARGUMENT),
 // not text to store with U+FFFD in their place. The universal path gets the
@@ -35,8 +35,10 @@ export function parseMessage(desc: DescMessage, binary: boolean, bytes: Uint8Arr
   } catch {
     throw new ConnectError("request body is not valid UTF-8", Code.InvalidArgument);
   }
-  // What fromJsonString does, with a cheaper duplicate-key check and the
+  // What fromJsonString does, with a cheaper duplicate-key check that also
+  // bounds the members JSON.parse may be made to build, and the Struct
   // budget between parsing and decoding.
+  refuseObjects(desc, scanJsonObjects(text));
   let json: JsonValue;
   try {
     json = JSON.parse(text) as JsonValue;
@@ -44,10 +46,7 @@ export function parseMessage(desc: DescMessage, binary: boolean, bytes: Uint8Arr
     // fromJsonString's wording, which clients have seen so far.
     throw parseError(`cannot decode message ${desc.typeName} from JSON: ${e instanceof Error ? e.message : String(e)}`);
   }
-  // The budget first: it stops at the first value too many, the key scan reads every key.
   refuseOverBudget(structBudgetOfJson(desc, json));
-  const duplicate = duplicateKey(text);
-  if (duplicate !== undefined) throw parseError(`cannot decode message ${desc.typeName} from JSON: duplicate object key "${duplicate}"`);
   try {
     return fromJson(desc, json, jsonReadOptions);
   } catch (e) {
@@ -58,6 +57,12 @@ export function parseMessage(desc: DescMessage, binary: boolean, bytes: Uint8Arr
 /** INVALID_ARGUMENT for a body that does not parse; its message may quote the body, so it is cut to the error budget. */
 function parseError(message: string): ConnectError {
   return new ConnectError(truncate(message, errorBudget.messageBytes), Code.InvalidArgument);
+}
+
+/** INVALID_ARGUMENT for a JSON body whose objects cannot be read as one message (see json-objects.ts). */
+export function refuseObjects(desc: DescMessage, problem: JsonObjectsProblem | undefined): void {
+  if (problem?.kind === "duplicate") throw parseError(`cannot decode message ${desc.typeName} from JSON: duplicate object key "${problem.name}"`);
+  if (problem?.kind === "too-many") throw parseError(`cannot decode message ${desc.typeName} from JSON: more than ${maxJsonMembers} object members`);
 }
 
 /** INVALID_ARGUMENT with the BadRequest detail validation would have sent. */

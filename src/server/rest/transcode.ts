@@ -2,6 +2,8 @@ import { type DescField, fromJson, type JsonObject, type JsonValue } from "@bufb
 import { Code, ConnectError } from "@connectrpc/connect";
 import { toConnectError } from "../../rpc/error-mapping.js";
 import { overBudgetError, structBudgetOfJson } from "../../rpc/validation/struct-budget.js";
+import { refuseObjects } from "../fast-unary/codec.js";
+import { scanJsonObjects } from "../json-objects.js";
 import { protoPath, resolveFieldPath } from "./field-path.js";
 import type { PathBindings } from "./path-template.js";
 import { isQueryableMessage, queryValueToJson } from "./query-values.js";
@@ -25,6 +27,8 @@ export function transcodeRequest(route: RestRoute, bindings: PathBindings, query
   const hasBody = body.trim() !== "";
   if (route.body.kind === "none" && hasBody) throw invalid(`${route.httpMethod} ${route.template.source} takes no request body`);
   if (route.body.kind !== "none" && hasBody) {
+    // Members bounded (and named once) before JSON.parse builds them.
+    refuseObjects(input, scanJsonObjects(body));
     const parsed = parseJson(body);
     if (route.body.kind === "all") {
       if (!isObject(parsed)) throw invalid("request body must be a JSON object");
