@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../../gen/anvil/agents/v1/agents_pb.js";
 import { IpaService } from "../../gen/anvil/ipas/v1/ipas_pb.js";
 import { WorkerService } from "../../gen/anvil/operations/v1/operations_pb.js";
+import { WorkflowService } from "../../gen/anvil/workflows/v1/workflows_pb.js";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { errorBudget } from "../../src/rpc/error-mapping.js";
 import { maxMaskPaths } from "../../src/rpc/validation/field-rules.js";
@@ -80,6 +81,17 @@ describe.each(databaseKinds)("request budget on %s", (kind) => {
     expect(deep.rawMessage).toMatch(/result free-form JSON must nest at most 32 levels/);
     // Within both it reaches the handler (no such task).
     await expectCode(worker.completeTask({ taskId: uuid, leaseToken: uuid, outcome: { case: "result", value: nested(structLimits.maxDepth) } }), Code.NotFound);
+  });
+
+  it.each(protocols)("refuses lists far over their limits before decoding them, over %s", async (protocol) => {
+    // Found by the fuzzer: 200 steps of 5,000 depends_on each (limit 200)
+    // cost ~200 ms of JSON and ~900 ms of binary decoding before validation.
+    const workflows = clientFor(WorkflowService, protocol, server.baseUrl, token);
+    const steps = Array.from({ length: 200 }, (_, i) => ({ name: `s${i}`, kind: "noop", dependsOn: Array.from({ length: 5_000 }, () => "") }));
+    const started = performance.now();
+    const err = await expectCode(workflows.createWorkflow({ workflow: { displayName: "w", steps } }), Code.InvalidArgument);
+    expect(err.findDetails(BadRequestSchema)[0]?.fieldViolations).toEqual([expect.objectContaining({ field: "workflow.steps[0].depends_on", description: "must contain no more than 200 item(s)" })]);
+    expect(performance.now() - started).toBeLessThan(10_000);
   });
 
   it("refuses it over REST too", async () => {

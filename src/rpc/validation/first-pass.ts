@@ -49,6 +49,11 @@ interface Limits {
 
 const limitsCache = new WeakMap<DescField, Limits>();
 
+/** The `repeated.max_items` of a list field, if its rules set one. */
+export function maxItemsOf(field: DescField): number | undefined {
+  return limitsOf(field).maxItems;
+}
+
 function limitsOf(field: DescField): Limits {
   let limits = limitsCache.get(field);
   if (limits) return limits;
