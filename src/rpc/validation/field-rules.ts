@@ -66,7 +66,10 @@ export function compileRequestValidator(desc: DescMessage): MessageValidator {
       if (v.kind === "integrity") broken.add(v.path);
       out.push({ field: v.path, description: v.description });
     }
-    if (gross) return out.slice(0, maxViolations);
+    // Far over a limit, or as many violations as an answer names: protovalidate
+    // would only add to a list that is cut anyway (found by the fuzzer: 1,000
+    // items with a NUL each, and protovalidate's 6,000 more, blocked ~70 ms).
+    if (gross || out.length >= maxViolations) return out.slice(0, maxViolations);
     for (const [resource, id] of scope.missingIdentifiers(message)) {
       out.push({ field: `${resource.name}.${id.name}`, description: "value is required" });
     }
