@@ -49,7 +49,9 @@ export function structBudgetOfJson(desc: DescMessage, json: unknown): FieldViola
 /**
  * Checks the free-form JSON of a binary request before protobuf-es decodes
  * it, reading only tags and lengths and descending only into fields that can
- * hold a Struct. Bytes that do not parse are left to the decoder to report.
+ * hold a Struct. Bytes that do not parse throw BinaryReader's error: the
+ * decoder would fail on them too, after building everything before the
+ * fault (found by the fuzzer: a truncated 20,000-key Struct, ~85 ms).
  */
 export function structBudgetOfBinary(desc: DescMessage, bytes: Uint8Array): FieldViolation | undefined {
   if (!reachesJson(desc)) return undefined;
@@ -58,7 +60,7 @@ export function structBudgetOfBinary(desc: DescMessage, bytes: Uint8Array): Fiel
     budget.binaryMessage(desc, bytes, "");
   } catch (e) {
     if (e instanceof OverBudget) return e.violation;
-    return undefined;
+    throw e;
   }
   return undefined;
 }

@@ -22,10 +22,11 @@ const jsonReadOptions = { ignoreUnknownFields: true };
  */
 export function parseMessage(desc: DescMessage, binary: boolean, bytes: Uint8Array): Message {
   if (binary) {
-    refuseOverBudget(structBudgetOfBinary(desc, bytes));
     try {
+      refuseOverBudget(structBudgetOfBinary(desc, bytes));
       return fromBinary(desc, bytes);
     } catch (e) {
+      if (e instanceof ConnectError) throw e; // over the budget
       throw parseError(`parse binary: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
