@@ -23,17 +23,17 @@ const finding = (i: number) => ({
   },
 });
 
-function measure<D extends DescMessage>(name: string, desc: D, init: MessageInitShape<D>, minMs = 400): void {
+async function measure<D extends DescMessage>(name: string, desc: D, init: MessageInitShape<D>, minMs = 400): Promise<void> {
   const validate = compileRequestValidator(desc);
   const message = create(desc, init);
-  const violations = validate(message).length;
+  const violations = (await validate(message)).length;
   // Warm up (JIT, lazily built plans) before timing.
-  for (const warm = performance.now(); performance.now() - warm < minMs / 2; ) validate(message);
+  for (const warm = performance.now(); performance.now() - warm < minMs / 2; ) await validate(message);
   let n = 0;
   const start = performance.now();
   let elapsed = 0;
   while (elapsed < minMs || n < 5) {
-    validate(message);
+    await validate(message);
     n++;
     elapsed = performance.now() - start;
   }
@@ -42,34 +42,34 @@ function measure<D extends DescMessage>(name: string, desc: D, init: MessageInit
 }
 
 const token = "b7c1a3e0-2f4d-4c8e-9a61-0d5e3f7b9c21";
-measure("CreateUser, valid", CreateUserRequestSchema, {
+await measure("CreateUser, valid", CreateUserRequestSchema, {
   user: { email: "ada@example.com", displayName: "Ada Lovelace", roles: ["admin", "editor"] },
   requestId: token,
 });
-measure("UpdateUser, valid, mask display_name", UpdateUserRequestSchema, {
+await measure("UpdateUser, valid, mask display_name", UpdateUserRequestSchema, {
   user: { id: token, displayName: "Ada" },
   updateMask: create(FieldMaskSchema, { paths: ["display_name"] }),
 });
-measure("CreateUser, 3 violations", CreateUserRequestSchema, {
+await measure("CreateUser, 3 violations", CreateUserRequestSchema, {
   user: { email: "not-an-email", displayName: "x".repeat(201), roles: ["Admin"] },
 });
-measure("BatchCreateFindings, 1,000 findings", BatchCreateFindingsRequestSchema, {
+await measure("BatchCreateFindings, 1,000 findings", BatchCreateFindingsRequestSchema, {
   requests: Array.from({ length: 1000 }, (_, i) => finding(i)),
 });
-measure("BatchCreateFindings, 100,000 findings (over max_items)", BatchCreateFindingsRequestSchema, {
+await measure("BatchCreateFindings, 100,000 findings (over max_items)", BatchCreateFindingsRequestSchema, {
   requests: Array.from({ length: 100_000 }, (_, i) => finding(i)),
 });
-measure("CorrelateAlert, 64 KiB stack trace", CorrelateAlertRequestSchema, {
+await measure("CorrelateAlert, 64 KiB stack trace", CorrelateAlertRequestSchema, {
   filePath: "src/a.ts",
   stackTrace: "a/".repeat(32 * 1024),
 });
-measure("CorrelateAlert, 8 MiB stack trace (over max_len)", CorrelateAlertRequestSchema, {
+await measure("CorrelateAlert, 8 MiB stack trace (over max_len)", CorrelateAlertRequestSchema, {
   filePath: "src/a.ts",
   stackTrace: "a/".repeat(4 * 1024 * 1024),
 });
-measure("CreateUser, 8 MiB email (over max_len, email format)", CreateUserRequestSchema, {
+await measure("CreateUser, 8 MiB email (over max_len, email format)", CreateUserRequestSchema, {
   user: { email: `${"a".repeat(8 * 1024 * 1024)}@example.com` },
 });
-measure("CreateUser, 100,000 roles of 80 chars (over max_items)", CreateUserRequestSchema, {
+await measure("CreateUser, 100,000 roles of 80 chars (over max_items)", CreateUserRequestSchema, {
   user: { email: "ada@example.com", roles: Array.from({ length: 100_000 }, (_, i) => `role-${i}-${"x".repeat(72)}`) },
 });

@@ -71,7 +71,7 @@ export class OperationsHandler implements ServiceImpl<typeof OperationService> {
   }
 
   async *watchOperation(req: WatchOperationRequest, ctx: HandlerContext): AsyncGenerator<WatchOperationResponse> {
-    const violations = validateWatch(req);
+    const violations = await validateWatch(req);
     if (violations.length > 0) {
       throw new InvalidArgumentError(`invalid request: ${violations.map((v) => `${v.field} ${v.description}`).join("; ")}`, violations);
     }

@@ -16,7 +16,7 @@ export function validationInterceptor(inputs: readonly DescMessage[]): Intercept
   return (next) => async (req) => {
     if (!req.stream) {
       const validate = validators.get(req.method.input.typeName);
-      const violations = validate ? validate(req.message) : [];
+      const violations = validate ? await validate(req.message) : [];
       if (violations.length > 0) {
         const summary = violations.map((v) => `${v.field} ${v.description}`).join("; ");
         throw new InvalidArgumentError(`invalid request: ${summary}`, violations);
