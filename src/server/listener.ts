@@ -5,6 +5,7 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import type { ConnectionLimits } from "../config.js";
 import type { NodeRequest, NodeResponse } from "./connect-handler.js";
+import { closeRefusedConnectionsGracefully } from "./client-errors.js";
 import { boundHttp2Sessions } from "./http2-limits.js";
 
 /** Options of listen(). */
@@ -80,11 +81,13 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
     // handling itself and arms these timers when it listens; it only takes
     // them as properties.
     Object.assign(secure, h1Timeouts);
+    closeRefusedConnectionsGracefully(secure as unknown as http.Server);
     h2 = secure;
     server = secure as unknown as net.Server;
   } else {
     const cleartextH2 = http2.createServer(h2Options, serve);
     const cleartextH1 = http.createServer(h1Timeouts, serve);
+    closeRefusedConnectionsGracefully(cleartextH1);
     // Node arms headersTimeout and requestTimeout, and tracks the
     // connections closeIdleConnections() closes, in the server's own
     // 'listening' handler. This server never listens (the sniffer hands it
