@@ -1,9 +1,9 @@
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import http from "node:http";
 import http2 from "node:http2";
-import { gzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ListUsersRequestSchema, GetUserRequestSchema } from "../gen/anvil/users/v1/users_pb.js";
+import { GetUserRequestSchema, ListUsersRequestSchema, ListUsersResponseSchema } from "../gen/anvil/users/v1/users_pb.js";
 import { databaseKinds } from "./support/databases.js";
 import { startServer, type TestServer } from "./support/server.js";
 
@@ -163,6 +163,36 @@ describe.each(databaseKinds)("fast and universal serving paths on %s", (kind) =>
     expect(a).toEqual(b);
     // And the answer is a real one, not two identical failures of the harness.
     expect(a.status).toBeGreaterThan(0);
+  });
+
+  it("compresses a large gRPC and gRPC-Web response envelope on both paths when the client accepts gzip, and only then", async () => {
+    const page = toBinary(ListUsersRequestSchema, create(ListUsersRequestSchema, { pageSize: 100 }));
+    for (const s of [fast, universal]) {
+      const authorization = tokens[s.baseUrl]!.admin!;
+      // Enough users that the page is over ANVIL_COMPRESS_MIN_BYTES (1 KiB).
+      for (let i = 0; i < 12; i++) {
+        const res = await fetch(`${s.baseUrl}${svc}/CreateUser`, {
+          method: "POST",
+          headers: { authorization, "content-type": "application/json" },
+          body: JSON.stringify({ user: { email: `packed-${i}@example.com`, displayName: `A user with a long name to make the page large ${i}` } }),
+        });
+        expect(res.status).toBe(200);
+      }
+      for (const protocol of ["grpc", "grpc-web"] as const) {
+        const ct = protocol === "grpc" ? "application/grpc" : "application/grpc-web+proto";
+        const send = (accept: Record<string, string>) =>
+          protocol === "grpc" ? h2(s.port, `${svc}/ListUsers`, { "content-type": ct, authorization, ...accept }, envelope(page)) : h1(s.port, `${svc}/ListUsers`, { "content-type": ct, authorization, ...accept }, envelope(page), false);
+        const packed = await send({ "grpc-accept-encoding": "gzip" });
+        const body = Buffer.from(packed.body, "base64");
+        expect(packed.headers["grpc-encoding"], `${protocol} on ${s === fast ? "fast" : "universal"} path`).toBe("gzip");
+        expect(body[0], "the envelope's compressed flag").toBe(1);
+        const payload = gunzipSync(body.subarray(5, 5 + body.readUInt32BE(1)));
+        expect(fromBinary(ListUsersResponseSchema, payload).users.length).toBeGreaterThanOrEqual(12);
+        const plain = Buffer.from((await send({ "grpc-accept-encoding": "identity" })).body, "base64");
+        expect(plain[0], "no compression the client did not accept").toBe(0);
+        expect(Buffer.compare(plain.subarray(5, 5 + plain.readUInt32BE(1)), payload)).toBe(0);
+      }
+    }
   });
 
   it("reports malformed protobuf as INVALID_ARGUMENT on both paths", async () => {
