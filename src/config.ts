@@ -50,8 +50,10 @@ export interface Config {
   readonly metricsToken: string | undefined;
   /** Attempts a task gets before its operation fails. */
   readonly taskMaxAttempts: number;
-  /** Delay before a task's first retry, doubled for each later one (capped at 5 minutes). */
+  /** Delay before a task's first retry, doubled for each later one up to taskRetryMaxMs. */
   readonly taskRetryBaseMs: number;
+  /** The longest wait between retries (ANVIL_TASK_RETRY_MAX_MS): the doubling stops there. */
+  readonly taskRetryMaxMs: number;
   /** How long an API key read from the database is trusted without a revocation notice (the backstop of LISTEN/NOTIFY). */
   readonly apiKeyCacheMs: number;
   /** The OpenID provider whose tokens are accepted (ANVIL_OIDC_*); undefined: OIDC off. */
@@ -126,6 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: env.ANVIL_METRICS_TOKEN || undefined,
     taskMaxAttempts: int(env, "ANVIL_TASK_MAX_ATTEMPTS", 3, 1, 100),
     taskRetryBaseMs: int(env, "ANVIL_TASK_RETRY_BASE_MS", 1_000, 0, 3_600_000),
+    taskRetryMaxMs: int(env, "ANVIL_TASK_RETRY_MAX_MS", 300_000, 0, 86_400_000),
     apiKeyCacheMs: int(env, "ANVIL_API_KEY_CACHE_MS", 10_000, 0, 300_000),
     oidc: oidcOptions(env),
     maxTokenLifetimeSec: int(env, "ANVIL_MAX_TOKEN_LIFETIME_SEC", 86_400, 60, 31_536_000),

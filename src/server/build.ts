@@ -162,7 +162,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
 /** The operations capability's settings, from the gateway's configuration. */
 function operationsSettings(config: Config) {
   return {
-    queue: { maxAttempts: config.taskMaxAttempts, retryBaseMs: config.taskRetryBaseMs, retryMaxMs: 300_000 },
+    queue: { maxAttempts: config.taskMaxAttempts, retryBaseMs: config.taskRetryBaseMs, retryMaxMs: config.taskRetryMaxMs },
     watch: { pollMs: config.operationsPollMs, keepAliveMs: config.watchKeepAliveMs, batchSize: 100 },
     maxStreamsPerPrincipal: config.maxStreamsPerPrincipal,
     maxClaimWaitsPerCredential: config.maxClaimWaitsPerCredential,
