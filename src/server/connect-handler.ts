@@ -15,7 +15,7 @@ import { toConnectError } from "../rpc/error-mapping.js";
 import { requestIdHeader, requestIdOf } from "../rpc/request-id-interceptor.js";
 import { reclassifyBinaryParseErrors } from "./binary-parse-errors.js";
 import { clampDeadlineHeaders } from "./deadline-headers.js";
-import { strictUtf8 } from "./fast-unary/codec.js";
+import { strictUtf8 } from "./message-decoding.js";
 import type { BodyLimits } from "./body-limits.js";
 import { createFastUnaryHandler } from "./fast-unary/fast-unary-handler.js";
 import { composeUnaryCall, type UnaryCall, type UnaryImpl } from "./fast-unary/unary-call.js";

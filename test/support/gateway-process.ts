@@ -88,7 +88,8 @@ export async function startGatewayProcess(kind: DatabaseKind, options: GatewayPr
   writeFileSync(keysFile, JSON.stringify({ keys }));
   const database: TestDatabase = options.database ?? (await createTestDatabase(kind));
   const child = fork(childScript, [], {
-    execArgv: ["--import", "tsx", "--expose-gc"],
+    // GATEWAY_CPU_PROF=<dir> writes the child's CPU profile there when it exits (`--cpu-prof` is refused in NODE_OPTIONS).
+    execArgv: ["--import", "tsx", "--expose-gc", ...(process.env.GATEWAY_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.GATEWAY_CPU_PROF}`] : [])],
     env: {
       ...process.env,
       PORT: "0",

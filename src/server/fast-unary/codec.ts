@@ -1,14 +1,11 @@
-import { type DescMessage, fromBinary, fromJson, type JsonValue, type Message, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { type DescMessage, fromBinary, type JsonValue, type Message, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { errorBudget, toConnectError, truncate } from "../../rpc/error-mapping.js";
 import { overBudgetError, structBudgetOfBinary, structBudgetOfJson } from "../../rpc/validation/struct-budget.js";
 import type { FieldViolation } from "../../shared/errors.js";
 import { type JsonObjectsProblem, maxJsonMembers, scanJsonObjects } from "../json-objects.js";
+import { decodeUtf8, fromJsonInSlices } from "../message-decoding.js";
 
-// Fatal: bytes that are not UTF-8 are the client's mistake (INVALID_ARGUMENT),
-// not text to store with U+FFFD in their place. The universal path gets the
-// same decoder through the router's jsonOptions (connect-handler.ts).
-export const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
 // connect-es parses request JSON ignoring unknown fields; keep that contract.
 const jsonReadOptions = { ignoreUnknownFields: true };
@@ -18,9 +15,10 @@ const jsonReadOptions = { ignoreUnknownFields: true };
  * the client's fault and INVALID_ARGUMENT (connect-node reports the binary
  * case as INTERNAL; Anvil does not, on either serving path). Free-form
  * JSON over its limits is refused before protobuf-es builds a message per
- * value (struct-budget.ts).
+ * value (struct-budget.ts). Large JSON bodies are decoded in time slices
+ * (message-decoding.ts).
  */
-export function parseMessage(desc: DescMessage, binary: boolean, bytes: Uint8Array): Message {
+export async function parseMessage(desc: DescMessage, binary: boolean, bytes: Uint8Array): Promise<Message> {
   if (binary) {
     try {
       refuseOverBudget(structBudgetOfBinary(desc, bytes));
@@ -32,7 +30,7 @@ export function parseMessage(desc: DescMessage, binary: boolean, bytes: Uint8Arr
   }
   let text: string;
   try {
-    text = strictUtf8.decode(bytes);
+    text = await decodeUtf8(bytes);
   } catch {
     throw new ConnectError("request body is not valid UTF-8", Code.InvalidArgument);
   }
@@ -49,7 +47,7 @@ export function parseMessage(desc: DescMessage, binary: boolean, bytes: Uint8Arr
   }
   refuseOverBudget(structBudgetOfJson(desc, json));
   try {
-    return fromJson(desc, json, jsonReadOptions);
+    return await fromJsonInSlices(desc, json, jsonReadOptions);
   } catch (e) {
     throw parseError(e instanceof Error ? e.message : String(e));
   }

@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { NodeRequest } from "../connect-handler.js";
 import { decompress } from "../http-compression.js";
+import { decodeUtf8 } from "../message-decoding.js";
 
 /** A body that is too large: RESOURCE_EXHAUSTED, sent as HTTP 413 on REST routes. */
 export class BodyTooLargeError extends ConnectError {
@@ -48,7 +49,7 @@ export async function readRequestBody(req: NodeRequest, maxBytes: number, onByte
     throw new ConnectError(`unsupported Content-Encoding ${JSON.stringify(coding)}; use gzip, br or identity`, Code.Unimplemented);
   }
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(body);
+    return await decodeUtf8(body);
   } catch {
     throw new ConnectError("request body is not UTF-8", Code.InvalidArgument);
   }

@@ -1,4 +1,4 @@
-import { create, type DescMethod, fromJson, type JsonObject, type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
+import { create, type DescMethod, type JsonObject, type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson, parseTimeout } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
@@ -7,6 +7,7 @@ import type { BodyLimits } from "../body-limits.js";
 import type { NodeRequest, NodeResponse, RouteHandler } from "../connect-handler.js";
 import { LazyAbort } from "../fast-unary/lazy-abort.js";
 import { RequestHeaders } from "../fast-unary/request-headers.js";
+import { fromJsonInSlices } from "../message-decoding.js";
 import type { UnaryCall } from "../fast-unary/unary-call.js";
 import { sendBody } from "../http-compression.js";
 import { setPrivateCaching } from "../private-caching.js";
@@ -133,7 +134,7 @@ async function serve(
     if (timeout.error) throw timeout.error;
     let input: Message;
     try {
-      input = json === undefined ? create(route.method.input) : fromJson(route.method.input, json);
+      input = json === undefined ? create(route.method.input) : await fromJsonInSlices(route.method.input, json);
     } catch (err) {
       throw ConnectError.from(err, Code.InvalidArgument);
     }
