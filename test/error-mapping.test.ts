@@ -1,7 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { BadRequestSchema, ErrorInfoSchema, PreconditionFailureSchema } from "../gen/google/rpc/error_details_pb.js";
+import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import { domainErrorCodes, errorDomain, toConnectError } from "../src/rpc/error-mapping.js";
+import { errorStatus } from "../src/server/rest/rest-errors.js";
 import * as errors from "../src/shared/errors.js";
 import { DomainError } from "../src/shared/errors.js";
 
@@ -145,5 +147,61 @@ describe("unexpected exceptions", () => {
     const mapped = toConnectError(thrown, correlationId);
     expect(mapped.code).toBe(Code.Internal);
     expect(mapped.rawMessage).toBe(`internal error (correlation id ${correlationId})`);
+  });
+});
+
+/**
+ * The same facts written out by hand, from the gRPC status code guide and
+ * the Connect protocol's HTTP mapping, not read from the code under test: a
+ * change to the mapping must change this table too, on purpose.
+ */
+describe("the error table, written independently", () => {
+  const codeOfClass: Record<string, Code> = {
+    NotFoundError: Code.NotFound,
+    InvalidArgumentError: Code.InvalidArgument,
+    AlreadyExistsError: Code.AlreadyExists,
+    FailedPreconditionError: Code.FailedPrecondition,
+    AbortedError: Code.Aborted,
+    PermissionDeniedError: Code.PermissionDenied,
+    UnauthenticatedError: Code.Unauthenticated,
+    ResourceExhaustedError: Code.ResourceExhausted,
+    UnavailableError: Code.Unavailable,
+    DeadlineExceededError: Code.DeadlineExceeded,
+    InternalError: Code.Internal,
+  };
+  // https://connectrpc.com/docs/protocol/#error-codes
+  const httpStatusOfCode: Record<string, number> = {
+    Canceled: 499,
+    Unknown: 500,
+    InvalidArgument: 400,
+    DeadlineExceeded: 504,
+    NotFound: 404,
+    AlreadyExists: 409,
+    PermissionDenied: 403,
+    ResourceExhausted: 429,
+    FailedPrecondition: 400,
+    Aborted: 409,
+    OutOfRange: 400,
+    Unimplemented: 501,
+    Internal: 500,
+    Unavailable: 503,
+    DataLoss: 500,
+    Unauthenticated: 401,
+  };
+
+  it("has a row for every domain error class, and no row for a class that is gone", () => {
+    expect(domainClasses.map(([n]) => n).sort()).toEqual(Object.keys(codeOfClass).sort());
+  });
+
+  it.each(domainClasses)("%s is answered with the code the table gives", (name, type) => {
+    expect(Code[toConnectError(sample(name, type), correlationId).code]).toBe(Code[codeOfClass[name]!]);
+  });
+
+  it.each(Object.entries(httpStatusOfCode))("%s is HTTP %i over Connect and REST", (name, status) => {
+    const code = Code[name as keyof typeof Code];
+    expect(codeToHttpStatus(code)).toBe(status);
+    const error = new ConnectError("x", code);
+    // What the REST layer refuses itself: a body it cannot read (UNIMPLEMENTED there) is 415, as HTTP has it.
+    expect(errorStatus(error)).toBe(code === Code.Unimplemented ? 415 : status);
   });
 });

@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
+import { sql } from "kysely";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserService } from "../gen/anvil/users/v1/users_pb.js";
@@ -9,6 +10,7 @@ import { type DatabaseHandle, openDatabase } from "../src/db/database.js";
 import { migrateToLatest } from "../src/db/migrator.js";
 import type { Repositories } from "../src/db/repositories.js";
 import { UnitOfWork } from "../src/db/unit-of-work.js";
+import { toConnectError } from "../src/rpc/error-mapping.js";
 import { DeadlineExceededError, InternalError, NotFoundError } from "../src/shared/errors.js";
 import type { NewUser } from "../src/users/user.js";
 import { clientFor } from "./support/clients.js";
@@ -295,6 +297,75 @@ describe.each(databaseKinds)("UnitOfWork on %s", (kind) => {
     expect(await late).toBeInstanceOf(DeadlineExceededError);
     expect(lateWorkRan).toBe(false);
     expect((await emailsOf()).filter((e) => e.startsWith("too-late-"))).toEqual([]);
+  });
+
+  // Two transactions that wait for each other at a point both reached: the
+  // first arrival waits for the second, so the interleaving is the one the
+  // test names, not whatever the scheduler picked.
+  const meetingPoint = () => {
+    let arrived = 0;
+    let release!: () => void;
+    const all = new Promise<void>((r) => (release = r));
+    return () => {
+      if (++arrived === 2) release();
+      return all;
+    };
+  };
+
+  it.skipIf(kind !== "postgres")("answers ABORTED, retryable, for a real deadlock between two units of work (PostgreSQL only)", async () => {
+    const [a, b] = await Promise.all([uow.transact(scope, (tx) => tx.users.create(newUser("lock-a"))), uow.transact(scope, (tx) => tx.users.create(newUser("lock-b")))]);
+    const bothHoldOne = meetingPoint();
+    // Each locks one row, then wants the other's: PostgreSQL breaks the cycle by failing one.
+    const crosswise = (first: string, second: string) =>
+      uow.transact(scope, async (tx) => {
+        await tx.users.update(first, { displayName: "first" }, undefined);
+        await bothHoldOne();
+        await tx.users.update(second, { displayName: "second" }, undefined);
+      });
+    const outcomes = await Promise.allSettled([crosswise(a!.id, b!.id), crosswise(b!.id, a!.id)]);
+    const failed = outcomes.flatMap((o) => (o.status === "rejected" ? [o.reason as unknown] : []));
+    expect(failed, "exactly one side of the deadlock fails").toHaveLength(1);
+    const mapped = toConnectError(failed[0], "deadlock");
+    expect(Code[mapped.code]).toBe("Aborted");
+    expect(mapped.rawMessage).not.toMatch(/deadlock|process|transaction \d/i);
+  });
+
+  it.skipIf(kind !== "postgres")("answers ABORTED, retryable, for a real serialization failure (PostgreSQL only)", async () => {
+    // Anvil runs READ COMMITTED, where PostgreSQL does not raise 40001; an
+    // operator may run SERIALIZABLE (or a Postgres-compatible cluster that
+    // only offers it), and then write skew is refused with 40001.
+    const serializableDb = await createTestDatabase("postgres");
+    const serializable = await openDatabase({ kind: "postgres", url: serializableDb.url!, poolSize: 4, statementTimeoutMs: 10_000 }, pino({ level: "silent" }));
+    try {
+      await migrateToLatest(serializable.db);
+      const name = new URL(serializableDb.url!).pathname.slice(1);
+      await sql`alter database ${sql.id(name)} set default_transaction_isolation = 'serializable'`.execute(serializable.db);
+      // The pool's open connections keep the old default: start from fresh ones.
+      await serializable.close();
+      const fresh = await openDatabase({ kind: "postgres", url: serializableDb.url!, poolSize: 4, statementTimeoutMs: 10_000 }, pino({ level: "silent" }));
+      try {
+        const skewed = new UnitOfWork(fresh.db);
+        const [a, b] = await Promise.all([skewed.transact(scope, (tx) => tx.users.create(newUser("skew-a"))), skewed.transact(scope, (tx) => tx.users.create(newUser("skew-b")))]);
+        const bothRead = meetingPoint();
+        // Each reads the row the other writes: no serial order explains both.
+        const skew = (read: string, write: string) =>
+          skewed.transact(scope, async (tx) => {
+            await tx.users.get(read);
+            await bothRead();
+            await tx.users.update(write, { displayName: "skewed" }, undefined);
+          });
+        const outcomes = await Promise.allSettled([skew(a!.id, b!.id), skew(b!.id, a!.id)]);
+        const failed = outcomes.flatMap((o) => (o.status === "rejected" ? [o.reason as unknown] : []));
+        expect(failed, "one of the two skewed writers fails").toHaveLength(1);
+        const mapped = toConnectError(failed[0], "skew");
+        expect(Code[mapped.code]).toBe("Aborted");
+        expect(mapped.rawMessage).not.toMatch(/serializ|pivot|rw-conflict/i);
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await serializableDb.drop();
+    }
   });
 
   it("clamps a deadline beyond what statement_timeout accepts (about 24.8 days) instead of failing", async () => {

@@ -1,4 +1,4 @@
-import { type DescField, type DescMessage, fromJson, type JsonObject, type JsonReadOptions, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { type DescField, type DescMessage, fromJson, type JsonObject, type JsonReadOptions, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import { mapInSlices } from "../shared/time-slices.js";
 
 // Fatal: bytes that are not UTF-8 are the client's mistake (INVALID_ARGUMENT),
@@ -39,7 +39,7 @@ export async function decodeUtf8(bytes: Uint8Array): Promise<string> {
  * The message and the errors are fromJson's; what fromJson refuses at the
  * list itself (a null item, the field named twice) is left to fromJson.
  */
-export async function fromJsonInSlices(desc: DescMessage, json: JsonValue, options?: Partial<JsonReadOptions>): Promise<Message> {
+export async function fromJsonInSlices<Desc extends DescMessage>(desc: Desc, json: JsonValue, options?: Partial<JsonReadOptions>): Promise<MessageShape<Desc>> {
   const long = longListOf(desc, json);
   if (long === undefined) return fromJson(desc, json, options);
   const { key, field, items } = long;
