@@ -2,6 +2,7 @@ import { equals, fromJson } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { BatchCreateFindingsRequestSchema } from "../gen/anvil/findings/v1/findings_pb.js";
 import { decodeUtf8, fromJsonInSlices } from "../src/server/message-decoding.js";
+import { useAllocationFreeUtf8Checks } from "../src/server/text-encoding.js";
 
 // Large bodies are decoded in time slices; what they decode to, and the
 // errors they raise, must be exactly what the one-go decoders give.
@@ -62,5 +63,13 @@ describe("decoding large requests in time slices", () => {
     clearInterval(timer);
     expect(message.requests).toHaveLength(1_000);
     expect(turns).toBeGreaterThan(2);
+  });
+});
+
+describe("protobuf-es's string check", () => {
+  it("still refuses an unpaired surrogate once the allocation-free check is in place", async () => {
+    useAllocationFreeUtf8Checks();
+    expect(() => fromJson(BatchCreateFindingsRequestSchema, { requests: [{ finding: { suggestion: "half a pair \ud83d" } }] })).toThrow(/invalid UTF8/);
+    expect(fromJson(BatchCreateFindingsRequestSchema, { requests: [{ finding: { suggestion: "a whole pair 😀" } }] }).requests[0]!.finding!.suggestion).toBe("a whole pair 😀");
   });
 });

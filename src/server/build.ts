@@ -31,6 +31,7 @@ import { withPrivateGetCaching } from "./private-caching.js";
 import { createProbes } from "./probes.js";
 import { createRestHandler } from "./rest/rest-handler.js";
 import { buildRestRoutes } from "./rest/rest-routes.js";
+import { useAllocationFreeUtf8Checks } from "./text-encoding.js";
 import { Metrics } from "../metrics/metrics.js";
 import { createMetricsRoute } from "../metrics/metrics-route.js";
 import { readQueueSnapshot } from "../metrics/queue-snapshot.js";
@@ -60,6 +61,7 @@ export interface App {
  * routes. Only main.ts listens; tests build the same app.
  */
 export async function build(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<App> {
+  useAllocationFreeUtf8Checks();
   // Only the default file is created when missing: a named file that is missing is a mistake to report, not to paper over.
   const keys = new ServiceAccountKeys(config.keysFile, config.keysFileIsDefault, log);
   const access = infrastructureAccess(config.reflection);
