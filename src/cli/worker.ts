@@ -8,6 +8,8 @@ import { loadKeyStore } from "../auth/key-store.js";
 import { demoKinds } from "../worker/demo-kinds.js";
 import { RenewingToken } from "../worker/renewing-token.js";
 import { runWorker } from "../worker/task-runner.js";
+import { clientTracingInterceptor } from "../tracing/client-interceptor.js";
+import { startTracing } from "../tracing/tracing.js";
 
 /**
  * The reference worker: claims tasks of the built-in demo kinds from a
@@ -35,6 +37,8 @@ async function main(): Promise<void> {
       grace: { type: "string", default: "25" },
     },
   });
+  // Exports when OTEL_EXPORTER_OTLP_ENDPOINT (or the traces one) is set, as the gateway does.
+  const tracing = await startTracing("anvil-worker");
   const kinds = values.kinds.split(",").map((k) => k.trim()).filter(Boolean);
   const unknown = kinds.filter((k) => !(k in demoKinds));
   if (kinds.length === 0 || unknown.length > 0) throw new Error(`unknown kinds ${unknown.join(", ")}; built in: ${Object.keys(demoKinds).join(", ")}`);
@@ -46,6 +50,7 @@ async function main(): Promise<void> {
     baseUrl: values.url,
     httpVersion: "1.1",
     interceptors: [
+      clientTracingInterceptor(),
       (next) => async (req) => {
         req.header.set("authorization", `Bearer ${given ?? (await minted!.get())}`);
         return next(req);
@@ -76,6 +81,7 @@ async function main(): Promise<void> {
     log,
   });
   log(`worker ${values.id} stopped`);
+  await tracing?.shutdown();
   // A handler abandoned after the grace period may still hold timers.
   process.exit(0);
 }
