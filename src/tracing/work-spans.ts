@@ -38,7 +38,9 @@ export function transactionSpan<T>(work: () => Promise<T>): Promise<T> {
  */
 export function statementSpan(query: CompiledQuery, seconds: number, failed: boolean): void {
   if (!tracingEnabled()) return;
-  const end = performance.timeOrigin + performance.now();
+  // On the performance clock, as the SDK times spans (a number below
+  // performance.now() is read as such).
+  const end = performance.now();
   const name = statementName(query.query);
   const space = name.indexOf(" ");
   const span = tracer.startSpan(name, {
