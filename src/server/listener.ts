@@ -85,13 +85,13 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
     // handling itself and arms these timers when it listens; it only takes
     // them as properties.
     Object.assign(secure, h1Timeouts);
-    closeRefusedConnectionsGracefully(secure as unknown as http.Server);
+    closeRefusedConnectionsGracefully(secure as unknown as http.Server, log);
     h2 = secure;
     server = secure as unknown as net.Server;
   } else {
     const cleartextH2 = http2.createServer(h2Options, serve);
     const cleartextH1 = http.createServer(h1Timeouts, serve);
-    closeRefusedConnectionsGracefully(cleartextH1);
+    closeRefusedConnectionsGracefully(cleartextH1, log);
     // Node arms headersTimeout and requestTimeout, and tracks the
     // connections closeIdleConnections() closes, in the server's own
     // 'listening' handler. This server never listens (the sniffer hands it
@@ -110,8 +110,8 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
   }
   server.on("connection", (socket: Duplex) => {
     sockets.add(socket);
-    // Resets, and HTTP/1.1 requests Node could not parse (it answers 400,
-    // 408 or 431, then destroys the socket with the parser's error).
+    // Resets and other socket failures (HTTP/1.1 requests the parser refuses
+    // are logged by closeRefusedConnectionsGracefully).
     const peer = peerOf(socket);
     socket.on("error", (err: NodeJS.ErrnoException) => log?.info({ err: errorFields(err), peer }, "connection ended by an error"));
     socket.once("close", () => sockets.delete(socket));
