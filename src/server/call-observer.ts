@@ -6,7 +6,7 @@ import { credentialName } from "../auth/principal.js";
 import type { CallMeter, RpcMetrics, RpcProtocol } from "../metrics/rpc-metrics.js";
 import { principalKey, requestIdKey } from "../rpc/request-context.js";
 import { requestIdHeader, requestIdOf } from "../rpc/request-id-interceptor.js";
-import { contextFromHeaders, tracer, tracingEnabled, withCallSpan } from "../tracing/tracing.js";
+import { connectErrorCode, contextFromHeaders, tracer, tracingEnabled, withCallSpan } from "../tracing/tracing.js";
 import type { NodeRequest } from "./connect-handler.js";
 
 /**
@@ -151,12 +151,7 @@ const serverErrors = new Set<Code>([Code.Unknown, Code.DeadlineExceeded, Code.Un
 
 function endSpan(span: Span, protocol: RpcProtocol, code: Code | 0): void {
   if (protocol === "grpc" || protocol === "grpc_web") span.setAttribute("rpc.grpc.status_code", code);
-  else if (code !== 0) span.setAttribute("rpc.connect_rpc.error_code", snakeCase(Code[code] ?? "Unknown"));
+  else if (code !== 0) span.setAttribute("rpc.connect_rpc.error_code", connectErrorCode(code));
   if (code !== 0 && serverErrors.has(code)) span.setStatus({ code: SpanStatusCode.ERROR, message: Code[code] });
   span.end();
-}
-
-/** `NotFound` → `not_found`, as Connect spells codes on the wire. */
-function snakeCase(name: string): string {
-  return name.replace(/[A-Z]/g, (c, i: number) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`));
 }

@@ -1,6 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import { tracer, tracingEnabled } from "./tracing.js";
+import { connectErrorCode, tracer, tracingEnabled } from "./tracing.js";
 
 /**
  * A client interceptor that traces each call as a client span named
@@ -26,7 +26,7 @@ export function clientTracingInterceptor(): Interceptor {
       return res;
     } catch (err) {
       const code = ConnectError.from(err).code;
-      span.setAttribute("rpc.connect_rpc.error_code", Code[code] ?? "unknown");
+      span.setAttribute("rpc.connect_rpc.error_code", connectErrorCode(code));
       span.setStatus({ code: SpanStatusCode.ERROR, message: Code[code] });
       span.end();
       throw err;

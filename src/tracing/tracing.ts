@@ -1,3 +1,4 @@
+import { Code } from "@connectrpc/connect";
 import { type Context, context, createContextKey, propagation, ROOT_CONTEXT, type Span, trace, type Tracer } from "@opentelemetry/api";
 
 /**
@@ -114,4 +115,9 @@ export function withCallSpan(parent: Context, span: Span): Context {
 export function callTraceParent(): string | undefined {
   if (!enabled) return undefined;
   return traceParentOf(context.active().getValue(callSpanKey) as Span | undefined);
+}
+
+/** A code as Connect spells it on the wire (`not_found`): the value of `rpc.connect_rpc.error_code`. */
+export function connectErrorCode(code: Code): string {
+  return (Code[code] ?? "Unknown").replace(/[A-Z]/g, (c, i: number) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`));
 }
