@@ -21,6 +21,9 @@ import { startTracing } from "../tracing/tracing.js";
  * On SIGTERM or SIGINT it stops claiming, finishes the task in hand (up to
  * --grace seconds; past that it leaves the task to its lease, uncompleted)
  * and exits 0; a second signal exits at once.
+ * With OTEL_EXPORTER_OTLP_ENDPOINT set it exports traces as the gateway
+ * does: each task's spans join the trace of the call that started its
+ * operation (the task's trace_parent), and its calls send `traceparent`.
  */
 async function main(): Promise<void> {
   const { values } = parseArgs({
