@@ -132,7 +132,7 @@ describe.each(databaseKinds)("traces on %s", (kind) => {
     const workflow = (await workflows.createWorkflow({ workflow: { displayName: "traced", state: Workflow_State.ACTIVE, steps: [] } })).workflow!;
 
     const viaGrpc = callerSpan();
-    const grpc = clientFor(WorkflowService, "grpc", gateway.baseUrl, { authorization: `Bearer ${editor}`, traceparent: viaGrpc.traceparent });
+    const grpc = clientFor(WorkflowService, "grpc", gateway.baseUrl, { authorization: `Bearer ${editor}`, traceparent: viaGrpc.traceparent, tracestate: "vendor=abc" });
     await grpc.getWorkflow({ id: workflow.id });
     await expectCode(grpc.getWorkflow({ id: "00000000-0000-4000-8000-000000000000" }), Code.NotFound);
 
@@ -152,7 +152,7 @@ describe.each(databaseKinds)("traces on %s", (kind) => {
     const grpcSpans = spansOf(viaGrpc.traceId).filter((s) => s.kind === SERVER);
     expect(grpcSpans).toHaveLength(2);
     for (const s of grpcSpans) {
-      expect(s).toMatchObject({ name: "anvil.workflows.v1.WorkflowService/GetWorkflow", parentSpanId: viaGrpc.spanId });
+      expect(s).toMatchObject({ name: "anvil.workflows.v1.WorkflowService/GetWorkflow", parentSpanId: viaGrpc.spanId, traceState: "vendor=abc" });
       expect(s.attributes).toMatchObject({ "rpc.system": "grpc", "rpc.service": "anvil.workflows.v1.WorkflowService", "rpc.method": "GetWorkflow", "network.protocol.version": "2" });
     }
     // A caller's error (NOT_FOUND) is a status code, not a server failure.

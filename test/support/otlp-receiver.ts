@@ -12,6 +12,8 @@ export interface ReceivedSpan {
   readonly spanId: string;
   /** Empty for a root span. */
   readonly parentSpanId: string;
+  /** The W3C tracestate the span carries. */
+  readonly traceState: string;
   readonly name: string;
   /** OTLP's SpanKind: 1 internal, 2 server, 3 client, 4 producer, 5 consumer. */
   readonly kind: number;
@@ -101,6 +103,7 @@ interface RawSpan {
   trace_id: Buffer;
   span_id: Buffer;
   parent_span_id: Buffer;
+  trace_state: string;
   name: string;
   kind: number;
   start_time_unix_nano: string;
@@ -133,6 +136,7 @@ function toSpan(service: string, s: RawSpan): ReceivedSpan {
     traceId: s.trace_id.toString("hex"),
     spanId: s.span_id.toString("hex"),
     parentSpanId: s.parent_span_id.toString("hex"),
+    traceState: s.trace_state,
     name: s.name,
     kind: s.kind,
     attributes: Object.fromEntries(s.attributes.map((a) => [a.key, valueOf(a.value)])),
