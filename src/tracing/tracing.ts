@@ -121,3 +121,19 @@ export function callTraceParent(): string | undefined {
 export function connectErrorCode(code: Code): string {
   return (Code[code] ?? "Unknown").replace(/[A-Z]/g, (c, i: number) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`));
 }
+
+/**
+ * Links the span of the call running now to the traces these stored
+ * `traceparent`s name: a ClaimTask call, traced on its own, points at the
+ * operations whose tasks it handed out. Does nothing while tracing is off.
+ */
+export function linkCallTo(traceParents: readonly (string | null)[]): void {
+  if (!enabled) return;
+  const span = context.active().getValue(callSpanKey) as Span | undefined;
+  if (span === undefined) return;
+  for (const traceParent of traceParents) {
+    if (!traceParent) continue;
+    const linked = trace.getSpanContext(propagation.extract(ROOT_CONTEXT, { traceparent: traceParent }));
+    if (linked !== undefined) span.addLink({ context: linked });
+  }
+}

@@ -18,6 +18,8 @@ export interface ReceivedSpan {
   /** OTLP's SpanKind: 1 internal, 2 server, 3 client, 4 producer, 5 consumer. */
   readonly kind: number;
   readonly attributes: Record<string, string | number | boolean>;
+  /** The spans this one links to, by trace and span id. */
+  readonly links: ReadonlyArray<{ readonly traceId: string; readonly spanId: string }>;
   /** OTLP's status code: 0 unset, 1 ok, 2 error. */
   readonly statusCode: number;
   readonly startNanos: bigint;
@@ -109,6 +111,7 @@ interface RawSpan {
   start_time_unix_nano: string;
   end_time_unix_nano: string;
   attributes: KeyValue[];
+  links: Array<{ trace_id: Buffer; span_id: Buffer }>;
   status?: { code: number };
 }
 interface ExportRequest {
@@ -140,6 +143,7 @@ function toSpan(service: string, s: RawSpan): ReceivedSpan {
     name: s.name,
     kind: s.kind,
     attributes: Object.fromEntries(s.attributes.map((a) => [a.key, valueOf(a.value)])),
+    links: s.links.map((l) => ({ traceId: l.trace_id.toString("hex"), spanId: l.span_id.toString("hex") })),
     statusCode: s.status?.code ?? 0,
     startNanos: BigInt(s.start_time_unix_nano),
     endNanos: BigInt(s.end_time_unix_nano),
