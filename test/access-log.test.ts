@@ -44,7 +44,8 @@ describe.each(databaseKinds)("the access log on %s", (kind) => {
 
   beforeAll(async () => {
     server = await startServer(kind, { log: pino({ level: "info" }, { write: (s: string) => void output.push(s) }) });
-  });
+    // A loaded shared machine can take most of a minute to start a gateway on the embedded database.
+  }, 180_000);
   afterAll(() => server?.close());
 
   it("writes one line per call: request id, trace and span ids, credential, method, protocol, code, duration", async () => {
