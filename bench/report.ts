@@ -57,6 +57,15 @@ export function checkTargets(results: readonly (CaseResult & { vsAnvil?: number 
   ratio("Write, JSON: Anvil ≥ Fastify", "write", "create-connect-json", "fastify", 1);
   ratio("Write (gRPC): Anvil within 15% of bare connect-node + pg", "write", "create-grpc", "bare-connect", 0.85);
   ratio("Write (Connect JSON): Anvil within 15% of bare connect-node + pg", "write", "create-connect-json", "bare-connect", 0.85);
+  for (const call of ["get-grpc", "get-connect-json"]) {
+    // Here the peer is Anvil itself with tracing exporting and /metrics scraped: it may be at most 10% slower.
+    const observed = find("observability", call, "anvil-observed");
+    targets.push({
+      name: `Observability (${call}): tracing exporting + metrics scraped within 10% of both off`,
+      measured: observed?.vsAnvil ? `anvil-observed = ${observed.vsAnvil.toFixed(2)} × anvil` : "not measured",
+      met: observed?.vsAnvil ? observed.vsAnvil >= 0.9 : "n/a",
+    });
+  }
   const reads = results.filter((r) => r.server === "anvil" && r.workload === "point-read" && r.load);
   const worstP99 = Math.max(...reads.map((r) => r.load!.p99Ms));
   targets.push({ name: "Point read p99 below 25 ms (Anvil, every protocol)", measured: `worst p99 ${worstP99.toFixed(1)} ms`, met: reads.length ? worstP99 < 25 : "n/a" });

@@ -6,6 +6,7 @@ import { type CaseResult, runCase } from "./run-case.js";
 import { loadSettings } from "./settings.js";
 import { prepare } from "./setup.js";
 import { benchCases } from "./workloads.js";
+import { startObservabilitySink } from "./processes/observability-sink.js";
 
 /**
  * `npm run bench`: prepares the data, starts every server in its own
@@ -26,6 +27,8 @@ async function main(): Promise<void> {
   let interrupted = false;
   process.once("SIGINT", () => (interrupted = true));
   const running = new Map<ServerName, ServerProcess>();
+  // The collector end for anvil-observed, when a case uses it.
+  const sink = await startObservabilitySink();
   try {
     // BENCH_ONLY=anvil,fastify picks servers; BENCH_CALLS=get-rest,get-grpc picks calls.
     const only = process.env.BENCH_ONLY?.split(",");
@@ -40,7 +43,9 @@ async function main(): Promise<void> {
     // side by side keeps that drift out of the ratios.
     for (const name of new Set(cases.map((c) => c.server))) {
       log(`starting ${name}`);
-      running.set(name, await startServer(name, { env: setup.serverEnv }));
+      const env = name === "anvil-observed" ? { ...setup.serverEnv, OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint } : setup.serverEnv;
+      running.set(name, await startServer(name, { env }));
+      if (name === "anvil-observed") sink.scrape(running.get(name)!.baseUrl, 1_000);
     }
     for (const c of cases) {
       if (interrupted) break;
@@ -56,6 +61,9 @@ async function main(): Promise<void> {
     }
   } finally {
     await Promise.all([...running.values()].map((s) => s.stop()));
+    const sent = sink.counts();
+    if (running.has("anvil-observed")) log(`anvil-observed sent ${sent.exports} OTLP exports (${(sent.exportBytes / 1e6).toFixed(1)} MB); ${sent.scrapes} scrapes, ${sent.scrapeFailures} failed`);
+    await sink.close();
     await setup.teardown();
   }
   const ratios = withRatios(results);

@@ -10,6 +10,8 @@ export const workloadTitles = {
   concurrency: "5. Concurrency: 1,000 HTTP/2 streams / 1,000 idle connections",
   operations: "6. Operations: RunWorkflow starts while remote workers claim and complete the tasks (Anvil only)",
   credentials: "7. Credentials: the gRPC point read with a service-account token (get-grpc), an API key and an OIDC token (Anvil only)",
+  observability:
+    "8. Observability: the point read with tracing exporting OTLP (to an in-bench sink) and /metrics scraped every second (anvil-observed), against both off (anvil)",
 } as const;
 
 /** A workload's key. */
@@ -84,4 +86,8 @@ export const benchCases: readonly BenchCase[] = [
   ...cases("credentials", "get-grpc", "h2load", [anvil]),
   ...cases("credentials", "get-grpc-apikey", "h2load", [anvil]),
   ...cases("credentials", "get-grpc-oidc", "h2load", [anvil]),
+
+  // The same server twice, side by side: what traces (two spans a call, server and statement) and scrapes cost.
+  ...cases("observability", "get-grpc", "h2load", [anvil, "anvil-observed"]),
+  ...cases("observability", "get-connect-json", "autocannon", [anvil, "anvil-observed"]),
 ];

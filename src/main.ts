@@ -4,13 +4,17 @@ import { build } from "./server/build.js";
 import { listen } from "./server/listener.js";
 import { listenMetrics } from "./metrics/metrics-server.js";
 import { describeErrorChain } from "./shared/error-chain.js";
+import { startTracing } from "./tracing/tracing.js";
 
 /** Starts the gateway: configuration → build() → listen. The only file that listens. */
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = pino({ level: config.logLevel });
+  // Before build(): only then do the transports and the database trace.
+  const tracing = await startTracing("anvil");
+  if (tracing) log.info("exporting traces over OTLP");
   const app = await build(config, log);
-  const server = await listen(app.handle, config);
+  const server = await listen(app.handle, { ...config, log });
   const metricsServer = config.metricsPort === undefined ? undefined : await listenMetrics(app.metricsRoute, config.metricsPort, config.host);
   if (metricsServer) log.info({ port: metricsServer.port }, "metrics listening");
   const base = `${config.tlsCert ? "https" : "http"}://localhost:${server.port}`;
@@ -35,6 +39,7 @@ async function main(): Promise<void> {
     await server.close(10_000);
     await metricsServer?.close();
     await app.close();
+    await tracing?.shutdown();
     process.exit(0);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));

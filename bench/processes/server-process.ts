@@ -7,12 +7,15 @@ import { pinned, serverCore } from "./pinning.js";
  * The servers the bench can start, by their script in bench/servers/.
  * `anvil-universal` is Anvil with its fast unary path switched off
  * (ANVIL_FAST_UNARY=off): every call through connect-node's universal
- * handler, so the two paths show side by side.
+ * handler, so the two paths show side by side. `anvil-observed` is Anvil
+ * exporting traces over OTLP (the runner gives it OTEL_EXPORTER_OTLP_ENDPOINT,
+ * an in-bench sink) while its /metrics is scraped every second.
  */
-export type ServerName = "anvil" | "anvil-universal" | "bare-connect" | "grpc-js" | "fastify" | "raw-http" | "raw-http2";
+export type ServerName = "anvil" | "anvil-universal" | "anvil-observed" | "bare-connect" | "grpc-js" | "fastify" | "raw-http" | "raw-http2";
 
 const variants: Partial<Record<ServerName, { script: ServerName; env: NodeJS.ProcessEnv }>> = {
   "anvil-universal": { script: "anvil", env: { ANVIL_FAST_UNARY: "off" } },
+  "anvil-observed": { script: "anvil", env: { OTEL_SERVICE_NAME: "anvil-bench" } },
 };
 
 /** Options of startServer. */

@@ -8,6 +8,8 @@ import { loadKeyStore } from "../auth/key-store.js";
 import { demoKinds } from "../worker/demo-kinds.js";
 import { RenewingToken } from "../worker/renewing-token.js";
 import { runWorker } from "../worker/task-runner.js";
+import { clientTracingInterceptor } from "../tracing/client-interceptor.js";
+import { startTracing } from "../tracing/tracing.js";
 
 /**
  * The reference worker: claims tasks of the built-in demo kinds from a
@@ -19,6 +21,9 @@ import { runWorker } from "../worker/task-runner.js";
  * On SIGTERM or SIGINT it stops claiming, finishes the task in hand (up to
  * --grace seconds; past that it leaves the task to its lease, uncompleted)
  * and exits 0; a second signal exits at once.
+ * With OTEL_EXPORTER_OTLP_ENDPOINT set it exports traces as the gateway
+ * does: each task's spans join the trace of the call that started its
+ * operation (the task's trace_parent), and its calls send `traceparent`.
  */
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -35,6 +40,8 @@ async function main(): Promise<void> {
       grace: { type: "string", default: "25" },
     },
   });
+  // Exports when OTEL_EXPORTER_OTLP_ENDPOINT (or the traces one) is set, as the gateway does.
+  const tracing = await startTracing("anvil-worker");
   const kinds = values.kinds.split(",").map((k) => k.trim()).filter(Boolean);
   const unknown = kinds.filter((k) => !(k in demoKinds));
   if (kinds.length === 0 || unknown.length > 0) throw new Error(`unknown kinds ${unknown.join(", ")}; built in: ${Object.keys(demoKinds).join(", ")}`);
@@ -46,6 +53,7 @@ async function main(): Promise<void> {
     baseUrl: values.url,
     httpVersion: "1.1",
     interceptors: [
+      clientTracingInterceptor(),
       (next) => async (req) => {
         req.header.set("authorization", `Bearer ${given ?? (await minted!.get())}`);
         return next(req);
@@ -76,6 +84,7 @@ async function main(): Promise<void> {
     log,
   });
   log(`worker ${values.id} stopped`);
+  await tracing?.shutdown();
   // A handler abandoned after the grace period may still hold timers.
   process.exit(0);
 }

@@ -1,11 +1,11 @@
-import { CompiledQuery, type Kysely, type Selectable, type Transaction } from "kysely";
+import { type CompiledQuery, createQueryId, type Kysely, type Selectable, type Transaction } from "kysely";
 import { staleEtag } from "../shared/etag.js";
 import { NotFoundError } from "../shared/errors.js";
 import { afterKeyset, type SortKey } from "./keyset.js";
 import type { Database } from "./schema.js";
 
-/** Text of `get` per "table lock". */
-const compiledGets = new Map<string, string>();
+/** The compiled `get` per "table lock" (its parameters left out). */
+const compiledGets = new Map<string, CompiledQuery>();
 
 /** Tables of resources: tenant-scoped, identified by `id`, versioned for etags. */
 export type ResourceTable = {
@@ -41,16 +41,18 @@ export class ScopedTable<T extends ResourceTable> {
     // The most frequent statement of all, with one text per table and lock:
     // built and compiled once, then only its parameters change.
     const key = `${this.#name} ${lock}`;
-    let text = compiledGets.get(key);
-    if (text === undefined) {
+    let compiled = compiledGets.get(key);
+    if (compiled === undefined) {
       // Parameters in this order: $1 the tenant, $2 the id.
       let query = this.#db.selectFrom(this.#name).selectAll().where("tenant_id", "=", this.tenant).where("id", "=", id);
       if (lock === "update") query = query.forUpdate();
       if (lock === "share") query = query.forShare();
-      text = query.compile().sql;
-      compiledGets.set(key, text);
+      compiled = { ...query.compile(), parameters: [] };
+      compiledGets.set(key, compiled);
     }
-    const { rows } = await this.#db.executeQuery(CompiledQuery.raw(text, [this.tenant, id]));
+    // The compiled query keeps its query tree, so metrics and traces name the
+    // statement (`select users`) rather than calling it raw SQL.
+    const { rows } = await this.#db.executeQuery({ ...compiled, parameters: [this.tenant, id], queryId: createQueryId() });
     const row = rows[0];
     if (!row) throw new NotFoundError(this.resource, id);
     return row as Selectable<Database[T]>;

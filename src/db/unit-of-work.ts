@@ -3,6 +3,7 @@ import { AbortedError, DeadlineExceededError, UnavailableError } from "../shared
 import type { Scope } from "../shared/scope.js";
 import { maxTimerMs } from "../shared/timer-limit.js";
 import { translateDatabaseError } from "./database-errors.js";
+import { transactionSpan } from "../tracing/work-spans.js";
 import { Repositories } from "./repositories.js";
 import type { Database } from "./schema.js";
 
@@ -40,7 +41,12 @@ export class UnitOfWork {
     return error;
   }
 
-  async transact<T>(scope: Scope, work: (tx: Repositories) => Promise<T>): Promise<T> {
+  transact<T>(scope: Scope, work: (tx: Repositories) => Promise<T>): Promise<T> {
+    // Traced as one span, its statements its children (when tracing is on).
+    return transactionSpan(() => this.#transact(scope, work));
+  }
+
+  async #transact<T>(scope: Scope, work: (tx: Repositories) => Promise<T>): Promise<T> {
     const left = () => (scope.deadline === undefined ? undefined : scope.deadline - Date.now());
     if ((left() ?? 1) <= 0) throw new DeadlineExceededError();
     const afterCommit: Array<() => void> = [];

@@ -124,5 +124,6 @@ export function toTaskMessage({ task, resource }: ClaimedTask): TaskMessage {
     leaseToken: task.leaseToken ?? "",
     leaseExpireTime: task.leaseExpiresAt ? timestampFromDate(task.leaseExpiresAt) : undefined,
     resource,
+    traceParent: task.traceParent ?? "",
   });
 }

@@ -3,6 +3,7 @@ import type { Repositories } from "../db/repositories.js";
 import type { Operation } from "./operation.js";
 import type { QueueSettings } from "./queue-settings.js";
 import type { TaskSpec } from "./task.js";
+import { callTraceParent } from "../tracing/tracing.js";
 
 /** What a start asks for: the work's kind, the resource it acts on, and its tasks. */
 export interface OperationSpec {
@@ -36,12 +37,15 @@ export class OperationStarter {
       return done.operation;
     }
     const ids = new Map(spec.tasks.map((t) => [t.step, randomUUID()]));
+    // The tasks carry the starting call's trace to whichever worker claims them.
+    const traceParent = callTraceParent();
     const rows = spec.tasks.map((t) => ({
       id: ids.get(t.step)!,
       step: t.step,
       kind: t.kind,
       input: t.input,
       dependsOn: t.dependsOn.map((name) => ids.get(name)!),
+      traceParent,
     }));
     await tx.tasks.insert(operation.id, rows, this.#settings.maxAttempts);
     const queued = await tx.operations.record(operation.id, { stage: "queued" }, [{ step: "", payload: { type: "stage", stage: "queued" } }]);

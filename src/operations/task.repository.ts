@@ -23,6 +23,8 @@ export interface TaskRow {
   readonly kind: string;
   readonly input: JsonObject;
   readonly dependsOn: readonly string[];
+  /** The starting call's traceparent, when it was traced. */
+  readonly traceParent?: string | undefined;
 }
 
 /**
@@ -59,6 +61,7 @@ export class TaskRepository {
           state: t.dependsOn.length === 0 ? "queued" : "blocked",
           depends_on: [...t.dependsOn],
           max_attempts: maxAttempts,
+          trace_parent: t.traceParent ?? null,
         })),
       )
       // Queued tasks are announced by the insert itself (one round trip, not two).
@@ -286,5 +289,6 @@ function toTask(row: Selectable<TaskTable>): Task {
     leaseExpiresAt: row.lease_expires_at,
     leaseMs: row.lease_ms,
     workerId: row.worker_id,
+    traceParent: row.trace_parent,
   };
 }

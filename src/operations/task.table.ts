@@ -20,6 +20,8 @@ export interface TaskTable {
   lease_expires_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
   lease_ms: ColumnType<number, number | undefined, number>;
   worker_id: ColumnType<string, string | undefined, string>;
+  /** The W3C traceparent of the call that started the operation; null when tracing was off. */
+  trace_parent: ColumnType<string | null, string | null | undefined, never>;
   version: ColumnType<number, number | undefined, number>;
   create_time: ColumnType<Date, Date | string | undefined, never>;
   update_time: ColumnType<Date, Date | string | undefined, Date | string>;

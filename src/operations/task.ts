@@ -26,6 +26,8 @@ export interface Task {
   readonly leaseExpiresAt: Date | null;
   readonly leaseMs: number;
   readonly workerId: string;
+  /** The W3C traceparent of the call that started the operation (null when it was not traced): the worker continues that trace. */
+  readonly traceParent: string | null;
 }
 
 /** A task to enqueue. `name` identifies it among its siblings for `dependsOn`. */

@@ -7,6 +7,7 @@ import type { Operation } from "./operation.js";
 import type { ProgressReport, TaskFailure, TaskLifecycle } from "./task-lifecycle.js";
 import type { ClaimedTask } from "./task.js";
 import { tasksChannel } from "./task.repository.js";
+import { linkCallTo } from "../tracing/tracing.js";
 
 /** Longest a claim waits for work; longer requests are reduced to it. */
 export const maxClaimWaitMs = 30_000;
@@ -63,6 +64,8 @@ export class WorkersService {
       for (;;) {
         const claimed = await this.#claimOnce(scope.tenant, request, leaseMs, limit);
         const left = until - Date.now();
+        // The claim's own trace points at the operations it hands work from.
+        if (claimed.length > 0) linkCallTo(claimed.map((c) => c.task.traceParent));
         if (claimed.length > 0 || left <= 0 || signal.aborted) return claimed;
         await subscription.waker.wait(Math.min(left, this.#pollMs), signal);
       }

@@ -15,7 +15,8 @@ export function errorInterceptor(log: Logger): Interceptor {
       const requestId = req.contextValues.get(requestIdKey);
       const mapped = toConnectError(err, requestId);
       if (mapped.code === Code.Internal) {
-        log.error({ err: mapped.cause ?? err, rpc: req.url, request_id: requestId }, "internal error");
+        // The method, not the URL: a REST URL carries the query string, and a query may carry a credential.
+        log.error({ err: mapped.cause ?? err, rpc: `${req.service.typeName}/${req.method.name}`, request_id: requestId }, "internal error");
       }
       return mapped;
     };

@@ -20,8 +20,13 @@ export function requestIdOf(sent: string | null): string {
  */
 export function requestIdInterceptor(): Interceptor {
   return (next) => async (req) => {
-    const id = requestIdOf(req.header.get(header));
-    req.contextValues.set(requestIdKey, id);
+    // The transport may have given the call its id already (to log a call
+    // refused before the interceptors); a fresh UUID is not drawn twice.
+    let id = req.contextValues.get(requestIdKey);
+    if (id === "") {
+      id = requestIdOf(req.header.get(header));
+      req.contextValues.set(requestIdKey, id);
+    }
     try {
       const res = await next(req);
       res.header.set(header, id);

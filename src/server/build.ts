@@ -13,7 +13,6 @@ import { UnitOfWork } from "../db/unit-of-work.js";
 import { authInterceptor } from "../rpc/auth-interceptor.js";
 import { CallAuthenticator } from "../rpc/call-authenticator.js";
 import { errorInterceptor } from "../rpc/error-interceptor.js";
-import { loggingInterceptor } from "../rpc/logging-interceptor.js";
 import { readMethodPolicies } from "../rpc/method-policies.js";
 import { permissionInterceptor } from "../rpc/permission-interceptor.js";
 import { requestIdInterceptor } from "../rpc/request-id-interceptor.js";
@@ -36,6 +35,9 @@ import { Metrics } from "../metrics/metrics.js";
 import { createMetricsRoute } from "../metrics/metrics-route.js";
 import { readQueueSnapshot } from "../metrics/queue-snapshot.js";
 import { metricsInterceptor } from "../rpc/metrics-interceptor.js";
+import { CallObserver } from "./call-observer.js";
+import { tracingEnabled } from "../tracing/tracing.js";
+import { statementSpan } from "../tracing/work-spans.js";
 import { restRouteLabel } from "./rest/rest-handler.js";
 import { apiServices, infrastructureAccess, infrastructureServices, registerServices } from "./services.js";
 
@@ -72,7 +74,8 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       ? { kind: "postgres", url: config.databaseUrl, poolSize: config.dbPoolSize, statementTimeoutMs: config.statementTimeoutMs }
       : { kind: "pglite", dataDir: config.dataDir },
     log,
-    metrics.db.statement,
+    // Each statement is timed by name for the metrics and, when tracing is on, traced as a span.
+    tracingEnabled() ? (query, seconds, failed) => (metrics.db.statement(query, seconds, failed), statementSpan(query, seconds, failed)) : metrics.db.statement,
   );
   metrics.db.watchPool(() => database.poolStats());
   try {
@@ -101,7 +104,6 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const interceptors: Interceptor[] = [
       requestIdInterceptor(),
       metricsInterceptor(),
-      loggingInterceptor(log),
       errorInterceptor(log),
       authInterceptor(authenticator),
       permissionInterceptor(policies),
@@ -112,8 +114,10 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const rest = buildRestRoutes(apiServices);
     metrics.rpc.preinitialise(served, rest.routes.map((r) => ({ method: r.method, route: restRouteLabel(r) })));
     const metricsRoute = createMetricsRoute({ metrics, token: config.metricsToken });
+    // Counts, traces and logs every call, whichever transport serves it.
+    const calls = new CallObserver(metrics.rpc, log);
     const connect = createConnectHandler({
-      metrics: metrics.rpc,
+      calls,
       routes: registerServices({ uow, pager, monitor, operations }),
       interceptors,
       authenticator,
@@ -130,7 +134,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       createProbes(database, monitor),
       ...(config.metricsPort === undefined ? [metricsRoute] : []),
       createOpenApiRoute(config.compressMinBytes),
-      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, authenticator, bodyLimits, compressMinBytes: config.compressMinBytes, log, metrics: metrics.rpc }),
+      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, authenticator, bodyLimits, compressMinBytes: config.compressMinBytes, log, calls }),
     ];
     const notFound = createNotFound(new Set(served.map((s) => s.typeName)));
     const handle = (req: NodeRequest, res: NodeResponse) => {

@@ -1,5 +1,7 @@
 import type http from "node:http";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import type { Logger } from "pino";
 
 /**
  * How long a connection refused for a request it could not parse keeps
@@ -21,14 +23,17 @@ const lingerMs = 2_000;
  * passes.
  *
  * Timeouts keep Node's immediate close: a client that sends too slowly gains
- * nothing by being waited for.
+ * nothing by being waited for. Each refusal is logged (at info) on `log`.
  */
-export function closeRefusedConnectionsGracefully(server: http.Server): void {
+export function closeRefusedConnectionsGracefully(server: http.Server, log?: Logger): void {
   const refused = new WeakSet<Duplex>();
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
     // The parser reports again for each chunk that arrives after its error.
     if (refused.has(socket)) return;
     refused.add(socket);
+    const peer = socket as Partial<Pick<Socket, "remoteAddress" | "remotePort">>;
+    // The code and message only: the parser's error holds the raw bytes it choked on.
+    log?.info({ err: { code: err.code, message: err.message }, peer: peer.remoteAddress && `${peer.remoteAddress}:${peer.remotePort}` }, "connection ended by an error");
     const response = answerFor(err.code);
     if (response === undefined || !socket.writable || answerStarted(socket)) {
       socket.destroy();

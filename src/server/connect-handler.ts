@@ -1,4 +1,4 @@
-import { Code, ConnectError, type ConnectRouter, type ConnectRouterOptions, createConnectRouter, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type ConnectRouterOptions, createConnectRouter } from "@connectrpc/connect";
 import {
   compressionBrotli,
   compressionGzip,
@@ -12,7 +12,9 @@ import type { Logger } from "pino";
 import type { DescMethod, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import { authOutcomeKey, type CallAuthenticator } from "../rpc/call-authenticator.js";
 import { toConnectError } from "../rpc/error-mapping.js";
-import { requestIdHeader, requestIdOf } from "../rpc/request-id-interceptor.js";
+import { requestIdHeader } from "../rpc/request-id-interceptor.js";
+import { requestIdKey } from "../rpc/request-context.js";
+import type { CallObserver, ObservedCall } from "./call-observer.js";
 import { reclassifyBinaryParseErrors } from "./binary-parse-errors.js";
 import { clampDeadlineHeaders } from "./deadline-headers.js";
 import { strictUtf8 } from "./message-decoding.js";
@@ -21,7 +23,7 @@ import { createFastUnaryHandler } from "./fast-unary/fast-unary-handler.js";
 import { composeUnaryCall, type UnaryCall, type UnaryImpl } from "./fast-unary/unary-call.js";
 import { encodeGrpcMessageAsSpecified } from "./grpc-message-encoding.js";
 import { codeFromHttpStatus } from "@connectrpc/connect/protocol-connect";
-import type { CallMeter, RpcMetrics, RpcProtocol } from "../metrics/rpc-metrics.js";
+import type { CallMeter, RpcProtocol } from "../metrics/rpc-metrics.js";
 import { callMeterKey } from "../rpc/metrics-interceptor.js";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
@@ -44,8 +46,8 @@ export interface ConnectHandlerOptions extends ConnectRouterOptions {
   readonly authenticator: CallAuthenticator;
   /** Each method's request body limit (readMaxBytes is only the default). */
   readonly bodyLimits: BodyLimits;
-  /** Where every call is counted (src/metrics/). */
-  readonly metrics: RpcMetrics;
+  /** Where every call is counted, traced and logged (call-observer.ts). */
+  readonly calls: CallObserver;
 }
 
 interface Registration {
@@ -111,7 +113,7 @@ function fastUnaryRoutes(calls: ReadonlyMap<DescMethod, UnaryCall>, options: Con
         readMaxBytes: options.bodyLimits.forMethod(method),
         compressMinBytes: options.compressMinBytes ?? 1024,
         acceptCompression: options.acceptCompression ?? [],
-        metrics: options.metrics,
+        calls: options.calls,
       }),
     );
   }
@@ -155,15 +157,15 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
     if (fast.get(path)?.(req, res)) return true;
     const handler = paths.get(path);
     if (!handler) return false;
-    serveUniversal(handler, req, res).catch((err: unknown) => {
+    const call = options.calls.begin(handler.method, universalProtocol(req.headers["content-type"]), req);
+    call.run(() => serveUniversal(handler, req, res, call)).catch((err: unknown) => {
       // The client went away mid-response; nothing is left to tell it.
       options.log.debug({ err, rpc: handler.requestPath }, "response not completed");
     });
     return true;
   };
 
-  async function serveUniversal(handler: UniversalHandler, req: NodeRequest, res: NodeResponse): Promise<void> {
-    const meter = options.metrics.begin(handler.method, universalProtocol(req.headers["content-type"]));
+  async function serveUniversal(handler: UniversalHandler, req: NodeRequest, res: NodeResponse, meter: ObservedCall): Promise<void> {
     const answer: { res?: UniversalServerResponse } = {};
     // Counted when the response is done: connect-node's
     // universalResponseToNodeResponse waits for an "end" event a Node
@@ -182,10 +184,10 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
     handler: UniversalHandler,
     req: NodeRequest,
     res: NodeResponse,
-    meter: CallMeter,
+    meter: ObservedCall,
     answer: { res?: UniversalServerResponse },
   ): Promise<void> {
-    const values = createContextValues();
+    const values = meter.values;
     values.set(callMeterKey, meter);
     const auth = await options.authenticator.decide(handler.method, req.headers);
     values.set(authOutcomeKey, auth);
@@ -194,9 +196,8 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
     // in the protocol's own framing, as for a body it cannot read.
     let body: AsyncIterable<Uint8Array>;
     if ("refused" in auth) {
-      const error = refusal(auth.refused, req);
-      // The interceptors (and their access log) never see this call.
-      options.log.info({ rpc: handler.requestPath.slice(1), code: Code[error.code], request_id: error.metadata.get(requestIdHeader) }, "rpc refused before its body");
+      // The interceptors never see this call; the call's observer logs it.
+      const error = refusal(auth.refused, values.get(requestIdKey));
       meter.code(error.code);
       body = refusedBody(error);
     } else {
@@ -215,9 +216,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
  * A refused call's error as the interceptor chain would have sent it:
  * mapped in the one place, with the call's correlation id.
  */
-function refusal(refused: unknown, req: NodeRequest): ConnectError {
-  const sent = req.headers[requestIdHeader];
-  const id = requestIdOf(typeof sent === "string" ? sent : null);
+function refusal(refused: unknown, id: string): ConnectError {
   const error = toConnectError(refused, id);
   error.metadata.set(requestIdHeader, id);
   return error;

@@ -3,6 +3,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { Duplex } from "node:stream";
+import type { Logger } from "pino";
 import type { ConnectionLimits } from "../config.js";
 import type { NodeRequest, NodeResponse } from "./connect-handler.js";
 import { closeRefusedConnectionsGracefully } from "./client-errors.js";
@@ -17,6 +18,8 @@ export interface ListenOptions {
   readonly tlsKey?: string | undefined;
   /** How long each phase of a connection may take. */
   readonly connectionLimits: ConnectionLimits;
+  /** Where connections that end in an error are logged (at info: a client's reset is routine, but never silent). */
+  readonly log?: Logger;
 }
 
 /** A listening server. */
@@ -46,6 +49,7 @@ const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  */
 export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, options: ListenOptions): Promise<Listening> {
   const limits = options.connectionLimits;
+  const log = options.log;
   const sockets = new Set<Duplex>();
   const sniffing = new Set<net.Socket>();
   let server: net.Server;
@@ -81,13 +85,13 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
     // handling itself and arms these timers when it listens; it only takes
     // them as properties.
     Object.assign(secure, h1Timeouts);
-    closeRefusedConnectionsGracefully(secure as unknown as http.Server);
+    closeRefusedConnectionsGracefully(secure as unknown as http.Server, log);
     h2 = secure;
     server = secure as unknown as net.Server;
   } else {
     const cleartextH2 = http2.createServer(h2Options, serve);
     const cleartextH1 = http.createServer(h1Timeouts, serve);
-    closeRefusedConnectionsGracefully(cleartextH1);
+    closeRefusedConnectionsGracefully(cleartextH1, log);
     // Node arms headersTimeout and requestTimeout, and tracks the
     // connections closeIdleConnections() closes, in the server's own
     // 'listening' handler. This server never listens (the sniffer hands it
@@ -98,7 +102,7 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
     h1 = cleartextH1;
     server = net.createServer({ noDelay: true }, (socket) => {
       sniffing.add(socket);
-      sniff(socket, limits.sniffTimeoutMs, (isH2) => {
+      sniff(socket, limits.sniffTimeoutMs, log, (isH2) => {
         sniffing.delete(socket);
         (isH2 ? cleartextH2 : cleartextH1).emit("connection", socket);
       });
@@ -106,8 +110,17 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
   }
   server.on("connection", (socket: Duplex) => {
     sockets.add(socket);
+    // Resets and other socket failures (HTTP/1.1 requests the parser refuses
+    // are logged by closeRefusedConnectionsGracefully).
+    const peer = peerOf(socket);
+    socket.on("error", (err: NodeJS.ErrnoException) => log?.info({ err: errorFields(err), peer }, "connection ended by an error"));
     socket.once("close", () => sockets.delete(socket));
   });
+  h2.on("sessionError", (err: NodeJS.ErrnoException) => log?.info({ err: errorFields(err) }, "HTTP/2 session ended by an error"));
+  // Emitted by the TLS server only.
+  (h2 as unknown as NodeJS.EventEmitter).on("tlsClientError", (err: NodeJS.ErrnoException, socket?: Duplex) =>
+    log?.info({ err: errorFields(err), peer: socket && peerOf(socket) }, "TLS handshake failed"),
+  );
   const sessions = boundHttp2Sessions(h2, limits);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
@@ -160,10 +173,13 @@ function checkingInterval(limits: ConnectionLimits): number {
  * HTTP/1.1, then hands the socket on with those bytes put back. A socket
  * that says nothing, or trickles the preface, is destroyed after `timeoutMs`.
  */
-function sniff(socket: net.Socket, timeoutMs: number, handOff: (isH2: boolean) => void): void {
+function sniff(socket: net.Socket, timeoutMs: number, log: Logger | undefined, handOff: (isH2: boolean) => void): void {
   let head = Buffer.alloc(0);
   // A deadline, not an inactivity timeout: one byte a second must not extend it.
-  const deadline = setTimeout(() => socket.destroy(), timeoutMs);
+  const deadline = setTimeout(() => {
+    log?.info({ peer: peerOf(socket), bytes: head.length, timeout_ms: timeoutMs }, "connection closed: no request line or HTTP/2 preface in time");
+    socket.destroy();
+  }, timeoutMs);
   const onData = (chunk: Buffer) => {
     head = Buffer.concat([head, chunk]);
     const n = Math.min(head.length, h2Preface.length);
@@ -180,4 +196,15 @@ function sniff(socket: net.Socket, timeoutMs: number, handOff: (isH2: boolean) =
   socket.on("data", onData);
   socket.on("error", () => socket.destroy());
   socket.once("close", () => clearTimeout(deadline));
+}
+
+/** The remote end of a connection, for logs. */
+function peerOf(socket: Duplex): string | undefined {
+  const s = socket as Partial<net.Socket>;
+  return s.remoteAddress === undefined ? undefined : `${s.remoteAddress}:${s.remotePort}`;
+}
+
+/** An error's code and message only: a parser's error may hold the raw bytes it choked on. */
+function errorFields(err: NodeJS.ErrnoException): { code: string | undefined; message: string } {
+  return { code: err.code, message: err.message };
 }

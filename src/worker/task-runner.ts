@@ -10,6 +10,9 @@ import {
 } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { Code as RpcCode } from "../../gen/google/rpc/code_pb.js";
 import type { JsonObject } from "../shared/json.js";
+import { context, SpanKind } from "@opentelemetry/api";
+import { contextFromTraceParent } from "../tracing/tracing.js";
+import { inSpan } from "../tracing/work-spans.js";
 
 /** What a task handler may report while it works. */
 export interface TaskReport {
@@ -89,7 +92,20 @@ async function slot(options: WorkerOptions, index: number): Promise<void> {
   }
 }
 
-async function runTask(options: WorkerOptions, task: Task): Promise<void> {
+/**
+ * Handles one claimed task inside the trace of the call that started its
+ * operation (the task's `trace_parent`): a `process <kind>` span, with the
+ * handler's run (`execute <kind>`) and the ReportProgress and CompleteTask
+ * calls below it — those calls send the trace on to the gateway.
+ */
+function runTask(options: WorkerOptions, task: Task): Promise<void> {
+  const attributes = { "anvil.task.id": task.id, "anvil.task.kind": task.kind, "anvil.operation.id": task.operationId, "anvil.task.attempt": task.attempt };
+  return context.with(contextFromTraceParent(task.traceParent), () =>
+    inSpan(`process ${task.kind}`, attributes, () => handleTask(options, task), SpanKind.CONSUMER),
+  );
+}
+
+async function handleTask(options: WorkerOptions, task: Task): Promise<void> {
   const lease = { taskId: task.id, leaseToken: task.leaseToken };
   const stop = new AbortController();
   let lost = false;
@@ -116,7 +132,8 @@ async function runTask(options: WorkerOptions, task: Task): Promise<void> {
   let outcome: NonNullable<MessageInitShape<typeof CompleteTaskRequestSchema>["outcome"]> | "abandoned";
   try {
     const handler = options.handlers[task.kind]!;
-    const work = handler({ task, signal: stop.signal, report: (u) => send("progress report", { ...u, logs: u.logs ? [...u.logs] : [] }) }).then(
+    const run = () => handler({ task, signal: stop.signal, report: (u) => send("progress report", { ...u, logs: u.logs ? [...u.logs] : [] }) });
+    const work = inSpan(`execute ${task.kind}`, { "anvil.task.id": task.id }, run).then(
       (result): typeof outcome => ({ case: "result", value: result }),
       (err: unknown): typeof outcome => {
         const failure = stop.signal.aborted && stop.signal.reason instanceof TaskFailedError ? stop.signal.reason : err;

@@ -9,11 +9,14 @@ import { loadConfig } from "../../src/config.js";
 import { build } from "../../src/server/build.js";
 import { listen } from "../../src/server/listener.js";
 import type { ChildReply, ChildRequest } from "./gateway-process.js";
+import { startTracing } from "../../src/tracing/tracing.js";
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
+  // As main.ts: traces are exported when the environment names an OTLP endpoint.
+  const tracing = await startTracing("anvil");
   const app = await build(config, pino({ level: config.logLevel }));
-  const server = await listen(app.handle, config);
+  const server = await listen(app.handle, { ...config, log: app.log });
   // 5 ms resolution: a block shorter than that is not worth reporting, and a
   // finer timer would itself load the loop it measures.
   const delay = monitorEventLoopDelay({ resolution: 5 });
@@ -54,6 +57,7 @@ async function main(): Promise<void> {
     app.drain();
     await server.close(1_000);
     await app.close();
+    await tracing?.shutdown();
     process.exit(0);
   };
   process.on("SIGTERM", () => void stop());

@@ -1,5 +1,5 @@
 import { create, type DescMethodUnary, type Message } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { compressionNegotiate, encodeEnvelope, type Compression } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
@@ -20,7 +20,7 @@ import { RequestHeaders } from "./request-headers.js";
 import type { UnaryCall } from "./unary-call.js";
 import { writeResponse } from "./write-response.js";
 import { clampTimerMs } from "../../shared/timer-limit.js";
-import type { CallMeter, RpcMetrics } from "../../metrics/rpc-metrics.js";
+import type { CallObserver, ObservedCall } from "../call-observer.js";
 
 /** Options of createFastUnaryHandler. */
 export interface FastUnaryOptions {
@@ -32,8 +32,8 @@ export interface FastUnaryOptions {
   readonly readMaxBytes: number;
   readonly compressMinBytes: number;
   readonly acceptCompression: readonly Compression[];
-  /** Where every call is counted. */
-  readonly metrics: RpcMetrics;
+  /** Where every call is counted, traced and logged. */
+  readonly calls: CallObserver;
 }
 
 type Protocol = { readonly name: "connect" | "grpc" | "grpc-web"; readonly binary: boolean };
@@ -58,7 +58,7 @@ const grpcWebTrailerFlag = 0b10000000;
 export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeRequest, res: NodeResponse) => boolean {
   const { method, call } = options;
 
-  async function serve(protocol: Protocol, req: NodeRequest, res: NodeResponse, meter: CallMeter): Promise<void> {
+  async function serve(protocol: Protocol, req: NodeRequest, res: NodeResponse, meter: ObservedCall): Promise<void> {
     const grpcLike = protocol.name !== "connect";
     const requestHeader = new RequestHeaders(req.headers);
     const responseHeader = new Headers({ "content-type": responseContentType(protocol) });
@@ -88,7 +88,7 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
     try {
       if (compression.error) throw compression.error;
       if (timeout.error) throw timeout.error;
-      const values = createContextValues();
+      const values = meter.values;
       const auth = await options.authenticator.decide(method, requestHeader);
       values.set(authOutcomeKey, auth);
       // A refused caller's body is never read: the interceptor chain refuses
@@ -159,7 +159,7 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
     writeResponse(res, 200, responseHeader, envelope ? Buffer.concat([envelope, trailerEnvelope]) : trailerEnvelope);
   }
 
-  async function readInput(protocol: Protocol, req: NodeRequest, decompression: Compression | null, meter: CallMeter): Promise<Message> {
+  async function readInput(protocol: Protocol, req: NodeRequest, decompression: Compression | null, meter: ObservedCall): Promise<Message> {
     let bytes = protocol.name !== "connect"
       ? await readBody(req, { maxBytes: options.readMaxBytes + 5, inspectHead: (head) => envelopeTooLarge(head, options.readMaxBytes) })
       : await readBody(req, { maxBytes: options.readMaxBytes });
@@ -176,8 +176,9 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
     if (req.method !== "POST") return false;
     const protocol = detect(req.headers["content-type"] ?? "");
     if (protocol === undefined) return false;
-    const meter = options.metrics.begin(method, protocol.name === "grpc-web" ? "grpc_web" : protocol.name);
-    serve(protocol, req, res, meter)
+    const meter = options.calls.begin(method, protocol.name === "grpc-web" ? "grpc_web" : protocol.name, req);
+    meter
+      .run(() => serve(protocol, req, res, meter))
       .catch(() => {
         // Writing failed: the client is gone; there is no one left to answer.
         meter.code(Code.Canceled);

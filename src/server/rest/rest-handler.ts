@@ -1,8 +1,8 @@
 import { create, type DescMethod, type JsonObject, type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson, parseTimeout } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
-import { type AuthOutcome, authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
+import { authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
 import type { BodyLimits } from "../body-limits.js";
 import type { NodeRequest, NodeResponse, RouteHandler } from "../connect-handler.js";
 import { LazyAbort } from "../fast-unary/lazy-abort.js";
@@ -20,7 +20,7 @@ import type { RestRoute } from "./rest-routes.js";
 import { RouteIndex } from "./route-index.js";
 import { transcodeRequest } from "./transcode.js";
 import { clampTimerMs } from "../../shared/timer-limit.js";
-import type { CallMeter, RpcMetrics } from "../../metrics/rpc-metrics.js";
+import type { CallObserver, ObservedCall } from "../call-observer.js";
 
 /** Options of createRestHandler. */
 export interface RestHandlerOptions {
@@ -37,8 +37,8 @@ export interface RestHandlerOptions {
   readonly bodyLimits: BodyLimits;
   readonly compressMinBytes: number;
   readonly log: Logger;
-  /** Where every call is counted, by its RPC and its route's template. */
-  readonly metrics: RpcMetrics;
+  /** Where every call is counted (by its RPC and its route's template), traced and logged. */
+  readonly calls: CallObserver;
 }
 
 /**
@@ -75,15 +75,16 @@ export function createRestHandler(options: RestHandlerOptions): RouteHandler {
     const call = options.unaryCalls.get(match.route.method);
     if (call === undefined) {
       // A streaming method: it has no single JSON reply.
-      const meter = options.metrics.begin(match.route.method, "rest", restRouteLabel(match.route));
+      const meter = options.calls.begin(match.route.method, "rest", req, restRouteLabel(match.route));
       meter.code(Code.Unimplemented);
       void sendRestError(req, res, new ConnectError("streaming methods are not available over REST; call them with Connect or gRPC", Code.Unimplemented), options.compressMinBytes)
         .then((n) => meter.sent(n))
         .finally(() => meter.end());
       return true;
     }
-    const meter = options.metrics.begin(match.route.method, "rest", restRouteLabel(match.route));
-    serve(req, res, match.route, match.bindings, q === -1 ? "" : url.slice(q + 1), call, options, meter)
+    const meter = options.calls.begin(match.route.method, "rest", req, restRouteLabel(match.route));
+    meter
+      .run(() => serve(req, res, match.route, match.bindings, q === -1 ? "" : url.slice(q + 1), call, options, meter))
       .catch((err: unknown) => {
         options.log.debug({ err, path }, "REST response not completed");
         meter.code(Code.Canceled);
@@ -102,7 +103,7 @@ async function serve(
   rawQuery: string,
   call: UnaryCall,
   options: RestHandlerOptions,
-  meter: CallMeter,
+  meter: ObservedCall,
 ): Promise<void> {
   const requestHeader = new RequestHeaders(req.headers);
   const auth = await options.authenticator.decide(route.method, requestHeader);
@@ -112,13 +113,13 @@ async function serve(
   try {
     if (!("refused" in auth)) json = await readJson(req, route, bindings, rawQuery, options, meter);
   } catch (err) {
+    // Refused before the RPC (the call's observer logs it with its code).
     const error = ConnectError.from(err);
-    // Refused before the RPC: the request never reached the interceptors, so log it here.
-    options.log.info({ rest: `${req.method} ${route.template.source}`, code: Code[error.code], err: error.message }, "REST request refused");
     meter.code(error.code);
     meter.sent(await sendRestError(req, res, error, options.compressMinBytes, errorStatus(error)));
     return;
   }
+  meter.values.set(authOutcomeKey, auth);
   const timeoutHeader = req.headers["connect-timeout-ms"];
   const timeout = parseTimeout(typeof timeoutHeader === "string" ? timeoutHeader : null, Number.MAX_SAFE_INTEGER);
   const responseHeader = new Headers();
@@ -148,7 +149,7 @@ async function serve(
         responseTrailer: new Headers(),
         abort,
         timeoutMs: clampTimerMs(timeout.timeoutMs),
-        contextValues: contextValuesWith(auth),
+        contextValues: meter.values,
       },
       input,
     );
@@ -179,19 +180,13 @@ async function readJson(
   bindings: PathBindings,
   rawQuery: string,
   options: RestHandlerOptions,
-  meter: CallMeter,
+  meter: ObservedCall,
 ): Promise<JsonObject> {
   const type = req.headers["content-type"];
   if (!isJsonBodyType(type)) {
     throw new ConnectError(`unsupported Content-Type ${JSON.stringify(type)}; send application/json`, Code.Unimplemented);
   }
   return transcodeRequest(route, bindings, parseQueryString(rawQuery), await readRequestBody(req, options.bodyLimits.forMethod(route.method), (n) => meter.received(n)));
-}
-
-function contextValuesWith(auth: AuthOutcome) {
-  const values = createContextValues();
-  values.set(authOutcomeKey, auth);
-  return values;
 }
 
 /** What proto3 JSON omits for an unset field, written out so `response_body` is never empty. */

@@ -1,0 +1,157 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+import { Code, type ContextValues, createContextValues } from "@connectrpc/connect";
+import { type Context, context, type Span, SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import type { Logger } from "pino";
+import { credentialName } from "../auth/principal.js";
+import type { CallMeter, RpcMetrics, RpcProtocol } from "../metrics/rpc-metrics.js";
+import { principalKey, requestIdKey } from "../rpc/request-context.js";
+import { requestIdHeader, requestIdOf } from "../rpc/request-id-interceptor.js";
+import { connectErrorCode, contextFromHeaders, tracer, tracingEnabled, withCallSpan } from "../tracing/tracing.js";
+import type { NodeRequest } from "./connect-handler.js";
+
+/**
+ * One call as every transport (the fast unary path, connect's universal
+ * handler, REST) observes it: its metrics meter, its server span and its
+ * access-log line, all ended once, when the response is done (for a
+ * stream: when it ends), with the code the meter was given.
+ */
+export interface ObservedCall extends CallMeter {
+  /** The call's context values, its request id already set: the interceptors get these. */
+  readonly values: ContextValues;
+  /** Runs `fn` with the call's server span active (as is), so the work below it joins the trace. */
+  run<T>(fn: () => T): T;
+}
+
+/**
+ * Begins the observation of each call: counts it (RpcMetrics), starts its
+ * server span when tracing is on — named `package.Service/Method`, a child
+ * of the `traceparent` the caller sent in its gRPC metadata or HTTP headers,
+ * with the RPC semantic-convention attributes — and writes one `info` line
+ * when it ends: request id, trace and span ids, credential (kind:id, never
+ * the credential itself), method, protocol, code and the call's whole
+ * duration from the request's arrival.
+ */
+export class CallObserver {
+  readonly #metrics: RpcMetrics;
+  readonly #log: Logger;
+
+  constructor(metrics: RpcMetrics, log: Logger) {
+    this.#metrics = metrics;
+    this.#log = log;
+  }
+
+  /** Starts observing a call of `method` that came in by `protocol` (REST: on `route`, its template). */
+  begin(method: DescMethod, protocol: RpcProtocol, req: NodeRequest, route = ""): ObservedCall {
+    const meter = this.#metrics.begin(method, protocol, route);
+    const values = createContextValues();
+    const sent = req.headers[requestIdHeader];
+    values.set(requestIdKey, requestIdOf(typeof sent === "string" ? sent : null));
+    const log = this.#log.isLevelEnabled("info") ? this.#log : undefined;
+    if (!tracingEnabled()) return new Call(meter, values, method, protocol, route, log, undefined, undefined);
+    const parent = contextFromHeaders(req.headers);
+    const span = tracer.startSpan(`${method.parent.typeName}/${method.name}`, { kind: SpanKind.SERVER, attributes: startAttributes(method, protocol, req, route) }, parent);
+    return new Call(meter, values, method, protocol, route, log, span, withCallSpan(parent, span));
+  }
+}
+
+class Call implements ObservedCall {
+  readonly #meter: CallMeter;
+  readonly #start = performance.now();
+  #code: Code | 0 | undefined;
+  #ended = false;
+
+  constructor(
+    meter: CallMeter,
+    readonly values: ContextValues,
+    readonly method: DescMethod,
+    readonly protocol: RpcProtocol,
+    readonly route: string,
+    readonly log: Logger | undefined,
+    readonly span: Span | undefined,
+    readonly context: Context | undefined,
+  ) {
+    this.#meter = meter;
+  }
+
+  run<T>(fn: () => T): T {
+    return this.context === undefined ? fn() : context.with(this.context, fn);
+  }
+
+  received(bytes: number): void {
+    this.#meter.received(bytes);
+  }
+
+  sent(bytes: number): void {
+    this.#meter.sent(bytes);
+  }
+
+  code(code: Code | 0): void {
+    this.#meter.code(code);
+    if (this.#code === undefined) this.#code = code;
+  }
+
+  get coded(): boolean {
+    return this.#meter.coded;
+  }
+
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#meter.end();
+    const code = this.#code ?? Code.Unknown;
+    if (this.span !== undefined) endSpan(this.span, this.protocol, code);
+    if (this.log === undefined) return;
+    const principal = this.values.get(principalKey);
+    const ids = this.span?.spanContext();
+    this.log.info(
+      {
+        rpc: `${this.method.parent.typeName}/${this.method.name}`,
+        protocol: this.protocol,
+        ...(this.route !== "" && { route: this.route }),
+        code: code === 0 ? "ok" : (Code[code] ?? "Unknown"),
+        ms: Math.round((performance.now() - this.#start) * 100) / 100,
+        request_id: this.values.get(requestIdKey),
+        ...(ids !== undefined && { trace_id: ids.traceId, span_id: ids.spanId }),
+        tenant: principal?.tenant,
+        // Which credential called (kind:id), never the credential itself.
+        credential: principal === undefined ? undefined : credentialName(principal.credential),
+      },
+      "rpc",
+    );
+  }
+}
+
+function startAttributes(method: DescMethod, protocol: RpcProtocol, req: NodeRequest, route: string): Record<string, string | number> {
+  const socket = req.socket;
+  const attributes: Record<string, string | number> = {
+    "rpc.service": method.parent.typeName,
+    "rpc.method": method.name,
+    "anvil.protocol": protocol,
+    "network.transport": "tcp",
+    "network.protocol.name": "http",
+    "network.protocol.version": req.httpVersion === "2.0" ? "2" : req.httpVersion,
+  };
+  // REST calls are HTTP calls transcoded to an RPC: they carry the route, not an RPC system.
+  if (protocol === "grpc" || protocol === "grpc_web") attributes["rpc.system"] = "grpc";
+  else if (protocol === "connect") attributes["rpc.system"] = "connect_rpc";
+  else {
+    attributes["http.request.method"] = req.method ?? "GET";
+    attributes["http.route"] = route.slice(route.indexOf(" ") + 1);
+  }
+  if (socket?.localAddress !== undefined) attributes["server.address"] = socket.localAddress;
+  if (socket?.localPort !== undefined) attributes["server.port"] = socket.localPort;
+  if (socket?.remoteAddress !== undefined) attributes["network.peer.address"] = socket.remoteAddress;
+  if (socket?.remotePort !== undefined) attributes["network.peer.port"] = socket.remotePort;
+  return attributes;
+}
+
+// The codes semantic conventions count as a server's failure; the others
+// (NOT_FOUND, PERMISSION_DENIED…) are the caller's, and leave the status unset.
+const serverErrors = new Set<Code>([Code.Unknown, Code.DeadlineExceeded, Code.Unimplemented, Code.Internal, Code.Unavailable, Code.DataLoss]);
+
+function endSpan(span: Span, protocol: RpcProtocol, code: Code | 0): void {
+  if (protocol === "grpc" || protocol === "grpc_web") span.setAttribute("rpc.grpc.status_code", code);
+  else if (code !== 0) span.setAttribute("rpc.connect_rpc.error_code", connectErrorCode(code));
+  if (code !== 0 && serverErrors.has(code)) span.setStatus({ code: SpanStatusCode.ERROR, message: Code[code] });
+  span.end();
+}
