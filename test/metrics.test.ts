@@ -237,6 +237,11 @@ describe.each(databaseKinds)("metrics scraped by a real Prometheus on %s", (kind
     let text = await scrape();
     expect(value(text, `anvil_operations_queue_oldest_age_seconds{kind="${kind}"}`)).toBeGreaterThanOrEqual(0);
     expect(value(text, "anvil_operations_watch_streams")).toBe(1);
+    expect(value(text, "anvil_operations_claim_waits")).toBe(0);
+    const idle = claim(c, "w-idle", { kinds: ["nothing-comes"], waitMs: 3_000 });
+    await eventually("a waiting claim", async () => value(await scrape(), "anvil_operations_claim_waits"), (v) => v === 1, 5_000);
+    expect(await idle).toBeUndefined();
+    await eventually("the claim's slot released", async () => value(await scrape(), "anvil_operations_claim_waits"), (v) => v === 0, 5_000);
     expect(value(text, "anvil_db_pool_connections")).toBeGreaterThanOrEqual(1);
     expect(value(text, "anvil_db_pool_idle_connections")).toBeGreaterThanOrEqual(0);
     expect(value(text, "anvil_db_pool_waiting_requests")).toBe(0);

@@ -7,7 +7,7 @@ import { OperationStarter } from "../src/operations/start-operation.js";
 import { createTestDatabase, databaseKinds } from "./support/databases.js";
 import { expectCode } from "./support/expect-code.js";
 import { type PrivatePostgres, privatePostgresAvailable, startPrivatePostgres } from "./support/private-postgres.js";
-import { claim, type OperationClients, operationClients, runWorkflow, sequencesOf, until, watchWith } from "./support/operations.js";
+import { claim, type OperationClients, operationClients, runWorkflow, sequencesOf, until, untilClaimsWait, watchWith } from "./support/operations.js";
 import { startServer, type TestServer } from "./support/server.js";
 
 // Polling so slow that only a NOTIFY can explain an event arriving quickly.
@@ -30,7 +30,7 @@ describe.each(databaseKinds)("operation fan-out on %s", (kind) => {
     // A claim that waits is woken by the next run's NOTIFY, long before its poll.
     const started = Date.now();
     const waiting = claim(c, "w1", { kinds: ["fanout-late"], waitMs: 20_000 });
-    await new Promise((r) => setTimeout(r, 300));
+    await untilClaimsWait(server, 1);
     await runWorkflow(c, [{ name: "only", kind: "fanout-late" }]);
     const late = (await waiting)!;
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -112,7 +112,7 @@ describe.each(databaseKinds)("a fan-out claimed by waiting workers on %s", (kind
     const waiting = siblings.map((_, i) =>
       claim(c, `w${i + 1}`, { kinds: ["fan-sibling"], waitMs: 10_000 }).then((task) => ({ task, afterMs: Math.max(0, Date.now() - completed) })),
     );
-    await new Promise((r) => setTimeout(r, 300));
+    await untilClaimsWait(server, siblings.length);
     await c.workers.completeTask({ taskId: parent.id, leaseToken: parent.leaseToken, outcome: { case: "result", value: {} } });
     // Committed before it answers: a sibling claimed sooner counts as 0 ms.
     completed = Date.now();
@@ -187,7 +187,7 @@ describe.each(databaseKinds)("draining an instance on %s", (kind) => {
     const watch = watchWith(c.operations, op.id);
     await until(() => watch.messages.length >= 2, 5_000, "the watch to start");
     const waiting = claim(c, "w1", { kinds: ["nothing-comes"], waitMs: 20_000 });
-    await new Promise((r) => setTimeout(r, 200));
+    await untilClaimsWait(server, 1);
     const started = Date.now();
     server.app.drain();
     expect(await waiting).toBeUndefined();
@@ -253,7 +253,11 @@ describe.skipIf(!databaseKinds.includes("postgres") || !privatePostgresAvailable
       task = await claim(c, "w1", { kinds: ["restart"], waitMs: 0 }).catch(() => undefined);
       return task !== undefined;
     }, 15_000, "the gateway to reach the restarted database");
+    // The watch reads the history first; progress reported before that read
+    // would arrive through it and prove nothing about LISTEN.
+    const history = (await c.operations.listOperationEvents({ id: op.id, pageSize: 100 })).events.length;
     const watch = watchWith(c.operations, op.id);
+    await until(() => watch.messages.length >= 1 + history, 10_000, "the watch to deliver the history");
     const progressed = () => watch.messages.some((m) => m.item.case === "event" && m.item.value.payload.case === "progress");
     // Polling is a minute away: only a re-established LISTEN delivers progress this quickly.
     await until(async () => {

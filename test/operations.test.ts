@@ -1,4 +1,4 @@
-import { Code } from "@connectrpc/connect";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LogLine_Level, Operation_State, OperationService } from "../gen/anvil/operations/v1/operations_pb.js";
@@ -318,9 +318,15 @@ describe.each(databaseKinds)("operations on %s", (kind) => {
 
   it("caps waiting claims per credential, apart from streams", async () => {
     const kind = freshKind();
-    const waiting = Array.from({ length: 3 }, () => c.workers.claimTask({ kinds: [kind], workerId: "w", maxWait: { seconds: 2n } }));
-    await new Promise((r) => setTimeout(r, 300));
-    await expectCode(c.workers.claimTask({ kinds: [kind], workerId: "w", maxWait: { seconds: 2n } }), Code.ResourceExhausted);
+    const waiting = Array.from({ length: 3 }, () => c.workers.claimTask({ kinds: [kind], workerId: "w", maxWait: { seconds: 4n } }));
+    // Once the three are waiting, a fourth that would wait is refused (a probe
+    // accepted before then waits 50 ms and gives its slot back).
+    let refused: unknown;
+    await until(async () => {
+      refused = await c.workers.claimTask({ kinds: [kind], workerId: "w", maxWait: { nanos: 50_000_000 } }).then(() => undefined, (e: unknown) => e);
+      return refused !== undefined;
+    }, 4_000, "the fourth waiting claim to be refused");
+    expect(Code[(refused as ConnectError).code]).toBe("ResourceExhausted");
     // A claim that does not wait needs no slot.
     await expect(c.workers.claimTask({ kinds: [kind], workerId: "w" })).resolves.toBeDefined();
     // Another credential with the worker role has slots of its own.

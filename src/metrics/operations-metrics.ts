@@ -8,6 +8,8 @@ export interface QueueWatchOptions {
   readonly snapshot: () => Promise<QueueGroup[]>;
   /** Streams open on this instance (StreamSlots.total). */
   readonly openStreams: () => number;
+  /** ClaimTask long-polls waiting on this instance. */
+  readonly claimWaits: () => number;
   /** How long one snapshot serves scrapes. */
   readonly cacheMs: number;
 }
@@ -74,6 +76,15 @@ export class OperationsMetrics implements QueueEvents {
       collect() {
         const watch = metrics.#watch;
         if (watch) this.set(watch.openStreams());
+      },
+    });
+    new Gauge({
+      name: "anvil_operations_claim_waits",
+      help: "ClaimTask calls waiting for a task on this instance.",
+      registers: [registry],
+      collect() {
+        const watch = metrics.#watch;
+        if (watch) this.set(watch.claimWaits());
       },
     });
   }

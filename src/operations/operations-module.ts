@@ -38,6 +38,8 @@ export class OperationsModule {
   readonly workersHandler: WorkersHandler;
   readonly hub: NotificationHub;
   readonly slots: StreamSlots;
+  /** ClaimTask calls waiting for a task on this instance, per credential. */
+  readonly claimWaits: StreamSlots;
   readonly #calls = new DrainSignals();
 
   private constructor(hub: NotificationHub, uow: UnitOfWork, pager: KeysetPager, settings: OperationsSettings) {
@@ -45,13 +47,14 @@ export class OperationsModule {
     const calls = this.#calls;
     this.hub = hub;
     this.slots = new StreamSlots(settings.maxStreamsPerPrincipal);
+    this.claimWaits = new StreamSlots(settings.maxClaimWaitsPerCredential, "waiting claims");
     this.starter = new OperationStarter(settings.queue);
     const watcher = new OperationWatcher(uow, hub, settings.watch);
     this.operationsHandler = new OperationsHandler(new OperationsService(uow, pager, lifecycle), watcher, this.slots, calls);
     this.workersHandler = new WorkersHandler(
       new WorkersService(uow, lifecycle, hub, settings.watch.pollMs),
       calls,
-      new StreamSlots(settings.maxClaimWaitsPerCredential, "waiting claims"),
+      this.claimWaits,
     );
   }
 

@@ -89,7 +89,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const pageTokens = new PageTokens(Buffer.from(key.value, "utf8"));
     const pager = new KeysetPager(pageTokens);
     const operations = await OperationsModule.start(database, uow, pager, { ...operationsSettings(config), events: metrics.operations }, log);
-    metrics.operations.watch({ snapshot: () => readQueueSnapshot(database.db), openStreams: () => operations.slots.total, cacheMs: 5_000 });
+    metrics.operations.watch({ snapshot: () => readQueueSnapshot(database.db), openStreams: () => operations.slots.total, claimWaits: () => operations.claimWaits.total, cacheMs: 5_000 });
     const apiKeys = new ApiKeyVerifier(new ApiKeyCredentialRepository(database.db), log, { cacheMs: config.apiKeyCacheMs });
     await apiKeys.listen(database);
     const serviceAccounts = new TokenVerifier(keys, { maxLifetimeSec: config.maxTokenLifetimeSec });

@@ -138,3 +138,20 @@ export async function until(condition: () => boolean | Promise<boolean>, timeout
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * Waits until `count` ClaimTask calls are waiting on `server` (its
+ * `anvil_operations_claim_waits` gauge), so a test that needs workers already
+ * waiting proves it instead of sleeping and hoping the machine kept up.
+ */
+export async function untilClaimsWait(server: TestServer, count: number, timeoutMs = 15_000): Promise<void> {
+  await until(
+    async () => {
+      const text = await (await fetch(`${server.baseUrl}/metrics`)).text();
+      const line = text.split("\n").find((l) => l.startsWith("anvil_operations_claim_waits "));
+      return line !== undefined && Number(line.slice("anvil_operations_claim_waits ".length)) >= count;
+    },
+    timeoutMs,
+    `${count} claims waiting`,
+  );
+}
