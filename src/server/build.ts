@@ -30,6 +30,7 @@ import { withPrivateGetCaching } from "./private-caching.js";
 import { createProbes } from "./probes.js";
 import { createRestHandler } from "./rest/rest-handler.js";
 import { buildRestRoutes } from "./rest/rest-routes.js";
+import { sseBindings } from "./sse/watch-operation-sse.js";
 import { useAllocationFreeUtf8Checks } from "./text-encoding.js";
 import { Metrics } from "../metrics/metrics.js";
 import { createMetricsRoute } from "../metrics/metrics-route.js";
@@ -134,7 +135,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       createProbes(database, monitor),
       ...(config.metricsPort === undefined ? [metricsRoute] : []),
       createOpenApiRoute(config.compressMinBytes),
-      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, authenticator, bodyLimits, compressMinBytes: config.compressMinBytes, log, calls }),
+      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, streamCalls: connect.streamCalls, sse: sseBindings, authenticator, bodyLimits, compressMinBytes: config.compressMinBytes, log, calls }),
     ];
     const notFound = createNotFound(new Set(served.map((s) => s.typeName)));
     const handle = (req: NodeRequest, res: NodeResponse) => {
