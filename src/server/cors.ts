@@ -15,7 +15,7 @@ export interface CorsOptions {
  * list connect-es publishes as `cors.allowedHeaders`), plus the two Anvil
  * itself reads from browsers — the bearer token and the correlation id.
  */
-export const corsAllowedHeaders: readonly string[] = [...connectCors.allowedHeaders, "Authorization", "X-Request-Id"];
+export const corsAllowedHeaders: readonly string[] = [...connectCors.allowedHeaders, "Authorization", "X-Request-Id", "Last-Event-ID"];
 
 /**
  * Response headers a script may read: gRPC-Web's status trailers-in-headers
