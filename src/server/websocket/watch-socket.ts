@@ -98,7 +98,9 @@ export class WatchSocket {
     });
     const ping = setInterval(() => {
       if (!alive) {
-        this.#ws.terminate();
+        // Messages wait unsent as well: the client stopped reading (or its network is gone). Say so, as a slow consumer.
+        if (this.#pending > 0) this.#slowConsumer(`took neither its messages nor a ping for ${this.#settings.pingMs} ms`);
+        else this.#ws.terminate();
         return;
       }
       alive = false;
@@ -121,8 +123,7 @@ export class WatchSocket {
       this.#close(closeCodes.completed, "operation finished");
     } catch (err) {
       if (err instanceof SlowConsumer) {
-        this.#meter.code(Code.ResourceExhausted);
-        this.#close(closeCodes.slowConsumer, err.message);
+        this.#slowConsumer(err.message);
         return;
       }
       const error = err instanceof ConnectError ? err : toConnectError(err, "");
@@ -191,7 +192,7 @@ export class WatchSocket {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#room = undefined;
-        reject(new SlowConsumer(`slow consumer: over ${sendBufferBytes} bytes unread for ${slowConsumerMs} ms; reconnect with after_sequence`));
+        reject(new SlowConsumer(`left over ${sendBufferBytes} bytes unread for ${slowConsumerMs} ms`));
       }, slowConsumerMs);
       this.#room = () => {
         clearTimeout(timer);
@@ -200,6 +201,12 @@ export class WatchSocket {
       };
     });
     this.#abort.signal.throwIfAborted();
+  }
+
+  /** Closes with 4429: the watch stops at once, and the client resumes with after_sequence when it can keep up. */
+  #slowConsumer(why: string): void {
+    this.#meter.code(Code.ResourceExhausted);
+    this.#close(closeCodes.slowConsumer, `slow consumer: ${why}; reconnect with after_sequence`);
   }
 
   #closeCodeOf(error: ConnectError): number {
@@ -231,6 +238,9 @@ export class WatchSocket {
   #close(code: number, reason: string): void {
     if (this.#ws.readyState !== this.#ws.OPEN) return;
     this.#ws.close(code, truncateUtf8(reason, 123));
+    // The call ends now, not when the client acknowledges the close.
+    this.#abort.abort(new ConnectError("socket closed", Code.Canceled));
+    this.#room?.();
     const cut = setTimeout(() => this.#ws.terminate(), 5_000);
     cut.unref();
     this.#ws.once("close", () => clearTimeout(cut));
