@@ -31,12 +31,10 @@ describe.each(databaseKinds)("WebSocket watches on %s", (kind) => {
     server = await startServer(kind, {
       env: {
         ANVIL_OPERATIONS_POLL_MS: "200",
-        // Also the ping interval: long enough for the slow consumer below to fill the kernel's socket buffers before a missed pong cuts it off.
-        ANVIL_WATCH_KEEPALIVE_MS: "5000",
+        // Also the ping interval.
+        ANVIL_WATCH_KEEPALIVE_MS: "1000",
         ANVIL_MAX_STREAMS_PER_PRINCIPAL: "5",
         ANVIL_WS_AUTH_TIMEOUT_MS: "500",
-        ANVIL_WS_SEND_BUFFER_BYTES: "65536",
-        ANVIL_WS_SLOW_CONSUMER_MS: "500",
       },
       log: pino({ level: "trace" }, sink),
     });
@@ -198,32 +196,41 @@ describe.each(databaseKinds)("WebSocket watches on %s", (kind) => {
   });
 
   it("closes a consumer that leaves its send buffer full with 4429, having sent every message before in order", async () => {
-    const k = freshKind();
-    const op = await runWorkflow(c, [{ name: "only", kind: k }]);
-    const ws = openSocket(wsUrl(op.id), bearer(viewer));
-    await ws.opened;
-    const l = await lease(k);
-    // The client stops reading (pings included): the server's socket buffers fill.
-    ws.ws.pause();
-    // The server's count of WebSocket watches ended as RESOURCE_EXHAUSTED (the stream cap test above adds to it too).
-    const exhausted = async () => {
-      const line = (await (await fetch(`${server.baseUrl}/metrics`)).text())
-        .split("\n")
-        .find((l) => l.startsWith("grpc_server_handled_total") && l.includes('protocol="websocket"') && l.includes('grpc_code="ResourceExhausted"'));
-      return line === undefined ? 0 : Number(line.split(" ").at(-1));
-    };
-    const before = await exhausted();
-    await c.workers.reportProgress({ ...l, progress: 0.5, logs: [{ level: LogLine_Level.INFO, message: "before the flood" }] });
-    // One message bigger than the kernel's socket buffers hold (a few MiB on loopback): it can never be taken.
-    await c.workers.completeTask({ ...l, outcome: { case: "result", value: { blob: "x".repeat(8 * 1024 * 1024) } } });
-    await until(async () => (await exhausted()) > before, 15_000, "the server to give up on the slow consumer");
-    ws.ws.resume();
-    const closed = await ws.closed;
-    expect(closed.code).toBe(4429);
-    expect(closed.reason).toContain("slow consumer");
-    expect(ws.messages.length).toBeGreaterThan(0);
-    expect(sequences(ws)).toEqual(sequences(ws).map((_, i) => i + 1));
-  });
+    // A server of its own: pings far apart, so the client that stops reading is judged by its send buffer, not cut off for a missed pong.
+    const slow = await startServer(kind, {
+      env: { ANVIL_OPERATIONS_POLL_MS: "200", ANVIL_WATCH_KEEPALIVE_MS: "600000", ANVIL_WS_SEND_BUFFER_BYTES: "65536", ANVIL_WS_SLOW_CONSUMER_MS: "500" },
+    });
+    try {
+      const sc = await operationClients(slow);
+      const k = freshKind();
+      const op = await runWorkflow(sc, [{ name: "only", kind: k }]);
+      const ws = openSocket(`${slow.baseUrl.replace("http:", "ws:")}/ws/operations/${op.id}`, bearer(await slow.token("acme-viewer")));
+      await ws.opened;
+      const task = (await claim(sc, "w1", { kinds: [k] }))!;
+      const l = { taskId: task.id, leaseToken: task.leaseToken };
+      // The client stops reading: the server's socket buffers fill.
+      ws.ws.pause();
+      const exhausted = async () => {
+        const line = (await (await fetch(`${slow.baseUrl}/metrics`)).text())
+          .split("\n")
+          .find((m) => m.startsWith("grpc_server_handled_total") && m.includes('protocol="websocket"') && m.includes('grpc_code="ResourceExhausted"'));
+        return line === undefined ? 0 : Number(line.split(" ").at(-1));
+      };
+      await sc.workers.reportProgress({ ...l, progress: 0.5, logs: [{ level: LogLine_Level.INFO, message: "before the flood" }] });
+      // One message bigger than the kernel's socket buffers hold (a few MiB on loopback): it can never be taken.
+      await sc.workers.completeTask({ ...l, outcome: { case: "result", value: { blob: "x".repeat(6 * 1024 * 1024) } } });
+      await until(async () => (await exhausted()) > 0, 30_000, "the server to give up on the slow consumer");
+      ws.ws.resume();
+      const closed = await ws.closed;
+      expect(closed.code).toBe(4429);
+      expect(closed.reason).toContain("slow consumer");
+      expect(ws.messages.length).toBeGreaterThan(0);
+      expect(sequences(ws)).toEqual(sequences(ws).map((_, i) => i + 1));
+    } finally {
+      await slow.close();
+    }
+    // Megabytes through validation, the database and the watch on a shared machine: more time than the default.
+  }, 120_000);
 
   // Last: drains the shared server.
   it("pings idle sockets, and closes them with 1001 when the instance drains", async () => {
