@@ -1,4 +1,6 @@
+import { execFile } from "node:child_process";
 import { Writable } from "node:stream";
+import { promisify } from "node:util";
 import { Code } from "@connectrpc/connect";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,6 +11,8 @@ import { databaseKinds } from "./support/databases.js";
 import { claim, type OperationClients, operationClients, runWorkflow, sequencesOf, until, watchWith } from "./support/operations.js";
 import { startServer, type TestServer } from "./support/server.js";
 import { openSocket, type SocketWatch } from "./support/websocket.js";
+
+const run = promisify(execFile);
 
 describe.each(databaseKinds)("WebSocket watches on %s", (kind) => {
   let server: TestServer;
@@ -231,6 +235,17 @@ describe.each(databaseKinds)("WebSocket watches on %s", (kind) => {
     }
     // Megabytes through validation, the database and the watch on a shared machine: more time than the default.
   }, 120_000);
+
+  it("serves other upgrade requests (curl --http2 asks for h2c) as plain HTTP/1.1, refusing those with a body", async () => {
+    const op = await runWorkflow(c, [{ name: "only", kind: freshKind() }]);
+    const { stdout } = await run("curl", ["-sS", "--http2", "--max-time", "20", "-H", `Authorization: Bearer ${viewer}`, "-w", "\n%{http_code} %{http_version}", `${server.baseUrl}/v1/operations/${op.id}`]);
+    const [body, status] = [stdout.slice(0, stdout.lastIndexOf("\n")), stdout.slice(stdout.lastIndexOf("\n") + 1)];
+    expect(status).toBe("200 1.1");
+    expect(JSON.parse(body)).toMatchObject({ id: op.id });
+    const withBody = await run("curl", ["-sS", "--http2", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}", "-H", `Authorization: Bearer ${viewer}`, "-d", "{}", `${server.baseUrl}/v1/operations/${op.id}:cancel`]);
+    expect(withBody.stdout).toBe("400");
+    await c.operations.cancelOperation({ id: op.id });
+  });
 
   // Last: drains the shared server.
   it("pings idle sockets, and closes them with 1001 when the instance drains", async () => {
