@@ -1,8 +1,12 @@
 import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { promisify } from "node:util";
 import { Code } from "@connectrpc/connect";
 import pino from "pino";
+import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiKeyService } from "../gen/anvil/apikeys/v1/apikeys_pb.js";
 import { LogLine_Level, OperationService } from "../gen/anvil/operations/v1/operations_pb.js";
@@ -254,5 +258,34 @@ describe.each(databaseKinds)("WebSocket watches on %s", (kind) => {
     await until(() => ws.pings.count >= 1, 10_000, "a ping");
     server.app.drain();
     expect((await ws.closed).code).toBe(1001);
+  });
+});
+
+describe("WebSocket watches over TLS (wss://, HTTP/1.1 chosen by ALPN beside h2)", () => {
+  it("upgrades on the TLS port and answers through the same route", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "anvil-wss-"));
+    const cert = join(dir, "cert.pem");
+    const key = join(dir, "key.pem");
+    try {
+      await run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", cert]);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return; // no openssl: tls.test.ts says so too
+      throw err;
+    }
+    const server = await startServer("pglite", { env: { TLS_CERT: cert, TLS_KEY: key } });
+    try {
+      const ws = new WebSocket(`wss://localhost:${server.port}/ws/operations/00000000-0000-4000-8000-000000000000`, {
+        ca: readFileSync(cert),
+        headers: { authorization: `Bearer ${await server.token("acme-viewer")}` },
+      });
+      const closed = await new Promise<number>((resolve, reject) => {
+        ws.once("close", (code) => resolve(code));
+        ws.once("unexpected-response", (_req, res) => reject(new Error(`handshake answered ${res.statusCode}`)));
+      });
+      expect(closed).toBe(4404);
+    } finally {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -98,10 +98,6 @@ export async function serveEventStream(req: NodeRequest, res: NodeResponse, opti
     const error = err instanceof ConnectError ? err : toConnectError(err, "");
     meter.code(abort.signal.aborted ? Code.Canceled : error.code);
     if (abort.signal.aborted || res.destroyed) return;
-    if (messages === undefined) {
-      // Refused before the call (a malformed query or Last-Event-ID, a credential sent twice): the access log never saw it.
-      options.log.info({ rest: `GET ${route.template.source}`, code: Code[error.code], err: error.rawMessage }, "REST request refused");
-    }
     if (!headersSent) {
       error.metadata.forEach((value, name) => res.setHeader(name, value));
       meter.sent(await sendRestError(req, res, error, options.compressMinBytes, errorStatus(error)));

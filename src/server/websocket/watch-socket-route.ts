@@ -37,9 +37,6 @@ export interface WatchSocketRoute {
   drain(): void;
 }
 
-/** The route template, as metrics and the README name it. */
-export const watchSocketRoute = "GET /ws/operations/{id}";
-
 // A client sends one small message at most (its `auth` message, a token inside): anything bigger is closed with 1009.
 const maxClientMessageBytes = 16 * 1024;
 
@@ -92,17 +89,19 @@ export function createWatchSocketRoute(options: WatchSocketRouteOptions): WatchS
 
   /** The WatchOperation call of one socket, once its credential is known. */
   async function start(req: IncomingMessage, id: string, init: WatchCallInit): Promise<AsyncIterable<WatchOperationResponse>> {
-    const after = init.query.get("after_sequence") ?? "0";
+    const requestHeader = new RequestHeaders(init.headers);
+    const auth = await options.authenticator.decide(options.method, requestHeader);
+    const values = init.values;
+    values.set(authOutcomeKey, auth);
+    // As on REST: a refused caller's query is not looked at; the chain refuses the call first.
+    const after = "refused" in auth ? "0" : (init.query.get("after_sequence") ?? "0");
     if (!/^\d{1,19}$/.test(after)) throw new ConnectError("after_sequence must be a non-negative integer", Code.InvalidArgument);
-    for (const name of init.query.keys()) {
+    for (const name of "refused" in auth ? [] : init.query.keys()) {
       if (name !== "after_sequence") throw new ConnectError(`unknown query parameter ${name}`, Code.InvalidArgument);
     }
     const timeoutHeader = req.headers["connect-timeout-ms"];
     const timeout = parseTimeout(typeof timeoutHeader === "string" ? timeoutHeader : null, Number.MAX_SAFE_INTEGER);
     if (timeout.error) throw timeout.error;
-    const requestHeader = new RequestHeaders(init.headers);
-    const values = init.values;
-    values.set(authOutcomeKey, await options.authenticator.decide(options.method, requestHeader));
     return options.call(
       {
         requestMethod: "GET",
