@@ -42,8 +42,10 @@ export interface Config {
   readonly maxClaimWaitsPerCredential: number;
   /** How often watches and waiting claims re-read the tables when no notification arrives. */
   readonly operationsPollMs: number;
-  /** Keep-alive interval of idle WatchOperation streams. */
+  /** Keep-alive interval of idle WatchOperation streams (and the WebSocket ping interval). */
   readonly watchKeepAliveMs: number;
+  /** WebSocket watches: how a connection without credentials has to send its `auth` message, and how much a slow client may leave unread. */
+  readonly webSocket: WebSocketLimits;
   /** Serve `GET /metrics` on this port of its own instead of the API port (ANVIL_METRICS_PORT; unset: the API port). */
   readonly metricsPort: number | undefined;
   /** Bearer token a scrape of /metrics must send (ANVIL_METRICS_TOKEN; unset: none needed). */
@@ -60,6 +62,16 @@ export interface Config {
   readonly oidc: OidcOptions | undefined;
   /** Longest lifetime (`exp − iat`) of a service-account token, in seconds. */
   readonly maxTokenLifetimeSec: number;
+}
+
+/** Limits of WebSocket watches (src/server/websocket/). */
+export interface WebSocketLimits {
+  /** A connection that brought no credential must send its `{"type":"auth"}` message within this (ANVIL_WS_AUTH_TIMEOUT_MS). */
+  readonly authTimeoutMs: number;
+  /** Bytes sent but not yet taken by the client beyond which the watch stops reading events (ANVIL_WS_SEND_BUFFER_BYTES). */
+  readonly sendBufferBytes: number;
+  /** How long the send buffer may stay over its bound before the socket is closed as a slow consumer (ANVIL_WS_SLOW_CONSUMER_MS). */
+  readonly slowConsumerMs: number;
 }
 
 /**
@@ -124,6 +136,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxClaimWaitsPerCredential: int(env, "ANVIL_MAX_CLAIM_WAITS_PER_CREDENTIAL", 1_024, 1, 1_000_000),
     operationsPollMs: int(env, "ANVIL_OPERATIONS_POLL_MS", 1_000, 10, 60_000),
     watchKeepAliveMs: int(env, "ANVIL_WATCH_KEEPALIVE_MS", 15_000, 10, 3_600_000),
+    webSocket: {
+      authTimeoutMs: int(env, "ANVIL_WS_AUTH_TIMEOUT_MS", 5_000, 10, 60_000),
+      sendBufferBytes: int(env, "ANVIL_WS_SEND_BUFFER_BYTES", 1024 ** 2, 1024, 1024 ** 3),
+      slowConsumerMs: int(env, "ANVIL_WS_SLOW_CONSUMER_MS", 10_000, 10, 600_000),
+    },
     metricsPort: env.ANVIL_METRICS_PORT ? int(env, "ANVIL_METRICS_PORT", 0, 0, 65_535) : undefined,
     metricsToken: env.ANVIL_METRICS_TOKEN || undefined,
     taskMaxAttempts: int(env, "ANVIL_TASK_MAX_ATTEMPTS", 3, 1, 100),

@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   const tracing = await startTracing("anvil");
   if (tracing) log.info("exporting traces over OTLP");
   const app = await build(config, log);
-  const server = await listen(app.handle, { ...config, log });
+  const server = await listen(app.handle, { ...config, log }, app.upgrade);
   const metricsServer = config.metricsPort === undefined ? undefined : await listenMetrics(app.metricsRoute, config.metricsPort, config.host);
   if (metricsServer) log.info({ port: metricsServer.port }, "metrics listening");
   const base = `${config.tlsCert ? "https" : "http"}://localhost:${server.port}`;

@@ -16,7 +16,7 @@ serve("anvil", async (port) => {
   const config = loadConfig({ ...process.env, PORT: String(port), HOST: "127.0.0.1" });
   const tracing = await startTracing("anvil");
   const app = await build(config, pino({ level: config.logLevel }));
-  const server = await listen(app.handle, config);
+  const server = await listen(app.handle, config, app.upgrade);
   return {
     close: async () => {
       await server.close(100);

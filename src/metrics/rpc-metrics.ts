@@ -6,9 +6,10 @@ import { HistogramCells, histogramSamples, registerSeriesMetric } from "./series
 /**
  * The protocol family a call came in by. gRPC-Web and Connect are separate
  * families because their clients (browsers, connect-web) fail differently;
- * REST calls are counted under the RPC they are transcoded to.
+ * REST calls (server-sent events included) and WebSocket watches are
+ * counted under the RPC they run.
  */
-export type RpcProtocol = "grpc" | "grpc_web" | "connect" | "rest";
+export type RpcProtocol = "grpc" | "grpc_web" | "connect" | "rest" | "websocket";
 
 /** The call measurement one transport holds for one call: see RpcMetrics.begin. */
 export interface CallMeter {

@@ -30,7 +30,11 @@ import { withPrivateGetCaching } from "./private-caching.js";
 import { createProbes } from "./probes.js";
 import { createRestHandler } from "./rest/rest-handler.js";
 import { buildRestRoutes } from "./rest/rest-routes.js";
+import { sseBindings } from "./sse/watch-operation-sse.js";
 import { useAllocationFreeUtf8Checks } from "./text-encoding.js";
+import type { UpgradeHandler } from "./listener.js";
+import { createWatchSocketRoute } from "./websocket/watch-socket-route.js";
+import { OperationService } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { Metrics } from "../metrics/metrics.js";
 import { createMetricsRoute } from "../metrics/metrics-route.js";
 import { readQueueSnapshot } from "../metrics/queue-snapshot.js";
@@ -44,6 +48,8 @@ import { apiServices, infrastructureAccess, infrastructureServices, registerServ
 /** A built gateway: the request handler every listener uses, and its resources. */
 export interface App {
   readonly handle: (req: NodeRequest, res: NodeResponse) => void;
+  /** HTTP/1.1 upgrade requests: the WebSocket route (`GET /ws/operations/{id}`). */
+  readonly upgrade: UpgradeHandler;
   readonly database: DatabaseHandle;
   /** The service-account keys, re-read when the file changes; `reload()` on SIGHUP. */
   readonly keys: ServiceAccountKeys;
@@ -134,8 +140,18 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       createProbes(database, monitor),
       ...(config.metricsPort === undefined ? [metricsRoute] : []),
       createOpenApiRoute(config.compressMinBytes),
-      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, authenticator, bodyLimits, compressMinBytes: config.compressMinBytes, log, calls }),
+      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, streamCalls: connect.streamCalls, sse: sseBindings, authenticator, bodyLimits, compressMinBytes: config.compressMinBytes, log, calls }),
     ];
+    const watchMethod = OperationService.method.watchOperation;
+    const sockets = createWatchSocketRoute({
+      method: watchMethod,
+      call: connect.streamCalls.get(watchMethod)!,
+      authenticator,
+      limits: config.webSocket,
+      pingMs: config.watchKeepAliveMs,
+      calls,
+      log,
+    });
     const notFound = createNotFound(new Set(served.map((s) => s.typeName)));
     const handle = (req: NodeRequest, res: NodeResponse) => {
       for (const route of routes) if (route(req, res)) return;
@@ -143,6 +159,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     };
     return {
       handle,
+      upgrade: (req, socket, head) => sockets.upgrade(req, socket, head),
       database,
       keys,
       log,
@@ -151,6 +168,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       drain: () => {
         draining = true;
         operations.drain();
+        sockets.drain();
       },
       close: async () => {
         await operations.close();

@@ -25,6 +25,7 @@ import { encodeGrpcMessageAsSpecified } from "./grpc-message-encoding.js";
 import { codeFromHttpStatus } from "@connectrpc/connect/protocol-connect";
 import type { CallMeter, RpcProtocol } from "../metrics/rpc-metrics.js";
 import { callMeterKey } from "../rpc/metrics-interceptor.js";
+import { composeServerStreamCall, isServerStreaming, type ServerStreamCall } from "./stream-call.js";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
 export type NodeResponse = ServerResponse | Http2ServerResponse;
@@ -100,6 +101,19 @@ function composeUnaryCalls(services: readonly Registration[], options: ConnectRo
   return calls;
 }
 
+/** The interceptor chain and implementation of every registered server-streaming method (for SSE and WebSocket). */
+function composeStreamCalls(services: readonly Registration[], options: ConnectRouterOptions): Map<DescMethod, ServerStreamCall> {
+  const calls = new Map<DescMethod, ServerStreamCall>();
+  for (const { service, impl } of services) {
+    for (const method of service.methods) {
+      const fn = impl[method.localName];
+      if (!isServerStreaming(method) || typeof fn !== "function") continue;
+      calls.set(method, composeServerStreamCall(method, fn.bind(impl) as never, options.interceptors ?? []));
+    }
+  }
+  return calls;
+}
+
 /** A fast-path handler for every unary method, by request path. */
 function fastUnaryRoutes(calls: ReadonlyMap<DescMethod, UnaryCall>, options: ConnectHandlerOptions): Map<string, RouteHandler> {
   const routes = new Map<string, RouteHandler>();
@@ -133,6 +147,8 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
   handlers: readonly UniversalHandler[];
   /** Every unary method's interceptors and implementation, for transports beside Connect's (REST). */
   unaryCalls: ReadonlyMap<DescMethod, UnaryCall>;
+  /** Every server-streaming method's interceptors and implementation, for SSE and WebSocket. */
+  streamCalls: ReadonlyMap<DescMethod, ServerStreamCall>;
 } {
   const routerOptions = {
     acceptCompression: [compressionGzip, compressionBrotli],
@@ -209,7 +225,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
     answer.res = uRes;
     await universalResponseToNodeResponse(countSent(uRes, meter), res);
   }
-  return { handle, handlers: router.handlers, unaryCalls };
+  return { handle, handlers: router.handlers, unaryCalls, streamCalls: composeStreamCalls(registered.services, routerOptions) };
 }
 
 /**

@@ -12,10 +12,12 @@ export interface CorsOptions {
 
 /**
  * Request headers a browser may send: what Connect and gRPC-Web need (the
- * list connect-es publishes as `cors.allowedHeaders`), plus the two Anvil
- * itself reads from browsers — the bearer token and the correlation id.
+ * list connect-es publishes as `cors.allowedHeaders`), plus the three Anvil
+ * itself reads from browsers — the bearer token, the correlation id, and
+ * `Last-Event-ID`, which EventSource sends when it reconnects to an event
+ * stream (not a safelisted header, so it needs a preflight cross-origin).
  */
-export const corsAllowedHeaders: readonly string[] = [...connectCors.allowedHeaders, "Authorization", "X-Request-Id"];
+export const corsAllowedHeaders: readonly string[] = [...connectCors.allowedHeaders, "Authorization", "X-Request-Id", "Last-Event-ID"];
 
 /**
  * Response headers a script may read: gRPC-Web's status trailers-in-headers

@@ -33,6 +33,13 @@ export interface Listening {
   close(graceMs?: number): Promise<void>;
 }
 
+/**
+ * Takes an HTTP/1.1 upgrade request (a WebSocket handshake) with its socket
+ * and the bytes read past its headers; returns false when the request is
+ * not its to take.
+ */
+export type UpgradeHandler = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+
 // Every HTTP/2 connection with prior knowledge opens with this preface.
 const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
@@ -47,7 +54,7 @@ const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * (or TLS handshake), HTTP/1.1 headers, the whole request, idle keep-alive
  * and idle HTTP/2 sessions.
  */
-export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, options: ListenOptions): Promise<Listening> {
+export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, options: ListenOptions, upgrade?: UpgradeHandler): Promise<Listening> {
   const limits = options.connectionLimits;
   const log = options.log;
   const sockets = new Set<Duplex>();
@@ -108,6 +115,14 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
       });
     });
   }
+  if (upgrade !== undefined) {
+    // Node hands every request with an Upgrade header to this event once it has a listener (h2c upgrades too).
+    const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (!upgrade(req, socket, head)) serveWithoutUpgrade(req, socket, head, serve);
+    };
+    h1?.on("upgrade", onUpgrade);
+    if (h1 === undefined) h2.on("upgrade", onUpgrade);
+  }
   server.on("connection", (socket: Duplex) => {
     sockets.add(socket);
     // Resets and other socket failures (HTTP/1.1 requests the parser refuses
@@ -156,6 +171,31 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
       });
     });
   });
+}
+
+/**
+ * Serves an upgrade request nobody took (`Upgrade: h2c` from `curl --http2`)
+ * as the plain HTTP/1.1 request it also is, as a server that ignores the
+ * Upgrade header would, then closes the connection. Node has stopped
+ * parsing the connection by then and read no body: a request that has one
+ * is refused with 400 (send it without the Upgrade header, or over HTTP/2
+ * with prior knowledge).
+ */
+function serveWithoutUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, serve: (req: NodeRequest, res: NodeResponse) => void): void {
+  const length = req.headers["content-length"];
+  if (head.length > 0 || (length !== undefined && length !== "0") || req.headers["transfer-encoding"] !== undefined) {
+    const body = JSON.stringify({ code: "invalid_argument", message: `Upgrade: ${req.headers.upgrade} with a request body is not supported; send the request without Upgrade, or over HTTP/2 with prior knowledge`, details: [] });
+    socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    return;
+  }
+  const res = new http.ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket as net.Socket);
+  res.once("finish", () => {
+    res.detachSocket(socket as net.Socket);
+    socket.end();
+  });
+  serve(req, res);
 }
 
 /**

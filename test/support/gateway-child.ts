@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   // As main.ts: traces are exported when the environment names an OTLP endpoint.
   const tracing = await startTracing("anvil");
   const app = await build(config, pino({ level: config.logLevel }));
-  const server = await listen(app.handle, { ...config, log: app.log });
+  const server = await listen(app.handle, { ...config, log: app.log }, app.upgrade);
   // 5 ms resolution: a block shorter than that is not worth reporting, and a
   // finer timer would itself load the loop it measures.
   const delay = monitorEventLoopDelay({ resolution: 5 });

@@ -59,7 +59,7 @@ export async function startServer(kind: DatabaseKind, options: StartOptions = {}
     if (!options.database) await database.drop();
     throw err;
   }
-  const server: Listening = await listen(app.handle, { ...config, log: app.log });
+  const server: Listening = await listen(app.handle, { ...config, log: app.log }, app.upgrade);
   const byId = Object.fromEntries(keys.map((k) => [k.key_id, k]));
   return {
     kind,

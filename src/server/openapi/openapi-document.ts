@@ -92,6 +92,7 @@ function operation(route: RestRoute, operationId: string, collector: SchemaColle
       default: { description: "An error, with the HTTP status of its code.", content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } },
     },
   };
+  if (method.methodKind === "server_streaming" && route.httpMethod === "GET") describeEventStream(op, route, collector);
   if (method.proto.options?.deprecated) op.deprecated = true;
   if (route.body.kind !== "none") {
     op.requestBody = {
@@ -100,6 +101,43 @@ function operation(route: RestRoute, operationId: string, collector: SchemaColle
     };
   }
   return op;
+}
+
+/**
+ * A server-streaming method's GET route answers server-sent events
+ * (src/server/sse/): the 200 is `text/event-stream`, a resume past the end
+ * is 204, and — for browsers' EventSource, which sends no headers — the
+ * credential may come as `access_token` and the resume point as
+ * `Last-Event-ID`.
+ */
+function describeEventStream(op: Schema, route: RestRoute, collector: SchemaCollector): void {
+  const output = collector.message(route.method.output);
+  op.responses = {
+    "200": {
+      description:
+        `Server-sent events, one per ${route.method.output.typeName} message: \`event: operation\` with the operation (proto3 JSON) first, ` +
+        "then one event per operation event with `id:` its sequence, `event:` its kind (`progress`, `log`, `stage`, `completion`, `error`) " +
+        "and `data:` the OperationEvent in proto3 JSON; keep-alives are comment lines. The stream ends after the completion event, or early " +
+        "(a comment line says why) when the instance shuts down: reconnect with `Last-Event-ID`.",
+      content: { "text/event-stream": { schema: { type: "string", description: "text/event-stream; each `data:` line holds proto3 JSON.", "x-message-schema": output } } },
+    },
+    "204": { description: "Nothing more will ever be sent: the operation is finished and the resume point is at or past its last event." },
+    default: (op.responses as Record<string, Schema>).default,
+  };
+  (op.parameters as Schema[]).push(
+    {
+      name: "Last-Event-ID",
+      in: "header",
+      description: "Resume after this sequence (sent by EventSource when it reconnects); takes precedence over `after_sequence`.",
+      schema: { type: "string", pattern: "^[0-9]+$" },
+    },
+    {
+      name: "access_token",
+      in: "query",
+      description: "The bearer token (JWT or API key), for clients that cannot send an Authorization header (EventSource). Never logged.",
+      schema: { type: "string" },
+    },
+  );
 }
 
 /** The pattern of a `{name=projects/*}` variable, shown to readers; undefined for a plain `{id}`. */

@@ -21,6 +21,9 @@ import { RouteIndex } from "./route-index.js";
 import { transcodeRequest } from "./transcode.js";
 import { clampTimerMs } from "../../shared/timer-limit.js";
 import type { CallObserver, ObservedCall } from "../call-observer.js";
+import type { SseBindings } from "../sse/event-stream.js";
+import { serveEventStream } from "../sse/serve-event-stream.js";
+import type { ServerStreamCall } from "../stream-call.js";
 
 /** Options of createRestHandler. */
 export interface RestHandlerOptions {
@@ -31,6 +34,10 @@ export interface RestHandlerOptions {
    * same one as an RPC call.
    */
   readonly unaryCalls: ReadonlyMap<DescMethod, UnaryCall>;
+  /** Every server-streaming method's interceptor chain and implementation (createConnectHandler's `streamCalls`). */
+  readonly streamCalls: ReadonlyMap<DescMethod, ServerStreamCall>;
+  /** How the server-streaming methods with GET routes are sent as server-sent events. */
+  readonly sse: SseBindings;
   /** Decides from the headers, before the body is read, whether the caller may call. */
   readonly authenticator: CallAuthenticator;
   /** Each route's body limit: its method's. */
@@ -49,13 +56,18 @@ export interface RestHandlerOptions {
  * logging and error mapping run exactly as for RPC, and REST can do nothing
  * an RPC call could not. The answer is the response's proto3 JSON (or its
  * `response_body` field), or `{code, message, details}` with the HTTP status
- * of the error's code.
+ * of the error's code. A server-streaming method's GET route answers
+ * `text/event-stream` (see serve-event-stream.ts); its other routes answer
+ * UNIMPLEMENTED.
  */
 export function createRestHandler(options: RestHandlerOptions): RouteHandler {
   const index = new RouteIndex(options.routes);
   for (const route of options.routes) {
     if (route.method.methodKind === "unary" && !options.unaryCalls.has(route.method)) {
       throw new Error(`no RPC handler for ${route.method.parent.typeName}.${route.method.name}, which has a REST route`);
+    }
+    if (route.method.methodKind === "server_streaming" && route.httpMethod === "GET" && !(options.streamCalls.has(route.method) && options.sse.has(route.method))) {
+      throw new Error(`no server-sent events binding for ${route.method.parent.typeName}.${route.method.name}, which has a GET route`);
     }
   }
   return (req, res) => {
@@ -73,8 +85,22 @@ export function createRestHandler(options: RestHandlerOptions): RouteHandler {
     }
     if (req.method === "GET") setPrivateCaching(res);
     const call = options.unaryCalls.get(match.route.method);
+    const stream = options.streamCalls.get(match.route.method);
+    const binding = options.sse.get(match.route.method);
+    if (call === undefined && stream !== undefined && binding !== undefined && match.route.httpMethod === "GET") {
+      const meter = options.calls.begin(match.route.method, "rest", req, restRouteLabel(match.route));
+      const { route, bindings } = match;
+      meter
+        .run(() => serveEventStream(req, res, { route, bindings, call: stream, binding, authenticator: options.authenticator, compressMinBytes: options.compressMinBytes, meter }))
+        .catch((err: unknown) => {
+          options.log.debug({ err, path }, "event stream not completed");
+          meter.code(Code.Canceled);
+        })
+        .finally(() => meter.end());
+      return true;
+    }
     if (call === undefined) {
-      // A streaming method: it has no single JSON reply.
+      // A streaming method without a GET route: it has no single JSON reply.
       const meter = options.calls.begin(match.route.method, "rest", req, restRouteLabel(match.route));
       meter.code(Code.Unimplemented);
       void sendRestError(req, res, new ConnectError("streaming methods are not available over REST; call them with Connect or gRPC", Code.Unimplemented), options.compressMinBytes)

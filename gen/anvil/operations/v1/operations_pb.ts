@@ -1302,8 +1302,9 @@ export const OperationService: GenService<{
    * nothing. The stream also ends early, without a completion event, when
    * the gateway instance shuts down: reconnect (to any instance) the same
    * way. Idle streams receive `keep_alive` messages. Works over gRPC,
-   * gRPC-Web and Connect (HTTP/1.1 included); not over plain REST, which
-   * answers UNIMPLEMENTED. NOT_FOUND if the operation does not exist;
+   * gRPC-Web and Connect (HTTP/1.1 included), and over REST as server-sent
+   * events (`text/event-stream`; `Last-Event-ID` resumes, 204 once nothing
+   * is left). NOT_FOUND if the operation does not exist;
    * RESOURCE_EXHAUSTED if the caller already holds the maximum number of
    * concurrent streams on this gateway instance.
    *
