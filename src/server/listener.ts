@@ -118,7 +118,9 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
   if (upgrade !== undefined) {
     // Node hands every request with an Upgrade header to this event once it has a listener (h2c upgrades too).
     const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (!upgrade(req, socket, head)) serveWithoutUpgrade(req, socket, head, serve);
+      if (upgrade(req, socket, head)) return;
+      if (h1 !== undefined && hasBody(req, head)) reparseWithoutUpgrade(req, socket, head, h1);
+      else serveWithoutUpgrade(req, socket, head, serve);
     };
     h1?.on("upgrade", onUpgrade);
     if (h1 === undefined) h2.on("upgrade", onUpgrade);
@@ -173,17 +175,22 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
   });
 }
 
+/** Whether an upgrade request came with a body, which Node has not read. */
+function hasBody(req: http.IncomingMessage, head: Buffer): boolean {
+  const length = req.headers["content-length"];
+  return head.length > 0 || (length !== undefined && length !== "0") || req.headers["transfer-encoding"] !== undefined;
+}
+
 /**
  * Serves an upgrade request nobody took (`Upgrade: h2c` from `curl --http2`)
  * as the plain HTTP/1.1 request it also is, as a server that ignores the
  * Upgrade header would, then closes the connection. Node has stopped
  * parsing the connection by then and read no body: a request that has one
- * is refused with 400 (send it without the Upgrade header, or over HTTP/2
- * with prior knowledge).
+ * goes through reparseWithoutUpgrade instead where it can (cleartext), and
+ * is refused with 400 where it cannot.
  */
 function serveWithoutUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, serve: (req: NodeRequest, res: NodeResponse) => void): void {
-  const length = req.headers["content-length"];
-  if (head.length > 0 || (length !== undefined && length !== "0") || req.headers["transfer-encoding"] !== undefined) {
+  if (hasBody(req, head)) {
     const body = JSON.stringify({ code: "invalid_argument", message: `Upgrade: ${req.headers.upgrade} with a request body is not supported; send the request without Upgrade, or over HTTP/2 with prior knowledge`, details: [] });
     socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     return;
@@ -196,6 +203,34 @@ function serveWithoutUpgrade(req: http.IncomingMessage, socket: Duplex, head: Bu
     socket.end();
   });
   serve(req, res);
+}
+
+/**
+ * Hands an upgrade request with a body (`curl --http2 -d …`) back to the
+ * HTTP/1.1 server as the request it would be without its Upgrade header:
+ * the request head is written out again without `Upgrade` and
+ * `HTTP2-Settings` (and without them in `Connection`), put back in front of
+ * the bytes Node read past the head, and the socket is parsed anew — so the
+ * body is read, limited and timed like any other, and the connection stays
+ * usable for the requests that follow.
+ */
+function reparseWithoutUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, h1: http.Server): void {
+  const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!;
+    const value = req.rawHeaders[i + 1]!;
+    const lower = name.toLowerCase();
+    if (lower === "upgrade" || lower === "http2-settings") continue;
+    if (lower === "connection") {
+      const kept = value.split(",").map((t) => t.trim()).filter((t) => t !== "" && !/^(upgrade|http2-settings)$/i.test(t));
+      if (kept.length > 0) lines.push(`${name}: ${kept.join(", ")}`);
+      continue;
+    }
+    lines.push(`${name}: ${value}`);
+  }
+  // Node decoded the head as latin1; written back the same way, every byte is as it came.
+  socket.unshift(Buffer.concat([Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1"), head]));
+  h1.emit("connection", socket);
 }
 
 /**
