@@ -57,7 +57,9 @@ export interface App {
   readonly metrics: Metrics;
   /** `GET /metrics`: on the API port unless the configuration gives it a port of its own (then main.ts serves it there). */
   readonly metricsRoute: RouteHandler;
-  /** Marks the app as draining (readiness fails) ahead of close. */
+  /** Readiness turns NOT_SERVING (the drain delay): every call is still served. */
+  unready(): void;
+  /** Readiness NOT_SERVING, waiting ClaimTask calls return empty and streams end UNAVAILABLE, now and from now on. */
   drain(): void;
   close(): Promise<void>;
 }
@@ -165,6 +167,9 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       log,
       metrics,
       metricsRoute,
+      unready: () => {
+        draining = true;
+      },
       drain: () => {
         draining = true;
         operations.drain();
