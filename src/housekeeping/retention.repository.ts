@@ -74,6 +74,8 @@ export class RetentionRepository {
       delete from idempotency_keys where ctid = any(array(
         select ctid from idempotency_keys
         where create_time < ${cutoff(windowMs)}
+        -- Oldest first, through idempotency_keys_create_time: the scan stops after the batch.
+        order by create_time
         limit ${limit}
         for update skip locked))`.execute(this.#db);
     return Number(result.numAffectedRows ?? 0n);
