@@ -62,6 +62,11 @@ export class Http1Connections {
     }
   }
 
+  /** The connection stopped speaking HTTP/1.1 (it was upgraded to a WebSocket): a drain leaves it alone. */
+  forget(socket: Duplex): void {
+    this.#open.delete(socket);
+  }
+
   /** Connections still open. */
   get size(): number {
     return this.#open.size;

@@ -68,6 +68,7 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
   const http1 = new Http1Connections();
   let server: net.Server;
   let h2: http2.Http2Server | http2.Http2SecureServer;
+  let h1: http.Server | undefined;
   const serve = (req: NodeRequest, res: NodeResponse) => {
     http1.request(req, res);
     handle(req, res);
@@ -111,6 +112,7 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
     // its sockets), so without this it would enforce neither timer.
     cleartextH1.emit("listening");
     h2 = cleartextH2;
+    h1 = cleartextH1;
     server = net.createServer({ noDelay: true }, (socket) => {
       sniffing.add(socket);
       socket.once("close", () => sniffing.delete(socket));
@@ -124,7 +126,8 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
   if (upgrade !== undefined) {
     // Node hands every request with an Upgrade header to this event once it has a listener (h2c upgrades too).
     const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (upgrade(req, socket, head)) return;
+      // A WebSocket is no HTTP/1.1 connection any more: its drain is its own (a close frame), not Connection: close.
+      if (upgrade(req, socket, head)) return void http1.forget(socket);
       if (h1 !== undefined && hasBody(req, head)) reparseWithoutUpgrade(req, socket, head, h1);
       else serveWithoutUpgrade(req, socket, head, serve);
     };
