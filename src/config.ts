@@ -62,6 +62,28 @@ export interface Config {
   readonly oidc: OidcOptions | undefined;
   /** Longest lifetime (`exp − iat`) of a service-account token, in seconds. */
   readonly maxTokenLifetimeSec: number;
+  /** How a stop signal is handled (ANVIL_DRAIN_DELAY, ANVIL_SHUTDOWN_TIMEOUT). */
+  readonly shutdown: ShutdownSettings;
+  /** What the background sweeper keeps and how often it runs. */
+  readonly housekeeping: HousekeepingSettings;
+}
+
+/** How the gateway stops on SIGTERM (see src/server/shutdown.ts). */
+export interface ShutdownSettings {
+  /** How long it keeps serving, already reporting NOT_SERVING, so load balancers move traffic away first. */
+  readonly drainDelayMs: number;
+  /** How long in-flight calls then get to finish before their connections are cut. */
+  readonly shutdownTimeoutMs: number;
+}
+
+/** The housekeeping sweeper's settings (see src/housekeeping/). */
+export interface HousekeepingSettings {
+  /** Time between two sweeps; also how soon another instance takes over a dead sweeper. */
+  readonly intervalMs: number;
+  /** How long a finished operation (with its events and tasks) is kept after it ended. */
+  readonly operationsRetentionMs: number;
+  /** How long a create's `request_id` is remembered for retries. */
+  readonly idempotencyWindowMs: number;
 }
 
 /** Limits of WebSocket watches (src/server/websocket/). */
@@ -149,7 +171,38 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiKeyCacheMs: int(env, "ANVIL_API_KEY_CACHE_MS", 10_000, 0, 300_000),
     oidc: oidcOptions(env),
     maxTokenLifetimeSec: int(env, "ANVIL_MAX_TOKEN_LIFETIME_SEC", 86_400, 60, 31_536_000),
+    shutdown: {
+      drainDelayMs: duration(env, "ANVIL_DRAIN_DELAY", 5 * second, 0, hour),
+      shutdownTimeoutMs: duration(env, "ANVIL_SHUTDOWN_TIMEOUT", 10 * second, 0, hour),
+    },
+    housekeeping: {
+      intervalMs: duration(env, "ANVIL_HOUSEKEEPING_INTERVAL", 10 * second, 10, day),
+      operationsRetentionMs: duration(env, "ANVIL_OPERATIONS_RETENTION", 7 * day, 0, 3_650 * day),
+      idempotencyWindowMs: duration(env, "ANVIL_IDEMPOTENCY_WINDOW", day, 0, 3_650 * day),
+    },
   };
+}
+
+const second = 1_000;
+const hour = 3_600 * second;
+const day = 24 * hour;
+const durationUnits: Record<string, number> = { ms: 1, s: second, m: 60 * second, h: hour, d: day };
+
+/** A duration such as `500ms`, `5s`, `1.5m`, `24h` or `7d`, in milliseconds (a bare number other than 0 is refused: its unit would be a guess). */
+function duration(env: NodeJS.ProcessEnv, name: string, fallbackMs: number, minMs: number, maxMs: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallbackMs;
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(raw.trim());
+  const value = raw.trim() === "0" ? 0 : match ? Math.round(Number(match[1]) * durationUnits[match[2]!]!) : Number.NaN;
+  if (!(value >= minMs && value <= maxMs)) {
+    throw new Error(`${name} must be a duration like 500ms, 5s, 10m, 24h or 7d, from ${formatDuration(minMs)} to ${formatDuration(maxMs)}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function formatDuration(ms: number): string {
+  const [unit, size] = Object.entries(durationUnits).reverse().find(([, size]) => ms % size === 0) ?? ["ms", 1];
+  return `${ms / size}${unit}`;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {

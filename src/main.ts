@@ -2,6 +2,7 @@ import pino from "pino";
 import { loadConfig } from "./config.js";
 import { build } from "./server/build.js";
 import { listen } from "./server/listener.js";
+import { Shutdown } from "./server/shutdown.js";
 import { listenMetrics } from "./metrics/metrics-server.js";
 import { describeErrorChain } from "./shared/error-chain.js";
 import { startTracing } from "./tracing/tracing.js";
@@ -30,20 +31,12 @@ async function main(): Promise<void> {
       "",
     ].join("\n") + "\n",
   );
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, "draining");
-    app.drain();
-    await server.close(10_000);
-    await metricsServer?.close();
-    await app.close();
-    await tracing?.shutdown();
-    process.exit(0);
-  };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
+  new Shutdown(app, metricsServer ? [server, metricsServer] : [server], {
+    ...config.shutdown,
+    log,
+    // Last, so the spans of the drain itself are exported too.
+    flush: async () => void (await tracing?.shutdown()),
+  }).listen();
   // The conventional "re-read your configuration": the keys file, at once.
   process.on("SIGHUP", () => void app.keys.reload());
 }

@@ -6,6 +6,7 @@ import type { Database } from "./schema.js";
 import { FencedPgPool } from "./fenced-pg-pool.js";
 import { type NotificationHandler, PgNotificationListener } from "./pg-notification-listener.js";
 import { PGlitePool } from "./pglite-pool.js";
+import { PgSessionLock, processLock, type SessionLock } from "./session-lock.js";
 import type { PoolStats } from "./pool-stats.js";
 
 /** Told of every statement kysely runs, with its duration: the metrics' hook (no SQL values reach it). */
@@ -35,6 +36,12 @@ export interface DatabaseHandle {
   listen(channel: string, onMessage: NotificationHandler, onGap?: () => void): Promise<() => Promise<void>>;
   /** The connection pool's state now. */
   poolStats(): PoolStats;
+  /**
+   * A lock that one instance of the cluster holds at a time (work to run
+   * once per cluster). PostgreSQL: a session advisory lock on a connection
+   * of its own; PGlite: one process, always granted.
+   */
+  sessionLock(name: string): SessionLock;
   close(): Promise<void>;
 }
 
@@ -76,6 +83,7 @@ export async function openDatabase(target: DatabaseTarget, log: Logger, observe?
     },
     listen: (channel, onMessage, onGap) => listener.listen(channel, onMessage, onGap),
     poolStats: () => fenced.stats(),
+    sessionLock: (name) => new PgSessionLock(target.url, name, log),
     close: async () => {
       await listener.close();
       await db.destroy();
@@ -113,6 +121,7 @@ async function openPGlite(dataDir: string, statementLog: ((event: LogEvent) => v
       return () => exclusive(() => unlisten()).catch(() => undefined);
     },
     poolStats: () => lockable.stats(),
+    sessionLock: () => processLock,
     close: () => db.destroy(),
   };
 }

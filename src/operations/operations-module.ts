@@ -41,10 +41,14 @@ export class OperationsModule {
   /** ClaimTask calls waiting for a task on this instance, per credential. */
   readonly claimWaits: StreamSlots;
   readonly #calls = new DrainSignals();
+  readonly #uow: UnitOfWork;
+  readonly #lifecycle: TaskLifecycle;
 
   private constructor(hub: NotificationHub, uow: UnitOfWork, pager: KeysetPager, settings: OperationsSettings) {
     const lifecycle = new TaskLifecycle(settings.queue, settings.events);
     const calls = this.#calls;
+    this.#uow = uow;
+    this.#lifecycle = lifecycle;
     this.hub = hub;
     this.slots = new StreamSlots(settings.maxStreamsPerPrincipal);
     this.claimWaits = new StreamSlots(settings.maxClaimWaitsPerCredential, "waiting claims");
@@ -69,6 +73,15 @@ export class OperationsModule {
    */
   drain(): void {
     this.#calls.drain();
+  }
+
+  /**
+   * Returns up to 10 of the tenant's expired leases to the queue (or fails
+   * their tasks when out of attempts), in one transaction; how many it
+   * handled. For the housekeeping sweeper, which calls it for every tenant.
+   */
+  recoverExpiredLeases(tenant: string): Promise<number> {
+    return this.#uow.transact({ tenant }, (tx) => this.#lifecycle.recoverExpired(tx));
   }
 
   /** Stops listening; call before the database closes. */

@@ -97,9 +97,15 @@ export class TaskLifecycle {
     return claimed;
   }
 
-  /** Handles leases that expired: their workers are presumed dead. No sweeper needed: claims call this. */
-  async recoverExpired(tx: Repositories): Promise<void> {
-    for (const task of await tx.tasks.expiredLeases(10)) {
+  /**
+   * Handles up to 10 leases that expired: their workers are presumed dead.
+   * Claims call this for their tenant; the housekeeping sweeper calls it for
+   * every tenant, so a lease expires even where nobody claims. Returns how
+   * many it handled.
+   */
+  async recoverExpired(tx: Repositories): Promise<number> {
+    const expired = await tx.tasks.expiredLeases(10);
+    for (const task of expired) {
       tx.onCommit(() => this.#events?.leaseExpired(task.kind));
       const operation = await tx.operations.get(task.operationId);
       if (operation.cancelRequested) {
@@ -110,6 +116,7 @@ export class TaskLifecycle {
       const message = `lease of ${task.workerId || "its worker"} expired`;
       await this.#failAttempt(tx, operation, task, { code: rpcCode.deadlineExceeded, message, retryable: true });
     }
+    return expired.length;
   }
 
   /** Records a progress report and extends the lease; says whether cancellation was requested. */

@@ -43,6 +43,11 @@ import { CallObserver } from "./call-observer.js";
 import { tracingEnabled } from "../tracing/tracing.js";
 import { statementSpan } from "../tracing/work-spans.js";
 import { restRouteLabel } from "./rest/rest-handler.js";
+import { Housekeeper } from "../housekeeping/housekeeper.js";
+import type { HousekeepingJob } from "../housekeeping/housekeeping-job.js";
+import { leaseRecovery } from "../housekeeping/lease-recovery-job.js";
+import { idempotencyRetention, operationsRetention } from "../housekeeping/retention-jobs.js";
+import { RetentionRepository } from "../housekeeping/retention.repository.js";
 import { apiServices, infrastructureAccess, infrastructureServices, registerServices } from "./services.js";
 
 /** A built gateway: the request handler every listener uses, and its resources. */
@@ -57,7 +62,9 @@ export interface App {
   readonly metrics: Metrics;
   /** `GET /metrics`: on the API port unless the configuration gives it a port of its own (then main.ts serves it there). */
   readonly metricsRoute: RouteHandler;
-  /** Marks the app as draining (readiness fails) ahead of close. */
+  /** Readiness turns NOT_SERVING (the drain delay): every call is still served. */
+  unready(): void;
+  /** Readiness NOT_SERVING, waiting ClaimTask calls return empty and streams end UNAVAILABLE, now and from now on. */
   drain(): void;
   close(): Promise<void>;
 }
@@ -84,6 +91,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     tracingEnabled() ? (query, seconds, failed) => (metrics.db.statement(query, seconds, failed), statementSpan(query, seconds, failed)) : metrics.db.statement,
   );
   metrics.db.watchPool(() => database.poolStats());
+  let housekeeper: Housekeeper | undefined;
   try {
     await migrateToLatest(database.db);
     const key = await database.db
@@ -96,6 +104,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const pager = new KeysetPager(pageTokens);
     const operations = await OperationsModule.start(database, uow, pager, { ...operationsSettings(config), events: metrics.operations }, log);
     metrics.operations.watch({ snapshot: () => readQueueSnapshot(database.db), openStreams: () => operations.slots.total, claimWaits: () => operations.claimWaits.total, cacheMs: 5_000 });
+    housekeeper = startHousekeeping(config, database, operations, metrics, log);
     const apiKeys = new ApiKeyVerifier(new ApiKeyCredentialRepository(database.db), log, { cacheMs: config.apiKeyCacheMs });
     await apiKeys.listen(database);
     const serviceAccounts = new TokenVerifier(keys, { maxLifetimeSec: config.maxTokenLifetimeSec });
@@ -165,12 +174,16 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       log,
       metrics,
       metricsRoute,
+      unready: () => {
+        draining = true;
+      },
       drain: () => {
         draining = true;
         operations.drain();
         sockets.drain();
       },
       close: async () => {
+        await housekeeper?.close();
         await operations.close();
         await apiKeys.close();
         keys.close();
@@ -178,9 +191,34 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       },
     };
   } catch (err) {
+    await housekeeper?.close();
     await database.close();
     throw err;
   }
+}
+
+/**
+ * Starts the cluster's housekeeping sweeper with every retention job. A
+ * capability whose tables need upkeep adds its job to this list.
+ */
+function startHousekeeping(config: Config, database: DatabaseHandle, operations: OperationsModule, metrics: Metrics, log: Logger): Housekeeper {
+  const retention = new RetentionRepository(database.db);
+  const settings = config.housekeeping;
+  const jobs: HousekeepingJob[] = [
+    leaseRecovery(retention, operations),
+    operationsRetention(retention, settings.operationsRetentionMs),
+    idempotencyRetention(retention, settings.idempotencyWindowMs),
+  ];
+  metrics.housekeeping.preinitialise(jobs);
+  const housekeeper = new Housekeeper({
+    lock: database.sessionLock("anvil.housekeeping"),
+    jobs,
+    intervalMs: settings.intervalMs,
+    log: log.child({ component: "housekeeping" }),
+    events: metrics.housekeeping,
+  });
+  housekeeper.start();
+  return housekeeper;
 }
 
 /** The operations capability's settings, from the gateway's configuration. */

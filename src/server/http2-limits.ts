@@ -3,13 +3,15 @@ import type { ConnectionLimits } from "../config.js";
 
 /** The HTTP/2 sessions of a server, as boundHttp2Sessions tracks them. */
 export interface Http2Sessions {
-  /** Sends every session GOAWAY; each closes once its open streams are done. */
-  closeAll(): void;
+  /** Sends every session GOAWAY; each closes once its open streams are done, or is cut after `graceMs`. */
+  closeAll(graceMs?: number): void;
 }
 
 // After GOAWAY a session with no stream left is destroyed by Node; one whose
 // client neither finishes nor closes is cut after this long.
 const goAwayGraceMs = 5_000;
+// How long a drain waits for a PING to come back before its final GOAWAY.
+const pingAllowanceMs = 1_000;
 
 /**
  * Bounds HTTP/2 sessions in time, which Node leaves unbounded:
@@ -26,10 +28,28 @@ export function boundHttp2Sessions(server: http2.Http2Server | http2.Http2Secure
   let sweep: NodeJS.Timeout | undefined;
   const sweepEveryMs = Math.max(10, Math.min(1_000, Math.floor(limits.requestTimeoutMs / 10)));
 
-  const goAway = (session: http2.ServerHttp2Session) => {
+  const goAway = (session: http2.ServerHttp2Session, graceMs = goAwayGraceMs) => {
     if (session.closed || session.destroyed) return;
-    session.close();
-    setTimeout(() => session.destroy(), goAwayGraceMs).unref();
+    setTimeout(() => session.destroy(), graceMs).unref();
+    // Two GOAWAYs, as grpc-go sends them: the first (last stream id 2^31-1)
+    // stops the client opening streams but refuses none; once a PING comes
+    // back, every stream the client opened before it heard that has arrived,
+    // and the second GOAWAY (Node's close(): the last stream received)
+    // refuses nothing the client already sent. A single GOAWAY would reset
+    // the streams on the wire with REFUSED_STREAM, which clients report as
+    // an error (connect-node: INTERNAL), though nothing of them was read.
+    // Node's own client stops reading once it has answered GOAWAY and has
+    // no stream left, and never acknowledges the PING: then the second
+    // GOAWAY follows after a round trip's allowance.
+    const second = () => session.close();
+    try {
+      session.goaway(http2.constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
+      session.ping(second);
+      setTimeout(second, pingAllowanceMs).unref();
+    } catch {
+      // The session is going away already.
+      second();
+    }
   };
 
   const cutLateBodies = () => {
@@ -73,8 +93,8 @@ export function boundHttp2Sessions(server: http2.Http2Server | http2.Http2Secure
   });
 
   return {
-    closeAll: () => {
-      for (const s of sessions) goAway(s);
+    closeAll: (graceMs) => {
+      for (const s of sessions) goAway(s, graceMs);
     },
   };
 }

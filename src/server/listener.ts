@@ -2,11 +2,13 @@ import { readFileSync } from "node:fs";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import type { TLSSocket } from "node:tls";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import type { ConnectionLimits } from "../config.js";
 import type { NodeRequest, NodeResponse } from "./connect-handler.js";
 import { closeRefusedConnectionsGracefully } from "./client-errors.js";
+import { Http1Connections } from "./http1-connections.js";
 import { boundHttp2Sessions } from "./http2-limits.js";
 
 /** Options of listen(). */
@@ -27,8 +29,10 @@ export interface Listening {
   readonly port: number;
   /**
    * Stops accepting, closes idle connections at once (HTTP/1.1 keep-alive
-   * sockets between requests, HTTP/2 sessions get GOAWAY), lets in-flight
-   * requests finish for up to `graceMs`, then cuts the rest.
+   * sockets between requests; HTTP/2 sessions get GOAWAY), answers the
+   * request in flight on every other HTTP/1.1 connection with `Connection:
+   * close`, lets in-flight requests finish for up to `graceMs`, then cuts the
+   * rest. Resolves once every connection is gone.
    */
   close(graceMs?: number): Promise<void>;
 }
@@ -59,14 +63,14 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
   const log = options.log;
   const sockets = new Set<Duplex>();
   const sniffing = new Set<net.Socket>();
+  // During a drain every HTTP/1.1 response says `Connection: close`, so a
+  // keep-alive client does not send its next request to a closing server.
+  const http1 = new Http1Connections();
   let server: net.Server;
   let h2: http2.Http2Server | http2.Http2SecureServer;
   let h1: http.Server | undefined;
-  let closing = false;
-  // During a drain every HTTP/1.1 response says `Connection: close`, so a
-  // keep-alive client does not send its next request to a closing server.
   const serve = (req: NodeRequest, res: NodeResponse) => {
-    if (closing && res instanceof http.ServerResponse) res.shouldKeepAlive = false;
+    http1.request(req, res);
     handle(req, res);
   };
   const h2Options = { settings: { maxConcurrentStreams: 1000 }, maxSessionMemory: 64 };
@@ -93,24 +97,28 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
     // them as properties.
     Object.assign(secure, h1Timeouts);
     closeRefusedConnectionsGracefully(secure as unknown as http.Server, log);
+    // Told apart by ALPN: without "h2" the connection speaks HTTP/1.1.
+    secure.on("secureConnection", (socket: TLSSocket) => {
+      if (socket.alpnProtocol !== "h2") http1.add(socket);
+    });
     h2 = secure;
     server = secure as unknown as net.Server;
   } else {
     const cleartextH2 = http2.createServer(h2Options, serve);
     const cleartextH1 = http.createServer(h1Timeouts, serve);
     closeRefusedConnectionsGracefully(cleartextH1, log);
-    // Node arms headersTimeout and requestTimeout, and tracks the
-    // connections closeIdleConnections() closes, in the server's own
+    // Node arms headersTimeout and requestTimeout in the server's own
     // 'listening' handler. This server never listens (the sniffer hands it
-    // its sockets), so without this it would enforce neither timer and a
-    // drain could not close its idle connections.
+    // its sockets), so without this it would enforce neither timer.
     cleartextH1.emit("listening");
     h2 = cleartextH2;
     h1 = cleartextH1;
     server = net.createServer({ noDelay: true }, (socket) => {
       sniffing.add(socket);
+      socket.once("close", () => sniffing.delete(socket));
       sniff(socket, limits.sniffTimeoutMs, log, (isH2) => {
         sniffing.delete(socket);
+        if (!isH2) http1.add(socket);
         (isH2 ? cleartextH2 : cleartextH1).emit("connection", socket);
       });
     });
@@ -118,7 +126,8 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
   if (upgrade !== undefined) {
     // Node hands every request with an Upgrade header to this event once it has a listener (h2c upgrades too).
     const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (upgrade(req, socket, head)) return;
+      // A WebSocket is no HTTP/1.1 connection any more: its drain is its own (a close frame), not Connection: close.
+      if (upgrade(req, socket, head)) return void http1.forget(socket);
       if (h1 !== undefined && hasBody(req, head)) reparseWithoutUpgrade(req, socket, head, h1);
       else serveWithoutUpgrade(req, socket, head, serve);
     };
@@ -148,27 +157,18 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
         port: address.port,
         close: (graceMs = 10_000) =>
           new Promise<void>((done) => {
-            closing = true;
-            // Close the listening socket only once every connection is gone:
-            // server.close() calls back only then.
-            const sweep = setInterval(closeIdle, 100);
+            // Stops accepting now; calls back once every connection is gone.
             const cut = setTimeout(() => {
               for (const s of sockets) s.destroy();
             }, graceMs);
             server.close(() => {
-              clearInterval(sweep);
               clearTimeout(cut);
               done();
             });
-            function closeIdle() {
-              // A socket still sniffing has sent no request; one between
-              // requests has none in flight. Both may go at once.
-              for (const s of sniffing) s.destroy();
-              h1?.closeIdleConnections();
-              (h2 as unknown as http.Server).closeIdleConnections?.();
-            }
-            closeIdle();
-            sessions.closeAll();
+            // A socket still sniffing has sent no request: it may go at once.
+            for (const s of sniffing) s.destroy();
+            http1.close();
+            sessions.closeAll(graceMs);
           }),
       });
     });

@@ -2,12 +2,13 @@
 // gateway costs: its event loop and memory must not be shared with the test
 // runner, which would otherwise measure itself. Started by
 // gateway-process.ts through fork(); builds and listens exactly as main.ts
-// does, then answers the parent's questions over IPC.
+// does (and stops as it does), then answers the parent's questions over IPC.
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import pino from "pino";
 import { loadConfig } from "../../src/config.js";
 import { build } from "../../src/server/build.js";
 import { listen } from "../../src/server/listener.js";
+import { Shutdown } from "../../src/server/shutdown.js";
 import type { ChildReply, ChildRequest } from "./gateway-process.js";
 import { startTracing } from "../../src/tracing/tracing.js";
 
@@ -50,19 +51,12 @@ async function main(): Promise<void> {
         break;
     }
   });
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    app.drain();
-    await server.close(1_000);
-    await app.close();
-    await tracing?.shutdown();
-    process.exit(0);
-  };
-  process.on("SIGTERM", () => void stop());
+  // Stops as main.ts does (the drain test signals this process); a parent
+  // that goes away counts as a first signal.
+  const shutdown = new Shutdown(app, [server], { ...config.shutdown, log: app.log, flush: async () => void (await tracing?.shutdown()) });
+  shutdown.listen();
   process.on("SIGHUP", () => void app.keys.reload());
-  process.on("disconnect", () => void stop());
+  process.on("disconnect", () => shutdown.signal("disconnect"));
   send({ type: "ready", port: server.port });
 }
 

@@ -57,6 +57,10 @@ export interface GatewayProcess {
   gc(): Promise<void>;
   /** Whether the child is still running. */
   alive(): boolean;
+  /** Sends the child a signal (SIGTERM starts its drain, as in main.ts). */
+  kill(signal: NodeJS.Signals): void;
+  /** Resolves once the child has exited: its exit code, or the signal that ended it. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** The last few KiB the child wrote to stderr (why it died, when it did). */
   stderr(): string;
   /** Stops the child (SIGTERM, then SIGKILL) and drops its database. */
@@ -97,6 +101,9 @@ export async function startGatewayProcess(kind: DatabaseKind, options: GatewayPr
       ANVIL_KEYS_FILE: keysFile,
       ANVIL_DATA_DIR: "memory://",
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+      // No pre-stop delay unless a test asks for one: close() should not wait for load balancers that are not there.
+      ANVIL_DRAIN_DELAY: "0",
+      ANVIL_SHUTDOWN_TIMEOUT: "1s",
       ...(database.url ? { DATABASE_URL: database.url } : {}),
       ...options.env,
     },
@@ -110,6 +117,9 @@ export async function startGatewayProcess(kind: DatabaseKind, options: GatewayPr
   } catch {
     // Not permitted (no CAP_SYS_NICE): the child keeps the runner's priority.
   }
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
   let stderr = "";
   child.stderr!.on("data", (c: Buffer) => {
     stderr = (stderr + c.toString()).slice(-8000);
@@ -171,6 +181,8 @@ export async function startGatewayProcess(kind: DatabaseKind, options: GatewayPr
     reset: async () => void (await ask("reset")),
     gc: async () => void (await ask("gc")),
     alive: () => child.exitCode === null && child.signalCode === null,
+    kill: (signal) => void child.kill(signal),
+    exited,
     stderr: () => stderr,
     close: async () => {
       await stopChild(child);

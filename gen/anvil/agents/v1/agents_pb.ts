@@ -255,6 +255,9 @@ export type CreateAgentRequest = Message<"anvil.agents.v1.CreateAgentRequest"> &
   /**
    * Optional UUID that makes the call idempotent: retries with the same
    * value return the first result instead of creating another agent.
+   * It is remembered for at least the gateway's idempotency window after the
+   * first call (24 hours unless ANVIL_IDEMPOTENCY_WINDOW says otherwise); a
+   * retry after that may run as a new request.
    *
    * @generated from field: string request_id = 2;
    */

@@ -276,6 +276,9 @@ export type CreateApiKeyRequest = Message<"anvil.apikeys.v1.CreateApiKeyRequest"
    * Optional UUID that makes the call idempotent: retries with the same
    * value return the first key (without its secret) instead of creating
    * another.
+   * It is remembered for at least the gateway's idempotency window after the
+   * first call (24 hours unless ANVIL_IDEMPOTENCY_WINDOW says otherwise); a
+   * retry after that may run as a new request.
    *
    * @generated from field: string request_id = 2;
    */

@@ -462,6 +462,9 @@ export type CreateFindingRequest = Message<"anvil.findings.v1.CreateFindingReque
   /**
    * Optional UUID that makes the call idempotent: retries with the same
    * value return the first result instead of reporting again.
+   * It is remembered for at least the gateway's idempotency window after the
+   * first call (24 hours unless ANVIL_IDEMPOTENCY_WINDOW says otherwise); a
+   * retry after that may run as a new request.
    *
    * @generated from field: string request_id = 2;
    */
@@ -951,6 +954,9 @@ export type StartAnalysisRequest = Message<"anvil.findings.v1.StartAnalysisReque
   /**
    * Optional UUID that makes the call idempotent: retries with the same
    * value return the first operation instead of starting another analysis.
+   * It is remembered for at least the gateway's idempotency window after the
+   * first call (24 hours unless ANVIL_IDEMPOTENCY_WINDOW says otherwise); a
+   * retry after that may run as a new request.
    *
    * @generated from field: string request_id = 3;
    */

@@ -261,6 +261,9 @@ export type CreateIpaRequest = Message<"anvil.ipas.v1.CreateIpaRequest"> & {
   /**
    * Optional UUID that makes the call idempotent: retries with the same
    * value return the first result instead of creating another IPA.
+   * It is remembered for at least the gateway's idempotency window after the
+   * first call (24 hours unless ANVIL_IDEMPOTENCY_WINDOW says otherwise); a
+   * retry after that may run as a new request.
    *
    * @generated from field: string request_id = 2;
    */
@@ -503,6 +506,9 @@ export type ExecuteIpaRequest = Message<"anvil.ipas.v1.ExecuteIpaRequest"> & {
   /**
    * Optional UUID that makes the call idempotent: retries with the same
    * value return the first operation instead of starting another execution.
+   * It is remembered for at least the gateway's idempotency window after the
+   * first call (24 hours unless ANVIL_IDEMPOTENCY_WINDOW says otherwise); a
+   * retry after that may run as a new request.
    *
    * @generated from field: string request_id = 2;
    */

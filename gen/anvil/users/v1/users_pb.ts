@@ -240,6 +240,9 @@ export type CreateUserRequest = Message<"anvil.users.v1.CreateUserRequest"> & {
   /**
    * Optional UUID that makes the call idempotent: retries with the same
    * value return the first result instead of creating another user.
+   * It is remembered for at least the gateway's idempotency window after the
+   * first call (24 hours unless ANVIL_IDEMPOTENCY_WINDOW says otherwise); a
+   * retry after that may run as a new request.
    *
    * @generated from field: string request_id = 2;
    */

@@ -306,6 +306,9 @@ export type CreateWorkflowRequest = Message<"anvil.workflows.v1.CreateWorkflowRe
   /**
    * Optional UUID that makes the call idempotent: retries with the same
    * value return the first result instead of creating another workflow.
+   * It is remembered for at least the gateway's idempotency window after the
+   * first call (24 hours unless ANVIL_IDEMPOTENCY_WINDOW says otherwise); a
+   * retry after that may run as a new request.
    *
    * @generated from field: string request_id = 2;
    */
@@ -516,6 +519,9 @@ export type RunWorkflowRequest = Message<"anvil.workflows.v1.RunWorkflowRequest"
   /**
    * Optional UUID that makes the call idempotent: retries with the same
    * value return the first operation instead of starting another run.
+   * It is remembered for at least the gateway's idempotency window after the
+   * first call (24 hours unless ANVIL_IDEMPOTENCY_WINDOW says otherwise); a
+   * retry after that may run as a new request.
    *
    * @generated from field: string request_id = 2;
    */
