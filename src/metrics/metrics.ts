@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { DbMetrics } from "./db-metrics.js";
 import { OperationsMetrics } from "./operations-metrics.js";
+import { RateLimitMetrics } from "./rate-limit-metrics.js";
 import { RpcMetrics } from "./rpc-metrics.js";
 
 /**
@@ -14,6 +15,7 @@ export class Metrics {
   readonly rpc: RpcMetrics;
   readonly db: DbMetrics;
   readonly operations: OperationsMetrics;
+  readonly rateLimits: RateLimitMetrics;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -25,5 +27,6 @@ export class Metrics {
     this.rpc = new RpcMetrics(this.registry);
     this.db = new DbMetrics(this.registry);
     this.operations = new OperationsMetrics(this.registry);
+    this.rateLimits = new RateLimitMetrics(this.registry);
   }
 }

@@ -6,6 +6,13 @@ import type { Caller } from "../shared/scope.js";
 /** The verified caller, set by the auth interceptor. */
 export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "principal" });
 
+/**
+ * The client's address: the socket's peer, or behind a trusted proxy the
+ * nearest untrusted X-Forwarded-For hop (src/rpc/client-address.ts). Set
+ * for every call that reached the interceptors; `unknown` without a socket.
+ */
+export const clientAddressKey = createContextKey<string>("unknown", { description: "client address" });
+
 /** The request's correlation id, set by the request-id interceptor. */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
 

@@ -4,7 +4,7 @@ import { setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from "./databases.js";
-import { mintToken, type MintOptions, type TestKey, testKeys } from "./tokens.js";
+import { mintToken, type MintOptions, type TestKey, testKeys, testLimitEnv } from "./tokens.js";
 
 /** Questions the parent asks a gateway child over IPC. */
 export type ChildRequest = { type: "stats" | "reset" | "gc"; id: number };
@@ -97,6 +97,7 @@ export async function startGatewayProcess(kind: DatabaseKind, options: GatewayPr
       ANVIL_KEYS_FILE: keysFile,
       ANVIL_DATA_DIR: "memory://",
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+      ...testLimitEnv,
       ...(database.url ? { DATABASE_URL: database.url } : {}),
       ...options.env,
     },
