@@ -1,5 +1,5 @@
 import { credentialName, type Principal } from "../auth/principal.js";
-import { type RatePolicy, policyOf, type TierPolicies } from "./rate-policy.js";
+import { type RatePolicy, policyOf, refillPerMs, type TierPolicies } from "./rate-policy.js";
 import type { BucketAnswer, BucketStore } from "./token-bucket.js";
 
 /** The limit that applied to a call and what its bucket said: what the RateLimit headers and a refusal describe. */
@@ -35,7 +35,7 @@ export interface RateLimiterOptions {
 export class RateLimiter {
   readonly #store: BucketStore;
   readonly #options: RateLimiterOptions;
-  readonly #blocked = new Map<string, { until: number; result: LimitResult }>();
+  readonly #blocked = new Map<string, { until: number; fullAt: number; policy: RatePolicy; subject: string }>();
 
   constructor(store: BucketStore, options: RateLimiterOptions) {
     this.#store = store;
@@ -53,10 +53,15 @@ export class RateLimiter {
   /** Takes a call from the bucket of a client address. */
   async forAddress(address: string): Promise<LimitResult> {
     const subject = `ip:${address}`;
-    const result = await this.#take(subject, subject, this.#options.address);
-    if (!result.answer.allowed) {
+    const policy = this.#options.address;
+    const result = await this.#take(subject, subject, policy);
+    const { answer } = result;
+    if (answer.remaining === 0) {
+      // Dry (refused, or this call took the last token): until the next token, its credentials are not verified.
+      const nextTokenMs = answer.allowed ? answer.fullInMs - (policy.burst - 1) / refillPerMs(policy) : answer.retryAfterMs;
       if (this.#blocked.size >= 10_000) this.#blocked.delete(this.#blocked.keys().next().value as string);
-      this.#blocked.set(address, { until: Date.now() + result.answer.retryAfterMs, result });
+      const now = Date.now();
+      this.#blocked.set(address, { until: now + nextTokenMs, fullAt: now + answer.fullInMs, policy, subject });
     }
     return result;
   }
@@ -68,13 +73,14 @@ export class RateLimiter {
   addressBlocked(address: string): LimitResult | undefined {
     const hit = this.#blocked.get(address);
     if (hit === undefined) return undefined;
-    const left = hit.until - Date.now();
+    const now = Date.now();
+    const left = Math.ceil(hit.until - now);
     if (left <= 0) {
       this.#blocked.delete(address);
       return undefined;
     }
-    this.#options.events?.refused(hit.result.policy.name);
-    return { ...hit.result, answer: { ...hit.result.answer, retryAfterMs: left, fullInMs: hit.result.answer.fullInMs - (hit.result.answer.retryAfterMs - left) } };
+    this.#options.events?.refused(hit.policy.name);
+    return { policy: hit.policy, subject: hit.subject, answer: { allowed: false, remaining: 0, retryAfterMs: left, fullInMs: Math.ceil(hit.fullAt - now) } };
   }
 
   async #take(key: string, subject: string, policy: RatePolicy): Promise<LimitResult> {
