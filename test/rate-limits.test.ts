@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ApiKeyService } from "../gen/anvil/apikeys/v1/apikeys_pb.js";
 import { OperationService } from "../gen/anvil/operations/v1/operations_pb.js";
 import { WorkflowService } from "../gen/anvil/workflows/v1/workflows_pb.js";
 import { QuotaFailureSchema, RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
@@ -48,7 +49,7 @@ describe.each(databaseKinds)("rate limits on %s", (kind) => {
   describe.each(stores)("with buckets in %s", (store) => {
     let server: TestServer;
     beforeAll(async () => {
-      server = await startServer(kind, { env: limitEnv(store === "redis" ? sharedRedis : undefined) });
+      server = await startServer(kind, { env: { ...limitEnv(store === "redis" ? sharedRedis : undefined), ANVIL_TENANT_TIERS: JSON.stringify({ globex: "pro" }) } });
     });
     afterAll(() => server?.close());
 
@@ -70,6 +71,13 @@ describe.each(databaseKinds)("rate limits on %s", (kind) => {
       // One token every 1/rate: never faster; slower only by the polling and a loaded machine.
       expect(gap).toBeGreaterThanOrEqual(0.9 / perMs);
       expect(gap).toBeLessThanOrEqual(1.6 / perMs);
+    });
+
+    it("an API key created without a tier gets its tenant's default tier (else free)", async () => {
+      const create = async (admin: string) =>
+        (await clientFor(ApiKeyService, "connect-json", server.baseUrl, await server.token(admin)).createApiKey({ apiKey: { displayName: "no-tier", roles: ["viewer"] } })).apiKey!;
+      expect((await create("globex-admin")).tier).toBe("pro");
+      expect((await create("acme-admin")).tier).toBe("free");
     });
 
     it("service accounts of the unlimited tier are never limited and get no RateLimit fields", async () => {
