@@ -23,6 +23,8 @@ export const requestIdKey = createContextKey<string>("", { description: "request
 export interface RequestContext extends Caller {
   readonly principal: string;
   readonly requestId: string;
+  /** The client's address (see clientAddressKey), for records of who did what from where. */
+  readonly clientAddress: string;
 }
 
 /** Builds the plain request context from Connect's handler context. */
@@ -36,6 +38,7 @@ export function requestContext(ctx: HandlerContext): RequestContext {
     roles: principal.roles,
     credential: principal.credential,
     requestId: ctx.values.get(requestIdKey),
+    clientAddress: ctx.values.get(clientAddressKey),
     deadline: timeout === undefined ? undefined : Date.now() + timeout,
   };
 }
