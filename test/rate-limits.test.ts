@@ -5,6 +5,8 @@ import { OperationService } from "../gen/anvil/operations/v1/operations_pb.js";
 import { WorkflowService } from "../gen/anvil/workflows/v1/workflows_pb.js";
 import { QuotaFailureSchema, RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { loadConfig } from "../src/config.js";
+import { ClientAddresses } from "../src/rpc/client-address.js";
 import { clientFor, type Protocol } from "./support/clients.js";
 import { databaseKinds } from "./support/databases.js";
 import { drain, keyOfTier, limitEnv, outcome, testTiers, tieredKey } from "./support/rate-limits.js";
@@ -252,5 +254,35 @@ describe.each(databaseKinds)("rate limits on %s", (kind) => {
       expect(Number(ip?.[1])).toBeGreaterThanOrEqual(3);
       expect(text).toMatch(/anvil_rate_limit_refusals_total\{tier="free"\} 0/);
     });
+  });
+});
+
+describe("client addresses", () => {
+  it("are the socket's peer unless it is a trusted proxy, then the nearest untrusted X-Forwarded-For hop", () => {
+    const none = new ClientAddresses([]);
+    expect(none.resolve("::ffff:10.1.2.3", "203.0.113.7")).toBe("10.1.2.3");
+    expect(none.resolve(undefined, undefined)).toBe("unknown");
+    const proxies = new ClientAddresses(["10.0.0.0/8", "::1"]);
+    expect(proxies.resolve("10.0.0.5", "198.51.100.1, 203.0.113.7, 10.0.0.9")).toBe("203.0.113.7");
+    expect(proxies.resolve("10.0.0.5", ["198.51.100.1", "203.0.113.8:5000"])).toBe("203.0.113.8");
+    expect(proxies.resolve("::1", "[2001:DB8::1]:443")).toBe("2001:db8::1");
+    // Only proxies all the way: the leftmost hop is the nearest the chain names.
+    expect(proxies.resolve("10.0.0.5", "10.1.1.1, 10.2.2.2")).toBe("10.1.1.1");
+    expect(proxies.resolve("10.0.0.5", undefined)).toBe("10.0.0.5");
+    expect(proxies.resolve("192.0.2.1", "203.0.113.7")).toBe("192.0.2.1");
+  });
+
+  it("refuses configuration that makes no sense", () => {
+    expect(() => loadConfig({ ANVIL_TRUSTED_PROXIES: "10.0.0.0/33" })).toThrow(/ANVIL_TRUSTED_PROXIES/);
+    expect(() => loadConfig({ ANVIL_TRUSTED_PROXIES: "proxy.local" })).toThrow(/ANVIL_TRUSTED_PROXIES/);
+    expect(() => loadConfig({ ANVIL_RATE_LIMIT_TIERS: '{"gold":{"burst":1,"ratePerMinute":1}}' })).toThrow(/not a limited tier/);
+    expect(() => loadConfig({ ANVIL_RATE_LIMIT_TIERS: '{"free":{"burst":0,"ratePerMinute":1}}' })).toThrow(/burst/);
+    expect(() => loadConfig({ ANVIL_RATE_LIMIT_IP: '{"burst":5}' })).toThrow(/ratePerMinute/);
+    expect(() => loadConfig({ ANVIL_REDIS_URL: "http://127.0.0.1:6379" })).toThrow(/ANVIL_REDIS_URL/);
+    expect(() => loadConfig({ ANVIL_TENANT_TIERS: '{"acme":"gold"}' })).toThrow(/ANVIL_TENANT_TIERS/);
+    const config = loadConfig({ ANVIL_RATE_LIMIT_TIERS: '{"pro":{"burst":7,"ratePerMinute":30}}' });
+    expect(config.rateLimits.tiers.pro).toEqual({ name: "pro", burst: 7, ratePerMinute: 30 });
+    expect(config.rateLimits.tiers.free).toEqual({ name: "free", burst: 20, ratePerMinute: 10 });
+    expect(config.rateLimits.tiers.enterprise).toEqual({ name: "enterprise", burst: 2000, ratePerMinute: 1000 });
   });
 });
