@@ -64,6 +64,7 @@ describe.each(databaseKinds)("rate limits shared through Redis on %s", (kind) =>
         await new Promise((r) => setTimeout(r, 20));
       }
       const window = performance.now() - start;
+      console.info(`${kind} three instances: ${allowed} allowed in ${Math.round(elapsedMs)} ms (burst ${testTiers.free.burst}), then ${refilled} in ${Math.round(window)} ms (configured 1 per ${Math.round(1 / perMs)} ms)`);
       expect(refilled).toBeGreaterThanOrEqual(Math.floor(window * perMs) - 1);
       expect(refilled).toBeLessThanOrEqual(Math.ceil(window * perMs) + 1);
     });
@@ -127,6 +128,7 @@ describe.each(databaseKinds)("rate limits shared through Redis on %s", (kind) =>
         running = false;
         await Promise.all(callers);
       }
+      console.info(`${kind} Redis stopped and restarted: ${calls} calls, ${failures.length} failed`);
       expect(failures).toEqual([]);
       expect(withHeaders).toBe(calls);
       const warnings = lines.filter((l) => l.includes("Redis unreachable"));

@@ -70,6 +70,7 @@ describe.each(databaseKinds)("rate limits on %s", (kind) => {
       const times = await refillTimes(() => client.listWorkflows({}), 4);
       expect(times).toHaveLength(4);
       const gap = (times[3]! - times[0]!) / 3;
+      console.info(`${kind}/${store} ${tier}: ${allowed} allowed in ${Math.round(elapsedMs)} ms (burst ${burst}), then one every ${Math.round(gap)} ms (configured ${Math.round(1 / perMs)} ms)`);
       // One token every 1/rate: never faster; slower only by the polling and a loaded machine.
       expect(gap).toBeGreaterThanOrEqual(0.9 / perMs);
       expect(gap).toBeLessThanOrEqual(1.6 / perMs);
