@@ -1,5 +1,7 @@
-import { isTier, tiers } from "./auth/principal.js";
+import { isTier, type Tier, tiers } from "./auth/principal.js";
 import type { OidcOptions } from "./auth/oidc-verifier.js";
+import { defaultAddressPolicy, parseTierPolicies, type RatePolicy, ratePolicy, type TierPolicies } from "./limits/rate-policy.js";
+import { parseCidr } from "./rpc/client-address.js";
 
 /**
  * Gateway configuration, read once from the environment. Everything the
@@ -66,6 +68,12 @@ export interface Config {
   readonly shutdown: ShutdownSettings;
   /** What the background sweeper keeps and how often it runs. */
   readonly housekeeping: HousekeepingSettings;
+  /** Rate limits: per tier, per client address, and where the buckets live. */
+  readonly rateLimits: RateLimitSettings;
+  /** Addresses and CIDR ranges of proxies whose X-Forwarded-For is believed (ANVIL_TRUSTED_PROXIES). */
+  readonly trustedProxies: readonly string[];
+  /** Default tier of each tenant's callers whose credential names none (ANVIL_TENANT_TIERS). */
+  readonly tenantTiers: ReadonlyMap<string, Tier>;
 }
 
 /** How the gateway stops on SIGTERM (see src/server/shutdown.ts). */
@@ -84,6 +92,20 @@ export interface HousekeepingSettings {
   readonly operationsRetentionMs: number;
   /** How long a create's `request_id` is remembered for retries. */
   readonly idempotencyWindowMs: number;
+}
+
+/** Rate-limit settings (see src/limits/). */
+export interface RateLimitSettings {
+  /** Each limited tier's burst and rate (ANVIL_RATE_LIMIT_TIERS overrides the seed's numbers). */
+  readonly tiers: TierPolicies;
+  /** Calls without a valid credential and calls to public endpoints, per client address (ANVIL_RATE_LIMIT_IP). */
+  readonly address: RatePolicy;
+  /** Redis shared by every instance (ANVIL_REDIS_URL); undefined: buckets in memory, per instance. */
+  readonly redisUrl: string | undefined;
+  /** Prefix of the bucket keys in Redis (ANVIL_REDIS_PREFIX). */
+  readonly redisPrefix: string;
+  /** How long a Redis command may take before the call is limited locally instead (ANVIL_REDIS_TIMEOUT_MS). */
+  readonly redisTimeoutMs: number;
 }
 
 /** Limits of WebSocket watches (src/server/websocket/). */
@@ -180,6 +202,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       operationsRetentionMs: duration(env, "ANVIL_OPERATIONS_RETENTION", 7 * day, 0, 3_650 * day),
       idempotencyWindowMs: duration(env, "ANVIL_IDEMPOTENCY_WINDOW", day, 0, 3_650 * day),
     },
+    rateLimits: {
+      tiers: parseTierPolicies(env.ANVIL_RATE_LIMIT_TIERS),
+      address: addressPolicy(env.ANVIL_RATE_LIMIT_IP),
+      redisUrl: redisUrl(env.ANVIL_REDIS_URL),
+      redisPrefix: env.ANVIL_REDIS_PREFIX || "anvil:ratelimit:",
+      redisTimeoutMs: int(env, "ANVIL_REDIS_TIMEOUT_MS", 250, 10, 60_000),
+    },
+    trustedProxies: trustedProxies(env.ANVIL_TRUSTED_PROXIES),
+    tenantTiers: tenantTiers(env.ANVIL_TENANT_TIERS),
   };
 }
 
@@ -203,6 +234,48 @@ function duration(env: NodeJS.ProcessEnv, name: string, fallbackMs: number, minM
 function formatDuration(ms: number): string {
   const [unit, size] = Object.entries(durationUnits).reverse().find(([, size]) => ms % size === 0) ?? ["ms", 1];
   return `${ms / size}${unit}`;
+}
+
+function addressPolicy(raw: string | undefined): RatePolicy {
+  if (raw === undefined || raw.trim() === "") return defaultAddressPolicy;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new Error("ANVIL_RATE_LIMIT_IP must be a JSON object like {\"burst\":20,\"ratePerMinute\":10}");
+  }
+  return ratePolicy("ip", parsed, "ANVIL_RATE_LIMIT_IP");
+}
+
+function redisUrl(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  if (!URL.canParse(raw) || !["redis:", "rediss:"].includes(new URL(raw).protocol)) {
+    throw new Error(`ANVIL_REDIS_URL must be a redis:// or rediss:// URL, got ${JSON.stringify(raw)}`);
+  }
+  return raw;
+}
+
+function trustedProxies(raw: string | undefined): string[] {
+  const entries = (raw ?? "").split(",").map((e) => e.trim()).filter((e) => e !== "");
+  for (const entry of entries) parseCidr(entry);
+  return entries;
+}
+
+function tenantTiers(raw: string | undefined): Map<string, Tier> {
+  if (raw === undefined || raw.trim() === "") return new Map();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new Error("ANVIL_TENANT_TIERS must be a JSON object like {\"acme\":\"pro\"}");
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("ANVIL_TENANT_TIERS must be a JSON object");
+  const out = new Map<string, Tier>();
+  for (const [tenant, tier] of Object.entries(parsed)) {
+    if (typeof tier !== "string" || !isTier(tier)) throw new Error(`ANVIL_TENANT_TIERS.${tenant} must be one of ${tiers.join(", ")}`);
+    out.set(tenant, tier);
+  }
+  return out;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -239,6 +312,8 @@ function oidcOptions(env: NodeJS.ProcessEnv): OidcOptions | undefined {
     fixedTenant: env.ANVIL_OIDC_TENANT || undefined,
     jwksCooldownMs: int(env, "ANVIL_OIDC_JWKS_COOLDOWN_MS", 30_000, 0, 3_600_000),
     tier,
+    tierClaim: env.ANVIL_OIDC_TIER_CLAIM || "tier",
+    tenantTiers: tenantTiers(env.ANVIL_TENANT_TIERS),
   };
 }
 

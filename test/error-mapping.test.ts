@@ -1,6 +1,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { BadRequestSchema, ErrorInfoSchema, PreconditionFailureSchema } from "../gen/google/rpc/error_details_pb.js";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+  PreconditionFailureSchema,
+  QuotaFailureSchema,
+  RetryInfoSchema,
+} from "../gen/google/rpc/error_details_pb.js";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import { domainErrorCodes, errorDomain, toConnectError } from "../src/rpc/error-mapping.js";
 import { errorStatus } from "../src/server/rest/rest-errors.js";
@@ -36,6 +42,8 @@ const samples: Record<string, () => DomainError> = {
     new errors.FailedPreconditionError("agent disabled", [{ type: "AGENT_DISABLED", subject: "agents/1", description: "disabled" }]),
   AbortedError: () => new errors.AbortedError("etag mismatch"),
   PermissionDeniedError: () => new errors.PermissionDeniedError("permission users.write required", { permission: "users.write" }),
+  RateLimitedError: () =>
+    new errors.RateLimitedError({ policy: "free", burst: 20, ratePerMinute: 10, subject: "api_key:3f2c0000-0000-4000-8000-000000000000", retryAfterMs: 5_250 }),
 };
 
 function sample(name: string, type: DomainErrorClass): DomainError {
@@ -92,6 +100,19 @@ describe("domain errors → Connect codes", () => {
     expect(failure?.violations).toEqual([
       expect.objectContaining({ type: "AGENT_DISABLED", subject: "agents/1", description: "disabled" }),
     ]);
+  });
+
+  it("carries a RateLimitedError's retry delay in google.rpc.RetryInfo (to the millisecond) and its limit in google.rpc.QuotaFailure", () => {
+    const mapped = toConnectError(samples.RateLimitedError!(), correlationId);
+    expect(mapped.code).toBe(Code.ResourceExhausted);
+    const [retry] = mapped.findDetails(RetryInfoSchema);
+    expect(retry?.retryDelay?.seconds).toBe(5n);
+    expect(retry?.retryDelay?.nanos).toBe(250_000_000);
+    const [quota] = mapped.findDetails(QuotaFailureSchema);
+    expect(quota?.violations).toEqual([
+      expect.objectContaining({ subject: "api_key:3f2c0000-0000-4000-8000-000000000000", description: 'policy "free": 20 calls at once, then 10 per minute' }),
+    ]);
+    expect(mapped.findDetails(ErrorInfoSchema)[0]?.reason).toBe("RATE_LIMITED");
   });
 
   it("hides an InternalError's message", () => {
@@ -165,6 +186,7 @@ describe("the error table, written independently", () => {
     PermissionDeniedError: Code.PermissionDenied,
     UnauthenticatedError: Code.Unauthenticated,
     ResourceExhaustedError: Code.ResourceExhausted,
+    RateLimitedError: Code.ResourceExhausted,
     UnavailableError: Code.Unavailable,
     DeadlineExceededError: Code.DeadlineExceeded,
     InternalError: Code.Internal,

@@ -47,7 +47,12 @@ describe.each(databaseKinds)("OpenID Connect on %s", (kind) => {
   beforeAll(async () => {
     idp = await startIdentityProvider(audience, clients);
     server = await startServer(kind, {
-      env: { ANVIL_OIDC_ISSUER: idp.issuer, ANVIL_OIDC_AUDIENCE: audience, ANVIL_OIDC_JWKS_COOLDOWN_MS: "200" },
+      env: {
+        ANVIL_OIDC_ISSUER: idp.issuer,
+        ANVIL_OIDC_AUDIENCE: audience,
+        ANVIL_OIDC_JWKS_COOLDOWN_MS: "200",
+        ANVIL_TENANT_TIERS: JSON.stringify({ globex: "enterprise" }),
+      },
     });
   });
   afterAll(async () => {
@@ -73,6 +78,20 @@ describe.each(databaseKinds)("OpenID Connect on %s", (kind) => {
     const keys = clientFor(ApiKeyService, "connect-json", server.baseUrl, token);
     const { apiKey } = await keys.createApiKey({ apiKey: { displayName: "from-oidc", roles: ["viewer"] } });
     expect(apiKey!.creator).toBe(`oidc:${idp.issuer}#acme-ci`);
+  });
+
+  it("takes the rate-limit tier from the tier claim, else the tenant's default tier, else ANVIL_OIDC_TIER", async () => {
+    const policyOf = async (token: string) => {
+      const res = await fetch(`${server.baseUrl}/v1/operations`, { headers: { authorization: `Bearer ${token}` } });
+      expect(res.status).toBe(200);
+      return res.headers.get("ratelimit-policy");
+    };
+    const claimed = { iss: idp.issuer, aud: audience, sub: `pro-${randomUUID()}`, tenant: "acme", roles: ["viewer"], iat: now(), exp: now() + 60 };
+    expect(await policyOf(await signWithProviderKey({ ...claimed, tier: "pro" }))).toMatch(/^"pro";q=200;w=120$/);
+    // A claim that names no tier is ignored, not trusted.
+    expect(await policyOf(await signWithProviderKey({ ...claimed, sub: `x-${randomUUID()}`, tier: "platinum" }))).toMatch(/^"free";/);
+    expect(await policyOf(await idp.token("globex-ops"))).toMatch(/^"enterprise";q=2000;w=120$/);
+    expect(await policyOf(await idp.token("acme-ci"))).toMatch(/^"free";q=20;w=120$/);
   });
 
   it("takes the tenant from its claim", async () => {

@@ -19,6 +19,8 @@ export interface KeyManager {
   readonly credential: string;
   /** Editors: only keys this credential created exist for it. */
   readonly ownOnly: boolean;
+  /** Tier of keys created without one: the tenant's default (ANVIL_TENANT_TIERS), else `free`. */
+  readonly defaultTier?: Tier;
 }
 
 /**
@@ -63,7 +65,7 @@ export class ApiKeyRepository {
       id,
       display_name: input.displayName,
       roles: [...input.roles],
-      tier: input.tier ?? defaultApiKeyTier,
+      tier: input.tier ?? this.#manager.defaultTier ?? defaultApiKeyTier,
       state: "active",
       secret_hash: hash,
       creator: this.#manager.credential,

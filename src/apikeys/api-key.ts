@@ -35,7 +35,7 @@ export interface ApiKeyPatch {
   readonly state: "revoked";
 }
 
-/** The tier of keys created without one. */
+/** The tier of keys created without one, in a tenant without a default tier of its own (ANVIL_TENANT_TIERS). */
 export const defaultApiKeyTier: Tier = "free";
 
 /** The state a stored key is in at `now`. */

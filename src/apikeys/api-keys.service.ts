@@ -1,4 +1,4 @@
-import { credentialName, isTier } from "../auth/principal.js";
+import { credentialName, isTier, type Tier } from "../auth/principal.js";
 import { isRole, rolesCover, rolesGrant } from "../auth/roles.js";
 import type { ResultCodec } from "../db/idempotency.repository.js";
 import type { UnitOfWork } from "../db/unit-of-work.js";
@@ -18,12 +18,18 @@ export const manageAllKeys = "apikeys.manage_all";
  * the secret; its stored replay never holds it.
  */
 export class ApiKeysService extends ResourceService<ApiKey, NewApiKey, ApiKeyPatch, Caller> {
-  constructor(uow: UnitOfWork, pager: KeysetPager) {
+  /** `tenantTiers`: each tenant's default tier for keys created without one (ANVIL_TENANT_TIERS); others get `free`. */
+  constructor(uow: UnitOfWork, pager: KeysetPager, tenantTiers: ReadonlyMap<string, Tier> = new Map()) {
+    const defaultTier = (tenant: string) => tenantTiers.get(tenant) ?? defaultApiKeyTier;
     super(uow, pager, {
       name: "api_keys",
       repository: (tx, caller) =>
-        tx.apiKeys.managedBy({ credential: credentialName(caller.credential), ownOnly: !rolesGrant(caller.roles, manageAllKeys) }),
-      checkNew: (input, caller) => checkNewKey(input, caller),
+        tx.apiKeys.managedBy({
+          credential: credentialName(caller.credential),
+          ownOnly: !rolesGrant(caller.roles, manageAllKeys),
+          defaultTier: defaultTier(caller.tenant),
+        }),
+      checkNew: (input, caller) => checkNewKey(input, caller, defaultTier(caller.tenant)),
       replayCodec: withoutSecret,
     });
   }
@@ -36,7 +42,7 @@ export class ApiKeysService extends ResourceService<ApiKey, NewApiKey, ApiKeyPat
 
 const maxExpireTime = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
-function checkNewKey(input: NewApiKey, caller: Caller): void {
+function checkNewKey(input: NewApiKey, caller: Caller, defaultTier: Tier): void {
   if (input.roles.length === 0) throw InvalidArgumentError.field("api_key.roles", "must name at least one role");
   const unknown = input.roles.find((r) => !isRole(r));
   if (unknown !== undefined) throw InvalidArgumentError.field("api_key.roles", `${unknown} is not a role`);
@@ -52,7 +58,7 @@ function checkNewKey(input: NewApiKey, caller: Caller): void {
   if (!rolesCover(caller.roles, input.roles)) {
     throw new PermissionDeniedError("an API key cannot hold roles beyond its creator's");
   }
-  if (input.tier !== undefined && input.tier !== defaultApiKeyTier && !rolesGrant(caller.roles, manageAllKeys)) {
+  if (input.tier !== undefined && input.tier !== defaultTier && !rolesGrant(caller.roles, manageAllKeys)) {
     throw new PermissionDeniedError("only admins set an API key's tier");
   }
 }

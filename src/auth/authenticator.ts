@@ -71,6 +71,23 @@ export class Authenticator {
     return serviceAccounts.verify(token);
   }
 
+  /**
+   * The caller if its credential was verified before on this instance and
+   * is still valid, without any I/O or signature check; otherwise undefined
+   * (also for malformed headers).
+   */
+  cached(headers: HeaderSource): Principal | undefined {
+    const { serviceAccounts, apiKeys, oidc } = this.#options;
+    const apiKey = header(headers, "x-api-key");
+    const authorization = header(headers, "authorization");
+    if (apiKey !== undefined) return authorization === undefined ? apiKeys?.cached(apiKey.trim()) : undefined;
+    const match = authorization === undefined ? null : /^Bearer +([A-Za-z0-9_\-.]+)$/i.exec(authorization.trim());
+    if (!match) return undefined;
+    const token = match[1] as string;
+    if (token.startsWith(apiKeyPrefix)) return apiKeys?.cached(token);
+    return serviceAccounts.cached(token) ?? oidc?.cached(token);
+  }
+
   #apiKey(secret: string): Promise<Principal> {
     const verifier = this.#options.apiKeys;
     if (verifier === undefined) return Promise.reject(new UnauthenticatedError("API keys are not enabled"));
@@ -78,7 +95,8 @@ export class Authenticator {
   }
 }
 
-function header(headers: HeaderSource, name: string): string | undefined {
+/** One request header's value from any HeaderSource (repeated headers joined with ", "). */
+export function header(headers: HeaderSource, name: string): string | undefined {
   const value = typeof headers.get === "function" ? (headers as { get(n: string): string | null }).get(name) : (headers as Record<string, string | string[] | undefined>)[name];
   if (value === null || value === undefined) return undefined;
   return Array.isArray(value) ? value.join(", ") : (value as string);

@@ -1,7 +1,7 @@
 import { createRemoteJWKSet, decodeJwt, errors as joseErrors, type JWTPayload, jwtVerify } from "jose";
 import { UnauthenticatedError, UnavailableError } from "../shared/errors.js";
 import type { OidcTokenVerifier } from "./authenticator.js";
-import type { Principal, Tier } from "./principal.js";
+import { isTier, type Principal, type Tier } from "./principal.js";
 import { isRole } from "./roles.js";
 
 /** How Anvil trusts an OpenID provider. */
@@ -18,8 +18,12 @@ export interface OidcOptions {
   readonly fixedTenant: string | undefined;
   /** Least time between two fetches of the key set on unknown `kid`s (ANVIL_OIDC_JWKS_COOLDOWN_MS, default 30 s). */
   readonly jwksCooldownMs: number;
-  /** Rate-limit tier of OIDC callers. */
+  /** Rate-limit tier of OIDC callers whose token has no tier claim and whose tenant has no default tier (ANVIL_OIDC_TIER). */
   readonly tier: Tier;
+  /** Claim naming the caller's tier (ANVIL_OIDC_TIER_CLAIM, default `tier`); a value that is no tier is ignored. */
+  readonly tierClaim?: string;
+  /** Default tier by tenant (ANVIL_TENANT_TIERS), for tokens without a tier claim. */
+  readonly tenantTiers?: ReadonlyMap<string, Tier>;
   /** Allowed clock skew, in seconds. */
   readonly clockToleranceSec?: number;
 }
@@ -103,7 +107,7 @@ export class OidcVerifier implements OidcTokenVerifier {
       tenant,
       roles: rolesOf(claimAt(payload, o.rolesClaim)),
       credential: { kind: "oidc", id: `${o.issuer}#${payload.sub as string}` },
-      tier: o.tier,
+      tier: tierOf(o.tierClaim === undefined ? undefined : claimAt(payload, o.tierClaim)) ?? o.tenantTiers?.get(tenant) ?? o.tier,
     };
     if (this.#cache.size >= 10_000) this.#cache.delete(this.#cache.keys().next().value as string);
     this.#cache.set(token, { principal, exp: (payload.exp as number) * 1000 });
@@ -145,4 +149,9 @@ function claimAt(payload: JWTPayload, path: string): unknown {
 function rolesOf(claim: unknown): string[] {
   const values = typeof claim === "string" ? claim.split(" ") : Array.isArray(claim) ? claim : [];
   return values.filter((r): r is string => typeof r === "string" && isRole(r));
+}
+
+/** The tier a claim names, or undefined when it names none. */
+function tierOf(claim: unknown): Tier | undefined {
+  return typeof claim === "string" && isTier(claim) ? claim : undefined;
 }

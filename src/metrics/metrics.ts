@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import { DbMetrics } from "./db-metrics.js";
 import { HousekeepingMetrics } from "./housekeeping-metrics.js";
 import { OperationsMetrics } from "./operations-metrics.js";
+import { RateLimitMetrics } from "./rate-limit-metrics.js";
 import { RpcMetrics } from "./rpc-metrics.js";
 
 /**
@@ -16,6 +17,7 @@ export class Metrics {
   readonly db: DbMetrics;
   readonly operations: OperationsMetrics;
   readonly housekeeping: HousekeepingMetrics;
+  readonly rateLimits: RateLimitMetrics;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -28,5 +30,6 @@ export class Metrics {
     this.db = new DbMetrics(this.registry);
     this.operations = new OperationsMetrics(this.registry);
     this.housekeeping = new HousekeepingMetrics(this.registry);
+    this.rateLimits = new RateLimitMetrics(this.registry);
   }
 }

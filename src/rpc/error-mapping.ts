@@ -6,7 +6,11 @@ import {
   ErrorInfoSchema,
   PreconditionFailure_ViolationSchema,
   PreconditionFailureSchema,
+  QuotaFailure_ViolationSchema,
+  QuotaFailureSchema,
+  RetryInfoSchema,
 } from "../../gen/google/rpc/error_details_pb.js";
+import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import {
   AbortedError,
   AlreadyExistsError,
@@ -17,6 +21,7 @@ import {
   InvalidArgumentError,
   NotFoundError,
   PermissionDeniedError,
+  RateLimitedError,
   ResourceExhaustedError,
   UnauthenticatedError,
   UnavailableError,
@@ -129,6 +134,23 @@ function details(err: DomainError) {
           subject: truncate(v.subject, errorBudget.textBytes),
           description: truncate(v.description, errorBudget.textBytes),
         })).map((v) => create(PreconditionFailure_ViolationSchema, v)),
+      }),
+    });
+  }
+  if (err instanceof RateLimitedError) {
+    const { limit } = err;
+    // To the millisecond: Retry-After can only say whole seconds.
+    const retryDelay = create(DurationSchema, { seconds: BigInt(Math.floor(limit.retryAfterMs / 1000)), nanos: (limit.retryAfterMs % 1000) * 1_000_000 });
+    out.push({ desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay }) });
+    out.push({
+      desc: QuotaFailureSchema,
+      value: create(QuotaFailureSchema, {
+        violations: [
+          create(QuotaFailure_ViolationSchema, {
+            subject: truncate(limit.subject, errorBudget.textBytes),
+            description: `policy "${limit.policy}": ${limit.burst} calls at once, then ${limit.ratePerMinute} per minute`,
+          }),
+        ],
       }),
     });
   }

@@ -6,6 +6,13 @@ import type { Caller } from "../shared/scope.js";
 /** The verified caller, set by the auth interceptor. */
 export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "principal" });
 
+/**
+ * The client's address: the socket's peer, or behind a trusted proxy the
+ * nearest untrusted X-Forwarded-For hop (src/rpc/client-address.ts). Set
+ * for every call that reached the interceptors; `unknown` without a socket.
+ */
+export const clientAddressKey = createContextKey<string>("unknown", { description: "client address" });
+
 /** The request's correlation id, set by the request-id interceptor. */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
 
@@ -16,6 +23,8 @@ export const requestIdKey = createContextKey<string>("", { description: "request
 export interface RequestContext extends Caller {
   readonly principal: string;
   readonly requestId: string;
+  /** The client's address (see clientAddressKey), for records of who did what from where. */
+  readonly clientAddress: string;
 }
 
 /** Builds the plain request context from Connect's handler context. */
@@ -29,6 +38,7 @@ export function requestContext(ctx: HandlerContext): RequestContext {
     roles: principal.roles,
     credential: principal.credential,
     requestId: ctx.values.get(requestIdKey),
+    clientAddress: ctx.values.get(clientAddressKey),
     deadline: timeout === undefined ? undefined : Date.now() + timeout,
   };
 }

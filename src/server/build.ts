@@ -12,6 +12,13 @@ import { migrateToLatest, schemaMismatch } from "../db/migrator.js";
 import { UnitOfWork } from "../db/unit-of-work.js";
 import { authInterceptor } from "../rpc/auth-interceptor.js";
 import { CallAuthenticator } from "../rpc/call-authenticator.js";
+import { ClientAddresses } from "../rpc/client-address.js";
+import { rateLimitHeadersInterceptor } from "../rpc/rate-limit-headers.js";
+import { MemoryBuckets } from "../limits/memory-buckets.js";
+import { RateLimiter } from "../limits/rate-limiter.js";
+import { RedisBuckets } from "../limits/redis-buckets.js";
+import type { BucketStore } from "../limits/token-bucket.js";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { errorInterceptor } from "../rpc/error-interceptor.js";
 import { readMethodPolicies } from "../rpc/method-policies.js";
 import { permissionInterceptor } from "../rpc/permission-interceptor.js";
@@ -27,6 +34,7 @@ import { ServingMonitor } from "./health/serving-monitor.js";
 import { createNotFound } from "./not-found.js";
 import { createOpenApiRoute } from "./openapi/openapi-route.js";
 import { withPrivateGetCaching } from "./private-caching.js";
+import { limitedPerAddress } from "./address-limited-route.js";
 import { createProbes } from "./probes.js";
 import { createRestHandler } from "./rest/rest-handler.js";
 import { buildRestRoutes } from "./rest/rest-routes.js";
@@ -92,6 +100,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
   );
   metrics.db.watchPool(() => database.poolStats());
   let housekeeper: Housekeeper | undefined;
+  const closing: Array<() => Promise<void>> = [];
   try {
     await migrateToLatest(database.db);
     const key = await database.db
@@ -110,15 +119,24 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const serviceAccounts = new TokenVerifier(keys, { maxLifetimeSec: config.maxTokenLifetimeSec });
     keys.onChange((ids) => ids.forEach((id) => serviceAccounts.forgetKey(id)));
     keys.watch(config.keysPollMs);
+    const limiter = new RateLimiter(await bucketStore(config, log, metrics), {
+      tiers: config.rateLimits.tiers,
+      address: config.rateLimits.address,
+      events: metrics.rateLimits,
+    });
+    closing.push(() => limiter.close());
     const authenticator = new CallAuthenticator(
       new Authenticator({ serviceAccounts, apiKeys, oidc: config.oidc && new OidcVerifier(config.oidc) }),
       policies,
+      { limiter, addresses: new ClientAddresses(config.trustedProxies), unlimitedServices: new Set([Health.typeName]) },
     );
     const served = [...apiServices, ...infrastructureServices];
     const bodyLimits = new BodyLimits(config.maxRequestBytes, served.flatMap((s) => s.methods));
     const interceptors: Interceptor[] = [
       requestIdInterceptor(),
       metricsInterceptor(),
+      // Outside the error interceptor: it adds the RateLimit fields to errors already mapped.
+      rateLimitHeadersInterceptor(),
       errorInterceptor(log),
       authInterceptor(authenticator),
       permissionInterceptor(policies),
@@ -133,7 +151,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const calls = new CallObserver(metrics.rpc, log);
     const connect = createConnectHandler({
       calls,
-      routes: registerServices({ uow, pager, monitor, operations }),
+      routes: registerServices({ uow, pager, monitor, operations, tenantTiers: config.tenantTiers }),
       interceptors,
       authenticator,
       bodyLimits,
@@ -148,7 +166,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       // Exact paths before the REST templates: a probe never waits on route matching.
       createProbes(database, monitor),
       ...(config.metricsPort === undefined ? [metricsRoute] : []),
-      createOpenApiRoute(config.compressMinBytes),
+      limitedPerAddress(createOpenApiRoute(config.compressMinBytes), "/openapi.json", authenticator, config.compressMinBytes),
       createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, streamCalls: connect.streamCalls, sse: sseBindings, authenticator, bodyLimits, compressMinBytes: config.compressMinBytes, log, calls }),
     ];
     const watchMethod = OperationService.method.watchOperation;
@@ -186,12 +204,14 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
         await housekeeper?.close();
         await operations.close();
         await apiKeys.close();
+        for (const close of closing) await close();
         keys.close();
         await database.close();
       },
     };
   } catch (err) {
     await housekeeper?.close();
+    for (const close of closing) await close();
     await database.close();
     throw err;
   }
@@ -219,6 +239,15 @@ function startHousekeeping(config: Config, database: DatabaseHandle, operations:
   });
   housekeeper.start();
   return housekeeper;
+}
+
+/** Where the rate-limit buckets live: Redis shared by every instance when configured, else this process. */
+async function bucketStore(config: Config, log: Logger, metrics: Metrics): Promise<BucketStore> {
+  const { redisUrl, redisPrefix, redisTimeoutMs } = config.rateLimits;
+  if (redisUrl === undefined) return new MemoryBuckets();
+  const store = new RedisBuckets({ url: redisUrl, keyPrefix: redisPrefix, commandTimeoutMs: redisTimeoutMs }, log, () => metrics.rateLimits.fellBack());
+  await store.ready(1_000);
+  return store;
 }
 
 /** The operations capability's settings, from the gateway's configuration. */

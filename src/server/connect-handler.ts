@@ -12,6 +12,7 @@ import type { Logger } from "pino";
 import type { DescMethod, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import { authOutcomeKey, type CallAuthenticator } from "../rpc/call-authenticator.js";
 import { toConnectError } from "../rpc/error-mapping.js";
+import { setRateLimitHeaders } from "../rpc/rate-limit-headers.js";
 import { requestIdHeader } from "../rpc/request-id-interceptor.js";
 import { requestIdKey } from "../rpc/request-context.js";
 import type { CallObserver, ObservedCall } from "./call-observer.js";
@@ -205,7 +206,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
   ): Promise<void> {
     const values = meter.values;
     values.set(callMeterKey, meter);
-    const auth = await options.authenticator.decide(handler.method, req.headers);
+    const auth = await options.authenticator.decide(handler.method, req.headers, req.socket?.remoteAddress);
     values.set(authOutcomeKey, auth);
     // connect reads the body before it runs the interceptors; a refused
     // caller's body is not read at all: connect answers with the refusal
@@ -214,6 +215,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
     if ("refused" in auth) {
       // The interceptors never see this call; the call's observer logs it.
       const error = refusal(auth.refused, values.get(requestIdKey));
+      setRateLimitHeaders(error.metadata, auth.limit);
       meter.code(error.code);
       body = refusedBody(error);
     } else {

@@ -27,6 +27,7 @@ import { usersHandler } from "../users/users.handler.js";
 import { UsersService } from "../users/users.service.js";
 import { workflowsHandler } from "../workflows/workflows.handler.js";
 import { WorkflowsService } from "../workflows/workflows.service.js";
+import type { Tier } from "../auth/principal.js";
 import { createHealthHandler } from "./health/health-service.js";
 import type { ServingMonitor } from "./health/serving-monitor.js";
 import { createReflectionHandlers, reflectionServices } from "./reflection/reflection-service.js";
@@ -39,6 +40,8 @@ export interface ServiceDependencies {
   readonly monitor: ServingMonitor;
   /** Long-running operations: their handlers, and the starter other use cases enqueue work with. */
   readonly operations: OperationsModule;
+  /** Each tenant's default rate-limit tier (ANVIL_TENANT_TIERS), given to API keys created without one. */
+  readonly tenantTiers?: ReadonlyMap<string, Tier>;
 }
 
 /** Every Anvil API service, in the order it is registered. */
@@ -89,7 +92,7 @@ export function registerServices(deps: ServiceDependencies): (router: ConnectRou
     new FindingInsightsService(deps.uow),
     new AnalysesService(deps.uow, deps.operations.starter),
   );
-  const apiKeys = apiKeysHandler(new ApiKeysService(deps.uow, deps.pager));
+  const apiKeys = apiKeysHandler(new ApiKeysService(deps.uow, deps.pager, deps.tenantTiers));
   const served = [...apiServices, ...infrastructureServices];
   const health = createHealthHandler(served.map((s) => s.typeName), deps.monitor);
   const reflection = createReflectionHandlers(served);

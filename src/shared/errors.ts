@@ -105,7 +105,29 @@ export class UnauthenticatedError extends DomainError {
 
 /** A quota or size limit was hit. */
 export class ResourceExhaustedError extends DomainError {
-  readonly reason = "RESOURCE_EXHAUSTED";
+  readonly reason: string = "RESOURCE_EXHAUSTED";
+}
+
+/** The limit that refused a call, as plain facts for the error's details. */
+export interface RefusingLimit {
+  /** The policy's name: the tier, or `ip` for callers without a valid credential. */
+  readonly policy: string;
+  readonly burst: number;
+  readonly ratePerMinute: number;
+  /** Whose bucket ran dry: `api_key:<id>`, `service_account:<id>`, `oidc:<id>` or `ip:<address>`. */
+  readonly subject: string;
+  readonly retryAfterMs: number;
+}
+
+/** A rate limit refused the call: RESOURCE_EXHAUSTED with RetryInfo and QuotaFailure (src/rpc/error-mapping.ts). */
+export class RateLimitedError extends ResourceExhaustedError {
+  override readonly reason = "RATE_LIMITED";
+  constructor(readonly limit: RefusingLimit) {
+    super(
+      `rate limit "${limit.policy}" exceeded (${limit.burst} calls at once, then ${limit.ratePerMinute} per minute); retry in ${Math.ceil(limit.retryAfterMs / 1000)} s`,
+      { policy: limit.policy },
+    );
+  }
 }
 
 /** A dependency (the database) is unreachable; the call is safe to retry. */

@@ -4,7 +4,7 @@ import { setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from "./databases.js";
-import { mintToken, type MintOptions, type TestKey, testKeys } from "./tokens.js";
+import { mintToken, type MintOptions, type TestKey, testKeys, testLimitEnv } from "./tokens.js";
 
 /** Questions the parent asks a gateway child over IPC. */
 export type ChildRequest = { type: "stats" | "reset" | "gc"; id: number };
@@ -104,6 +104,7 @@ export async function startGatewayProcess(kind: DatabaseKind, options: GatewayPr
       // No pre-stop delay unless a test asks for one: close() should not wait for load balancers that are not there.
       ANVIL_DRAIN_DELAY: "0",
       ANVIL_SHUTDOWN_TIMEOUT: "1s",
+      ...testLimitEnv,
       ...(database.url ? { DATABASE_URL: database.url } : {}),
       ...options.env,
     },

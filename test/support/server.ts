@@ -6,7 +6,7 @@ import { loadConfig } from "../../src/config.js";
 import { build, type App } from "../../src/server/build.js";
 import { listen, type Listening } from "../../src/server/listener.js";
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from "./databases.js";
-import { mintToken, type MintOptions, type TestKey, testKeys } from "./tokens.js";
+import { mintToken, type MintOptions, type TestKey, testKeys, testLimitEnv } from "./tokens.js";
 
 /** A real gateway listening on a free loopback port, with its own fresh database. */
 export interface TestServer {
@@ -49,6 +49,7 @@ export async function startServer(kind: DatabaseKind, options: StartOptions = {}
     ANVIL_KEYS_FILE: keysFile,
     ANVIL_DATA_DIR: "memory://",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+    ...testLimitEnv,
     ...(database.url ? { DATABASE_URL: database.url } : {}),
     ...options.env,
   });

@@ -9,10 +9,12 @@ export interface TestKey {
   roles: string[];
   secret: string;
   expires_at: string | null;
+  /** Rate-limit tier; test keys are `unlimited`, so no suite is throttled by its own helpers. */
+  tier?: string;
 }
 
 function key(key_id: string, tenant: string, roles: string[], expires_at: string | null = null): TestKey {
-  return { key_id, principal: `${key_id}@${tenant}`, tenant, roles, secret: randomBytes(32).toString("base64url"), expires_at };
+  return { key_id, principal: `${key_id}@${tenant}`, tenant, roles, secret: randomBytes(32).toString("base64url"), expires_at, tier: "unlimited" };
 }
 
 /** Keys every test server trusts: two tenants, each role, and an expired key. */
@@ -61,3 +63,13 @@ export function unsignedToken(k: TestKey): string {
   const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
   return `${enc({ alg: "none", kid: k.key_id })}.${enc({ sub: "x", tenant: k.tenant, roles: k.roles, iat: now, exp: now + 60 })}.`;
 }
+
+/**
+ * Configuration every test gateway starts with: every test calls from
+ * 127.0.0.1, so the per-address limit of callers without a valid
+ * credential (and of public endpoints) is raised far beyond any suite's
+ * bad-token calls. Tests of that limit set their own.
+ */
+export const testLimitEnv: Readonly<Record<string, string>> = {
+  ANVIL_RATE_LIMIT_IP: JSON.stringify({ burst: 1_000_000, ratePerMinute: 1_000_000 }),
+};

@@ -89,7 +89,7 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
       if (compression.error) throw compression.error;
       if (timeout.error) throw timeout.error;
       const values = meter.values;
-      const auth = await options.authenticator.decide(method, requestHeader);
+      const auth = await options.authenticator.decide(method, requestHeader, req.socket?.remoteAddress);
       values.set(authOutcomeKey, auth);
       // A refused caller's body is never read: the interceptor chain refuses
       // the call (logged and mapped as any refusal) before anything looks

@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson, parseTimeout } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
 import { authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
+import { rateLimitHeaders } from "../../rpc/rate-limit-headers.js";
 import type { BodyLimits } from "../body-limits.js";
 import type { NodeRequest, NodeResponse, RouteHandler } from "../connect-handler.js";
 import { LazyAbort } from "../fast-unary/lazy-abort.js";
@@ -132,7 +133,7 @@ async function serve(
   meter: ObservedCall,
 ): Promise<void> {
   const requestHeader = new RequestHeaders(req.headers);
-  const auth = await options.authenticator.decide(route.method, requestHeader);
+  const auth = await options.authenticator.decide(route.method, requestHeader, req.socket?.remoteAddress);
   // A refused caller's body is never read, nor its path and query: the
   // interceptor chain refuses the call before anything looks at its message.
   let json: JsonObject | undefined;
@@ -142,6 +143,7 @@ async function serve(
     // Refused before the RPC (the call's observer logs it with its code).
     const error = ConnectError.from(err);
     meter.code(error.code);
+    if (auth.limit !== undefined) for (const [name, value] of rateLimitHeaders(auth.limit)) res.setHeader(name, value);
     meter.sent(await sendRestError(req, res, error, options.compressMinBytes, errorStatus(error)));
     return;
   }

@@ -53,7 +53,7 @@ export async function serveEventStream(req: NodeRequest, res: NodeResponse, opti
   try {
     const credential = takeQueryCredential(req.url ?? "/", req.headers, ["access_token"]);
     const requestHeader = new RequestHeaders(credential.headers);
-    const auth = await options.authenticator.decide(route.method, requestHeader);
+    const auth = await options.authenticator.decide(route.method, requestHeader, req.socket?.remoteAddress);
     // As on REST: a refused caller's path and query are not looked at; the chain refuses the call first.
     const input = "refused" in auth ? create(route.method.input) : readInput(req, options, credential.query);
     const timeoutHeader = req.headers["connect-timeout-ms"];

@@ -90,7 +90,7 @@ export function createWatchSocketRoute(options: WatchSocketRouteOptions): WatchS
   /** The WatchOperation call of one socket, once its credential is known. */
   async function start(req: IncomingMessage, id: string, init: WatchCallInit): Promise<AsyncIterable<WatchOperationResponse>> {
     const requestHeader = new RequestHeaders(init.headers);
-    const auth = await options.authenticator.decide(options.method, requestHeader);
+    const auth = await options.authenticator.decide(options.method, requestHeader, req.socket?.remoteAddress);
     const values = init.values;
     values.set(authOutcomeKey, auth);
     // As on REST: a refused caller's query is not looked at; the chain refuses the call first.

@@ -58,8 +58,9 @@ export type ApiKey = Message<"anvil.apikeys.v1.ApiKey"> & {
   expireTime?: Timestamp | undefined;
 
   /**
-   * Rate-limit tier of the key's calls: `free` (the default), `pro`,
-   * `enterprise` or `unlimited`. Only admins set another than the default.
+   * Rate-limit tier of the key's calls: `free`, `pro`, `enterprise` or
+   * `unlimited`. Unset: the tenant's default tier (`free` unless configured
+   * otherwise). Only admins set another than the default.
    *
    * @generated from field: string tier = 5;
    */
