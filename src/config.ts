@@ -62,6 +62,12 @@ export interface Config {
   readonly oidc: OidcOptions | undefined;
   /** Longest lifetime (`exp − iat`) of a service-account token, in seconds. */
   readonly maxTokenLifetimeSec: number;
+  /** How long audit events are kept, in ms (ANVIL_AUDIT_RETENTION in days, e.g. `90` or `90d`; default 90 days); housekeeping deletes older ones. */
+  readonly auditRetentionMs: number;
+  /** Refusals the audit queue holds before it drops (and counts) more (ANVIL_AUDIT_QUEUE_CAPACITY). */
+  readonly auditQueueCapacity: number;
+  /** How often queued refusals are written, at the latest (ANVIL_AUDIT_FLUSH_MS). */
+  readonly auditFlushMs: number;
 }
 
 /** Limits of WebSocket watches (src/server/websocket/). */
@@ -149,6 +155,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiKeyCacheMs: int(env, "ANVIL_API_KEY_CACHE_MS", 10_000, 0, 300_000),
     oidc: oidcOptions(env),
     maxTokenLifetimeSec: int(env, "ANVIL_MAX_TOKEN_LIFETIME_SEC", 86_400, 60, 31_536_000),
+    auditRetentionMs: retentionDays(env.ANVIL_AUDIT_RETENTION) * 86_400_000,
+    auditQueueCapacity: int(env, "ANVIL_AUDIT_QUEUE_CAPACITY", 10_000, 1, 10_000_000),
+    auditFlushMs: int(env, "ANVIL_AUDIT_FLUSH_MS", 100, 1, 60_000),
   };
 }
 
@@ -160,6 +169,15 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
     throw new Error(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   }
   return value;
+}
+
+/** ANVIL_AUDIT_RETENTION: whole days, `90` or `90d`; default 90. */
+function retentionDays(raw: string | undefined): number {
+  if (raw === undefined || raw.trim() === "") return 90;
+  const match = /^(\d{1,6})d?$/.exec(raw.trim());
+  const days = match ? Number(match[1]) : Number.NaN;
+  if (!(days >= 1 && days <= 36_500)) throw new Error(`ANVIL_AUDIT_RETENTION must be a number of days from 1 to 36500 (e.g. 90 or 90d), got ${JSON.stringify(raw)}`);
+  return days;
 }
 
 function connectionLimits(limits: ConnectionLimits): ConnectionLimits {

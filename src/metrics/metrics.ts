@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Registry } from "prom-client";
+import { AuditMetrics } from "./audit-metrics.js";
 import { DbMetrics } from "./db-metrics.js";
 import { OperationsMetrics } from "./operations-metrics.js";
 import { RpcMetrics } from "./rpc-metrics.js";
@@ -14,6 +15,7 @@ export class Metrics {
   readonly rpc: RpcMetrics;
   readonly db: DbMetrics;
   readonly operations: OperationsMetrics;
+  readonly audit: AuditMetrics;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -25,5 +27,6 @@ export class Metrics {
     this.rpc = new RpcMetrics(this.registry);
     this.db = new DbMetrics(this.registry);
     this.operations = new OperationsMetrics(this.registry);
+    this.audit = new AuditMetrics(this.registry);
   }
 }

@@ -1,4 +1,5 @@
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { ChangeAudit } from "../audit/audit-event.js";
 import type { Principal } from "../auth/principal.js";
 import { InternalError } from "../shared/errors.js";
 import type { Caller } from "../shared/scope.js";
@@ -8,6 +9,18 @@ export const principalKey = createContextKey<Principal | undefined>(undefined, {
 
 /** The request's correlation id, set by the request-id interceptor. */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
+
+/**
+ * The client's network address, set by the transport from the connection
+ * (see src/server/client-address.ts, the one place that decides it).
+ */
+export const clientAddressKey = createContextKey<string>("", { description: "client address" });
+
+/** The protocol a transport that is not connect's own serves the call over (`rest`); unset: read from the content type. */
+export const protocolKey = createContextKey<string | undefined>(undefined, { description: "protocol" });
+
+/** The audit of a call that changes things, set by the audit interceptor for mutating methods. */
+export const changeAuditKey = createContextKey<ChangeAudit | undefined>(undefined, { description: "change audit" });
 
 /**
  * What handlers pass down: plain data about the caller and the request, no
@@ -30,5 +43,6 @@ export function requestContext(ctx: HandlerContext): RequestContext {
     credential: principal.credential,
     requestId: ctx.values.get(requestIdKey),
     deadline: timeout === undefined ? undefined : Date.now() + timeout,
+    audit: ctx.values.get(changeAuditKey),
   };
 }

@@ -18,6 +18,10 @@ import { permissionInterceptor } from "../rpc/permission-interceptor.js";
 import { requestIdInterceptor } from "../rpc/request-id-interceptor.js";
 import { OperationsModule } from "../operations/operations-module.js";
 import { validationInterceptor } from "../rpc/validation-interceptor.js";
+import { auditInterceptor, mutatingMethods } from "../rpc/audit-interceptor.js";
+import { RefusalAudit } from "../rpc/refusal-audit.js";
+import { AuditQueue } from "../audit/audit-queue.js";
+import { AuditStore } from "../audit/audit-store.repository.js";
 import { KeysetPager } from "../shared/keyset-pager.js";
 import { PageTokens } from "../shared/page-token.js";
 import { BodyLimits } from "./body-limits.js";
@@ -55,6 +59,8 @@ export interface App {
   readonly keys: ServiceAccountKeys;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** The audit log across tenants: retention's `deleteOlderThan` (housekeeping applies config.auditRetentionMs). */
+  readonly auditStore: AuditStore;
   /** `GET /metrics`: on the API port unless the configuration gives it a port of its own (then main.ts serves it there). */
   readonly metricsRoute: RouteHandler;
   /** Marks the app as draining (readiness fails) ahead of close. */
@@ -96,7 +102,8 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const pager = new KeysetPager(pageTokens);
     const operations = await OperationsModule.start(database, uow, pager, { ...operationsSettings(config), events: metrics.operations }, log);
     metrics.operations.watch({ snapshot: () => readQueueSnapshot(database.db), openStreams: () => operations.slots.total, claimWaits: () => operations.claimWaits.total, cacheMs: 5_000 });
-    const apiKeys = new ApiKeyVerifier(new ApiKeyCredentialRepository(database.db), log, { cacheMs: config.apiKeyCacheMs });
+    const apiKeyCredentials = new ApiKeyCredentialRepository(database.db);
+    const apiKeys = new ApiKeyVerifier(apiKeyCredentials, log, { cacheMs: config.apiKeyCacheMs });
     await apiKeys.listen(database);
     const serviceAccounts = new TokenVerifier(keys, { maxLifetimeSec: config.maxTokenLifetimeSec });
     keys.onChange((ids) => ids.forEach((id) => serviceAccounts.forgetKey(id)));
@@ -105,11 +112,22 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       new Authenticator({ serviceAccounts, apiKeys, oidc: config.oidc && new OidcVerifier(config.oidc) }),
       policies,
     );
+    const auditStore = new AuditStore(database.db);
+    const auditQueue = new AuditQueue(auditStore, log, {
+      capacity: config.auditQueueCapacity,
+      batchSize: 500,
+      flushMs: config.auditFlushMs,
+      // A refused credential's tenant: that of the key it names, even revoked or expired.
+      tenantOf: async (claim) => (claim.kind === "api_key" ? (await apiKeyCredentials.find(claim.id))?.tenant : keys.get(claim.id)?.tenant),
+      events: metrics.audit,
+    });
+    const refusals = new RefusalAudit(auditQueue);
     const served = [...apiServices, ...infrastructureServices];
     const bodyLimits = new BodyLimits(config.maxRequestBytes, served.flatMap((s) => s.methods));
     const interceptors: Interceptor[] = [
       requestIdInterceptor(),
       metricsInterceptor(),
+      auditInterceptor(mutatingMethods(apiServices), refusals),
       errorInterceptor(log),
       authInterceptor(authenticator),
       permissionInterceptor(policies),
@@ -127,6 +145,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       routes: registerServices({ uow, pager, monitor, operations }),
       interceptors,
       authenticator,
+      refusals,
       bodyLimits,
       compressMinBytes: config.compressMinBytes,
       fastUnary: config.fastUnary,
@@ -140,7 +159,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       createProbes(database, monitor),
       ...(config.metricsPort === undefined ? [metricsRoute] : []),
       createOpenApiRoute(config.compressMinBytes),
-      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, streamCalls: connect.streamCalls, sse: sseBindings, authenticator, bodyLimits, compressMinBytes: config.compressMinBytes, log, calls }),
+      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, streamCalls: connect.streamCalls, streamHandlers: connect.handlers, sse: sseBindings, authenticator, refusals, bodyLimits, compressMinBytes: config.compressMinBytes, log, calls }),
     ];
     const watchMethod = OperationService.method.watchOperation;
     const sockets = createWatchSocketRoute({
@@ -170,8 +189,10 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
         operations.drain();
         sockets.drain();
       },
+      auditStore,
       close: async () => {
         await operations.close();
+        await auditQueue.close();
         await apiKeys.close();
         keys.close();
         await database.close();

@@ -1,8 +1,9 @@
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { create, type DescMethod, type JsonObject, type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson, parseTimeout } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
-import { authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
+import { type AuthOutcome, authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
 import type { BodyLimits } from "../body-limits.js";
 import type { NodeRequest, NodeResponse, RouteHandler } from "../connect-handler.js";
 import { LazyAbort } from "../fast-unary/lazy-abort.js";
@@ -24,6 +25,9 @@ import type { CallObserver, ObservedCall } from "../call-observer.js";
 import type { SseBindings } from "../sse/event-stream.js";
 import { serveEventStream } from "../sse/serve-event-stream.js";
 import type { ServerStreamCall } from "../stream-call.js";
+import type { RefusalAudit } from "../../rpc/refusal-audit.js";
+import { clientAddress } from "../client-address.js";
+import { serveJsonLines, servedAsJsonLines } from "./rest-stream.js";
 
 /** Options of createRestHandler. */
 export interface RestHandlerOptions {
@@ -38,6 +42,10 @@ export interface RestHandlerOptions {
   readonly streamCalls: ReadonlyMap<DescMethod, ServerStreamCall>;
   /** How the server-streaming methods with GET routes are sent as server-sent events. */
   readonly sse: SseBindings;
+  /** connect's handlers of every method: server streams REST serves as JSON Lines run through them (see rest-stream.ts). */
+  readonly streamHandlers: readonly UniversalHandler[];
+  /** Where refusals REST decides itself, before the interceptors run, are recorded. */
+  readonly refusals: RefusalAudit;
   /** Decides from the headers, before the body is read, whether the caller may call. */
   readonly authenticator: CallAuthenticator;
   /** Each route's body limit: its method's. */
@@ -85,6 +93,20 @@ export function createRestHandler(options: RestHandlerOptions): RouteHandler {
     }
     if (req.method === "GET") setPrivateCaching(res);
     const call = options.unaryCalls.get(match.route.method);
+    const lines = servedAsJsonLines(match.route) ? options.streamHandlers.find((h) => h.method === match.route.method) : undefined;
+    if (lines !== undefined) {
+      const meter = options.calls.begin(match.route.method, "rest", req, restRouteLabel(match.route));
+      meter
+        .run(() => serveStream(req, res, match.route, match.bindings, q === -1 ? "" : url.slice(q + 1), lines, options, meter))
+        .catch((err: unknown) => {
+          options.log.debug({ err, path }, "REST stream not completed");
+          meter.code(Code.Canceled);
+          if (!res.headersSent) void sendRestError(req, res, new ConnectError("internal error", Code.Internal), options.compressMinBytes);
+          else if (!res.destroyed) res.destroy();
+        })
+        .finally(() => meter.end());
+      return true;
+    }
     const stream = options.streamCalls.get(match.route.method);
     const binding = options.sse.get(match.route.method);
     if (call === undefined && stream !== undefined && binding !== undefined && match.route.httpMethod === "GET") {
@@ -141,6 +163,7 @@ async function serve(
   } catch (err) {
     // Refused before the RPC (the call's observer logs it with its code).
     const error = ConnectError.from(err);
+    options.refusals.record(error, refusedCall(req, route, requestHeader, auth));
     meter.code(error.code);
     meter.sent(await sendRestError(req, res, error, options.compressMinBytes, errorStatus(error)));
     return;
@@ -213,6 +236,44 @@ async function readJson(
     throw new ConnectError(`unsupported Content-Type ${JSON.stringify(type)}; send application/json`, Code.Unimplemented);
   }
   return transcodeRequest(route, bindings, parseQueryString(rawQuery), await readRequestBody(req, options.bodyLimits.forMethod(route.method), (n) => meter.received(n)));
+}
+
+/** A streamed REST call: decided, read and refused as a unary one, then run as JSON Lines. */
+async function serveStream(
+  req: NodeRequest,
+  res: NodeResponse,
+  route: RestRoute,
+  bindings: PathBindings,
+  rawQuery: string,
+  handler: UniversalHandler,
+  options: RestHandlerOptions,
+  meter: ObservedCall,
+): Promise<void> {
+  const requestHeader = new RequestHeaders(req.headers);
+  const auth = await options.authenticator.decide(route.method, requestHeader);
+  let json: JsonObject = {};
+  try {
+    if (!("refused" in auth)) json = await readJson(req, route, bindings, rawQuery, options, meter);
+  } catch (err) {
+    const error = ConnectError.from(err);
+    options.refusals.record(error, refusedCall(req, route, requestHeader, auth));
+    meter.code(error.code);
+    meter.sent(await sendRestError(req, res, error, options.compressMinBytes, errorStatus(error)));
+    return;
+  }
+  meter.values.set(authOutcomeKey, auth);
+  await serveJsonLines(req, res, route, json, handler, meter.values, options.compressMinBytes, meter);
+}
+
+/** A call REST refused before the interceptors, as the audit log records it. */
+function refusedCall(req: NodeRequest, route: RestRoute, headers: RequestHeaders, auth: AuthOutcome) {
+  return {
+    method: route.method,
+    protocol: "rest",
+    headers,
+    clientAddress: clientAddress(req),
+    principal: "principal" in auth ? auth.principal : undefined,
+  };
 }
 
 /** What proto3 JSON omits for an unset field, written out so `response_body` is never empty. */
