@@ -182,7 +182,7 @@ describe.each(databaseKinds)("audit log (%s)", (kind) => {
     const users = clientFor(UserService, "connect-json", server.baseUrl, token);
     const user = (await users.createUser({ user: { email: "kept@example.com", displayName: "Kept", roles: ["viewer"] } })).user!;
     // A real database condition, in this test's own database: audit rows of deletes are refused.
-    await sql`alter table audit_events add constraint no_deletes_audited check (method <> 'anvil.users.v1.UserService/DeleteUser')`.execute(server.app.database.db);
+    await sql`alter table audit_events add constraint no_deletes_audited check (method <> 'anvil.users.v1.UserService/DeleteUser') not valid`.execute(server.app.database.db);
     try {
       const err = await users.deleteUser({ id: user.id }).then(() => undefined, (e: unknown) => ConnectError.from(e));
       expect(err, "the delete must fail").toBeDefined();
@@ -220,7 +220,7 @@ describe.each(databaseKinds)("audit log (%s)", (kind) => {
     expect((await list({ ...filter, subject: seen[0]!.subject })).length).toBe(7);
     expect(await list({ ...filter, credential: "service_account:acme-viewer" })).toHaveLength(0);
     expect(await list({ ...filter, outcome: Code.PermissionDenied })).toHaveLength(0);
-    expect(await list({ ...filter, endTime: timestampFromDate(start) })).toHaveLength(0);
+    expect(await list({ method: filter.method, startTime: timestampFromDate(new Date("2020-01-01")), endTime: timestampFromDate(new Date("2021-01-01")) })).toHaveLength(0);
     // A page token is bound to its filters and its tenant.
     const first = await admin.listAuditEvents({ ...filter, pageSize: 3 });
     await expectCode(admin.listAuditEvents({ method: "anvil.users.v1.UserService/DeleteUser", pageSize: 3, pageToken: first.nextPageToken }), Code.InvalidArgument);
