@@ -3,16 +3,17 @@
 // tenant their credential names; secrets absent; the admin-only
 // AuditService reading it back. On both databases.
 import { randomUUID } from "node:crypto";
-import { type JsonObject, toJson } from "@bufbuild/protobuf";
+import { create, type JsonObject, toJson } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ApiKeyService } from "../gen/anvil/apikeys/v1/apikeys_pb.js";
+import { ApiKeyService, CreateApiKeyResponseSchema } from "../gen/anvil/apikeys/v1/apikeys_pb.js";
 import { type AuditEvent, AuditEvent_Kind, AuditEventSchema, AuditService } from "../gen/anvil/audit/v1/audit_pb.js";
 import { UserService } from "../gen/anvil/users/v1/users_pb.js";
-import { OperationService } from "../gen/anvil/operations/v1/operations_pb.js";
+import { ClaimTaskResponseSchema, OperationService } from "../gen/anvil/operations/v1/operations_pb.js";
 import { loadConfig } from "../src/config.js";
+import { holdsSecrets, redactedJson } from "../src/rpc/audit-redaction.js";
 import { clientFor } from "./support/clients.js";
 import { databaseKinds } from "./support/databases.js";
 import { expectCode } from "./support/expect-code.js";
@@ -295,6 +296,21 @@ describe.each(databaseKinds)("audit refusal queue (%s)", (kind) => {
     const metrics = await (await fetch(`${server.baseUrl}/metrics`)).text();
     expect(metrics).toMatch(/anvil_audit_dropped_events_total\{reason="overflow"\} 15/);
     expect(metrics).toMatch(/anvil_audit_queue_events \d+/);
+  });
+});
+
+describe("audit redaction", () => {
+  it("removes every debug_redact field, at any depth, reading the descriptors", () => {
+    const task = { id: randomUUID(), kind: "demo", leaseToken: "secret-lease" };
+    const res = create(ClaimTaskResponseSchema, { task, tasks: [task, { ...task, leaseToken: "secret-2" }] });
+    const json = redactedJson(ClaimTaskResponseSchema, res);
+    expect(JSON.stringify(json)).not.toMatch(/secret|leaseToken/);
+    expect(json).toMatchObject({ task: { id: task.id, kind: "demo" }, tasks: [{ id: task.id }, { id: task.id }] });
+    // The message itself is left as it was.
+    expect(res.tasks[1]!.leaseToken).toBe("secret-2");
+    expect(holdsSecrets(ClaimTaskResponseSchema)).toBe(true);
+    expect(holdsSecrets(AuditEventSchema)).toBe(false);
+    expect(redactedJson(CreateApiKeyResponseSchema, create(CreateApiKeyResponseSchema, { secret: "anvil_x", apiKey: { id: "k" } }))).toEqual({ apiKey: { id: "k" } });
   });
 });
 
