@@ -10,7 +10,7 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { parseContentType as parseGrpcContentType, parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { parseContentType as parseGrpcWebContentType, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
-import { authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
+import { type AuthOutcome, authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
 import type { RefusalAudit } from "../../rpc/refusal-audit.js";
 import { clientAddress } from "../client-address.js";
 import type { NodeRequest, NodeResponse } from "../connect-handler.js";
@@ -89,7 +89,7 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
 
     let body: Uint8Array | undefined;
     let error: ConnectError | undefined;
-    let auth: Awaited<ReturnType<CallAuthenticator["decide"]>> | undefined;
+    let auth: AuthOutcome | undefined;
     try {
       if (compression.error) throw compression.error;
       if (timeout.error) throw timeout.error;
