@@ -64,15 +64,20 @@ export interface RestHandlerOptions {
  * logging and error mapping run exactly as for RPC, and REST can do nothing
  * an RPC call could not. The answer is the response's proto3 JSON (or its
  * `response_body` field), or `{code, message, details}` with the HTTP status
- * of the error's code. A server-streaming method's GET route answers
- * `text/event-stream` (see serve-event-stream.ts); its other routes answer
- * UNIMPLEMENTED.
+ * of the error's code. A server-streaming method's route naming a repeated
+ * `response_body` answers JSON Lines (see rest-stream.ts); its other GET
+ * routes answer `text/event-stream` (see serve-event-stream.ts); its other
+ * routes answer UNIMPLEMENTED.
  */
 export function createRestHandler(options: RestHandlerOptions): RouteHandler {
   const index = new RouteIndex(options.routes);
   for (const route of options.routes) {
     if (route.method.methodKind === "unary" && !options.unaryCalls.has(route.method)) {
       throw new Error(`no RPC handler for ${route.method.parent.typeName}.${route.method.name}, which has a REST route`);
+    }
+    if (servedAsJsonLines(route)) {
+      if (!options.streamHandlers.some((h) => h.method === route.method)) throw new Error(`no RPC handler for ${route.method.parent.typeName}.${route.method.name}, which has a REST route`);
+      continue;
     }
     if (route.method.methodKind === "server_streaming" && route.httpMethod === "GET" && !(options.streamCalls.has(route.method) && options.sse.has(route.method))) {
       throw new Error(`no server-sent events binding for ${route.method.parent.typeName}.${route.method.name}, which has a GET route`);
