@@ -7,6 +7,7 @@ import * as ipas from "./20261123000230_ipas.js";
 import * as findings from "./20261123000500_findings.js";
 import * as operations from "./20261123000600_operations.js";
 import * as apiKeys from "./20261129000100_api_keys.js";
+import * as auditEvents from "./20261129002000_audit_events.js";
 import * as housekeepingIndexes from "./20261129003000_housekeeping_indexes.js";
 import * as taskTraceParent from "./20261129005000_task_trace_parent.js";
 
@@ -24,6 +25,7 @@ export const migrations: Record<string, Migration> = {
   "20261123000500_findings": findings,
   "20261123000600_operations": operations,
   "20261129000100_api_keys": apiKeys,
+  "20261129002000_audit_events": auditEvents,
   "20261129003000_housekeeping_indexes": housekeepingIndexes,
   "20261129005000_task_trace_parent": taskTraceParent,
 };

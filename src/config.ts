@@ -74,6 +74,12 @@ export interface Config {
   readonly trustedProxies: readonly string[];
   /** Default tier of each tenant's callers whose credential names none (ANVIL_TENANT_TIERS). */
   readonly tenantTiers: ReadonlyMap<string, Tier>;
+  /** How long audit events are kept, in ms (ANVIL_AUDIT_RETENTION, a duration such as `90d`); housekeeping deletes older ones. */
+  readonly auditRetentionMs: number;
+  /** Refusals the audit queue holds before it drops (and counts) more (ANVIL_AUDIT_QUEUE_CAPACITY). */
+  readonly auditQueueCapacity: number;
+  /** How often queued refusals are written, at the latest (ANVIL_AUDIT_FLUSH_MS). */
+  readonly auditFlushMs: number;
 }
 
 /** How the gateway stops on SIGTERM (see src/server/shutdown.ts). */
@@ -211,6 +217,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     trustedProxies: trustedProxies(env.ANVIL_TRUSTED_PROXIES),
     tenantTiers: tenantTiers(env.ANVIL_TENANT_TIERS),
+    auditRetentionMs: duration(env, "ANVIL_AUDIT_RETENTION", 90 * day, 60 * second, 36_500 * day),
+    auditQueueCapacity: int(env, "ANVIL_AUDIT_QUEUE_CAPACITY", 10_000, 1, 10_000_000),
+    auditFlushMs: int(env, "ANVIL_AUDIT_FLUSH_MS", 100, 1, 60_000),
   };
 }
 

@@ -39,7 +39,7 @@ function sample(text: string, series: string): number {
 describe.each(databaseKinds)("housekeeping retention on %s", (kind) => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startServer(kind, { env: { ...sweepEvery, ANVIL_OPERATIONS_RETENTION: "5s", ANVIL_IDEMPOTENCY_WINDOW: "5s" } });
+    server = await startServer(kind, { env: { ...sweepEvery, ANVIL_OPERATIONS_RETENTION: "5s", ANVIL_IDEMPOTENCY_WINDOW: "5s", ANVIL_AUDIT_RETENTION: "30d" } });
   });
   afterAll(() => server?.close());
 
@@ -98,6 +98,20 @@ describe.each(databaseKinds)("housekeeping retention on %s", (kind) => {
     expect(sample(metrics, 'anvil_housekeeping_rows_total{job="operations_retention",table="operations"}')).toBeGreaterThanOrEqual(2);
     expect(sample(metrics, 'anvil_housekeeping_rows_total{job="idempotency_keys_retention",table="idempotency_keys"}')).toBeGreaterThanOrEqual(2);
     expect(sample(metrics, "anvil_housekeeping_leader")).toBe(1);
+  }, 60_000);
+
+  it("deletes audit events older than ANVIL_AUDIT_RETENTION, in every tenant, and keeps the rest", async () => {
+    const event = { kind: "refusal" as const, credentialKind: "", credentialId: "", subject: "", method: "m/M", protocol: "grpc", requestId: "", traceId: "", resourceIds: [], outcome: 16, clientAddress: "", userAgent: "", parameters: null, droppedCount: 0 };
+    const old = Date.now() - 40 * 86_400_000;
+    const recent = Date.now() - 86_400_000;
+    await server.app.auditStore.insertMany(
+      ["acme", "globex"].flatMap((tenant) => [old, recent].map((t) => ({ tenant, event: { ...event, tenant: "", method: t === old ? "old/Old" : "recent/Recent", time: new Date(t) } }))),
+    );
+    const count = async (method: string) => Number((await sql<{ n: string }>`select count(*) as n from audit_events where method = ${method}`.execute(server.app.database.db)).rows[0]!.n);
+    expect(await count("old/Old")).toBe(2);
+    await until(async () => (await count("old/Old")) === 0, 30_000, "the sweeper to delete the old audit events");
+    expect(await count("recent/Recent")).toBe(2);
+    expect(sample(await scrape(server.baseUrl), 'anvil_housekeeping_rows_total{job="audit_retention",table="audit_events"}')).toBeGreaterThanOrEqual(2);
   }, 60_000);
 });
 

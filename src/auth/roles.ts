@@ -5,13 +5,16 @@
  */
 export type Role = "admin" | "editor" | "viewer" | "analyzer" | "worker";
 
+// Permissions only admins hold: managing users, and reading the audit log.
+const adminOnly = (p: string) => p.startsWith("users.") || p.startsWith("audit.");
+
 const grants: Readonly<Record<Role, (permission: string) => boolean>> = {
-  // Everything, including user management.
+  // Everything, including user management and the audit log.
   admin: () => true,
   // Read and write every resource but users; manage the API keys it creates.
-  editor: (p) => (!p.startsWith("users.") && /\.(read|write|create)$/.test(p)) || p === "apikeys.manage",
-  // Read every resource but users.
-  viewer: (p) => !p.startsWith("users.") && p.endsWith(".read"),
+  editor: (p) => (!adminOnly(p) && /\.(read|write|create)$/.test(p)) || p === "apikeys.manage",
+  // Read every resource but users and the audit log.
+  viewer: (p) => !adminOnly(p) && p.endsWith(".read"),
   // What CI analyzers need: report findings and read them back.
   analyzer: (p) => p === "findings.read" || p === "findings.create",
   // Remote workers: claim, report on and complete tasks.

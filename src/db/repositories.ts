@@ -1,6 +1,7 @@
 import type { Transaction } from "kysely";
 import { InternalError } from "../shared/errors.js";
 import { ApiKeyRepository } from "../apikeys/api-key.repository.js";
+import { AuditRepository } from "../audit/audit.repository.js";
 import { AgentRepository } from "../agents/agent.repository.js";
 import { FindingRepository } from "../findings/finding.repository.js";
 import { IpaRepository } from "../ipas/ipa.repository.js";
@@ -31,6 +32,7 @@ export class Repositories {
   #operations?: OperationRepository;
   #tasks?: TaskRepository;
   #apiKeys?: ApiKeyRepository;
+  #audit?: AuditRepository;
 
   constructor(trx: Transaction<Database>, tenant: string, afterCommit: Array<() => void>) {
     this.#trx = trx;
@@ -83,6 +85,11 @@ export class Repositories {
   get apiKeys(): ApiKeyRepository {
     const trx = this.#live();
     return (this.#apiKeys ??= new ApiKeyRepository(trx, this.#tenant));
+  }
+
+  get audit(): AuditRepository {
+    const trx = this.#live();
+    return (this.#audit ??= new AuditRepository(trx, this.#tenant));
   }
 
   /** Runs `hook` after the transaction commits (never if it rolls back). */

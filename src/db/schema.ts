@@ -1,4 +1,5 @@
 import type { ApiKeyTable } from "../apikeys/api-key.table.js";
+import type { AuditEventTable } from "../audit/audit-event.table.js";
 import type { AgentTable } from "../agents/agent.table.js";
 import type { FindingTable } from "../findings/finding.table.js";
 import type { IpaTable } from "../ipas/ipa.table.js";
@@ -23,4 +24,5 @@ export interface Database {
   operation_events: OperationEventTable;
   tasks: TaskTable;
   api_keys: ApiKeyTable;
+  audit_events: AuditEventTable;
 }

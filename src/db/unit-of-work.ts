@@ -5,6 +5,7 @@ import { maxTimerMs } from "../shared/timer-limit.js";
 import { translateDatabaseError } from "./database-errors.js";
 import { transactionSpan } from "../tracing/work-spans.js";
 import { Repositories } from "./repositories.js";
+import { TouchedIds } from "./touched-ids.js";
 import type { Database } from "./schema.js";
 
 /**
@@ -12,6 +13,9 @@ import type { Database } from "./schema.js";
  * work a set of repositories bound to that transaction and to the caller's
  * tenant, commits, and only then resolves — so a handler's answer is never
  * sent for work that could still roll back. Any throw rolls back everything.
+ *
+ * A scope with `audit` (a call that changes things) gets its audit event
+ * inserted before the commit of every transaction that wrote something.
  *
  * `read` is for use cases that issue a single query (a get, a page of a
  * list): that statement is its own transaction, so BEGIN and COMMIT would
@@ -62,9 +66,16 @@ export class UnitOfWork {
           // Clamped as timers are: PostgreSQL refuses a longer statement_timeout.
           await sql`select set_config('statement_timeout', ${String(Math.min(maxTimerMs, Math.max(1, Math.ceil(remaining))))}, true)`.execute(trx);
         }
-        const tx = new Repositories(trx, scope.tenant, afterCommit);
+        const touched = scope.audit === undefined ? undefined : new TouchedIds();
+        const tx = new Repositories(touched === undefined ? trx : trx.withPlugin(touched), scope.tenant, afterCommit);
         try {
-          return await work(tx);
+          const done = await work(tx);
+          // The change's audit event, in the change's own transaction: if it
+          // cannot be written, nothing commits.
+          if (scope.audit !== undefined && touched !== undefined) {
+            await tx.audit.insertIfChanged(scope.audit.eventFor(touched.ids, new Date()));
+          }
+          return done;
         } finally {
           tx.close();
         }
@@ -87,7 +98,8 @@ export class UnitOfWork {
    * by it.
    */
   async read<T>(scope: Scope, work: (tx: Repositories) => Promise<T>): Promise<T> {
-    if (scope.deadline !== undefined) return this.transact(scope, work);
+    // A read changes nothing, so it has nothing to audit.
+    if (scope.deadline !== undefined) return this.transact({ tenant: scope.tenant, deadline: scope.deadline }, work);
     const tx = new Repositories(this.#db as Transaction<Database>, scope.tenant, readOnlyHooks);
     try {
       return await work(tx);

@@ -48,3 +48,24 @@ export function idempotencyRetention(repository: RetentionRepository, windowMs: 
     },
   };
 }
+
+/** What audit retention deletes through: the audit store (src/audit/). */
+export interface AuditRetentionStore {
+  deleteOlderThan(cutoff: Date, batchSize: number): Promise<number>;
+}
+
+/** Deletes audit events older than `retentionMs` (ANVIL_AUDIT_RETENTION), in every tenant. */
+export function auditRetention(store: AuditRetentionStore, retentionMs: number): HousekeepingJob {
+  return {
+    name: "audit_retention",
+    counts: ["audit_events"],
+    run: async (signal, count) => {
+      const cutoff = new Date(Date.now() - retentionMs);
+      await inBatches(eventBatch, maxBatches, signal, async () => {
+        const n = await store.deleteOlderThan(cutoff, eventBatch);
+        count("audit_events", n);
+        return n;
+      });
+    },
+  };
+}

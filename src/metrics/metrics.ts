@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Registry } from "prom-client";
+import { AuditMetrics } from "./audit-metrics.js";
 import { DbMetrics } from "./db-metrics.js";
 import { HousekeepingMetrics } from "./housekeeping-metrics.js";
 import { OperationsMetrics } from "./operations-metrics.js";
@@ -18,6 +19,7 @@ export class Metrics {
   readonly operations: OperationsMetrics;
   readonly housekeeping: HousekeepingMetrics;
   readonly rateLimits: RateLimitMetrics;
+  readonly audit: AuditMetrics;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -31,5 +33,6 @@ export class Metrics {
     this.operations = new OperationsMetrics(this.registry);
     this.housekeeping = new HousekeepingMetrics(this.registry);
     this.rateLimits = new RateLimitMetrics(this.registry);
+    this.audit = new AuditMetrics(this.registry);
   }
 }

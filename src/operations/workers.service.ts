@@ -62,7 +62,7 @@ export class WorkersService {
     const subscription = this.#hub.subscribe(tasksChannel, scope.tenant);
     try {
       for (;;) {
-        const claimed = await this.#claimOnce(scope.tenant, request, leaseMs, limit);
+        const claimed = await this.#claimOnce({ tenant: scope.tenant, audit: scope.audit }, request, leaseMs, limit);
         const left = until - Date.now();
         // The claim's own trace points at the operations it hands work from.
         if (claimed.length > 0) linkCallTo(claimed.map((c) => c.task.traceParent));
@@ -80,13 +80,15 @@ export class WorkersService {
    * fan-out's siblings while another worker claims one), in a transaction
    * of its own so that it waits holding nothing.
    */
-  async #claimOnce(tenant: string, request: ClaimRequest, leaseMs: number, limit: number): Promise<ClaimedTask[]> {
+  async #claimOnce(scope: Scope, request: ClaimRequest, leaseMs: number, limit: number): Promise<ClaimedTask[]> {
     const { kinds, workerId } = request;
-    const claimed = await this.#uow.transact({ tenant }, (tx) => this.#lifecycle.claim(tx, kinds, workerId, leaseMs, limit));
+    // The call's scope without its deadline (the claim bounds its own wait),
+    // but with its audit: a claim that takes tasks is a change.
+    const claimed = await this.#uow.transact(scope, (tx) => this.#lifecycle.claim(tx, kinds, workerId, leaseMs, limit));
     if (claimed.length > 0) return claimed;
-    const held = await this.#uow.read({ tenant }, (tx) => this.#lifecycle.readyBehindHeldOperation(tx, kinds));
+    const held = await this.#uow.read(scope, (tx) => this.#lifecycle.readyBehindHeldOperation(tx, kinds));
     if (held === undefined) return [];
-    return this.#uow.transact({ tenant }, (tx) => this.#lifecycle.claimFrom(tx, held, kinds, workerId, leaseMs, limit));
+    return this.#uow.transact(scope, (tx) => this.#lifecycle.claimFrom(tx, held, kinds, workerId, leaseMs, limit));
   }
 
   report(scope: Scope, taskId: string, leaseToken: string, report: ProgressReport): Promise<{ cancelRequested: boolean; leaseExpiresAt: Date }> {

@@ -1,4 +1,5 @@
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { ChangeAudit } from "../audit/audit-event.js";
 import type { Principal } from "../auth/principal.js";
 import { InternalError } from "../shared/errors.js";
 import type { Caller } from "../shared/scope.js";
@@ -15,6 +16,12 @@ export const clientAddressKey = createContextKey<string>("unknown", { descriptio
 
 /** The request's correlation id, set by the request-id interceptor. */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
+
+/** The protocol a transport that is not connect's own serves the call over (`rest`); unset: read from the content type. */
+export const protocolKey = createContextKey<string | undefined>(undefined, { description: "protocol" });
+
+/** The audit of a call that changes things, set by the audit interceptor for mutating methods. */
+export const changeAuditKey = createContextKey<ChangeAudit | undefined>(undefined, { description: "change audit" });
 
 /**
  * What handlers pass down: plain data about the caller and the request, no
@@ -40,5 +47,6 @@ export function requestContext(ctx: HandlerContext): RequestContext {
     requestId: ctx.values.get(requestIdKey),
     clientAddress: ctx.values.get(clientAddressKey),
     deadline: timeout === undefined ? undefined : Date.now() + timeout,
+    audit: ctx.values.get(changeAuditKey),
   };
 }

@@ -25,6 +25,10 @@ import { permissionInterceptor } from "../rpc/permission-interceptor.js";
 import { requestIdInterceptor } from "../rpc/request-id-interceptor.js";
 import { OperationsModule } from "../operations/operations-module.js";
 import { validationInterceptor } from "../rpc/validation-interceptor.js";
+import { auditInterceptor, mutatingMethods } from "../rpc/audit-interceptor.js";
+import { RefusalAudit } from "../rpc/refusal-audit.js";
+import { AuditQueue } from "../audit/audit-queue.js";
+import { AuditStore } from "../audit/audit-store.repository.js";
 import { KeysetPager } from "../shared/keyset-pager.js";
 import { PageTokens } from "../shared/page-token.js";
 import { BodyLimits } from "./body-limits.js";
@@ -54,7 +58,7 @@ import { restRouteLabel } from "./rest/rest-handler.js";
 import { Housekeeper } from "../housekeeping/housekeeper.js";
 import type { HousekeepingJob } from "../housekeeping/housekeeping-job.js";
 import { leaseRecovery } from "../housekeeping/lease-recovery-job.js";
-import { idempotencyRetention, operationsRetention } from "../housekeeping/retention-jobs.js";
+import { type AuditRetentionStore, auditRetention, idempotencyRetention, operationsRetention } from "../housekeeping/retention-jobs.js";
 import { RetentionRepository } from "../housekeeping/retention.repository.js";
 import { apiServices, infrastructureAccess, infrastructureServices, registerServices } from "./services.js";
 
@@ -68,6 +72,8 @@ export interface App {
   readonly keys: ServiceAccountKeys;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** The audit log across tenants: retention's `deleteOlderThan` (housekeeping applies config.auditRetentionMs). */
+  readonly auditStore: AuditStore;
   /** `GET /metrics`: on the API port unless the configuration gives it a port of its own (then main.ts serves it there). */
   readonly metricsRoute: RouteHandler;
   /** Readiness turns NOT_SERVING (the drain delay): every call is still served. */
@@ -113,8 +119,8 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const pager = new KeysetPager(pageTokens);
     const operations = await OperationsModule.start(database, uow, pager, { ...operationsSettings(config), events: metrics.operations }, log);
     metrics.operations.watch({ snapshot: () => readQueueSnapshot(database.db), openStreams: () => operations.slots.total, claimWaits: () => operations.claimWaits.total, cacheMs: 5_000 });
-    housekeeper = startHousekeeping(config, database, operations, metrics, log);
-    const apiKeys = new ApiKeyVerifier(new ApiKeyCredentialRepository(database.db), log, { cacheMs: config.apiKeyCacheMs });
+    const apiKeyCredentials = new ApiKeyCredentialRepository(database.db);
+    const apiKeys = new ApiKeyVerifier(apiKeyCredentials, log, { cacheMs: config.apiKeyCacheMs });
     await apiKeys.listen(database);
     const serviceAccounts = new TokenVerifier(keys, { maxLifetimeSec: config.maxTokenLifetimeSec });
     keys.onChange((ids) => ids.forEach((id) => serviceAccounts.forgetKey(id)));
@@ -130,11 +136,23 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       policies,
       { limiter, addresses: new ClientAddresses(config.trustedProxies), unlimitedServices: new Set([Health.typeName]) },
     );
+    const auditStore = new AuditStore(database.db);
+    housekeeper = startHousekeeping(config, database, operations, auditStore, metrics, log);
+    const auditQueue = new AuditQueue(auditStore, log, {
+      capacity: config.auditQueueCapacity,
+      batchSize: 500,
+      flushMs: config.auditFlushMs,
+      // A refused credential's tenant: that of the key it names, even revoked or expired.
+      tenantOf: async (claim) => (claim.kind === "api_key" ? (await apiKeyCredentials.find(claim.id))?.tenant : keys.get(claim.id)?.tenant),
+      events: metrics.audit,
+    });
+    const refusals = new RefusalAudit(auditQueue);
     const served = [...apiServices, ...infrastructureServices];
     const bodyLimits = new BodyLimits(config.maxRequestBytes, served.flatMap((s) => s.methods));
     const interceptors: Interceptor[] = [
       requestIdInterceptor(),
       metricsInterceptor(),
+      auditInterceptor(mutatingMethods(apiServices), refusals),
       // Outside the error interceptor: it adds the RateLimit fields to errors already mapped.
       rateLimitHeadersInterceptor(),
       errorInterceptor(log),
@@ -154,6 +172,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       routes: registerServices({ uow, pager, monitor, operations, tenantTiers: config.tenantTiers }),
       interceptors,
       authenticator,
+      refusals,
       bodyLimits,
       compressMinBytes: config.compressMinBytes,
       fastUnary: config.fastUnary,
@@ -167,7 +186,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       createProbes(database, monitor),
       ...(config.metricsPort === undefined ? [metricsRoute] : []),
       limitedPerAddress(createOpenApiRoute(config.compressMinBytes), "/openapi.json", authenticator, config.compressMinBytes),
-      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, streamCalls: connect.streamCalls, sse: sseBindings, authenticator, bodyLimits, compressMinBytes: config.compressMinBytes, log, calls }),
+      createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, streamCalls: connect.streamCalls, streamHandlers: connect.handlers, sse: sseBindings, authenticator, refusals, bodyLimits, compressMinBytes: config.compressMinBytes, log, calls }),
     ];
     const watchMethod = OperationService.method.watchOperation;
     const sockets = createWatchSocketRoute({
@@ -200,9 +219,11 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
         operations.drain();
         sockets.drain();
       },
+      auditStore,
       close: async () => {
         await housekeeper?.close();
         await operations.close();
+        await auditQueue.close();
         await apiKeys.close();
         for (const close of closing) await close();
         keys.close();
@@ -221,13 +242,14 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
  * Starts the cluster's housekeeping sweeper with every retention job. A
  * capability whose tables need upkeep adds its job to this list.
  */
-function startHousekeeping(config: Config, database: DatabaseHandle, operations: OperationsModule, metrics: Metrics, log: Logger): Housekeeper {
+function startHousekeeping(config: Config, database: DatabaseHandle, operations: OperationsModule, audit: AuditRetentionStore, metrics: Metrics, log: Logger): Housekeeper {
   const retention = new RetentionRepository(database.db);
   const settings = config.housekeeping;
   const jobs: HousekeepingJob[] = [
     leaseRecovery(retention, operations),
     operationsRetention(retention, settings.operationsRetentionMs),
     idempotencyRetention(retention, settings.idempotencyWindowMs),
+    auditRetention(audit, config.auditRetentionMs),
   ];
   metrics.housekeeping.preinitialise(jobs);
   const housekeeper = new Housekeeper({

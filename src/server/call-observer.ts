@@ -4,9 +4,10 @@ import { type Context, context, type Span, SpanKind, SpanStatusCode } from "@ope
 import type { Logger } from "pino";
 import { credentialName } from "../auth/principal.js";
 import type { CallMeter, RpcMetrics, RpcProtocol } from "../metrics/rpc-metrics.js";
-import { principalKey, requestIdKey } from "../rpc/request-context.js";
+import { clientAddressKey, principalKey, protocolKey, requestIdKey } from "../rpc/request-context.js";
 import { requestIdHeader, requestIdOf } from "../rpc/request-id-interceptor.js";
 import { connectErrorCode, contextFromHeaders, tracer, tracingEnabled, withCallSpan } from "../tracing/tracing.js";
+import { clientAddress } from "./client-address.js";
 import type { NodeRequest } from "./connect-handler.js";
 
 /**
@@ -46,6 +47,9 @@ export class CallObserver {
     const values = createContextValues();
     const sent = req.headers[requestIdHeader];
     values.set(requestIdKey, requestIdOf(typeof sent === "string" ? sent : null));
+    // Who and how, for the audit log: the client's address (decided in one place) and the protocol family.
+    values.set(clientAddressKey, clientAddress(req));
+    values.set(protocolKey, protocol === "grpc_web" ? "grpc-web" : protocol);
     const log = this.#log.isLevelEnabled("info") ? this.#log : undefined;
     if (!tracingEnabled()) return new Call(meter, values, method, protocol, route, log, undefined, undefined);
     const parent = contextFromHeaders(req.headers);

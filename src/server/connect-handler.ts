@@ -27,6 +27,8 @@ import { codeFromHttpStatus } from "@connectrpc/connect/protocol-connect";
 import type { CallMeter, RpcProtocol } from "../metrics/rpc-metrics.js";
 import { callMeterKey } from "../rpc/metrics-interceptor.js";
 import { composeServerStreamCall, isServerStreaming, type ServerStreamCall } from "./stream-call.js";
+import type { RefusalAudit } from "../rpc/refusal-audit.js";
+import { protocolOf } from "../rpc/call-facts.js";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
 export type NodeResponse = ServerResponse | Http2ServerResponse;
@@ -46,6 +48,8 @@ export interface ConnectHandlerOptions extends ConnectRouterOptions {
   readonly fastUnary?: boolean;
   /** Decides from the headers, before any body is read, whether the caller may call. */
   readonly authenticator: CallAuthenticator;
+  /** Where refusals decided before the interceptors run are recorded (the interceptors record their own). */
+  readonly refusals: RefusalAudit;
   /** Each method's request body limit (readMaxBytes is only the default). */
   readonly bodyLimits: BodyLimits;
   /** Where every call is counted, traced and logged (call-observer.ts). */
@@ -125,6 +129,7 @@ function fastUnaryRoutes(calls: ReadonlyMap<DescMethod, UnaryCall>, options: Con
         method: method as DescMethodUnary,
         call,
         authenticator: options.authenticator,
+        refusals: options.refusals,
         readMaxBytes: options.bodyLimits.forMethod(method),
         compressMinBytes: options.compressMinBytes ?? 1024,
         acceptCompression: options.acceptCompression ?? [],
@@ -216,6 +221,13 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
       // The interceptors never see this call; the call's observer logs it.
       const error = refusal(auth.refused, values.get(requestIdKey));
       setRateLimitHeaders(error.metadata, auth.limit);
+      options.refusals.record(error, {
+        method: handler.method,
+        protocol: protocolOf(req.headers),
+        headers: req.headers,
+        clientAddress: auth.client,
+        principal: undefined,
+      });
       meter.code(error.code);
       body = refusedBody(error);
     } else {

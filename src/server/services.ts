@@ -2,6 +2,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { AgentService } from "../../gen/anvil/agents/v1/agents_pb.js";
 import { ApiKeyService } from "../../gen/anvil/apikeys/v1/apikeys_pb.js";
+import { AuditService } from "../../gen/anvil/audit/v1/audit_pb.js";
 import { FindingService } from "../../gen/anvil/findings/v1/findings_pb.js";
 import { IpaService } from "../../gen/anvil/ipas/v1/ipas_pb.js";
 import { OperationService, WorkerService } from "../../gen/anvil/operations/v1/operations_pb.js";
@@ -12,6 +13,8 @@ import { agentsHandler } from "../agents/agents.handler.js";
 import { AgentsService } from "../agents/agents.service.js";
 import { apiKeysHandler } from "../apikeys/api-keys.handler.js";
 import { ApiKeysService } from "../apikeys/api-keys.service.js";
+import { auditHandler } from "../audit/audit.handler.js";
+import { AuditService as AuditUseCases } from "../audit/audit.service.js";
 import type { ReflectionAccess } from "../config.js";
 import type { UnitOfWork } from "../db/unit-of-work.js";
 import { AnalysesService } from "../findings/analyses.service.js";
@@ -54,6 +57,7 @@ export const apiServices: readonly DescService[] = [
   OperationService,
   WorkerService,
   ApiKeyService,
+  AuditService,
 ];
 
 /**
@@ -93,6 +97,7 @@ export function registerServices(deps: ServiceDependencies): (router: ConnectRou
     new AnalysesService(deps.uow, deps.operations.starter),
   );
   const apiKeys = apiKeysHandler(new ApiKeysService(deps.uow, deps.pager, deps.tenantTiers));
+  const audit = auditHandler(new AuditUseCases(deps.uow, deps.pager));
   const served = [...apiServices, ...infrastructureServices];
   const health = createHealthHandler(served.map((s) => s.typeName), deps.monitor);
   const reflection = createReflectionHandlers(served);
@@ -105,6 +110,7 @@ export function registerServices(deps: ServiceDependencies): (router: ConnectRou
     router.service(OperationService, deps.operations.operationsHandler);
     router.service(WorkerService, deps.operations.workersHandler);
     router.service(ApiKeyService, apiKeys);
+    router.service(AuditService, audit);
     router.service(Health, health);
     router.service(reflectionServices[0], reflection.v1);
     router.service(reflectionServices[1], reflection.v1alpha);

@@ -1,3 +1,5 @@
+import type { ChangeAudit } from "../audit/audit-event.js";
+
 /**
  * Who a unit of work runs for and until when: the tenant every query is
  * scoped to, and the request's deadline. Built from the request context by
@@ -7,6 +9,11 @@ export interface Scope {
   readonly tenant: string;
   /** Absolute deadline in ms since the epoch, when the client set one. */
   readonly deadline?: number | undefined;
+  /**
+   * Set for a call that changes things: every transaction of the call that
+   * writes records its audit event before it commits (see UnitOfWork).
+   */
+  readonly audit?: ChangeAudit | undefined;
 }
 
 /**

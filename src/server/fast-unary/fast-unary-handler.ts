@@ -10,7 +10,9 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { parseContentType as parseGrpcContentType, parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { parseContentType as parseGrpcWebContentType, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
-import { authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
+import { type AuthOutcome, authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
+import type { RefusalAudit } from "../../rpc/refusal-audit.js";
+import { clientAddress } from "../client-address.js";
 import type { NodeRequest, NodeResponse } from "../connect-handler.js";
 import { reencode as reencodeGrpcMessage } from "../grpc-message-encoding.js";
 import { parseMessage, serializeMessage } from "./codec.js";
@@ -29,6 +31,8 @@ export interface FastUnaryOptions {
   readonly call: UnaryCall;
   /** Decides from the headers, before the body is read, whether the caller may call. */
   readonly authenticator: CallAuthenticator;
+  /** Where refusals decided before the interceptors run (a body over its limit) are recorded. */
+  readonly refusals: RefusalAudit;
   readonly readMaxBytes: number;
   readonly compressMinBytes: number;
   readonly acceptCompression: readonly Compression[];
@@ -85,13 +89,14 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
 
     let body: Uint8Array | undefined;
     let error: ConnectError | undefined;
+    let auth: AuthOutcome | undefined;
     try {
       if (compression.error) throw compression.error;
       if (timeout.error) throw timeout.error;
       const values = meter.values;
-      const auth = await options.authenticator.decide(method, requestHeader, req.socket?.remoteAddress);
+      auth = await options.authenticator.decide(method, requestHeader, req.socket?.remoteAddress);
       values.set(authOutcomeKey, auth);
-      // A refused caller's body is never read: the interceptor chain refuses
+        // A refused caller's body is never read: the interceptor chain refuses
       // the call (logged and mapped as any refusal) before anything looks
       // at its message.
       const input = "refused" in auth ? create(method.input) : await readInput(protocol, req, compression.request, meter);
@@ -112,6 +117,14 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
       body = serializeMessage(method.output, protocol.binary, output.message);
     } catch (e) {
       error = e instanceof ConnectError ? e : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
+      // Refusals the interceptors made are recorded already; this catches those made before them.
+      options.refusals.record(error, {
+        method,
+        protocol: protocol.name,
+        headers: requestHeader,
+        clientAddress: auth?.client ?? clientAddress(req),
+        principal: auth !== undefined && "principal" in auth ? auth.principal : undefined,
+      });
     } finally {
       if (timer !== undefined) clearTimeout(timer);
       res.off("close", onClose);

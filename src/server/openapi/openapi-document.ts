@@ -3,6 +3,7 @@ import { protoPath } from "../rest/field-path.js";
 import type { TemplateSegment } from "../rest/path-template.js";
 import { isQueryableMessage } from "../rest/query-values.js";
 import { buildRestRoutes, type RestRoute } from "../rest/rest-routes.js";
+import { servedAsJsonLines } from "../rest/rest-stream.js";
 import { type Schema, SchemaCollector } from "./json-schema.js";
 import { protoComment } from "./proto-comments.js";
 
@@ -85,14 +86,20 @@ function operation(route: RestRoute, operationId: string, collector: SchemaColle
     ...(comment ? { description: comment } : {}),
     parameters,
     responses: {
-      "200": {
-        description: `Success: ${route.responseBody ? `the \`${route.responseBody.name}\` of ` : ""}${method.output.typeName}.`,
-        content: { "application/json": { schema: route.responseBody ? collector.field(route.responseBody) : collector.message(method.output) } },
-      },
+      "200": servedAsJsonLines(route)
+        ? {
+            // JSON Lines: each line one item of the stream's messages' `response_body` list.
+            description: `Success: JSON Lines, one item of the \`${route.responseBody!.name}\` of each ${method.output.typeName} per line.`,
+            content: { "application/x-ndjson": { schema: collector.message(route.responseBody!.message!) } },
+          }
+        : {
+            description: `Success: ${route.responseBody ? `the \`${route.responseBody.name}\` of ` : ""}${method.output.typeName}.`,
+            content: { "application/json": { schema: route.responseBody ? collector.field(route.responseBody) : collector.message(method.output) } },
+          },
       default: { description: "An error, with the HTTP status of its code.", content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } },
     },
   };
-  if (method.methodKind === "server_streaming" && route.httpMethod === "GET") describeEventStream(op, route, collector);
+  if (method.methodKind === "server_streaming" && route.httpMethod === "GET" && !servedAsJsonLines(route)) describeEventStream(op, route, collector);
   if (method.proto.options?.deprecated) op.deprecated = true;
   if (route.body.kind !== "none") {
     op.requestBody = {

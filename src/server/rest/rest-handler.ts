@@ -1,8 +1,9 @@
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { create, type DescMethod, type JsonObject, type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson, parseTimeout } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
-import { authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
+import { type AuthOutcome, authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
 import { rateLimitHeaders } from "../../rpc/rate-limit-headers.js";
 import type { BodyLimits } from "../body-limits.js";
 import type { NodeRequest, NodeResponse, RouteHandler } from "../connect-handler.js";
@@ -25,6 +26,8 @@ import type { CallObserver, ObservedCall } from "../call-observer.js";
 import type { SseBindings } from "../sse/event-stream.js";
 import { serveEventStream } from "../sse/serve-event-stream.js";
 import type { ServerStreamCall } from "../stream-call.js";
+import type { RefusalAudit } from "../../rpc/refusal-audit.js";
+import { serveJsonLines, servedAsJsonLines } from "./rest-stream.js";
 
 /** Options of createRestHandler. */
 export interface RestHandlerOptions {
@@ -39,6 +42,10 @@ export interface RestHandlerOptions {
   readonly streamCalls: ReadonlyMap<DescMethod, ServerStreamCall>;
   /** How the server-streaming methods with GET routes are sent as server-sent events. */
   readonly sse: SseBindings;
+  /** connect's handlers of every method: server streams REST serves as JSON Lines run through them (see rest-stream.ts). */
+  readonly streamHandlers: readonly UniversalHandler[];
+  /** Where refusals REST decides itself, before the interceptors run, are recorded. */
+  readonly refusals: RefusalAudit;
   /** Decides from the headers, before the body is read, whether the caller may call. */
   readonly authenticator: CallAuthenticator;
   /** Each route's body limit: its method's. */
@@ -57,15 +64,20 @@ export interface RestHandlerOptions {
  * logging and error mapping run exactly as for RPC, and REST can do nothing
  * an RPC call could not. The answer is the response's proto3 JSON (or its
  * `response_body` field), or `{code, message, details}` with the HTTP status
- * of the error's code. A server-streaming method's GET route answers
- * `text/event-stream` (see serve-event-stream.ts); its other routes answer
- * UNIMPLEMENTED.
+ * of the error's code. A server-streaming method's route naming a repeated
+ * `response_body` answers JSON Lines (see rest-stream.ts); its other GET
+ * routes answer `text/event-stream` (see serve-event-stream.ts); its other
+ * routes answer UNIMPLEMENTED.
  */
 export function createRestHandler(options: RestHandlerOptions): RouteHandler {
   const index = new RouteIndex(options.routes);
   for (const route of options.routes) {
     if (route.method.methodKind === "unary" && !options.unaryCalls.has(route.method)) {
       throw new Error(`no RPC handler for ${route.method.parent.typeName}.${route.method.name}, which has a REST route`);
+    }
+    if (servedAsJsonLines(route)) {
+      if (!options.streamHandlers.some((h) => h.method === route.method)) throw new Error(`no RPC handler for ${route.method.parent.typeName}.${route.method.name}, which has a REST route`);
+      continue;
     }
     if (route.method.methodKind === "server_streaming" && route.httpMethod === "GET" && !(options.streamCalls.has(route.method) && options.sse.has(route.method))) {
       throw new Error(`no server-sent events binding for ${route.method.parent.typeName}.${route.method.name}, which has a GET route`);
@@ -86,6 +98,20 @@ export function createRestHandler(options: RestHandlerOptions): RouteHandler {
     }
     if (req.method === "GET") setPrivateCaching(res);
     const call = options.unaryCalls.get(match.route.method);
+    const lines = servedAsJsonLines(match.route) ? options.streamHandlers.find((h) => h.method === match.route.method) : undefined;
+    if (lines !== undefined) {
+      const meter = options.calls.begin(match.route.method, "rest", req, restRouteLabel(match.route));
+      meter
+        .run(() => serveStream(req, res, match.route, match.bindings, q === -1 ? "" : url.slice(q + 1), lines, options, meter))
+        .catch((err: unknown) => {
+          options.log.debug({ err, path }, "REST stream not completed");
+          meter.code(Code.Canceled);
+          if (!res.headersSent) void sendRestError(req, res, new ConnectError("internal error", Code.Internal), options.compressMinBytes);
+          else if (!res.destroyed) res.destroy();
+        })
+        .finally(() => meter.end());
+      return true;
+    }
     const stream = options.streamCalls.get(match.route.method);
     const binding = options.sse.get(match.route.method);
     if (call === undefined && stream !== undefined && binding !== undefined && match.route.httpMethod === "GET") {
@@ -142,6 +168,7 @@ async function serve(
   } catch (err) {
     // Refused before the RPC (the call's observer logs it with its code).
     const error = ConnectError.from(err);
+    options.refusals.record(error, refusedCall(req, route, requestHeader, auth));
     meter.code(error.code);
     if (auth.limit !== undefined) for (const [name, value] of rateLimitHeaders(auth.limit)) res.setHeader(name, value);
     meter.sent(await sendRestError(req, res, error, options.compressMinBytes, errorStatus(error)));
@@ -215,6 +242,44 @@ async function readJson(
     throw new ConnectError(`unsupported Content-Type ${JSON.stringify(type)}; send application/json`, Code.Unimplemented);
   }
   return transcodeRequest(route, bindings, parseQueryString(rawQuery), await readRequestBody(req, options.bodyLimits.forMethod(route.method), (n) => meter.received(n)));
+}
+
+/** A streamed REST call: decided, read and refused as a unary one, then run as JSON Lines. */
+async function serveStream(
+  req: NodeRequest,
+  res: NodeResponse,
+  route: RestRoute,
+  bindings: PathBindings,
+  rawQuery: string,
+  handler: UniversalHandler,
+  options: RestHandlerOptions,
+  meter: ObservedCall,
+): Promise<void> {
+  const requestHeader = new RequestHeaders(req.headers);
+  const auth = await options.authenticator.decide(route.method, requestHeader, req.socket?.remoteAddress);
+  let json: JsonObject = {};
+  try {
+    if (!("refused" in auth)) json = await readJson(req, route, bindings, rawQuery, options, meter);
+  } catch (err) {
+    const error = ConnectError.from(err);
+    options.refusals.record(error, refusedCall(req, route, requestHeader, auth));
+    meter.code(error.code);
+    meter.sent(await sendRestError(req, res, error, options.compressMinBytes, errorStatus(error)));
+    return;
+  }
+  meter.values.set(authOutcomeKey, auth);
+  await serveJsonLines(req, res, route, json, handler, meter.values, options.compressMinBytes, meter);
+}
+
+/** A call REST refused before the interceptors, as the audit log records it. */
+function refusedCall(req: NodeRequest, route: RestRoute, headers: RequestHeaders, auth: AuthOutcome) {
+  return {
+    method: route.method,
+    protocol: "rest",
+    headers,
+    clientAddress: auth.client,
+    principal: "principal" in auth ? auth.principal : undefined,
+  };
 }
 
 /** What proto3 JSON omits for an unset field, written out so `response_body` is never empty. */

@@ -88,6 +88,10 @@ export async function callRest(baseUrl: string, token: string, route: RestRoute,
     signal: AbortSignal.timeout(20_000),
   });
   const text = await res.text();
+  if (res.status < 400 && res.headers.get("content-type") === "application/x-ndjson") {
+    // A stream served as JSON Lines: its lines, as an array.
+    return { code: "ok", json: text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as JsonValue) };
+  }
   const parsed = text ? (JSON.parse(text) as JsonValue) : {};
   if (res.status >= 400) {
     const err = parsed as { code?: string; message?: string };

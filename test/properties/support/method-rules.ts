@@ -220,6 +220,21 @@ export const methodRules: Readonly<Record<string, MethodRule>> = {
   RevokeApiKey: { foreign: (a) => [{ id: a.apiKeys[0]!.id }], foreignCodes: notFound, valid: async (o, s) => ({ id: (await o.apiKey(s)).id! }) },
   DeleteApiKey: { foreign: (a) => [{ id: a.apiKeys[1]!.id }], foreignCodes: notFound, valid: async (o, s) => ({ id: (await o.apiKey(s)).id! }) },
 
+  // --- audit
+  ListAuditEvents: {
+    // Filters naming A's resources and A's credential: B's own log holds none of them.
+    foreign: (a) => [{ resourceId: a.users[0]!.id, pageSize: 50 }, { credential: "service_account:acme-admin" }],
+    foreignCodes: listCodes,
+    foreignEmpty: true,
+    valid: async () => ({ pageSize: 2 }),
+  },
+  ExportAuditEvents: {
+    // B's whole log: none of A's events.
+    foreign: () => [{}],
+    foreignCodes: ["ok"],
+    valid: async () => ({ startTime: new Date(Date.now() - 3_600_000).toISOString() }),
+  },
+
   // --- workers
   ClaimTask: {
     // Every kind A has work queued in, as A's own worker: B must still get none of A's tasks.

@@ -1,0 +1,97 @@
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import type { ContextValues, Interceptor } from "@connectrpc/connect";
+import type { ChangeAudit, NewAuditEvent } from "../audit/audit-event.js";
+import type { HeaderSource } from "../auth/authenticator.js";
+import { methodName, protocolOf, traceIdOf, userAgentOf } from "./call-facts.js";
+import { redactedJson, requestResourceIds } from "./audit-redaction.js";
+import type { RefusalAudit } from "./refusal-audit.js";
+import { changeAuditKey, clientAddressKey, principalKey, protocolKey, requestIdKey } from "./request-context.js";
+
+/**
+ * The methods that change things, read from the protos: every method of
+ * `services` not declared `idempotency_level = NO_SIDE_EFFECTS`.
+ */
+export function mutatingMethods(services: readonly DescService[]): ReadonlySet<DescMethod> {
+  return new Set(services.flatMap((s) => s.methods).filter((m) => m.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS));
+}
+
+/**
+ * The audit log's place in the interceptor chain, outside error mapping
+ * (it sees every call's final code) and outside authentication (it sees its
+ * refusals):
+ *   - a call of a mutating method carries a ChangeAudit in its context; the
+ *     handler's scope hands it to the unit of work, which writes the event
+ *     in each transaction that changes something — services write no audit
+ *     code of their own;
+ *   - a refused call (UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED)
+ *     is queued for the audit log off the request path (RefusalAudit).
+ */
+export function auditInterceptor(mutating: ReadonlySet<DescMethod>, refusals: RefusalAudit): Interceptor {
+  return (next) => async (req) => {
+    if (mutating.has(req.method) && !req.stream) {
+      req.contextValues.set(changeAuditKey, new CallChangeAudit(req.method, req.message, req.header, req.contextValues));
+    }
+    try {
+      return await next(req);
+    } catch (err) {
+      refusals.record(err, {
+        method: req.method,
+        protocol: req.contextValues.get(protocolKey) ?? protocolOf(req.header),
+        headers: req.header,
+        clientAddress: req.contextValues.get(clientAddressKey),
+        principal: req.contextValues.get(principalKey),
+        requestId: req.contextValues.get(requestIdKey),
+      });
+      throw err;
+    }
+  };
+}
+
+/**
+ * The audit of one mutating call. Built before authentication has run, so
+ * it reads the caller from the call's context when the event is made (by
+ * then the handler runs, so the caller is known); the redacted parameters
+ * are made once, however many transactions the call writes in.
+ */
+class CallChangeAudit implements ChangeAudit {
+  readonly #method: DescMethod;
+  readonly #message: Parameters<typeof redactedJson>[1];
+  readonly #headers: HeaderSource;
+  readonly #values: ContextValues;
+  #base: Omit<NewAuditEvent, "time" | "resourceIds"> | undefined;
+  #requestIds: string[] = [];
+
+  constructor(method: DescMethod, message: Parameters<typeof redactedJson>[1], headers: HeaderSource, values: ContextValues) {
+    this.#method = method;
+    this.#message = message;
+    this.#headers = headers;
+    this.#values = values;
+  }
+
+  eventFor(touchedIds: Iterable<string>, time: Date): NewAuditEvent {
+    const base = (this.#base ??= this.#make());
+    return { ...base, time, resourceIds: [...new Set([...this.#requestIds, ...touchedIds])] };
+  }
+
+  #make(): Omit<NewAuditEvent, "time" | "resourceIds"> {
+    const principal = this.#values.get(principalKey);
+    this.#requestIds = requestResourceIds(this.#method.input, this.#message);
+    return {
+      tenant: principal?.tenant ?? "",
+      kind: "mutation",
+      credentialKind: principal?.credential.kind ?? "",
+      credentialId: principal?.credential.id ?? "",
+      subject: principal?.subject ?? "",
+      method: methodName(this.#method),
+      protocol: this.#values.get(protocolKey) ?? protocolOf(this.#headers),
+      requestId: this.#values.get(requestIdKey),
+      traceId: traceIdOf(this.#headers),
+      outcome: 0,
+      clientAddress: this.#values.get(clientAddressKey),
+      userAgent: userAgentOf(this.#headers),
+      parameters: redactedJson(this.#method.input, this.#message),
+      droppedCount: 0,
+    };
+  }
+}
