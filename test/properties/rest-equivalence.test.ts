@@ -7,7 +7,9 @@ import { randomUUID } from "node:crypto";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildRestRoutes } from "../../src/server/rest/rest-routes.js";
+import { OperationService } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { servedAsJsonLines } from "../../src/server/rest/rest-stream.js";
+import { sseBindings } from "../../src/server/sse/watch-operation-sse.js";
 import { apiServices } from "../../src/server/services.js";
 import { databaseKinds } from "../support/databases.js";
 import { startServer, type TestServer } from "../support/server.js";
@@ -61,6 +63,16 @@ describe.each(databaseKinds)("REST answers as Connect JSON does on %s", (kind) =
       // A stream whose route names a repeated response_body is served as JSON Lines: one item per line.
       expect(rest.code, rest.message).toBe("ok");
       expect(Array.isArray(rest.json)).toBe(true);
+      return;
+    }
+    if (sseBindings.has(route.method)) {
+      // A streaming GET served as server-sent events: it opens with the resource as it is, as the RPC's first message.
+      expect(rest.code, rest.message).toBe("ok");
+      const first = rest.json as JsonObject;
+      expect(first.event).toBe("operation");
+      const connect = await callRpc("connect-json", server.baseUrl, token, OperationService.method.getOperation, { id: (first.data as JsonObject).id! });
+      expect(connect.code, connect.message).toBe("ok");
+      expect((first.data as JsonObject).id).toBe(((connect.json as JsonObject).operation as JsonObject).id);
       return;
     }
     if (route.method.methodKind === "server_streaming") {

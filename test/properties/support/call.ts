@@ -87,6 +87,10 @@ export async function callRest(baseUrl: string, token: string, route: RestRoute,
     ...(body === undefined ? {} : { body }),
     signal: AbortSignal.timeout(20_000),
   });
+  if (res.status < 400 && res.headers.get("content-type")?.startsWith("text/event-stream")) {
+    // A stream served as server-sent events: its first event, then the stream is let go.
+    return { code: "ok", json: await firstServerSentEvent(res) };
+  }
   const text = await res.text();
   if (res.status < 400 && res.headers.get("content-type") === "application/x-ndjson") {
     // A stream served as JSON Lines: its lines, as an array.
@@ -106,4 +110,34 @@ export function callOver(family: Family, baseUrl: string, token: string, method:
   const route = routes.find((r) => r.method === method);
   if (!route) throw new Error(`${method.parent.typeName}.${method.name} has no REST route`);
   return callRest(baseUrl, token, route, json);
+}
+
+/** The first event of a `text/event-stream` answer as `{event, id, data}` (data parsed as JSON); the rest of the stream is cancelled. */
+async function firstServerSentEvent(res: Response): Promise<JsonObject> {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  try {
+    for (;;) {
+      const frameEnd = text.indexOf("\n\n");
+      // Comment lines (keep-alives) are frames of their own; skip them.
+      if (frameEnd !== -1 && text.slice(0, frameEnd).split("\n").every((l) => l.startsWith(":"))) {
+        text = text.slice(frameEnd + 2);
+        continue;
+      }
+      if (frameEnd !== -1) {
+        const fields: Record<string, string> = {};
+        for (const line of text.slice(0, frameEnd).split("\n")) {
+          const colon = line.indexOf(":");
+          if (colon > 0) fields[line.slice(0, colon)] = (fields[line.slice(0, colon)] ?? "") + line.slice(colon + 1).replace(/^ /, "");
+        }
+        return { event: fields.event ?? "message", id: fields.id ?? null, data: fields.data === undefined ? null : (JSON.parse(fields.data) as JsonValue) };
+      }
+      const { done, value } = await reader.read();
+      if (done) throw new Error(`event stream ended before its first event: ${JSON.stringify(text)}`);
+      text += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
 }
