@@ -30,7 +30,8 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("audit export of 100,000 events 
 
   beforeAll(async () => {
     database = await createTestDatabase("postgres");
-    gateway = await startGatewayProcess("postgres", { database });
+    // The events are dated early in 2026: a retention that reaches them would delete them mid-export.
+    gateway = await startGatewayProcess("postgres", { database, env: { ANVIL_AUDIT_RETENTION: "36500d" } });
     const client = new pg.Client({ connectionString: database.url });
     await client.connect();
     try {
