@@ -115,6 +115,19 @@ describe.each(databaseKinds)("audit log (%s)", (kind) => {
     expect(event!.parameters).toMatchObject({ user: { email: "traced@example.com" } });
   });
 
+  it("records a change whose ignored fields hold NUL (PostgreSQL stores none), with U+FFFD in its place, instead of failing it", async () => {
+    // id is output-only: the create ignores it, the event records the request as sent.
+    const res = await fetch(`${server.baseUrl}/v1/users`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ id: "a\u0000b", email: "nul-id@example.com", displayName: "Nul" }),
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const created = (await res.json()) as { id: string };
+    const [event] = await list({ resourceId: created.id, method: "anvil.users.v1.UserService/CreateUser" });
+    expect(event!.parameters).toMatchObject({ user: { id: "a\uFFFDb", email: "nul-id@example.com" } });
+  });
+
   it("keeps secrets out: an API key's secret and lease tokens are never stored", async () => {
     const keys = clientFor(ApiKeyService, "grpc", server.baseUrl, token);
     const created = await keys.createApiKey({ apiKey: { displayName: "audited", roles: ["viewer"] } });

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { JsonObject } from "@bufbuild/protobuf";
+import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { type Kysely, type Selectable, sql, type Transaction } from "kysely";
 import type { Database } from "../db/schema.js";
 import { afterKeyset, type SortKey } from "../db/keyset.js";
@@ -88,18 +88,37 @@ export function rowOf(event: NewAuditEvent, tenant: string) {
     kind: event.kind,
     credential_kind: event.credentialKind,
     credential_id: event.credentialId,
-    subject: event.subject,
+    subject: storable(event.subject),
     method: event.method,
     protocol: event.protocol,
-    request_id: event.requestId,
-    trace_id: event.traceId,
-    resource_ids: [...event.resourceIds],
+    request_id: storable(event.requestId),
+    trace_id: storable(event.traceId),
+    resource_ids: event.resourceIds.map(storable),
     outcome: event.outcome,
     client_address: event.clientAddress,
-    user_agent: event.userAgent,
-    parameters: event.parameters === null ? null : JSON.stringify(event.parameters),
+    user_agent: storable(event.userAgent),
+    parameters: event.parameters === null ? null : JSON.stringify(storableJson(event.parameters)),
     dropped_count: event.droppedCount,
   };
+}
+
+/**
+ * Text PostgreSQL can store: `text` and `jsonb` refuse NUL and unpaired
+ * surrogates. Validation keeps both out of what a request changes, but an
+ * event records the request as sent — fields the call ignores (output-only
+ * ones) included — so they are recorded as U+FFFD rather than failing the
+ * change with them (found by the fuzzer: an IPA created with a NUL in its
+ * output-only id answered INTERNAL).
+ */
+function storable(text: string): string {
+  return text.toWellFormed().replaceAll("\u0000", "\uFFFD");
+}
+
+function storableJson(value: JsonValue): JsonValue {
+  if (typeof value === "string") return storable(value);
+  if (Array.isArray(value)) return value.map(storableJson);
+  if (value !== null && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [storable(k), storableJson(v)]));
+  return value;
 }
 
 function toAuditEvent(row: Selectable<AuditEventTable>): AuditEvent {
