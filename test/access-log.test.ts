@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { Code } from "@connectrpc/connect";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiKeyService } from "../gen/anvil/apikeys/v1/apikeys_pb.js";
 import { OperationService } from "../gen/anvil/operations/v1/operations_pb.js";
@@ -13,6 +12,7 @@ import { databaseKinds } from "./support/databases.js";
 import { expectCode } from "./support/expect-code.js";
 import { until } from "./support/operations.js";
 import { type OtlpReceiver, startOtlpReceiver } from "./support/otlp-receiver.js";
+import { captureLog } from "./support/log-capture.js";
 import { startServer, type TestServer } from "./support/server.js";
 
 interface Line {
@@ -38,12 +38,12 @@ afterAll(async () => {
 
 describe.each(databaseKinds)("the access log on %s", (kind) => {
   let server: TestServer;
-  const output: string[] = [];
+  const { log, lines: output } = captureLog("info");
   const lines = () => output.flatMap((chunk) => chunk.split("\n").filter(Boolean)).map((l) => JSON.parse(l) as Line);
   const callLines = () => lines().filter((l) => l.msg === "rpc");
 
   beforeAll(async () => {
-    server = await startServer(kind, { log: pino({ level: "info" }, { write: (s: string) => void output.push(s) }) });
+    server = await startServer(kind, { log });
     // A loaded shared machine can take most of a minute to start a gateway on the embedded database.
   }, 180_000);
   afterAll(() => server?.close());

@@ -1,12 +1,11 @@
 import { execFile } from "node:child_process";
-import { Writable } from "node:stream";
 import { promisify } from "node:util";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LogLine_Level, OperationService } from "../gen/anvil/operations/v1/operations_pb.js";
 import { clientFor } from "./support/clients.js";
 import { databaseKinds } from "./support/databases.js";
 import { claim, eventsOf, type OperationClients, operationClients, runWorkflow, sequencesOf, until, watchWith } from "./support/operations.js";
+import { captureLog } from "./support/log-capture.js";
 import { startServer, type TestServer } from "./support/server.js";
 import { type EventStream, openEventStream } from "./support/sse.js";
 
@@ -16,20 +15,13 @@ describe.each(databaseKinds)("server-sent events on %s", (kind) => {
   let server: TestServer;
   let c: OperationClients;
   let viewer: string;
-  const logs: string[] = [];
+  const { log, lines: logs } = captureLog();
   let kinds = 0;
   const freshKind = () => `sse-${++kinds}`;
   const watchUrl = (id: string, query = "") => `${server.baseUrl}/v1/operations/${id}:watch${query}`;
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
   beforeAll(async () => {
-    // Every log line at every level, to check no credential ever reaches one.
-    const sink = new Writable({
-      write(chunk, _encoding, callback) {
-        logs.push(String(chunk));
-        callback();
-      },
-    });
     server = await startServer(kind, {
       env: {
         ANVIL_OPERATIONS_POLL_MS: "200",
@@ -37,7 +29,8 @@ describe.each(databaseKinds)("server-sent events on %s", (kind) => {
         ANVIL_MAX_STREAMS_PER_PRINCIPAL: "5",
         ANVIL_CORS_ORIGINS: "https://app.example",
       },
-      log: pino({ level: "trace" }, sink),
+      // Every log line at every level, to check no credential ever reaches one.
+      log,
     });
     c = await operationClients(server);
     viewer = await server.token("acme-viewer");

@@ -2,10 +2,8 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { promisify } from "node:util";
 import { Code } from "@connectrpc/connect";
-import pino from "pino";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiKeyService } from "../gen/anvil/apikeys/v1/apikeys_pb.js";
@@ -13,6 +11,7 @@ import { LogLine_Level, Operation_State, OperationService } from "../gen/anvil/o
 import { clientFor } from "./support/clients.js";
 import { databaseKinds } from "./support/databases.js";
 import { claim, type OperationClients, operationClients, runWorkflow, sequencesOf, until, watchWith } from "./support/operations.js";
+import { captureLog } from "./support/log-capture.js";
 import { startServer, type TestServer } from "./support/server.js";
 import { openSocket, type SocketWatch } from "./support/websocket.js";
 
@@ -22,7 +21,7 @@ describe.each(databaseKinds)("WebSocket watches on %s", (kind) => {
   let server: TestServer;
   let c: OperationClients;
   let viewer: string;
-  const logs: string[] = [];
+  const { log, lines: logs } = captureLog();
   let kinds = 0;
   const freshKind = () => `ws-${++kinds}`;
   const wsUrl = (id: string, query = "") => `${server.baseUrl.replace("http:", "ws:")}/ws/operations/${id}${query}`;
@@ -30,12 +29,6 @@ describe.each(databaseKinds)("WebSocket watches on %s", (kind) => {
   const sequences = (w: SocketWatch) => w.messages.map((m) => m.sequence as number);
 
   beforeAll(async () => {
-    const sink = new Writable({
-      write(chunk, _encoding, callback) {
-        logs.push(String(chunk));
-        callback();
-      },
-    });
     server = await startServer(kind, {
       env: {
         ANVIL_OPERATIONS_POLL_MS: "200",
@@ -44,7 +37,8 @@ describe.each(databaseKinds)("WebSocket watches on %s", (kind) => {
         ANVIL_MAX_STREAMS_PER_PRINCIPAL: "5",
         ANVIL_WS_AUTH_TIMEOUT_MS: "500",
       },
-      log: pino({ level: "trace" }, sink),
+      // Every log line at every level, to check no credential ever reaches one.
+      log,
     });
     c = await operationClients(server);
     viewer = await server.token("acme-viewer");

@@ -99,52 +99,46 @@ export function createRestHandler(options: RestHandlerOptions): RouteHandler {
     if (req.method === "GET") setPrivateCaching(res);
     const call = options.unaryCalls.get(match.route.method);
     const lines = servedAsJsonLines(match.route) ? options.streamHandlers.find((h) => h.method === match.route.method) : undefined;
-    if (lines !== undefined) {
+    const rawQuery = q === -1 ? "" : url.slice(q + 1);
+    // One observer per call: a failure past the handler is logged, counted as cancelled, and answered when it still can be.
+    const observed = (what: string, work: (meter: ObservedCall) => Promise<void>, recover?: () => void) => {
       const meter = options.calls.begin(match.route.method, "rest", req, restRouteLabel(match.route));
       meter
-        .run(() => serveStream(req, res, match.route, match.bindings, q === -1 ? "" : url.slice(q + 1), lines, options, meter))
+        .run(() => work(meter))
         .catch((err: unknown) => {
-          options.log.debug({ err, path }, "REST stream not completed");
+          options.log.debug({ err, path }, `${what} not completed`);
           meter.code(Code.Canceled);
-          if (!res.headersSent) void sendRestError(req, res, new ConnectError("internal error", Code.Internal), options.compressMinBytes);
-          else if (!res.destroyed) res.destroy();
+          recover?.();
         })
         .finally(() => meter.end());
       return true;
+    };
+    const answerInternal = () => {
+      if (!res.headersSent) void sendRestError(req, res, new ConnectError("internal error", Code.Internal), options.compressMinBytes);
+    };
+    if (lines !== undefined) {
+      return observed("REST stream", (meter) => serveStream(req, res, match.route, match.bindings, rawQuery, lines, options, meter), () => {
+        // Mid-stream there is no status left to send: cutting the response tells the client it is incomplete.
+        if (res.headersSent) res.destroy();
+        else answerInternal();
+      });
     }
     const stream = options.streamCalls.get(match.route.method);
     const binding = options.sse.get(match.route.method);
     if (call === undefined && stream !== undefined && binding !== undefined && match.route.httpMethod === "GET") {
-      const meter = options.calls.begin(match.route.method, "rest", req, restRouteLabel(match.route));
       const { route, bindings } = match;
-      meter
-        .run(() => serveEventStream(req, res, { route, bindings, call: stream, binding, authenticator: options.authenticator, compressMinBytes: options.compressMinBytes, meter }))
-        .catch((err: unknown) => {
-          options.log.debug({ err, path }, "event stream not completed");
-          meter.code(Code.Canceled);
-        })
-        .finally(() => meter.end());
-      return true;
+      return observed("event stream", (meter) =>
+        serveEventStream(req, res, { route, bindings, call: stream, binding, authenticator: options.authenticator, compressMinBytes: options.compressMinBytes, meter }),
+      );
     }
     if (call === undefined) {
       // A streaming method without a GET route: it has no single JSON reply.
-      const meter = options.calls.begin(match.route.method, "rest", req, restRouteLabel(match.route));
-      meter.code(Code.Unimplemented);
-      void sendRestError(req, res, new ConnectError("streaming methods are not available over REST; call them with Connect or gRPC", Code.Unimplemented), options.compressMinBytes)
-        .then((n) => meter.sent(n))
-        .finally(() => meter.end());
-      return true;
+      return observed("REST refusal", async (meter) => {
+        meter.code(Code.Unimplemented);
+        meter.sent(await sendRestError(req, res, new ConnectError("streaming methods are not available over REST; call them with Connect or gRPC", Code.Unimplemented), options.compressMinBytes));
+      });
     }
-    const meter = options.calls.begin(match.route.method, "rest", req, restRouteLabel(match.route));
-    meter
-      .run(() => serve(req, res, match.route, match.bindings, q === -1 ? "" : url.slice(q + 1), call, options, meter))
-      .catch((err: unknown) => {
-        options.log.debug({ err, path }, "REST response not completed");
-        meter.code(Code.Canceled);
-        if (!res.headersSent) void sendRestError(req, res, new ConnectError("internal error", Code.Internal), options.compressMinBytes);
-      })
-      .finally(() => meter.end());
-    return true;
+    return observed("REST response", (meter) => serve(req, res, match.route, match.bindings, rawQuery, call, options, meter), answerInternal);
   };
 }
 

@@ -127,7 +127,8 @@ export async function send(port: number, req: WireRequest, ids: KnownIds, limitM
       case "grpc": {
         const body = envelope(damage(encodeBinary(req.method, json), req.damage), 0);
         return await new Promise<WireOutcome>((resolve) => {
-          const stream = h2().request({ ":method": "POST", ":path": path, ...headers(req, { "content-type": "application/grpc", te: "trailers" }, "grpc-timeout") }, { signal });
+          const session = h2();
+          const stream = session.request({ ":method": "POST", ":path": path, ...headers(req, { "content-type": "application/grpc", te: "trailers" }, "grpc-timeout") }, { signal });
           let httpStatus = 0;
           let status: string | undefined;
           let message = "";
@@ -143,7 +144,14 @@ export async function send(port: number, req: WireRequest, ids: KnownIds, limitM
           stream.on("data", () => {});
           const finish = () =>
             resolve(status === undefined ? done(httpStatus ? `http_${httpStatus}` : "no_status", httpStatus, body.length, message) : done(grpcCodes[Number(status)] ?? `grpc_${status}`, httpStatus, body.length, decodeURIComponent(message)));
-          stream.on("close", finish);
+          stream.on("close", () => {
+            // Node's HTTP/2 client counts the unsent rest of a body the server answered before reading it against
+            // its session's memory for the session's whole life: after ~10 MiB of such bodies (a refused upload
+            // or two) it refuses its own new streams with ENHANCE_YOUR_CALM, gateway or not. A real client
+            // reconnects then; this one starts a new session at once.
+            if (!stream.writableFinished) session.close();
+            finish();
+          });
           stream.on("error", (err: Error & { code?: string }) => {
             if (err.name === "AbortError" || err.code === "ABORT_ERR") resolve(done("client_timeout", httpStatus, body.length));
           });
