@@ -74,6 +74,11 @@ export interface Config {
   readonly trustedProxies: readonly string[];
   /** Default tier of each tenant's callers whose credential names none (ANVIL_TENANT_TIERS). */
   readonly tenantTiers: ReadonlyMap<string, Tier>;
+  /**
+   * Whether changes and refusals are written to the audit log (ANVIL_AUDIT, default on). Off is for benchmarks and
+   * throw-away development databases: nothing records who changed what.
+   */
+  readonly audit: boolean;
   /** How long audit events are kept, in ms (ANVIL_AUDIT_RETENTION, a duration such as `90d`); housekeeping deletes older ones. */
   readonly auditRetentionMs: number;
   /** Refusals the audit queue holds before it drops (and counts) more (ANVIL_AUDIT_QUEUE_CAPACITY). */
@@ -217,6 +222,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     trustedProxies: trustedProxies(env.ANVIL_TRUSTED_PROXIES),
     tenantTiers: tenantTiers(env.ANVIL_TENANT_TIERS),
+    audit: onOff(env, "ANVIL_AUDIT", true),
     auditRetentionMs: duration(env, "ANVIL_AUDIT_RETENTION", 90 * day, 60 * second, 36_500 * day),
     auditQueueCapacity: int(env, "ANVIL_AUDIT_QUEUE_CAPACITY", 10_000, 1, 10_000_000),
     auditFlushMs: int(env, "ANVIL_AUDIT_FLUSH_MS", 100, 1, 60_000),

@@ -332,6 +332,26 @@ describe("audit redaction", () => {
   });
 });
 
+describe.each(databaseKinds)("audit log off (%s)", (kind) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer(kind, { env: { ANVIL_AUDIT: "off", ANVIL_AUDIT_FLUSH_MS: "20" } });
+  }, 60_000);
+  afterAll(() => server?.close());
+
+  it("with ANVIL_AUDIT=off serves changes and refusals alike and records neither", async () => {
+    const users = clientFor(UserService, "connect-json", server.baseUrl, await server.token("acme-admin"));
+    const created = await users.createUser({ user: { email: "off@example.com", displayName: "off", roles: ["viewer"] } });
+    expect(created.user?.id).toBeTruthy();
+    await expectCode(clientFor(UserService, "grpc", server.baseUrl, await server.token("acme-viewer")).createUser({ user: { email: "x@example.com", displayName: "x", roles: ["viewer"] } }), Code.PermissionDenied);
+    await expectCode(clientFor(UserService, "grpc", server.baseUrl, "not-a-token").listUsers({}), Code.Unauthenticated);
+    // Longer than the refusal queue's flush interval, several times over.
+    await new Promise((r) => setTimeout(r, 300));
+    const rows = await sql<{ n: string }>`select count(*) as n from audit_events`.execute(server.app.database.db);
+    expect(Number(rows.rows[0]!.n)).toBe(0);
+  });
+});
+
 describe("audit configuration", () => {
   it("reads ANVIL_AUDIT_RETENTION as a duration like the other retentions, 90 days by default, and refuses nonsense", () => {
     expect(loadConfig({}).auditRetentionMs).toBe(90 * 86_400_000);
@@ -341,6 +361,12 @@ describe("audit configuration", () => {
     expect(() => loadConfig({ ANVIL_AUDIT_RETENTION: "7" })).toThrow(/ANVIL_AUDIT_RETENTION/);
     expect(() => loadConfig({ ANVIL_AUDIT_RETENTION: "0" })).toThrow(/ANVIL_AUDIT_RETENTION/);
     expect(() => loadConfig({ ANVIL_AUDIT_RETENTION: "ninety" })).toThrow(/ANVIL_AUDIT_RETENTION/);
+  });
+
+  it("reads ANVIL_AUDIT as on or off, on by default", () => {
+    expect(loadConfig({}).audit).toBe(true);
+    expect(loadConfig({ ANVIL_AUDIT: "off" }).audit).toBe(false);
+    expect(() => loadConfig({ ANVIL_AUDIT: "maybe" })).toThrow(/ANVIL_AUDIT/);
   });
 });
 

@@ -32,15 +32,17 @@ export interface RefusedCall {
  * that sees it; other codes are not refusals and are ignored.
  */
 export class RefusalAudit {
-  readonly #queue: AuditQueue;
+  readonly #queue: AuditQueue | undefined;
   readonly #recorded = new WeakSet<object>();
 
-  constructor(queue: AuditQueue) {
+  /** Without a queue (the audit log is off) nothing is recorded. */
+  constructor(queue: AuditQueue | undefined) {
     this.#queue = queue;
   }
 
   /** Queues an event for `error` if it is a refusal not yet recorded; cheap, never throws. */
   record(error: unknown, call: RefusedCall): void {
+    if (this.#queue === undefined) return;
     const connectError = error instanceof ConnectError ? error : ConnectError.from(error);
     if (!refusalCodes.has(connectError.code)) return;
     const key = (typeof error === "object" && error !== null ? error : connectError) as object;

@@ -146,13 +146,14 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       tenantOf: async (claim) => (claim.kind === "api_key" ? (await apiKeyCredentials.find(claim.id))?.tenant : keys.get(claim.id)?.tenant),
       events: metrics.audit,
     });
-    const refusals = new RefusalAudit(auditQueue);
+    if (!config.audit) log.warn("the audit log is off (ANVIL_AUDIT=off): no change and no refusal is recorded");
+    const refusals = new RefusalAudit(config.audit ? auditQueue : undefined);
     const served = [...apiServices, ...infrastructureServices];
     const bodyLimits = new BodyLimits(config.maxRequestBytes, served.flatMap((s) => s.methods));
     const interceptors: Interceptor[] = [
       requestIdInterceptor(),
       metricsInterceptor(),
-      auditInterceptor(mutatingMethods(apiServices), refusals),
+      ...(config.audit ? [auditInterceptor(mutatingMethods(apiServices), refusals)] : []),
       // Outside the error interceptor: it adds the RateLimit fields to errors already mapped.
       rateLimitHeadersInterceptor(),
       errorInterceptor(log),
