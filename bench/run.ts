@@ -43,7 +43,12 @@ async function main(): Promise<void> {
     // side by side keeps that drift out of the ratios.
     for (const name of new Set(cases.map((c) => c.server))) {
       log(`starting ${name}`);
-      const env = name === "anvil-observed" ? { ...setup.serverEnv, OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint } : setup.serverEnv;
+      const env =
+        name === "anvil-observed"
+          ? { ...setup.serverEnv, OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint }
+          : name === "anvil-limited" || name === "anvil-limited-redis"
+            ? { ...setup.serverEnv, ...setup.limitedEnv }
+            : setup.serverEnv;
       running.set(name, await startServer(name, { env }));
       if (name === "anvil-observed") sink.scrape(running.get(name)!.baseUrl, 1_000);
     }

@@ -10,6 +10,11 @@ export interface BenchSetup {
   readonly ctx: BenchContext;
   /** Environment every server process gets. */
   readonly serverEnv: NodeJS.ProcessEnv;
+  /**
+   * What the rate-limited servers add: the bench key with a limited tier whose bucket is too large to run dry in a
+   * run, so every call pays for its bucket and none is refused.
+   */
+  readonly limitedEnv: NodeJS.ProcessEnv;
   teardown(): Promise<void>;
 }
 
@@ -53,9 +58,14 @@ export async function prepare(settings: BenchSettings, log: (line: string) => vo
     LOG_LEVEL: "warn",
     BENCH_CONTEXT: JSON.stringify(ctx),
   };
+  const limitedEnv: NodeJS.ProcessEnv = {
+    ANVIL_KEYS_FILE: credentials.limitedKeysFile,
+    ANVIL_RATE_LIMIT_TIERS: JSON.stringify({ enterprise: { burst: 1e9, ratePerMinute: 1e9 } }),
+  };
   return {
     ctx,
     serverEnv,
+    limitedEnv,
     teardown: async () => {
       await database.drop();
       await issuer.close();

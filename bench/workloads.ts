@@ -12,6 +12,8 @@ export const workloadTitles = {
   credentials: "7. Credentials: the gRPC point read with a service-account token (get-grpc), an API key and an OIDC token (Anvil only)",
   observability:
     "8. Observability: the point read with tracing exporting OTLP (to an in-bench sink) and /metrics scraped every second (anvil-observed), against both off (anvil)",
+  governance:
+    "9. Governance: the point read and the write with the audit log and rate limits off (anvil-ungoverned), audit on (anvil), audit on + a limited key with buckets in memory (anvil-limited) and in Redis (anvil-limited-redis)",
 } as const;
 
 /** A workload's key. */
@@ -90,4 +92,9 @@ export const benchCases: readonly BenchCase[] = [
   // The same server twice, side by side: what traces (two spans a call, server and statement) and scrapes cost.
   ...cases("observability", "get-grpc", "h2load", [anvil, "anvil-observed"]),
   ...cases("observability", "get-connect-json", "autocannon", [anvil, "anvil-observed"]),
+
+  // Four configurations side by side: what the audit log (a change event in every write's transaction) and a
+  // bucket per call (a Map, or a Lua script round trip to Redis) cost.
+  ...cases("governance", "get-grpc", "h2load", ["anvil-ungoverned", anvil, "anvil-limited", "anvil-limited-redis"]),
+  ...cases("governance", "create-grpc", "h2-loop", ["anvil-ungoverned", anvil, "anvil-limited", "anvil-limited-redis"]),
 ];

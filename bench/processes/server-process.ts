@@ -10,12 +10,29 @@ import { pinned, serverCore } from "./pinning.js";
  * handler, so the two paths show side by side. `anvil-observed` is Anvil
  * exporting traces over OTLP (the runner gives it OTEL_EXPORTER_OTLP_ENDPOINT,
  * an in-bench sink) while its /metrics is scraped every second.
+ * `anvil-ungoverned` is Anvil with its audit log off (ANVIL_AUDIT=off) and, like
+ * `anvil`, a key of the unlimited tier; `anvil-limited` and
+ * `anvil-limited-redis` are Anvil with a limited key (the runner gives them
+ * the bench's limited keys file), buckets in memory or in Redis.
  */
-export type ServerName = "anvil" | "anvil-universal" | "anvil-observed" | "bare-connect" | "grpc-js" | "fastify" | "raw-http" | "raw-http2";
+export type ServerName =
+  | "anvil"
+  | "anvil-universal"
+  | "anvil-observed"
+  | "anvil-ungoverned"
+  | "anvil-limited"
+  | "anvil-limited-redis"
+  | "bare-connect" | "grpc-js" | "fastify" | "raw-http" | "raw-http2";
 
 const variants: Partial<Record<ServerName, { script: ServerName; env: NodeJS.ProcessEnv }>> = {
   "anvil-universal": { script: "anvil", env: { ANVIL_FAST_UNARY: "off" } },
   "anvil-observed": { script: "anvil", env: { OTEL_SERVICE_NAME: "anvil-bench" } },
+  "anvil-ungoverned": { script: "anvil", env: { ANVIL_AUDIT: "off" } },
+  "anvil-limited": { script: "anvil", env: {} },
+  "anvil-limited-redis": {
+    script: "anvil",
+    env: { ANVIL_REDIS_URL: process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379", ANVIL_REDIS_PREFIX: `anvil-bench-${process.pid}:` },
+  },
 };
 
 /** Options of startServer. */
