@@ -121,6 +121,8 @@ export async function startGatewayProcess(kind: DatabaseKind, options: GatewayPr
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once("exit", (code, signal) => resolve({ code, signal })),
   );
+  // Without a listener, a failed send to an exiting child (EPIPE) would be thrown by the ChildProcess itself.
+  child.on("error", () => {});
   let stderr = "";
   child.stderr!.on("data", (c: Buffer) => {
     stderr = (stderr + c.toString()).slice(-8000);
@@ -164,7 +166,13 @@ export async function startGatewayProcess(kind: DatabaseKind, options: GatewayPr
       };
       child.on("message", onMessage);
       child.once("exit", onExit);
-      child.send({ type, id } satisfies ChildRequest);
+      // A child that is exiting closes its IPC channel: the send fails (EPIPE) instead of the process crashing on it.
+      child.send({ type, id } satisfies ChildRequest, (err) => {
+        if (err === null) return;
+        child.off("message", onMessage);
+        child.off("exit", onExit);
+        reject(new Error(`gateway child unreachable: ${err.message}\n${stderr}`));
+      });
     });
   const byId = Object.fromEntries(keys.map((k) => [k.key_id, k]));
   return {
