@@ -10,6 +10,7 @@ import * as apiKeys from "./20261129000100_api_keys.js";
 import * as auditEvents from "./20261129002000_audit_events.js";
 import * as housekeepingIndexes from "./20261129003000_housekeeping_indexes.js";
 import * as taskTraceParent from "./20261129005000_task_trace_parent.js";
+import * as webhooks from "./20261129006000_webhooks.js";
 
 /**
  * Every migration, by name; names sort in the order they apply. Listed
@@ -28,4 +29,5 @@ export const migrations: Record<string, Migration> = {
   "20261129002000_audit_events": auditEvents,
   "20261129003000_housekeeping_indexes": housekeepingIndexes,
   "20261129005000_task_trace_parent": taskTraceParent,
+  "20261129006000_webhooks": webhooks,
 };

@@ -23,6 +23,8 @@ export interface Config {
   readonly tlsKey: string | undefined;
   /** Largest request body accepted, in bytes, unless a route sets its own (src/server/body-limits.ts). */
   readonly maxRequestBytes: number;
+  /** Largest webhook delivery body accepted, in bytes: deliveries are read before they are authenticated, so the cap is small. */
+  readonly maxWebhookBytes: number;
   /** How long each phase of a connection may take (see ConnectionLimits). */
   readonly connectionLimits: ConnectionLimits;
   /** Pool size for PostgreSQL. */
@@ -171,6 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tlsCert: env.TLS_CERT || undefined,
     tlsKey: env.TLS_KEY || undefined,
     maxRequestBytes: int(env, "ANVIL_MAX_REQUEST_BYTES", 10 * 1024 * 1024, 1024, 1024 ** 3),
+    maxWebhookBytes: int(env, "ANVIL_MAX_WEBHOOK_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
     connectionLimits: connectionLimits({
       sniffTimeoutMs: int(env, "ANVIL_SNIFF_TIMEOUT_MS", 10_000, 10, 600_000),
       headersTimeoutMs: int(env, "ANVIL_HEADERS_TIMEOUT_MS", 15_000, 10, 600_000),

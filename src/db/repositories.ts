@@ -9,6 +9,7 @@ import { OperationRepository } from "../operations/operation.repository.js";
 import { TaskRepository } from "../operations/task.repository.js";
 import { UserRepository } from "../users/user.repository.js";
 import { WorkflowRepository } from "../workflows/workflow.repository.js";
+import { WebhookRepository } from "../webhooks/webhook.repository.js";
 import { IdempotencyRepository } from "./idempotency.repository.js";
 import type { Database } from "./schema.js";
 
@@ -33,6 +34,7 @@ export class Repositories {
   #tasks?: TaskRepository;
   #apiKeys?: ApiKeyRepository;
   #audit?: AuditRepository;
+  #webhooks?: WebhookRepository;
 
   constructor(trx: Transaction<Database>, tenant: string, afterCommit: Array<() => void>) {
     this.#trx = trx;
@@ -90,6 +92,11 @@ export class Repositories {
   get audit(): AuditRepository {
     const trx = this.#live();
     return (this.#audit ??= new AuditRepository(trx, this.#tenant));
+  }
+
+  get webhooks(): WebhookRepository {
+    const trx = this.#live();
+    return (this.#webhooks ??= new WebhookRepository(trx, this.#tenant));
   }
 
   /** Runs `hook` after the transaction commits (never if it rolls back). */

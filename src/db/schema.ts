@@ -9,6 +9,7 @@ import type { OperationEventTable, OperationTable } from "../operations/operatio
 import type { TaskTable } from "../operations/task.table.js";
 import type { IdempotencyKeyTable } from "./tables/idempotency-key.table.js";
 import type { SettingTable } from "./tables/setting.table.js";
+import type { WebhookTable } from "../webhooks/webhook.table.js";
 
 /** Every table, as kysely sees today's schema. Migrations never import this. */
 export interface Database {
@@ -25,4 +26,5 @@ export interface Database {
   tasks: TaskTable;
   api_keys: ApiKeyTable;
   audit_events: AuditEventTable;
+  webhooks: WebhookTable;
 }

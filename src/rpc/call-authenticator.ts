@@ -80,6 +80,22 @@ export class CallAuthenticator {
   }
 
   /**
+   * Decides a call made for a principal established otherwise — a webhook
+   * delivery, verified by its signature, acts as its endpoint's creator:
+   * only that credential's rate limit applies; never throws.
+   */
+  async decideFor(principal: Principal, headers: HeaderSource, peer: string | undefined): Promise<AuthOutcome> {
+    const client = this.clientAddress(peer, headers);
+    try {
+      const limit = await this.#options.limiter.forCredential(principal);
+      if (limit !== undefined && !limit.answer.allowed) return { refused: refusal(limit), client, limit, principal };
+      return { principal, client, ...(limit && { limit }) };
+    } catch (err) {
+      return { refused: err, client };
+    }
+  }
+
+  /**
    * Decides a call of `method` with these request headers from the socket
    * peer `peer` (undefined when unknown); never throws.
    */

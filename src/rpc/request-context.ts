@@ -1,6 +1,6 @@
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { ChangeAudit } from "../audit/audit-event.js";
-import type { Principal } from "../auth/principal.js";
+import type { Principal, Tier } from "../auth/principal.js";
 import { InternalError } from "../shared/errors.js";
 import type { Caller } from "../shared/scope.js";
 
@@ -32,6 +32,8 @@ export interface RequestContext extends Caller {
   readonly requestId: string;
   /** The client's address (see clientAddressKey), for records of who did what from where. */
   readonly clientAddress: string;
+  /** The caller's rate-limit tier (what work it sets up to run later, such as webhook deliveries, is limited by). */
+  readonly tier: Tier;
 }
 
 /** Builds the plain request context from Connect's handler context. */
@@ -46,6 +48,7 @@ export function requestContext(ctx: HandlerContext): RequestContext {
     credential: principal.credential,
     requestId: ctx.values.get(requestIdKey),
     clientAddress: ctx.values.get(clientAddressKey),
+    tier: principal.tier,
     deadline: timeout === undefined ? undefined : Date.now() + timeout,
     audit: ctx.values.get(changeAuditKey),
   };

@@ -46,6 +46,9 @@ import { sseBindings } from "./sse/watch-operation-sse.js";
 import { useAllocationFreeUtf8Checks } from "./text-encoding.js";
 import type { UpgradeHandler } from "./listener.js";
 import { createWatchSocketRoute } from "./websocket/watch-socket-route.js";
+import { createWebhookDeliveryRoute } from "./webhooks/webhook-delivery-route.js";
+import { WebhookDeliveriesService } from "../webhooks/webhook-deliveries.service.js";
+import { WebhookEndpointRepository } from "../webhooks/webhook-endpoint.repository.js";
 import { OperationService } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { Metrics } from "../metrics/metrics.js";
 import { createMetricsRoute } from "../metrics/metrics-route.js";
@@ -187,6 +190,17 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       createProbes(database, monitor),
       ...(config.metricsPort === undefined ? [metricsRoute] : []),
       limitedPerAddress(createOpenApiRoute(config.compressMinBytes), "/openapi.json", authenticator, config.compressMinBytes),
+      createWebhookDeliveryRoute({
+        endpoints: new WebhookEndpointRepository(database.db),
+        deliveries: new WebhookDeliveriesService(uow),
+        unaryCalls: connect.unaryCalls,
+        authenticator,
+        refusals,
+        maxBodyBytes: config.maxWebhookBytes,
+        compressMinBytes: config.compressMinBytes,
+        calls,
+        log,
+      }),
       createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, streamCalls: connect.streamCalls, streamHandlers: connect.handlers, sse: sseBindings, authenticator, refusals, bodyLimits, compressMinBytes: config.compressMinBytes, log, calls }),
     ];
     const watchMethod = OperationService.method.watchOperation;

@@ -7,6 +7,7 @@ import { FindingService } from "../../gen/anvil/findings/v1/findings_pb.js";
 import { IpaService } from "../../gen/anvil/ipas/v1/ipas_pb.js";
 import { OperationService, WorkerService } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { UserService } from "../../gen/anvil/users/v1/users_pb.js";
+import { WebhookService } from "../../gen/anvil/webhooks/v1/webhooks_pb.js";
 import { WorkflowService } from "../../gen/anvil/workflows/v1/workflows_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { agentsHandler } from "../agents/agents.handler.js";
@@ -30,6 +31,8 @@ import { usersHandler } from "../users/users.handler.js";
 import { UsersService } from "../users/users.service.js";
 import { workflowsHandler } from "../workflows/workflows.handler.js";
 import { WorkflowsService } from "../workflows/workflows.service.js";
+import { webhooksHandler } from "../webhooks/webhooks.handler.js";
+import { WebhooksService } from "../webhooks/webhooks.service.js";
 import type { Tier } from "../auth/principal.js";
 import { createHealthHandler } from "./health/health-service.js";
 import type { ServingMonitor } from "./health/serving-monitor.js";
@@ -58,6 +61,7 @@ export const apiServices: readonly DescService[] = [
   WorkerService,
   ApiKeyService,
   AuditService,
+  WebhookService,
 ];
 
 /**
@@ -98,6 +102,7 @@ export function registerServices(deps: ServiceDependencies): (router: ConnectRou
   );
   const apiKeys = apiKeysHandler(new ApiKeysService(deps.uow, deps.pager, deps.tenantTiers));
   const audit = auditHandler(new AuditUseCases(deps.uow, deps.pager));
+  const webhooks = webhooksHandler(new WebhooksService(deps.uow, deps.pager));
   const served = [...apiServices, ...infrastructureServices];
   const health = createHealthHandler(served.map((s) => s.typeName), deps.monitor);
   const reflection = createReflectionHandlers(served);
@@ -111,6 +116,7 @@ export function registerServices(deps: ServiceDependencies): (router: ConnectRou
     router.service(WorkerService, deps.operations.workersHandler);
     router.service(ApiKeyService, apiKeys);
     router.service(AuditService, audit);
+    router.service(WebhookService, webhooks);
     router.service(Health, health);
     router.service(reflectionServices[0], reflection.v1);
     router.service(reflectionServices[1], reflection.v1alpha);

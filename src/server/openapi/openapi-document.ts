@@ -6,6 +6,7 @@ import { buildRestRoutes, type RestRoute } from "../rest/rest-routes.js";
 import { servedAsJsonLines } from "../rest/rest-stream.js";
 import { type Schema, SchemaCollector } from "./json-schema.js";
 import { protoComment } from "./proto-comments.js";
+import { transportPaths } from "./transport-paths.js";
 
 /** Options of buildOpenApiDocument. */
 export interface OpenApiOptions {
@@ -49,6 +50,7 @@ export function buildOpenApiDocument(services: readonly DescService[], options: 
     paths[path] ??= {};
     paths[path][route.httpMethod.toLowerCase()] = operation(route, n === 0 ? base : `${base}_${n}`, collector);
   }
+  Object.assign(paths, transportPaths(services, collector));
   return {
     openapi: "3.1.0",
     info: { title: options.title, version: options.version, ...(options.description ? { description: options.description } : {}) },

@@ -1,0 +1,54 @@
+import { CompiledQuery, type Kysely } from "kysely";
+import type { Tier } from "../auth/principal.js";
+import type { Database } from "../db/schema.js";
+import type { WebhookTarget } from "./webhook.js";
+import { targetOf } from "./webhook.repository.js";
+
+/** What a delivery needs to know of its endpoint. */
+export interface WebhookEndpoint {
+  readonly id: string;
+  readonly tenant: string;
+  readonly target: WebhookTarget;
+  readonly signingKey: Buffer;
+  /** `kind:id` of the credential deliveries act as, with its roles and tier at creation. */
+  readonly creator: string;
+  readonly roles: readonly string[];
+  readonly tier: Tier;
+}
+
+/**
+ * The one query deliveries run on `webhooks`, straight on the pool and
+ * across tenants: `/hooks/{id}` names its endpoint before anyone knows the
+ * tenant (ids are unique across tenants). Management goes through
+ * WebhookRepository, always within one tenant.
+ */
+export class WebhookEndpointRepository {
+  readonly #db: Kysely<Database>;
+  readonly #find: string;
+
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+    // Compiled once: it runs for every delivery.
+    this.#find = db
+      .selectFrom("webhooks")
+      .select(["id", "tenant_id", "target_kind", "target_id", "max_results", "signing_key", "creator", "creator_roles", "creator_tier"])
+      .where("id", "=", "00000000-0000-0000-0000-000000000000")
+      .compile().sql;
+  }
+
+  /** The endpoint with this id (a UUID), in any tenant, or undefined. */
+  async find(id: string): Promise<WebhookEndpoint | undefined> {
+    const { rows } = await this.#db.executeQuery<Record<string, unknown>>(CompiledQuery.raw(this.#find, [id]));
+    const row = rows[0];
+    if (row === undefined) return undefined;
+    return {
+      id: row.id as string,
+      tenant: row.tenant_id as string,
+      target: targetOf(row as never),
+      signingKey: Buffer.from(row.signing_key as Uint8Array),
+      creator: row.creator as string,
+      roles: row.creator_roles as string[],
+      tier: row.creator_tier as Tier,
+    };
+  }
+}
