@@ -53,7 +53,8 @@ describe.each(databaseKinds)("GET /openapi.json on %s", (kind) => {
     expect(routes.length).toBeGreaterThan(0);
     let operations = 0;
     for (const path of Object.values(doc.paths) as Record<string, unknown>[]) operations += Object.keys(path).length;
-    expect(operations).toBe(routes.length);
+    // Besides the REST routes: the WebSocket watch and webhook deliveries (transport-paths.ts).
+    expect(operations).toBe(routes.length + 2);
     for (const route of routes) {
       const op = doc.paths[openApiPath(route)]?.[route.httpMethod.toLowerCase()];
       expect(op, `${route.httpMethod} ${route.template.source}`).toBeDefined();
@@ -66,6 +67,22 @@ describe.each(databaseKinds)("GET /openapi.json on %s", (kind) => {
     expect(doc.security).toEqual([{ bearerAuth: [] }]);
     expect(doc.components.schemas.Error.required).toEqual(["code", "message"]);
     expect(Object.keys(doc.components.schemas.Error.properties)).toEqual(["code", "message", "details"]);
+  });
+
+  it("documents the streaming and webhook routes with their media types", () => {
+    const sse = doc.paths["/v1/operations/{id}:watch"].get;
+    expect(Object.keys(sse.responses["200"].content)).toEqual(["text/event-stream"]);
+    expect(sse.responses["204"]).toBeDefined();
+    expect(sse.parameters.map((p: Doc) => p.name)).toEqual(expect.arrayContaining(["Last-Event-ID", "access_token"]));
+    const ws = doc.paths["/ws/operations/{id}"].get;
+    expect(ws.responses["101"].description).toMatch(/Switching Protocols/);
+    expect(ws.parameters.map((p: Doc) => p.name)).toEqual(expect.arrayContaining(["id", "after_sequence", "access_token", "api_key", "Upgrade"]));
+    const hook = doc.paths["/hooks/{id}"].post;
+    // Signed, not bearer-authenticated.
+    expect(hook.security).toEqual([]);
+    expect(hook.parameters.filter((p: Doc) => p.in === "header").map((p: Doc) => p.name)).toEqual(["webhook-id", "webhook-timestamp", "webhook-signature"]);
+    expect(Object.keys(hook.responses)).toEqual(expect.arrayContaining(["200", "202", "401", "404", "413", "429"]));
+    expect(hook.responses["202"].content["application/json"].schema.oneOf[0].$ref).toBe("#/components/schemas/anvil.workflows.v1.RunWorkflowResponse");
   });
 
   it("maps messages per proto3 JSON, with descriptions from the proto comments", () => {
