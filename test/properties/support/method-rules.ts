@@ -220,6 +220,25 @@ export const methodRules: Readonly<Record<string, MethodRule>> = {
   RevokeApiKey: { foreign: (a) => [{ id: a.apiKeys[0]!.id }], foreignCodes: notFound, valid: async (o, s) => ({ id: (await o.apiKey(s)).id! }) },
   DeleteApiKey: { foreign: (a) => [{ id: a.apiKeys[1]!.id }], foreignCodes: notFound, valid: async (o, s) => ({ id: (await o.apiKey(s)).id! }) },
 
+  // --- webhooks
+  GetWebhook: { foreign: (a) => [{ id: a.webhooks[0]!.id }], foreignCodes: notFound, valid: async (o, s) => ({ id: (await o.webhook(s)).id! }) },
+  ListWebhooks: { foreign: (a) => [{ pageToken: a.pageTokens.ListWebhooks!, pageSize: 50 }], foreignCodes: listCodes, foreignEmpty: true, valid: async () => ({ pageSize: 2 }) },
+  CreateWebhook: {
+    // A's request id, with a target of A's: B's own endpoint (its run would find no such workflow in B).
+    foreign: (a) => [{ webhook: { displayName: "b", runWorkflow: { workflowId: a.workflow.id } }, requestId: a.requestIds.CreateWebhook! }],
+    foreignCodes: ["ok"],
+    valid: async (_o, s) => ({ webhook: { displayName: s, correlateAlert: { maxResults: 3 } } }),
+    vary: async (_o, r) => ({ ...r, webhook: { ...(r.webhook as JsonObject), displayName: "another" } }),
+    // "A retry … returns the endpoint created first without its secret."
+    retryOmits: ["secret"],
+  },
+  UpdateWebhook: {
+    foreign: (a) => [{ webhook: { id: a.webhooks[0]!.id, displayName: "hijacked" }, updateMask: "displayName" }],
+    foreignCodes: notFound,
+    valid: async (o, s) => ({ webhook: { id: (await o.webhook(s)).id!, displayName: `${s} renamed` }, updateMask: "displayName" }),
+  },
+  DeleteWebhook: { foreign: (a) => [{ id: a.webhooks[1]!.id }], foreignCodes: notFound, valid: async (o, s) => ({ id: (await o.webhook(s)).id! }) },
+
   // --- audit
   ListAuditEvents: {
     // Filters naming A's resources and A's credential: B's own log holds none of them.

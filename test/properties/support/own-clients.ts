@@ -26,6 +26,8 @@ export interface OwnClients {
   leased(seed: string): Promise<Task>;
   /** An API key (ApiKeyService), as proto3 JSON. */
   apiKey(seed: string): Promise<JsonObject>;
+  /** A webhook endpoint (WebhookService) running a fresh workflow, as proto3 JSON. */
+  webhook(seed: string): Promise<JsonObject>;
   /** Calls the API method `name` over Connect JSON; throws unless it succeeds. */
   call(name: string, request: JsonObject): Promise<JsonObject>;
 }
@@ -78,6 +80,8 @@ export async function ownClients(server: TestServer, keyId = "acme-admin"): Prom
       return claimed.task;
     },
     apiKey: async (seed) => (await own.call("CreateApiKey", { apiKey: { displayName: seed, roles: ["viewer"] } })).apiKey as JsonObject,
+    webhook: async (seed) =>
+      (await own.call("CreateWebhook", { webhook: { displayName: seed, runWorkflow: { workflowId: (await own.workflow(seed)).id } } })).webhook as JsonObject,
     // By name, through the descriptors: services that typed clients here do not know yet are callable too.
     call: async (name, request) => {
       const method = methodNamed(name);

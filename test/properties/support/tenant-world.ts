@@ -41,6 +41,8 @@ export interface TenantWorld {
   readonly requestIds: Readonly<Record<string, string>>;
   /** API keys (ApiKeyService), as proto3 JSON; none while the gateway serves no such service. */
   readonly apiKeys: readonly JsonObject[];
+  /** Webhook endpoints (WebhookService), as proto3 JSON; none while the gateway serves no such service. */
+  readonly webhooks: readonly JsonObject[];
   /** Kinds of every task A has (queued or leased). */
   readonly taskKinds: readonly string[];
   /** A next-page token A was given, by list method name. */
@@ -147,6 +149,15 @@ export async function buildTenantWorld(server: TestServer, keyId = "acme-admin")
     }
     pageTokens.ListApiKeys = (await own.call("ListApiKeys", { pageSize: 1 })).nextPageToken as string;
   }
+  const webhooks: JsonObject[] = [];
+  if (methodNamed("CreateWebhook")) {
+    for (const n of [1, 2]) {
+      const webhook = { displayName: `${tag} hook ${n}`, runWorkflow: { workflowId: workflow.id } };
+      const res = await own.call("CreateWebhook", { webhook, ...(n === 1 ? { requestId: rid("CreateWebhook") } : {}) });
+      webhooks.push(res.webhook as JsonObject);
+    }
+    pageTokens.ListWebhooks = (await own.call("ListWebhooks", { pageSize: 1 })).nextPageToken as string;
+  }
   for (const [method, t] of Object.entries(pageTokens)) if (!t) throw new Error(`tenant world: ${method} gave no next page; add data`);
   const tenant = server.keys[keyId]!.tenant;
   const kinds = await server.app.database.db.selectFrom("tasks").select("kind").distinct().where("tenant_id", "=", tenant).execute();
@@ -167,6 +178,7 @@ export async function buildTenantWorld(server: TestServer, keyId = "acme-admin")
     analysisOperation,
     requestIds,
     apiKeys,
+    webhooks,
     taskKinds: kinds.map((k) => k.kind).sort(),
     pageTokens,
   };
