@@ -13,6 +13,8 @@ import { clientFor } from "./support/clients.js";
 import { databaseKinds } from "./support/databases.js";
 import { failure, readyIpa, domainClients } from "./support/domain-fixtures.js";
 import { describeResource } from "./support/resource-suite.js";
+import { until } from "./support/operations.js";
+import { keyOfTier, limitEnv } from "./support/rate-limits.js";
 import { startServer, type TestServer } from "./support/server.js";
 
 const alertTarget = { case: "correlateAlert" as const, value: { maxResults: 5 } };
@@ -58,7 +60,7 @@ describe.each(databaseKinds)("webhook deliveries on %s", (kind) => {
   let hook: { webhook: Webhook; secret: string };
 
   beforeAll(async () => {
-    server = await startServer(kind, { env: { ANVIL_MAX_WEBHOOK_BYTES: "4096" } });
+    server = await startServer(kind, { env: { ANVIL_MAX_WEBHOOK_BYTES: "4096", ...limitEnv() } });
     editor = await server.token("acme-editor");
     webhooks = clientFor(WebhookService, "connect-json", server.baseUrl, editor);
     operations = clientFor(OperationService, "connect-json", server.baseUrl, editor);
@@ -69,7 +71,7 @@ describe.each(databaseKinds)("webhook deliveries on %s", (kind) => {
   });
   afterAll(() => server?.close());
 
-  async function deliver(webhook: { id: string }, secret: string, d: Delivery = {}): Promise<{ status: number; json: Record<string, unknown> }> {
+  async function deliver(webhook: { id: string }, secret: string, d: Delivery = {}): Promise<{ status: number; json: Record<string, unknown>; headers?: Headers }> {
     const id = d.id ?? `msg_${randomUUID()}`;
     const at = d.at ?? new Date();
     const body = d.body ?? JSON.stringify({ event: "push", ref: "refs/heads/main" });
@@ -81,7 +83,10 @@ describe.each(databaseKinds)("webhook deliveries on %s", (kind) => {
     const signature = d.signature === undefined ? new Signer(secret).sign(id, at, body) : d.signature;
     if (signature !== null) headers["webhook-signature"] = signature;
     const res = await fetch(`${server.baseUrl}/hooks/${webhook.id}`, { method: "POST", headers, body });
-    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+    const answer = { status: res.status, json: (await res.json()) as Record<string, unknown> };
+    // Kept apart so answers compare by status and body.
+    Object.defineProperty(answer, "headers", { value: res.headers, enumerable: false });
+    return answer;
   }
 
   async function runsOf(id: string): Promise<string[]> {
@@ -151,6 +156,12 @@ describe.each(databaseKinds)("webhook deliveries on %s", (kind) => {
       expect(String(res.json.message), what).toContain(says);
     }
     expect(await runsOf(workflowId)).toEqual(before);
+    // Each refusal is audited (off the request path), as the endpoint's creator through the webhook.
+    const audit = clientFor(AuditService, "connect-json", server.baseUrl, await server.token("acme-admin"));
+    const refusals = async () =>
+      (await audit.listAuditEvents({ subject: `webhooks/${hook.webhook.id}`, pageSize: 1000 })).events.filter((e) => e.kind === AuditEvent_Kind.REFUSAL && e.protocol === "webhook");
+    await until(async () => (await refusals()).length >= cases.length, 15_000, "the refusals in the audit log");
+    expect((await refusals())[0]).toMatchObject({ credentialId: "acme-editor", method: expect.stringContaining("RunWorkflow") });
   });
 
   it("refuses a body over ANVIL_MAX_WEBHOOK_BYTES with 413, and unknown endpoints and other methods from the headers", async () => {
@@ -183,6 +194,25 @@ describe.each(databaseKinds)("webhook deliveries on %s", (kind) => {
     const mismatched = webhooks.updateWebhook({ webhook: { id: hook.webhook.id, target: alertTarget }, updateMask: create(FieldMaskSchema, { paths: ["run_workflow"] }) });
     await failure(mismatched, Code.InvalidArgument);
     expect((await webhooks.getWebhook({ id: hook.webhook.id })).webhook).toEqual(hook.webhook);
+  });
+
+  it("limits deliveries by the creator's tier, in the creator's own bucket", async () => {
+    const key = await keyOfTier(server, "free", ["editor"]);
+    const keyed = clientFor(WebhookService, "connect-json", server.baseUrl, key);
+    const created = await keyed.createWebhook({ webhook: { displayName: "free", target: alertTarget } });
+    const statuses: number[] = [];
+    let refused: { json: Record<string, unknown>; headers?: Headers } | undefined;
+    for (let i = 0; i < 12; i++) {
+      const res = await deliver(created.webhook!, created.secret, { body: JSON.stringify({ file_path: "src/a.ts" }) });
+      statuses.push(res.status);
+      if (res.status === 429) refused ??= res;
+    }
+    // Free: 5 at once, then 1 a second (test tiers); the key's own call above took one.
+    expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(8);
+    expect(refused?.json.code).toBe("resource_exhausted");
+    expect(refused?.headers?.get("ratelimit-policy")).toContain("free");
+    // The same bucket as the key's own calls.
+    await failure(keyed.getWebhook({ id: created.webhook!.id }), Code.ResourceExhausted);
   });
 
   it("executes a deployed IPA, and answers an alert with its correlation, the same on a replay", async () => {

@@ -6,9 +6,10 @@ import { Webhook as Verifier, WebhookVerificationError } from "standardwebhooks"
 import { CorrelateAlertRequestSchema, FindingService } from "../../../gen/anvil/findings/v1/findings_pb.js";
 import { ExecuteIpaRequestSchema, IpaService } from "../../../gen/anvil/ipas/v1/ipas_pb.js";
 import { RunWorkflowRequestSchema, WorkflowService } from "../../../gen/anvil/workflows/v1/workflows_pb.js";
-import { type AuthOutcome, authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
+import { authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
 import { rateLimitHeaders } from "../../rpc/rate-limit-headers.js";
-import type { RefusalAudit } from "../../rpc/refusal-audit.js";
+import type { RefusalAudit, RefusedCall } from "../../rpc/refusal-audit.js";
+import type { Principal } from "../../auth/principal.js";
 import { protocolKey, requestIdKey } from "../../rpc/request-context.js";
 import type { WebhookTarget } from "../../webhooks/webhook.js";
 import type { WebhookDeliveriesService } from "../../webhooks/webhook-deliveries.service.js";
@@ -149,36 +150,37 @@ async function deliverTo(
   const timestamp = headers.get("webhook-timestamp") ?? undefined;
   const signature = headers.get("webhook-signature") ?? undefined;
   const problem = headerProblem(deliveryId, timestamp, signature, Date.now());
+  const principal = deliveryPrincipal(endpoint);
   if (problem !== undefined) {
-    meter.code(Code.Unauthenticated);
-    meter.sent(await refuse(req, res, headers, new ConnectError(problem, Code.Unauthenticated), options));
+    const error = new ConnectError(problem, Code.Unauthenticated);
+    meter.code(error.code);
+    options.refusals.record(error, refusedDelivery(call, headers, options.authenticator.clientAddress(req.socket?.remoteAddress, headers), principal, meter));
+    meter.sent(await refuse(req, res, headers, error, options));
     return;
   }
-  const auth = await options.authenticator.decideFor(deliveryPrincipal(endpoint), headers, req.socket?.remoteAddress);
-  let body: string;
-  try {
-    if ("refused" in auth) throw auth.refused;
-    body = await readRequestBody(req, options.maxBodyBytes, (n) => meter.received(n));
-    new Verifier(secretOf(endpoint.signingKey)).verify(body, { "webhook-id": deliveryId!, "webhook-timestamp": timestamp!, "webhook-signature": signature! }, { jsonParse: false });
-  } catch (err) {
-    const error = err instanceof WebhookVerificationError ? new ConnectError("webhook-signature does not match the payload", Code.Unauthenticated) : ConnectError.from(err);
-    meter.code(error.code);
-    options.refusals.record(error, refusedDelivery(call, req, headers, auth, meter));
-    if (error.code === Code.Unauthenticated) {
-      meter.sent(await refuse(req, res, headers, error, options));
+  const auth = await options.authenticator.decideFor(principal, headers, req.socket?.remoteAddress);
+  const requestId = deliveryRequestId(endpoint.id, deliveryId!);
+  // Over its owner's limit: the body is never read; the chain refuses the call (mapped, audited, with RateLimit fields).
+  let body = "";
+  if (!("refused" in auth)) {
+    try {
+      body = await readRequestBody(req, options.maxBodyBytes, (n) => meter.received(n));
+      new Verifier(secretOf(endpoint.signingKey)).verify(body, { "webhook-id": deliveryId!, "webhook-timestamp": timestamp!, "webhook-signature": signature! }, { jsonParse: false });
+    } catch (err) {
+      const error = err instanceof WebhookVerificationError ? new ConnectError("webhook-signature does not match the payload", Code.Unauthenticated) : ConnectError.from(err);
+      meter.code(error.code);
+      options.refusals.record(error, refusedDelivery(call, headers, auth.client, auth.principal, meter));
+      if (auth.limit !== undefined) for (const [name, value] of rateLimitHeaders(auth.limit)) res.setHeader(name, value);
+      meter.sent(error.code === Code.Unauthenticated ? await refuse(req, res, headers, error, options) : await sendRestError(req, res, error, options.compressMinBytes, errorStatus(error)));
       return;
     }
-    if (auth.limit !== undefined) for (const [name, value] of rateLimitHeaders(auth.limit)) res.setHeader(name, value);
-    meter.sent(await sendRestError(req, res, error, options.compressMinBytes, errorStatus(error)));
-    return;
   }
   meter.values.set(authOutcomeKey, auth);
-  const requestId = deliveryRequestId(endpoint.id, deliveryId!);
   const responseHeader = new Headers();
   let status = call.status;
   let out: JsonValue;
   try {
-    const input = await call.input(endpoint.target, requestId, body);
+    const input = "refused" in auth ? create(call.method.input) : await call.input(endpoint.target, requestId, body);
     const rpc = options.unaryCalls.get(call.method);
     if (rpc === undefined) throw new ConnectError(`no handler for ${call.method.name}`, Code.Internal);
     const response = await rpc(
@@ -226,13 +228,7 @@ async function refuse(req: NodeRequest, res: NodeResponse, headers: RequestHeade
   return sendRestError(req, res, answer, options.compressMinBytes, errorStatus(answer));
 }
 
-function refusedDelivery(call: TargetCall, req: NodeRequest, headers: RequestHeaders, auth: AuthOutcome, meter: ObservedCall) {
-  return {
-    method: call.method,
-    protocol: "webhook",
-    headers,
-    clientAddress: auth.client,
-    principal: auth.principal,
-    requestId: meter.values.get(requestIdKey),
-  };
+/** A delivery refused before its call, for the audit log: as its endpoint's creator, through the webhook. */
+function refusedDelivery(call: TargetCall, headers: RequestHeaders, clientAddress: string, principal: Principal | undefined, meter: ObservedCall): RefusedCall {
+  return { method: call.method, protocol: "webhook", headers, clientAddress, principal, requestId: meter.values.get(requestIdKey) };
 }
