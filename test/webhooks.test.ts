@@ -60,7 +60,7 @@ describe.each(databaseKinds)("webhook deliveries on %s", (kind) => {
   let hook: { webhook: Webhook; secret: string };
 
   beforeAll(async () => {
-    server = await startServer(kind, { env: { ANVIL_MAX_WEBHOOK_BYTES: "4096", ...limitEnv() } });
+    server = await startServer(kind, { env: { ANVIL_MAX_WEBHOOK_BYTES: "4096", ...limitEnv(), ANVIL_RATE_LIMIT_IP: JSON.stringify({ burst: 30, ratePerMinute: 1 }) } });
     editor = await server.token("acme-editor");
     webhooks = clientFor(WebhookService, "connect-json", server.baseUrl, editor);
     operations = clientFor(OperationService, "connect-json", server.baseUrl, editor);
@@ -241,5 +241,19 @@ describe.each(databaseKinds)("webhook deliveries on %s", (kind) => {
     expect(fresh).toEqual({ status: 200, json: {} });
     const notJson = await deliver(alerts.webhook!, alerts.secret, { body: "not json" });
     expect(notJson.status).toBe(400);
+  });
+
+  // Last: it leaves this address refused.
+  it("charges failed deliveries to the sender's address, and refuses a refused address before reading anything", async () => {
+    let status = 0;
+    for (let i = 0; i < 40 && status !== 429; i++) status = (await deliver(hook.webhook, hook.secret, { signature: "v1,bad" })).status;
+    expect(status).toBe(429);
+    const before = await runsOf(workflowId);
+    // Even a well-signed delivery from that address waits for its next token.
+    const res = await deliver(hook.webhook, hook.secret);
+    expect(res.status).toBe(429);
+    expect(res.json.code).toBe("resource_exhausted");
+    expect(res.headers?.get("retry-after")).toMatch(/^\d+$/);
+    expect(await runsOf(workflowId)).toEqual(before);
   });
 });

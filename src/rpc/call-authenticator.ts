@@ -80,6 +80,18 @@ export class CallAuthenticator {
   }
 
   /**
+   * The refusal of a request from an address that ran dry (see `decide`),
+   * without taking a token; undefined when it may go on. For routes that
+   * must read a body before they can authenticate (webhook deliveries): an
+   * address refused for its failures is answered before its body is read.
+   */
+  blockedAddress(headers: HeaderSource, peer: string | undefined): AuthOutcome | undefined {
+    const client = this.clientAddress(peer, headers);
+    const blocked = this.#options.limiter.addressBlocked(client);
+    return blocked === undefined ? undefined : { refused: refusal(blocked), client, limit: blocked };
+  }
+
+  /**
    * Decides a call made for a principal established otherwise — a webhook
    * delivery, verified by its signature, acts as its endpoint's creator:
    * only that credential's rate limit applies; never throws.

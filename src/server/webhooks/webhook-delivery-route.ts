@@ -7,7 +7,9 @@ import { CorrelateAlertRequestSchema, FindingService } from "../../../gen/anvil/
 import { ExecuteIpaRequestSchema, IpaService } from "../../../gen/anvil/ipas/v1/ipas_pb.js";
 import { RunWorkflowRequestSchema, WorkflowService } from "../../../gen/anvil/workflows/v1/workflows_pb.js";
 import { authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
+import { toConnectError } from "../../rpc/error-mapping.js";
 import { rateLimitHeaders } from "../../rpc/rate-limit-headers.js";
+import { requestIdHeader, requestIdOf } from "../../rpc/request-id-interceptor.js";
 import type { RefusalAudit, RefusedCall } from "../../rpc/refusal-audit.js";
 import type { Principal } from "../../auth/principal.js";
 import { protocolKey, requestIdKey } from "../../rpc/request-context.js";
@@ -119,6 +121,14 @@ const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 async function deliver(req: NodeRequest, res: NodeResponse, id: string, options: WebhookDeliveryRouteOptions): Promise<void> {
   const headers = new RequestHeaders(req.headers);
+  // An address refused for its failed deliveries is answered before anything is looked up or read.
+  const blocked = options.authenticator.blockedAddress(headers, req.socket?.remoteAddress);
+  if (blocked !== undefined && "refused" in blocked) {
+    if (blocked.limit !== undefined) for (const [name, value] of rateLimitHeaders(blocked.limit)) res.setHeader(name, value);
+    const error = refusalError(blocked.refused, headers);
+    await sendRestError(req, res, error, options.compressMinBytes, errorStatus(error));
+    return;
+  }
   const endpoint = uuid.test(id) ? await options.endpoints.find(id.toLowerCase()) : undefined;
   if (endpoint === undefined) {
     await refuse(req, res, headers, new ConnectError(`no webhook ${id}`, Code.NotFound), options);
@@ -224,8 +234,13 @@ async function deliverTo(
 async function refuse(req: NodeRequest, res: NodeResponse, headers: RequestHeaders, error: ConnectError, options: WebhookDeliveryRouteOptions): Promise<number> {
   const address = await options.authenticator.decidePublic(headers, req.socket?.remoteAddress);
   if (address.limit !== undefined) for (const [name, value] of rateLimitHeaders(address.limit)) res.setHeader(name, value);
-  const answer = "refused" in address ? ConnectError.from(address.refused) : error;
+  const answer = "refused" in address ? refusalError(address.refused, headers) : error;
   return sendRestError(req, res, answer, options.compressMinBytes, errorStatus(answer));
+}
+
+/** The answer to a refusal decided before any call (a domain error, mapped as the error interceptor maps it). */
+function refusalError(refused: unknown, headers: RequestHeaders): ConnectError {
+  return toConnectError(refused, requestIdOf(headers.get(requestIdHeader)));
 }
 
 /** A delivery refused before its call, for the audit log: as its endpoint's creator, through the webhook. */
