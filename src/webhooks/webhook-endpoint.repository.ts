@@ -1,5 +1,6 @@
 import { CompiledQuery, type Kysely } from "kysely";
 import type { Tier } from "../auth/principal.js";
+import { translateDatabaseError } from "../db/database-errors.js";
 import type { Database } from "../db/schema.js";
 import type { WebhookTarget } from "./webhook.js";
 import { targetOf } from "./webhook.repository.js";
@@ -38,7 +39,13 @@ export class WebhookEndpointRepository {
 
   /** The endpoint with this id (a UUID), in any tenant, or undefined. */
   async find(id: string): Promise<WebhookEndpoint | undefined> {
-    const { rows } = await this.#db.executeQuery<Record<string, unknown>>(CompiledQuery.raw(this.#find, [id]));
+    let rows: Record<string, unknown>[];
+    try {
+      ({ rows } = await this.#db.executeQuery<Record<string, unknown>>(CompiledQuery.raw(this.#find, [id])));
+    } catch (err) {
+      // Outside any unit of work: translated here, so an unreachable database is UNAVAILABLE, not INTERNAL.
+      throw translateDatabaseError(err);
+    }
     const row = rows[0];
     if (row === undefined) return undefined;
     return {

@@ -111,7 +111,9 @@ export function createWebhookDeliveryRoute(options: WebhookDeliveryRouteOptions)
     }
     deliver(req, res, path.slice("/hooks/".length), options).catch((err: unknown) => {
       options.log.debug({ err, path }, "webhook delivery not completed");
-      if (!res.headersSent) void sendRestError(req, res, new ConnectError("internal error", Code.Internal), options.compressMinBytes);
+      // Mapped as the chain maps errors: an unreachable database is UNAVAILABLE (503), anything unknown INTERNAL, never its text.
+      const error = refusalError(err, new RequestHeaders(req.headers));
+      if (!res.headersSent) void sendRestError(req, res, error, options.compressMinBytes, errorStatus(error));
     });
     return true;
   };
@@ -131,7 +133,7 @@ async function deliver(req: NodeRequest, res: NodeResponse, id: string, options:
   }
   const endpoint = uuid.test(id) ? await options.endpoints.find(id.toLowerCase()) : undefined;
   if (endpoint === undefined) {
-    await refuse(req, res, headers, new ConnectError(`no webhook ${id}`, Code.NotFound), options);
+    await refuse(req, res, headers, new ConnectError(`no webhook ${uuid.test(id) ? id : "at this path"}`, Code.NotFound), options);
     return;
   }
   const call = targetCalls[endpoint.target.kind];
@@ -212,7 +214,8 @@ async function deliverTo(
     if (endpoint.target.kind === "correlate_alert") out = (await options.deliveries.firstAnswer({ tenant: endpoint.tenant }, endpoint.id, requestId, out)) as JsonValue;
     meter.code(0);
   } catch (err) {
-    const error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+    // The chain's errors are mapped already; recording a correlation's answer is not in the chain.
+    const error = err instanceof ConnectError ? err : refusalError(err, headers);
     status = codeToHttpStatus(error.code);
     meter.code(error.code);
     error.metadata.forEach((value, name) => responseHeader.set(name, value));
@@ -238,7 +241,7 @@ async function refuse(req: NodeRequest, res: NodeResponse, headers: RequestHeade
   return sendRestError(req, res, answer, options.compressMinBytes, errorStatus(answer));
 }
 
-/** The answer to a refusal decided before any call (a domain error, mapped as the error interceptor maps it). */
+/** The answer to a refusal or failure outside the chain (a domain error, mapped as the error interceptor maps it). */
 function refusalError(refused: unknown, headers: RequestHeaders): ConnectError {
   return toConnectError(refused, requestIdOf(headers.get(requestIdHeader)));
 }
