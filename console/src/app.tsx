@@ -1,0 +1,77 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Caller_CredentialKind } from "../../gen/anvil/identity/v1/identity_pb.js";
+import { CallerProvider, useCallerQuery } from "./caller.js";
+import { ErrorMessage } from "./errors.js";
+import { Dashboard } from "./pages/dashboard.js";
+import { SignIn } from "./pages/sign-in.js";
+import { Link, usePath } from "./router.js";
+import { signOut, useCredential } from "./session.js";
+
+const kinds: Record<Caller_CredentialKind, string> = {
+  [Caller_CredentialKind.UNSPECIFIED]: "credential",
+  [Caller_CredentialKind.API_KEY]: "API key",
+  [Caller_CredentialKind.SERVICE_ACCOUNT]: "service-account token",
+  [Caller_CredentialKind.OIDC]: "single sign-on",
+};
+
+/** Signed out: the sign-in page. Signed in: the shell with who is signed in, the navigation and the page. */
+export function App() {
+  const credential = useCredential();
+  if (credential === undefined) return <SignIn />;
+  return <SignedIn />;
+}
+
+function SignedIn() {
+  const caller = useCallerQuery();
+  if (caller.isPending) return <p className="loading" role="status">Checking your credential…</p>;
+  if (caller.isError) {
+    // A refused credential: the sign-in page says why, and the next paste replaces it.
+    return <SignIn error={caller.error} />;
+  }
+  const me = caller.data.caller!;
+  return (
+    <CallerProvider caller={me}>
+      <a className="skip" href="#content">
+        Skip to content
+      </a>
+      <header className="top">
+        <span className="brand">Anvil console</span>
+        <nav aria-label="Main">
+          <Link to="/">Findings</Link>
+        </nav>
+        <section className="who" aria-label="Signed in">
+          <span>
+            Signed in as <strong>{me.subject}</strong> ({kinds[me.credentialKind]})
+          </span>
+          <span>
+            Tenant <strong>{me.tenant}</strong>
+          </span>
+          <span>
+            Roles <strong>{me.roles.join(", ") || "none"}</strong>
+          </span>
+          <button type="button" onClick={signOut}>
+            Sign out
+          </button>
+        </section>
+      </header>
+      <Page />
+    </CallerProvider>
+  );
+}
+
+function Page() {
+  const path = usePath();
+  return (
+    <main id="content">
+      {path === "/" ? (
+        <Dashboard />
+      ) : (
+        <>
+          <h1 tabIndex={-1}>Page not found</h1>
+          <ErrorMessage error={new ConnectError(`No console page at ${path}`, Code.NotFound)} />
+          <Link to="/">Go to the findings dashboard</Link>
+        </>
+      )}
+    </main>
+  );
+}

@@ -1,0 +1,154 @@
+import { execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import AxeBuilder from "@axe-core/playwright";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Finding_Severity, Finding_Status, type FindingSchema, FindingService } from "../gen/anvil/findings/v1/findings_pb.js";
+import { launchChromium, withPage } from "./support/browser.js";
+import { clientFor } from "./support/clients.js";
+import { startServer, type TestServer } from "./support/server.js";
+
+// Browser suites run on PostgreSQL when the run has it (CI does), else on the embedded database: never skipped.
+const kind = process.env.TEST_DATABASE_URL ? "postgres" : "pglite";
+
+const finding = (over: MessageInitShape<typeof FindingSchema> = {}): MessageInitShape<typeof FindingSchema> => ({
+  filePath: "src/a.ts",
+  line: 1,
+  severity: Finding_Severity.MEDIUM,
+  issueType: "code-smell",
+  ruleId: `rule/${randomUUID()}`,
+  message: "something is off",
+  source: "lint",
+  ...over,
+});
+
+describe(`the console, in Chromium, on ${kind}`, () => {
+  let server: TestServer;
+  let browser: Browser;
+  beforeAll(async () => {
+    // As `npm test` does before the suites (pretest): build the console when its sources are newer than the build.
+    execFileSync(process.execPath, [".ci/ensure-console.mjs"], { stdio: "inherit" });
+    [server, browser] = await Promise.all([startServer(kind), launchChromium()]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  const open = async (page: Page, keyId: string) => {
+    await page.goto(`${server.baseUrl}/console`);
+    await page.getByLabel("API key or token").fill(await server.token(keyId));
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { level: 1, name: "Findings" }).waitFor();
+  };
+  const count = (page: Page, label: string) => page.getByRole("article", { name: label }).locator(".card-value");
+
+  /** axe's serious and critical violations on the page as it is now, as "rule: target" lines. */
+  const accessibilityProblems = async (page: Page) => {
+    const result = await new AxeBuilder({ page }).analyze();
+    return result.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .flatMap((v) => v.nodes.map((n) => `${v.id}: ${n.target.join(" ")}`));
+  };
+
+  it("is served from the gateway's port: index for every client route, hashed assets immutable, compressed", async () => {
+    for (const path of ["/console", "/console/", "/console/operations/some-id"]) {
+      const res = await fetch(server.baseUrl + path, { headers: { "accept-encoding": "br" } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
+      expect(res.headers.get("cache-control")).toBe("no-cache");
+      expect(res.headers.get("content-security-policy")).toContain("default-src 'self'");
+      expect(await res.text()).toContain('<div id="root">');
+    }
+    const html = await (await fetch(`${server.baseUrl}/console`)).text();
+    const script = /src="(\/console\/assets\/[^"]+\.js)"/.exec(html)![1]!;
+    const js = await fetch(server.baseUrl + script, { headers: { "accept-encoding": "gzip" } });
+    expect(js.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    expect(js.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+    expect(js.headers.get("content-encoding")).toBe("gzip");
+    const again = await fetch(server.baseUrl + script, { headers: { "if-none-match": js.headers.get("etag")! } });
+    expect(again.status).toBe(304);
+    // A stale page's missing asset is a 404, never index.html; the console takes reads only.
+    expect((await fetch(`${server.baseUrl}/console/assets/gone-123.js`)).status).toBe(404);
+    expect((await fetch(`${server.baseUrl}/console`, { method: "POST" })).status).toBe(405);
+  });
+
+  it("signs in with a token and shows who is signed in, the tenant and the roles; the credential never enters a URL", async () => {
+    await withPage(browser, "sign-in", async (page) => {
+      const urls: string[] = [];
+      page.on("request", (r) => urls.push(r.url()));
+      await page.goto(`${server.baseUrl}/console`);
+      await page.getByRole("heading", { name: "Sign in to Anvil" }).waitFor();
+      expect(await accessibilityProblems(page)).toEqual([]);
+      const token = await server.token("acme-admin");
+      await page.getByLabel("API key or token").fill(token);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      const who = page.getByRole("region", { name: "Signed in" });
+      await expect.poll(() => who.innerText()).toMatch(/Signed in as tester.*service-account token/s);
+      expect(await who.innerText()).toMatch(/Tenant\s+acme/);
+      expect(await who.innerText()).toMatch(/Roles\s+admin/);
+      expect(urls.some((u) => u.includes(token))).toBe(false);
+      // Kept for the tab: a reload stays signed in.
+      await page.reload();
+      await page.getByRole("heading", { level: 1, name: "Findings" }).waitFor();
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByRole("heading", { name: "Sign in to Anvil" }).waitFor();
+    });
+  });
+
+  it("refuses a credential the gateway refuses, saying so", async () => {
+    await withPage(browser, "bad-credential", async (page) => {
+      await page.goto(`${server.baseUrl}/console`);
+      await page.getByLabel("API key or token").fill("anvil_not-a-real-key");
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await expect.poll(() => page.getByRole("alert").innerText()).toMatch(/not signed in, or your credential is no longer valid/);
+    });
+  });
+
+  it("updates the dashboard's counts and trend without a reload when findings are batch-created", async () => {
+    await withPage(browser, "dashboard-live", async (page) => {
+      await open(page, "acme-viewer");
+      await expect.poll(() => count(page, "Total findings").innerText()).toBe("0");
+      expect(await accessibilityProblems(page)).toEqual([]);
+      const analyzer = clientFor(FindingService, "connect-json", server.baseUrl, await server.token("acme-analyzer"));
+      await analyzer.batchCreateFindings({
+        requests: [
+          { finding: finding({ severity: Finding_Severity.CRITICAL, filePath: "src/pay.ts" }) },
+          { finding: finding({ severity: Finding_Severity.CRITICAL, filePath: "src/pay.ts", line: 9 }) },
+          { finding: finding({ severity: Finding_Severity.LOW }) },
+        ],
+      });
+      await expect.poll(() => count(page, "Total findings").innerText(), { timeout: 10_000 }).toBe("3");
+      expect(await count(page, "Critical findings").innerText()).toBe("2");
+      expect(await count(page, "Low findings").innerText()).toBe("1");
+      await expect.poll(() => page.getByTestId("trend-summary").innerText()).toBe("3 new and 0 resolved over the last 30 days");
+      expect(await page.getByRole("row").filter({ hasText: "src/pay.ts:9" }).count()).toBe(1);
+      expect(await accessibilityProblems(page)).toEqual([]);
+    });
+  });
+
+  it("offers a viewer no triage, and shows an editor the server's precondition error for a refused transition", async () => {
+    const editor = clientFor(FindingService, "connect-json", server.baseUrl, await server.token("acme-editor"));
+    const created = (await editor.createFinding({ finding: finding({ filePath: "src/triage.ts", line: 7 }) })).finding!;
+    await editor.updateFinding({ finding: { id: created.id, status: Finding_Status.RESOLVED }, updateMask: { paths: ["status"] } });
+    await withPage(browser, "triage-viewer", async (page) => {
+      await open(page, "acme-viewer");
+      await page.getByRole("row").filter({ hasText: "src/triage.ts:7" }).waitFor();
+      expect(await page.getByRole("columnheader", { name: "Triage" }).count()).toBe(0);
+      expect(await page.getByRole("button", { name: /Apply status/ }).count()).toBe(0);
+    });
+    await withPage(browser, "triage-editor", async (page) => {
+      await open(page, "acme-editor");
+      const row = page.getByRole("row").filter({ hasText: "src/triage.ts:7" });
+      await row.getByLabel("New status for src/triage.ts:7").selectOption({ label: "Acknowledged" });
+      await row.getByRole("button", { name: "Apply status to src/triage.ts:7" }).click();
+      const alert = row.getByRole("alert");
+      await expect.poll(() => alert.innerText()).toMatch(/Not allowed in its current state/);
+      // The reopen the server allows goes through, and the row shows the new status.
+      await row.getByLabel("New status for src/triage.ts:7").selectOption({ label: "Open" });
+      await row.getByRole("button", { name: "Apply status to src/triage.ts:7" }).click();
+      await expect.poll(() => row.getByRole("cell").nth(1).innerText()).toBe("Open");
+    });
+  });
+});
