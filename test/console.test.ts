@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Finding_Severity, Finding_Status, type FindingSchema, FindingService } from "../gen/anvil/findings/v1/findings_pb.js";
 import { launchChromium, withPage } from "./support/browser.js";
 import { clientFor } from "./support/clients.js";
+import { claim, operationClients, runWorkflow } from "./support/operations.js";
 import { startServer, type TestServer } from "./support/server.js";
 
 // Browser suites run on PostgreSQL when the run has it (CI does), else on the embedded database: never skipped.
@@ -149,6 +150,47 @@ describe(`the console, in Chromium, on ${kind}`, () => {
       await row.getByLabel("New status for src/triage.ts:7").selectOption({ label: "Open" });
       await row.getByRole("button", { name: "Apply status to src/triage.ts:7" }).click();
       await expect.poll(() => row.getByRole("cell").nth(1).innerText()).toBe("Open");
+    });
+  });
+
+  it("moves an operation's progress live as a worker reports, without a reload, and lists it", async () => {
+    const c = await operationClients(server);
+    const op = await runWorkflow(c, [{ name: "build" }]);
+    await withPage(browser, "operation-live", async (page) => {
+      await open(page, "acme-viewer");
+      await page.getByRole("link", { name: "Operations" }).click();
+      await page.getByRole("heading", { level: 1, name: "Operations" }).waitFor();
+      await page.getByRole("link", { name: op.id.slice(0, 8) }).waitFor();
+      expect(await accessibilityProblems(page)).toEqual([]);
+      await page.getByRole("link", { name: op.id.slice(0, 8) }).click();
+      await page.getByRole("heading", { level: 1, name: `Operation ${op.id.slice(0, 8)}` }).waitFor();
+      const state = page.getByTestId("operation-state");
+      const progress = page.getByTestId("operation-progress");
+      await expect.poll(() => state.innerText()).toBe("Queued");
+      // A viewer may watch but not cancel.
+      expect(await page.getByRole("button", { name: "Cancel operation" }).count()).toBe(0);
+      const task = (await claim(c, "console-worker"))!;
+      await c.workers.reportProgress({ taskId: task.id, leaseToken: task.leaseToken, progress: 0.4, stage: "compiling", message: "compiling sources" });
+      await expect.poll(() => progress.innerText()).toBe("40%");
+      expect(await state.innerText()).toBe("Running");
+      await c.workers.reportProgress({ taskId: task.id, leaseToken: task.leaseToken, progress: 0.8 });
+      await expect.poll(() => progress.innerText()).toBe("80%");
+      expect(await page.getByRole("list", { name: "Events" }).innerText()).toMatch(/Stage: compiling[\s\S]*Progress 40%: compiling sources[\s\S]*Progress 80%/);
+      await c.workers.completeTask({ taskId: task.id, leaseToken: task.leaseToken, outcome: { case: "result", value: { ok: true } } });
+      await expect.poll(() => state.innerText()).toBe("Succeeded");
+      expect(await progress.innerText()).toBe("100%");
+      expect(await accessibilityProblems(page)).toEqual([]);
+    });
+  });
+
+  it("lets an editor cancel a running operation", async () => {
+    const c = await operationClients(server);
+    const op = await runWorkflow(c, [{ name: "slow" }]);
+    await withPage(browser, "operation-cancel", async (page) => {
+      await open(page, "acme-editor");
+      await page.goto(`${server.baseUrl}/console/operations/${op.id}`);
+      await page.getByRole("button", { name: "Cancel operation" }).click();
+      await expect.poll(() => page.getByTestId("operation-state").innerText()).toMatch(/Cancelled|cancelling/);
     });
   });
 });

@@ -3,6 +3,8 @@ import { Caller_CredentialKind } from "../../gen/anvil/identity/v1/identity_pb.j
 import { CallerProvider, useCallerQuery } from "./caller.js";
 import { ErrorMessage } from "./errors.js";
 import { Dashboard } from "./pages/dashboard.js";
+import { OperationPage } from "./pages/operation.js";
+import { Operations } from "./pages/operations.js";
 import { SignIn } from "./pages/sign-in.js";
 import { Link, usePath } from "./router.js";
 import { signOut, useCredential } from "./session.js";
@@ -38,6 +40,7 @@ function SignedIn() {
         <span className="brand">Anvil console</span>
         <nav aria-label="Main">
           <Link to="/">Findings</Link>
+          <Link to="/operations">Operations</Link>
         </nav>
         <section className="who" aria-label="Signed in">
           <span>
@@ -59,13 +62,21 @@ function SignedIn() {
   );
 }
 
+/** The page for a console path; unknown paths say so. */
+function route(path: string) {
+  if (path === "/") return <Dashboard />;
+  if (path === "/operations") return <Operations />;
+  const operation = /^\/operations\/([0-9a-f-]{36})$/.exec(path);
+  if (operation) return <OperationPage key={operation[1]} id={operation[1]!} />;
+  return undefined;
+}
+
 function Page() {
   const path = usePath();
+  const page = route(path);
   return (
     <main id="content">
-      {path === "/" ? (
-        <Dashboard />
-      ) : (
+      {page ?? (
         <>
           <h1 tabIndex={-1}>Page not found</h1>
           <ErrorMessage error={new ConnectError(`No console page at ${path}`, Code.NotFound)} />

@@ -4,6 +4,7 @@ import { type FormEvent, useId, useState } from "react";
 import { type Finding, Finding_Severity, Finding_Status, FindingService } from "../../../gen/anvil/findings/v1/findings_pb.js";
 import { useCan } from "../caller.js";
 import { ErrorMessage } from "../errors.js";
+import { Pager, usePageTokens } from "../paging.js";
 import { findingsRefreshMs, orders, severities, severityLabel, statuses, statusLabel } from "../findings.js";
 
 interface Filters {
@@ -24,19 +25,16 @@ const pageSize = 20;
  */
 export function FindingsTable() {
   const [filters, setFilters] = useState<Filters>(noFilters);
-  // Tokens of the pages before the current one; the current page's token is the last.
-  const [tokens, setTokens] = useState<string[]>([""]);
-  const pageToken = tokens[tokens.length - 1] ?? "";
+  const paging = usePageTokens();
   const list = useQuery(
     FindingService.method.listFindings,
-    { ...filters, status: [...filters.status], pageSize, pageToken },
+    { ...filters, status: [...filters.status], pageSize, pageToken: paging.pageToken },
     { refetchInterval: findingsRefreshMs, placeholderData: (previous) => previous },
   );
   const canTriage = useCan("findings.write");
   const apply = (next: Filters) => {
     setFilters(next);
-    // A page token is only valid for the filters it was issued with.
-    setTokens([""]);
+    paging.reset();
   };
   const findings = list.data?.findings ?? [];
   return (
@@ -51,7 +49,7 @@ export function FindingsTable() {
       ) : (
         <div className="table-wrap">
           <table className="findings">
-            <caption className="visually-hidden">Findings, page {tokens.length}</caption>
+            <caption className="visually-hidden">Findings, page {paging.page}</caption>
             <thead>
               <tr>
                 <th scope="col">Severity</th>
@@ -70,19 +68,7 @@ export function FindingsTable() {
           </table>
         </div>
       )}
-      <nav className="pager" aria-label="Findings pages">
-        <button type="button" disabled={tokens.length === 1} onClick={() => setTokens(tokens.slice(0, -1))}>
-          Previous page
-        </button>
-        <span>Page {tokens.length}</span>
-        <button
-          type="button"
-          disabled={!list.data?.nextPageToken}
-          onClick={() => list.data && setTokens([...tokens, list.data.nextPageToken])}
-        >
-          Next page
-        </button>
-      </nav>
+      <Pager label="Findings pages" paging={paging} nextPageToken={list.data?.nextPageToken} />
     </section>
   );
 }
