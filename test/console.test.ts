@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Finding_Severity, Finding_Status, type FindingSchema, FindingService } from "../gen/anvil/findings/v1/findings_pb.js";
 import { launchChromium, withPage } from "./support/browser.js";
 import { clientFor } from "./support/clients.js";
+import { WorkflowService } from "../gen/anvil/workflows/v1/workflows_pb.js";
 import { claim, operationClients, runWorkflow } from "./support/operations.js";
 import { startServer, type TestServer } from "./support/server.js";
 
@@ -68,6 +69,15 @@ describe(`the console, in Chromium, on ${kind}`, () => {
     expect(js.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
     expect(js.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
     expect(js.headers.get("content-encoding")).toBe("gzip");
+    // The first load (the page, its script and its stylesheet), as a browser fetches it compressed: under 300 KB.
+    const css = /href="(\/console\/assets\/[^"]+\.css)"/.exec(html)![1]!;
+    let firstLoad = 0;
+    for (const path of ["/console", script, css]) {
+      const res = await fetch(server.baseUrl + path, { headers: { "accept-encoding": "br" } });
+      expect(res.headers.get("content-encoding")).toBe("br");
+      firstLoad += Number(res.headers.get("content-length"));
+    }
+    expect(firstLoad).toBeLessThan(300_000);
     const again = await fetch(server.baseUrl + script, { headers: { "if-none-match": js.headers.get("etag")! } });
     expect(again.status).toBe(304);
     // A stale page's missing asset is a 404, never index.html; the console takes reads only.
@@ -191,6 +201,68 @@ describe(`the console, in Chromium, on ${kind}`, () => {
       await page.goto(`${server.baseUrl}/console/operations/${op.id}`);
       await page.getByRole("button", { name: "Cancel operation" }).click();
       await expect.poll(() => page.getByTestId("operation-state").innerText()).toMatch(/Cancelled|cancelling/);
+    });
+  });
+
+  it("creates a workflow, showing a validation error at its field, and refuses a stale edit as a conflict", async () => {
+    await withPage(browser, "workflow-edit", async (page) => {
+      await open(page, "acme-editor");
+      await page.getByRole("link", { name: "Workflows" }).click();
+      await page.getByRole("heading", { level: 1, name: "Workflows" }).waitFor();
+      expect(await accessibilityProblems(page)).toEqual([]);
+      await page.getByRole("link", { name: "New workflow" }).click();
+      await page.getByRole("heading", { level: 1, name: "New workflow" }).waitFor();
+      await page.getByLabel("Name", { exact: true }).fill("Nightly build");
+      await page.getByLabel("Step 1 name").fill("compile");
+      await page.getByLabel("Step 1 kind").fill("Bad Kind");
+      await page.getByRole("button", { name: "Create workflow" }).click();
+      const kind = page.getByLabel("Step 1 kind");
+      await expect.poll(() => kind.getAttribute("aria-invalid")).toBe("true");
+      // The server's words, read with the field; the other fields are not blamed.
+      const describedBy = (await kind.getAttribute("aria-describedby"))!;
+      expect(await page.locator(`[id="${describedBy}"]`).innerText()).toMatch(/match|pattern/i);
+      expect(await page.getByLabel("Step 1 name").getAttribute("aria-invalid")).toBe("false");
+      expect(await page.getByRole("alert").first().innerText()).toMatch(/Some fields need attention/);
+      expect(await accessibilityProblems(page)).toEqual([]);
+      await kind.fill("build");
+      await page.getByRole("button", { name: "Add a step" }).click();
+      await page.getByLabel("Step 2 name").fill("test");
+      await page.getByLabel("Step 2 kind").fill("build");
+      await page.getByLabel("Step 2 depends on").fill("compile");
+      await page.getByRole("button", { name: "Create workflow" }).click();
+      await page.getByRole("heading", { level: 1, name: "Nightly build" }).waitFor();
+      expect(await page.getByRole("img", { name: "2 steps" }).count()).toBe(1);
+      expect(await accessibilityProblems(page)).toEqual([]);
+      const id = /\/console\/workflows\/([0-9a-f-]{36})$/.exec(page.url())![1]!;
+
+      // Someone else changes the workflow after the page loaded it: saving is refused, nothing is overwritten.
+      const other = clientFor(WorkflowService, "connect-json", server.baseUrl, await server.token("acme-admin"));
+      await other.updateWorkflow({ workflow: { id, description: "changed elsewhere" }, updateMask: { paths: ["description"] } });
+      await page.getByLabel("Name", { exact: true }).fill("Nightly build (mine)");
+      await page.getByRole("button", { name: "Save changes" }).click();
+      await expect.poll(() => page.getByRole("alert").first().innerText()).toMatch(/Someone else changed this meanwhile/);
+      expect((await other.getWorkflow({ id })).workflow!.displayName).toBe("Nightly build");
+      await page.getByRole("button", { name: /Load the latest version/ }).click();
+      await expect.poll(() => page.getByLabel("Description").inputValue()).toBe("changed elsewhere");
+      await page.getByLabel("Name", { exact: true }).fill("Nightly build (mine)");
+      await page.getByRole("button", { name: "Save changes" }).click();
+      await page.getByRole("status").filter({ hasText: "Saved revision 3." }).waitFor();
+    });
+  });
+
+  it("shows a viewer workflows without any write action", async () => {
+    const editor = clientFor(WorkflowService, "connect-json", server.baseUrl, await server.token("acme-editor"));
+    await editor.createWorkflow({ workflow: { displayName: "Read only", steps: [{ name: "a", kind: "demo" }] } });
+    await withPage(browser, "workflow-viewer", async (page) => {
+      await open(page, "acme-viewer");
+      await page.getByRole("link", { name: "Workflows" }).click();
+      await page.getByRole("link", { name: "Read only" }).click();
+      await page.getByRole("heading", { level: 1, name: "Read only" }).waitFor();
+      expect(await page.getByLabel("Name", { exact: true }).inputValue()).toBe("Read only");
+      for (const name of ["Save changes", "Run workflow", "Add a step"]) expect(await page.getByRole("button", { name }).count(), name).toBe(0);
+      await page.getByRole("link", { name: "← All workflows" }).click();
+      await page.getByRole("heading", { level: 1, name: "Workflows" }).waitFor();
+      expect(await page.getByRole("link", { name: "New workflow" }).count()).toBe(0);
     });
   });
 });

@@ -5,6 +5,8 @@ import { ErrorMessage } from "./errors.js";
 import { Dashboard } from "./pages/dashboard.js";
 import { OperationPage } from "./pages/operation.js";
 import { Operations } from "./pages/operations.js";
+import { WorkflowPage } from "./pages/workflow.js";
+import { Workflows } from "./pages/workflows.js";
 import { SignIn } from "./pages/sign-in.js";
 import { Link, usePath } from "./router.js";
 import { signOut, useCredential } from "./session.js";
@@ -41,6 +43,7 @@ function SignedIn() {
         <nav aria-label="Main">
           <Link to="/">Findings</Link>
           <Link to="/operations">Operations</Link>
+          <Link to="/workflows">Workflows</Link>
         </nav>
         <section className="who" aria-label="Signed in">
           <span>
@@ -68,6 +71,10 @@ function route(path: string) {
   if (path === "/operations") return <Operations />;
   const operation = /^\/operations\/([0-9a-f-]{36})$/.exec(path);
   if (operation) return <OperationPage key={operation[1]} id={operation[1]!} />;
+  if (path === "/workflows") return <Workflows />;
+  if (path === "/workflows/new") return <WorkflowPage key="new" id={undefined} />;
+  const workflow = /^\/workflows\/([0-9a-f-]{36})$/.exec(path);
+  if (workflow) return <WorkflowPage key={workflow[1]} id={workflow[1]!} />;
   return undefined;
 }
 
