@@ -135,6 +135,8 @@ describe(`the console, in Chromium, on ${kind}`, () => {
       expect(await count(page, "Low findings").innerText()).toBe("1");
       await expect.poll(() => page.getByTestId("trend-summary").innerText()).toBe("3 new and 0 resolved over the last 30 days");
       expect(await page.getByRole("row").filter({ hasText: "src/pay.ts:9" }).count()).toBe(1);
+      const files = page.getByRole("region", { name: "Files with the most unresolved findings" }).getByRole("listitem");
+      expect(await files.allInnerTexts()).toEqual(["src/pay.ts 2 unresolved", "src/a.ts 1 unresolved"]);
       expect(await accessibilityProblems(page)).toEqual([]);
     });
   });

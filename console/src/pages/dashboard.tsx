@@ -61,6 +61,20 @@ export function Dashboard() {
             </div>
             <TrendChart days={data.trend} />
           </section>
+          <section aria-labelledby="files-heading">
+            <h2 id="files-heading">Files with the most unresolved findings</h2>
+            {data.topFiles.length === 0 ? (
+              <p className="empty">No unresolved findings: nothing is open or acknowledged.</p>
+            ) : (
+              <ol className="top-files">
+                {data.topFiles.map((f) => (
+                  <li key={f.filePath}>
+                    <span className="mono">{f.filePath}</span> <strong>{f.unresolvedCount.toString()}</strong> unresolved
+                  </li>
+                ))}
+              </ol>
+            )}
+          </section>
         </>
       )}
       <FindingsTable />
