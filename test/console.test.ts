@@ -267,4 +267,38 @@ describe(`the console, in Chromium, on ${kind}`, () => {
       expect(await page.getByRole("link", { name: "New workflow" }).count()).toBe(0);
     });
   });
+
+  it("creates an API key showing its secret once, signs in with it, and shows admins the audit log", async () => {
+    let secret = "";
+    await withPage(browser, "api-keys", async (page) => {
+      await open(page, "acme-admin");
+      await page.getByRole("link", { name: "API keys" }).click();
+      await page.getByRole("heading", { level: 1, name: "API keys" }).waitFor();
+      expect(await accessibilityProblems(page)).toEqual([]);
+      await page.getByLabel("Key name").fill("dashboard");
+      await page.getByLabel("Roles").fill("viewer");
+      await page.getByRole("button", { name: "Create key" }).click();
+      secret = await page.getByTestId("api-key-secret").innerText();
+      expect(secret).toMatch(/^anvil_/);
+      expect(await page.getByRole("status").filter({ hasText: "shown this once" }).count()).toBe(1);
+      await page.getByRole("button", { name: "I have copied it" }).click();
+      expect(await page.getByTestId("api-key-secret").count()).toBe(0);
+      await page.getByRole("cell", { name: "dashboard", exact: true }).waitFor();
+      await page.getByRole("link", { name: "Audit log" }).click();
+      await page.getByRole("heading", { level: 1, name: "Audit log" }).waitFor();
+      await page.getByRole("row").filter({ hasText: "anvil.apikeys.v1.ApiKeyService/CreateApiKey" }).filter({ hasText: "OK" }).first().waitFor();
+      expect(await accessibilityProblems(page)).toEqual([]);
+    });
+    await withPage(browser, "api-key-sign-in", async (page) => {
+      await page.goto(`${server.baseUrl}/console`);
+      await page.getByLabel("API key or token").fill(secret);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      const who = page.getByRole("region", { name: "Signed in" });
+      await expect.poll(() => who.innerText()).toMatch(/Signed in as apikeys\/[0-9a-f-]{36} \(API key\)/);
+      expect(await who.innerText()).toMatch(/Roles\s+viewer/);
+      // A viewer's navigation offers neither key management nor the audit log.
+      const nav = page.getByRole("navigation", { name: "Main" });
+      expect(await nav.getByRole("link").allInnerTexts()).toEqual(["Findings", "Operations", "Workflows"]);
+    });
+  });
 });

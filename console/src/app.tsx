@@ -1,7 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Caller_CredentialKind } from "../../gen/anvil/identity/v1/identity_pb.js";
-import { CallerProvider, useCallerQuery } from "./caller.js";
+import { Can, CallerProvider, useCallerQuery } from "./caller.js";
 import { ErrorMessage } from "./errors.js";
+import { ApiKeys } from "./pages/api-keys.js";
+import { AuditLog } from "./pages/audit.js";
 import { Dashboard } from "./pages/dashboard.js";
 import { OperationPage } from "./pages/operation.js";
 import { Operations } from "./pages/operations.js";
@@ -44,6 +46,12 @@ function SignedIn() {
           <Link to="/">Findings</Link>
           <Link to="/operations">Operations</Link>
           <Link to="/workflows">Workflows</Link>
+          <Can permission="apikeys.manage">
+            <Link to="/api-keys">API keys</Link>
+          </Can>
+          <Can permission="audit.read">
+            <Link to="/audit">Audit log</Link>
+          </Can>
         </nav>
         <section className="who" aria-label="Signed in">
           <span>
@@ -72,6 +80,8 @@ function route(path: string) {
   const operation = /^\/operations\/([0-9a-f-]{36})$/.exec(path);
   if (operation) return <OperationPage key={operation[1]} id={operation[1]!} />;
   if (path === "/workflows") return <Workflows />;
+  if (path === "/api-keys") return <ApiKeys />;
+  if (path === "/audit") return <AuditLog />;
   if (path === "/workflows/new") return <WorkflowPage key="new" id={undefined} />;
   const workflow = /^\/workflows\/([0-9a-f-]{36})$/.exec(path);
   if (workflow) return <WorkflowPage key={workflow[1]} id={workflow[1]!} />;
