@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Finding_Severity, Finding_Status, type FindingSchema, FindingService } from "../gen/anvil/findings/v1/findings_pb.js";
 import { launchChromium, withPage } from "./support/browser.js";
 import { clientFor } from "./support/clients.js";
-import { WorkflowService } from "../gen/anvil/workflows/v1/workflows_pb.js";
+import { Workflow_State, WorkflowService } from "../gen/anvil/workflows/v1/workflows_pb.js";
 import { claim, operationClients, runWorkflow } from "./support/operations.js";
 import { startServer, type TestServer } from "./support/server.js";
 
@@ -299,6 +299,50 @@ describe(`the console, in Chromium, on ${kind}`, () => {
       // A viewer's navigation offers neither key management nor the audit log.
       const nav = page.getByRole("navigation", { name: "Main" });
       expect(await nav.getByRole("link").allInnerTexts()).toEqual(["Findings", "Operations", "Workflows"]);
+    });
+  });
+
+  it("creates an agent and an IPA, lists the server's violations when a deploy is refused, deploys and executes it", async () => {
+    const editor = clientFor(WorkflowService, "connect-json", server.baseUrl, await server.token("acme-editor"));
+    await editor.createWorkflow({
+      workflow: { displayName: "Review pipeline", state: Workflow_State.ACTIVE, steps: [{ name: "fetch", kind: "http" }, { name: "review", kind: "agent", dependsOn: ["fetch"] }] },
+    });
+    await withPage(browser, "ipas", async (page) => {
+      await open(page, "acme-editor");
+      await page.getByRole("link", { name: "Agents" }).click();
+      await page.getByRole("heading", { level: 1, name: "Agents" }).waitFor();
+      await page.getByLabel("Agent name").fill("Reviewer");
+      await page.getByLabel("Model").fill("claude-sonnet-4");
+      await page.getByLabel("Tools").fill("Not A Tool");
+      await page.getByRole("button", { name: "Create agent" }).click();
+      await expect.poll(() => page.getByLabel("Tools").getAttribute("aria-invalid")).toBe("true");
+      await page.getByLabel("Tools").fill("read_file");
+      await page.getByRole("button", { name: "Create agent" }).click();
+      await page.getByRole("cell", { name: "Reviewer", exact: true }).waitFor();
+      expect(await accessibilityProblems(page)).toEqual([]);
+
+      await page.getByRole("link", { name: "IPAs" }).click();
+      await page.getByRole("heading", { level: 1, name: "IPAs" }).waitFor();
+      // Without an agent for the agent step, the deploy is refused and the page lists why.
+      await page.getByLabel("IPA name").fill("Unbound");
+      await page.getByLabel("Workflow").selectOption({ label: "Review pipeline" });
+      await page.getByRole("button", { name: "Create IPA" }).click();
+      await page.getByRole("button", { name: "Deploy Unbound" }).click();
+      const refused = page.getByRole("row").filter({ hasText: "Unbound" }).getByRole("alert");
+      await expect.poll(() => refused.innerText()).toMatch(/Not allowed in its current state[\s\S]*review/);
+      expect(await refused.getByRole("listitem").count()).toBeGreaterThan(0);
+
+      await page.getByLabel("IPA name").fill("Review bot");
+      await page.getByLabel("Workflow").selectOption({ label: "Review pipeline" });
+      await page.getByLabel("Agent for step review").selectOption({ label: "Reviewer" });
+      await page.getByRole("button", { name: "Create IPA" }).click();
+      await page.getByRole("button", { name: "Deploy Review bot" }).click();
+      const row = page.getByRole("row").filter({ hasText: "Review bot" });
+      await expect.poll(() => row.getByRole("cell").nth(1).innerText()).toBe("Deployed");
+      expect(await accessibilityProblems(page)).toEqual([]);
+      await page.getByRole("button", { name: "Execute Review bot" }).click();
+      await page.getByRole("heading", { level: 1, name: /^Operation / }).waitFor();
+      await expect.poll(() => page.getByTestId("operation-state").innerText()).toBe("Queued");
     });
   });
 });

@@ -2,10 +2,12 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { Caller_CredentialKind } from "../../gen/anvil/identity/v1/identity_pb.js";
 import { Can, CallerProvider, useCallerQuery } from "./caller.js";
 import { ErrorMessage } from "./errors.js";
+import { Agents } from "./pages/agents.js";
 import { ApiKeys } from "./pages/api-keys.js";
 import { AuditLog } from "./pages/audit.js";
 import { Dashboard } from "./pages/dashboard.js";
 import { OperationPage } from "./pages/operation.js";
+import { Ipas } from "./pages/ipas.js";
 import { Operations } from "./pages/operations.js";
 import { WorkflowPage } from "./pages/workflow.js";
 import { Workflows } from "./pages/workflows.js";
@@ -46,6 +48,8 @@ function SignedIn() {
           <Link to="/">Findings</Link>
           <Link to="/operations">Operations</Link>
           <Link to="/workflows">Workflows</Link>
+          <Link to="/agents">Agents</Link>
+          <Link to="/ipas">IPAs</Link>
           <Can permission="apikeys.manage">
             <Link to="/api-keys">API keys</Link>
           </Can>
@@ -80,6 +84,8 @@ function route(path: string) {
   const operation = /^\/operations\/([0-9a-f-]{36})$/.exec(path);
   if (operation) return <OperationPage key={operation[1]} id={operation[1]!} />;
   if (path === "/workflows") return <Workflows />;
+  if (path === "/agents") return <Agents />;
+  if (path === "/ipas") return <Ipas />;
   if (path === "/api-keys") return <ApiKeys />;
   if (path === "/audit") return <AuditLog />;
   if (path === "/workflows/new") return <WorkflowPage key="new" id={undefined} />;
