@@ -50,12 +50,20 @@ export function WorkflowPage({ id }: { id: string | undefined }) {
     staleTime: Infinity,
     refetchOnWindowFocus: false,
   });
+  // Bumped only by "Load the latest version": the form then starts afresh from it. A refetch alone
+  // (after a save of ours) leaves the form and its messages as they are.
+  const [generation, setGeneration] = useState(0);
   if (id === undefined) return <WorkflowEditor workflow={undefined} reload={() => undefined} />;
-  if (loaded.isError) return (<><h1 tabIndex={-1}>Workflow</h1><ErrorMessage error={loaded.error} /></>);
+  if (loaded.isError)
+    return (
+      <>
+        <h1 tabIndex={-1}>Workflow</h1>
+        <ErrorMessage error={loaded.error} />
+      </>
+    );
   if (loaded.isPending) return <p role="status">Loading the workflow…</p>;
-  const workflow = loaded.data.workflow!;
-  // Keyed by etag: loading the latest version starts a fresh form from it.
-  return <WorkflowEditor key={workflow.etag} workflow={workflow} reload={() => void loaded.refetch()} />;
+  const reload = () => void loaded.refetch().then(() => setGeneration((g) => g + 1));
+  return <WorkflowEditor key={generation} workflow={loaded.data.workflow!} reload={reload} />;
 }
 
 function WorkflowEditor({ workflow, reload }: { workflow: Workflow | undefined; reload: () => void }) {
