@@ -283,7 +283,7 @@ describe(`the console, in Chromium, on ${kind}`, () => {
       expect(secret).toMatch(/^anvil_/);
       expect(await page.getByRole("status").filter({ hasText: "shown this once" }).count()).toBe(1);
       await page.getByRole("button", { name: "I have copied it" }).click();
-      expect(await page.getByTestId("api-key-secret").count()).toBe(0);
+      await expect.poll(() => page.getByTestId("api-key-secret").count()).toBe(0);
       await page.getByRole("cell", { name: "dashboard", exact: true }).waitFor();
       await page.getByRole("link", { name: "Audit log" }).click();
       await page.getByRole("heading", { level: 1, name: "Audit log" }).waitFor();
