@@ -269,7 +269,7 @@ describe(`the console, in Chromium, on ${kind}`, () => {
     });
   });
 
-  it("creates an API key showing its secret once, signs in with it, and shows admins the audit log", async () => {
+  it("creates an API key showing its secret once, signs in with it, and shows admins users and the audit log", async () => {
     let secret = "";
     await withPage(browser, "api-keys", async (page) => {
       await open(page, "acme-admin");
@@ -285,6 +285,15 @@ describe(`the console, in Chromium, on ${kind}`, () => {
       await page.getByRole("button", { name: "I have copied it" }).click();
       await expect.poll(() => page.getByTestId("api-key-secret").count()).toBe(0);
       await page.getByRole("cell", { name: "dashboard", exact: true }).waitFor();
+      await page.getByRole("link", { name: "Users" }).click();
+      await page.getByRole("heading", { level: 1, name: "Users" }).waitFor();
+      await page.getByLabel("E-mail").fill("not-an-address");
+      await page.getByRole("button", { name: "Add user" }).click();
+      await expect.poll(() => page.getByLabel("E-mail").getAttribute("aria-invalid")).toBe("true");
+      await page.getByLabel("E-mail").fill("ada@example.com");
+      await page.getByRole("button", { name: "Add user" }).click();
+      await page.getByRole("cell", { name: "ada@example.com" }).waitFor();
+      expect(await accessibilityProblems(page)).toEqual([]);
       await page.getByRole("link", { name: "Audit log" }).click();
       await page.getByRole("heading", { level: 1, name: "Audit log" }).waitFor();
       await page.getByRole("row").filter({ hasText: "anvil.apikeys.v1.ApiKeyService/CreateApiKey" }).filter({ hasText: "OK" }).first().waitFor();

@@ -9,6 +9,7 @@ import { Dashboard } from "./pages/dashboard.js";
 import { OperationPage } from "./pages/operation.js";
 import { Ipas } from "./pages/ipas.js";
 import { Operations } from "./pages/operations.js";
+import { Users } from "./pages/users.js";
 import { WorkflowPage } from "./pages/workflow.js";
 import { Workflows } from "./pages/workflows.js";
 import { SignIn } from "./pages/sign-in.js";
@@ -53,6 +54,9 @@ function SignedIn() {
           <Can permission="apikeys.manage">
             <Link to="/api-keys">API keys</Link>
           </Can>
+          <Can permission="users.read">
+            <Link to="/users">Users</Link>
+          </Can>
           <Can permission="audit.read">
             <Link to="/audit">Audit log</Link>
           </Can>
@@ -88,6 +92,7 @@ function route(path: string) {
   if (path === "/ipas") return <Ipas />;
   if (path === "/api-keys") return <ApiKeys />;
   if (path === "/audit") return <AuditLog />;
+  if (path === "/users") return <Users />;
   if (path === "/workflows/new") return <WorkflowPage key="new" id={undefined} />;
   const workflow = /^\/workflows\/([0-9a-f-]{36})$/.exec(path);
   if (workflow) return <WorkflowPage key={workflow[1]} id={workflow[1]!} />;
