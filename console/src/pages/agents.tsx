@@ -5,6 +5,7 @@ import { Agent_State, AgentService } from "../../../gen/anvil/agents/v1/agents_p
 import { useCan } from "../caller.js";
 import { Field } from "../components/field.js";
 import { ErrorMessage, errorReport } from "../errors.js";
+import { ListStatus } from "../components/list-status.js";
 import { Pager, usePageTokens } from "../paging.js";
 
 /** Agents: the list, and creating one (field violations at their fields) for those who may write them. */
@@ -17,12 +18,7 @@ export function Agents() {
     <>
       <h1 tabIndex={-1}>Agents</h1>
       {canWrite && <CreateAgent />}
-      {list.isError && <ErrorMessage error={list.error} />}
-      {list.isPending ? (
-        <p role="status">Loading agents…</p>
-      ) : agents.length === 0 ? (
-        <p className="empty">No agents yet. An agent is a model with instructions and tools that an IPA binds to a workflow's agent steps.</p>
-      ) : (
+      <ListStatus query={list} count={agents.length} loading="Loading agents…" empty={<>No agents yet. An agent is a model with instructions and tools that an IPA binds to a workflow's agent steps.</>}>
         <table>
           <caption className="visually-hidden">Agents, page {paging.page}</caption>
           <thead>
@@ -44,7 +40,7 @@ export function Agents() {
             ))}
           </tbody>
         </table>
-      )}
+      </ListStatus>
       <Pager label="Agent pages" paging={paging} nextPageToken={list.data?.nextPageToken} />
     </>
   );

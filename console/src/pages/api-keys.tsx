@@ -6,6 +6,7 @@ import { type ApiKey, ApiKey_State, ApiKeyService } from "../../../gen/anvil/api
 import { useCan } from "../caller.js";
 import { Field } from "../components/field.js";
 import { ErrorMessage, errorReport } from "../errors.js";
+import { ListStatus } from "../components/list-status.js";
 import { Pager, usePageTokens } from "../paging.js";
 
 const stateLabels: Record<ApiKey_State, string> = {
@@ -25,12 +26,7 @@ export function ApiKeys() {
     <>
       <h1 tabIndex={-1}>API keys</h1>
       {canManage && <CreateKey />}
-      {list.isError && <ErrorMessage error={list.error} />}
-      {list.isPending ? (
-        <p role="status">Loading API keys…</p>
-      ) : keys.length === 0 ? (
-        <p className="empty">No API keys yet.</p>
-      ) : (
+      <ListStatus query={list} count={keys.length} loading="Loading API keys…" empty={<>No API keys yet.</>}>
         <table>
           <caption className="visually-hidden">API keys, page {paging.page}</caption>
           <thead>
@@ -49,7 +45,7 @@ export function ApiKeys() {
             ))}
           </tbody>
         </table>
-      )}
+      </ListStatus>
       <Pager label="API key pages" paging={paging} nextPageToken={list.data?.nextPageToken} />
     </>
   );

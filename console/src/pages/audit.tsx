@@ -3,7 +3,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type FormEvent, useId, useState } from "react";
 import { AuditEvent_Kind, AuditService } from "../../../gen/anvil/audit/v1/audit_pb.js";
 import { Code } from "../../../gen/google/rpc/code_pb.js";
-import { ErrorMessage } from "../errors.js";
+import { ListStatus } from "../components/list-status.js";
 import { Pager, usePageTokens } from "../paging.js";
 
 const kinds: Record<AuditEvent_Kind, string> = {
@@ -40,12 +40,7 @@ export function AuditLog() {
           <button type="submit">Apply filters</button>
         </div>
       </form>
-      {list.isError && <ErrorMessage error={list.error} />}
-      {list.isPending ? (
-        <p role="status">Loading the audit log…</p>
-      ) : events.length === 0 ? (
-        <p className="empty">No audit events match.</p>
-      ) : (
+      <ListStatus query={list} count={events.length} loading="Loading the audit log…" empty={<>No audit events match.</>}>
         <table>
           <caption className="visually-hidden">Audit events, page {paging.page}</caption>
           <thead>
@@ -71,7 +66,7 @@ export function AuditLog() {
             ))}
           </tbody>
         </table>
-      )}
+      </ListStatus>
       <Pager label="Audit log pages" paging={paging} nextPageToken={list.data?.nextPageToken} />
     </>
   );

@@ -4,6 +4,7 @@ import { type FormEvent, useId, useState } from "react";
 import { type Finding, Finding_Severity, Finding_Status, FindingService } from "../../../gen/anvil/findings/v1/findings_pb.js";
 import { useCan } from "../caller.js";
 import { ErrorMessage } from "../errors.js";
+import { ListStatus } from "../components/list-status.js";
 import { Pager, usePageTokens } from "../paging.js";
 import { findingsRefreshMs, orders, severities, severityLabel, statuses, statusLabel } from "../findings.js";
 
@@ -41,12 +42,7 @@ export function FindingsTable() {
     <section aria-labelledby="findings-heading">
       <h2 id="findings-heading">All findings</h2>
       <FilterForm filters={filters} onApply={apply} />
-      {list.isError && <ErrorMessage error={list.error} />}
-      {list.isPending ? (
-        <p role="status">Loading findings…</p>
-      ) : findings.length === 0 ? (
-        <p className="empty">No findings match these filters.</p>
-      ) : (
+      <ListStatus query={list} count={findings.length} loading="Loading findings…" empty={<>No findings match these filters.</>}>
         <div className="table-wrap">
           <table className="findings">
             <caption className="visually-hidden">Findings, page {paging.page}</caption>
@@ -67,7 +63,7 @@ export function FindingsTable() {
             </tbody>
           </table>
         </div>
-      )}
+      </ListStatus>
       <Pager label="Findings pages" paging={paging} nextPageToken={list.data?.nextPageToken} />
     </section>
   );

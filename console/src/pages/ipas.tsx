@@ -7,6 +7,7 @@ import { WorkflowService } from "../../../gen/anvil/workflows/v1/workflows_pb.js
 import { useCan } from "../caller.js";
 import { Field } from "../components/field.js";
 import { ErrorMessage, errorReport } from "../errors.js";
+import { ListStatus } from "../components/list-status.js";
 import { Pager, usePageTokens } from "../paging.js";
 import { navigate } from "../router.js";
 
@@ -27,12 +28,7 @@ export function Ipas() {
     <>
       <h1 tabIndex={-1}>IPAs</h1>
       {canWrite && <CreateIpa />}
-      {list.isError && <ErrorMessage error={list.error} />}
-      {list.isPending ? (
-        <p role="status">Loading IPAs…</p>
-      ) : ipas.length === 0 ? (
-        <p className="empty">No IPAs yet. An IPA runs a workflow with agents bound to its agent steps.</p>
-      ) : (
+      <ListStatus query={list} count={ipas.length} loading="Loading IPAs…" empty={<>No IPAs yet. An IPA runs a workflow with agents bound to its agent steps.</>}>
         <table>
           <caption className="visually-hidden">IPAs, page {paging.page}</caption>
           <thead>
@@ -49,7 +45,7 @@ export function Ipas() {
             ))}
           </tbody>
         </table>
-      )}
+      </ListStatus>
       <Pager label="IPA pages" paging={paging} nextPageToken={list.data?.nextPageToken} />
     </>
   );

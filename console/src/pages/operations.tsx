@@ -2,8 +2,8 @@ import { useQuery } from "@connectrpc/connect-query";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type FormEvent, useId, useState } from "react";
 import { type Operation, Operation_State, OperationService } from "../../../gen/anvil/operations/v1/operations_pb.js";
-import { ErrorMessage } from "../errors.js";
 import { operationStateLabel, operationStates, percent } from "../operations.js";
+import { ListStatus } from "../components/list-status.js";
 import { Pager, usePageTokens } from "../paging.js";
 import { Link } from "../router.js";
 
@@ -57,12 +57,7 @@ export function Operations() {
           <button type="submit">Apply filters</button>
         </div>
       </form>
-      {list.isError && <ErrorMessage error={list.error} />}
-      {list.isPending ? (
-        <p role="status">Loading operations…</p>
-      ) : operations.length === 0 ? (
-        <p className="empty">No operations match. Operations appear when a workflow runs, an IPA executes or an analysis starts.</p>
-      ) : (
+      <ListStatus query={list} count={operations.length} loading="Loading operations…" empty={<>No operations match. Operations appear when a workflow runs, an IPA executes or an analysis starts.</>}>
         <div className="table-wrap">
           <table>
             <caption className="visually-hidden">Operations, page {paging.page}</caption>
@@ -83,7 +78,7 @@ export function Operations() {
             </tbody>
           </table>
         </div>
-      )}
+      </ListStatus>
       <Pager label="Operations pages" paging={paging} nextPageToken={list.data?.nextPageToken} />
     </>
   );

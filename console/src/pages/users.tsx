@@ -5,6 +5,7 @@ import { User_State, UserService } from "../../../gen/anvil/users/v1/users_pb.js
 import { useCan } from "../caller.js";
 import { Field } from "../components/field.js";
 import { ErrorMessage, errorReport } from "../errors.js";
+import { ListStatus } from "../components/list-status.js";
 import { Pager, usePageTokens } from "../paging.js";
 
 /** The tenant's users (admins: `users.read`), and adding one for `users.write`. */
@@ -17,12 +18,7 @@ export function Users() {
     <>
       <h1 tabIndex={-1}>Users</h1>
       {canWrite && <CreateUser />}
-      {list.isError && <ErrorMessage error={list.error} />}
-      {list.isPending ? (
-        <p role="status">Loading users…</p>
-      ) : users.length === 0 ? (
-        <p className="empty">No users yet.</p>
-      ) : (
+      <ListStatus query={list} count={users.length} loading="Loading users…" empty={<>No users yet.</>}>
         <table>
           <caption className="visually-hidden">Users, page {paging.page}</caption>
           <thead>
@@ -44,7 +40,7 @@ export function Users() {
             ))}
           </tbody>
         </table>
-      )}
+      </ListStatus>
       <Pager label="User pages" paging={paging} nextPageToken={list.data?.nextPageToken} />
     </>
   );

@@ -2,7 +2,7 @@ import { useQuery } from "@connectrpc/connect-query";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { WorkflowService } from "../../../gen/anvil/workflows/v1/workflows_pb.js";
 import { Can } from "../caller.js";
-import { ErrorMessage } from "../errors.js";
+import { ListStatus } from "../components/list-status.js";
 import { Pager, usePageTokens } from "../paging.js";
 import { Link } from "../router.js";
 import { workflowStateLabel } from "../workflows.js";
@@ -22,12 +22,7 @@ export function Workflows() {
           </Link>
         </Can>
       </div>
-      {list.isError && <ErrorMessage error={list.error} />}
-      {list.isPending ? (
-        <p role="status">Loading workflows…</p>
-      ) : workflows.length === 0 ? (
-        <p className="empty">No workflows yet. A workflow is a list of steps that workers carry out.</p>
-      ) : (
+      <ListStatus query={list} count={workflows.length} loading="Loading workflows…" empty={<>No workflows yet. A workflow is a list of steps that workers carry out.</>}>
         <table>
           <caption className="visually-hidden">Workflows, page {paging.page}</caption>
           <thead>
@@ -53,7 +48,7 @@ export function Workflows() {
             ))}
           </tbody>
         </table>
-      )}
+      </ListStatus>
       <Pager label="Workflow pages" paging={paging} nextPageToken={list.data?.nextPageToken} />
     </>
   );
