@@ -28,6 +28,7 @@ async function main(): Promise<void> {
       "Mint a token and call it:",
       `  TOKEN=$(npm run -s token -- --key ${firstKey?.keyId ?? "<key>"} --sub me --ttl 1h)`,
       `  curl -s ${base}/anvil.users.v1.UserService/ListUsers -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{}'`,
+      `Or open the console at ${base}/console and paste the token there.`,
       "",
     ].join("\n") + "\n",
   );

@@ -387,6 +387,23 @@ describe.each(databaseKinds)("FindingService rules on %s", (kind) => {
       const err = await expectCode(client().getFindingSummary({ windowDays: 366 }), Code.InvalidArgument);
       expect(err.message).toContain("window_days");
     });
+
+    it("ranks the files with the most unresolved findings, ties by path, resolved and false positives left out", async () => {
+      const d = dir();
+      const paths = [`${d}b.ts`, `${d}b.ts`, `${d}a.ts`, `${d}c.ts`, `${d}c.ts`, `${d}c.ts`, `${d}done.ts`];
+      const made = (await batch(paths.map((filePath, i) => finding({ filePath, message: `t${i}` })))).findings;
+      const set = (f: Finding, status: Status) =>
+        client().updateFinding({ finding: { id: f.id, status }, updateMask: create(FieldMaskSchema, { paths: ["status"] }) });
+      await set(made[0]!, Status.ACKNOWLEDGED);
+      await set(made[3]!, Status.RESOLVED);
+      await set(made[6]!, Status.FALSE_POSITIVE);
+      const summary = (await client("acme-viewer").getFindingSummary({ filePathPrefix: d })).summary!;
+      expect(summary.topFiles.map((f) => [f.filePath, f.unresolvedCount])).toEqual([
+        [`${d}b.ts`, 2n],
+        [`${d}c.ts`, 2n],
+        [`${d}a.ts`, 1n],
+      ]);
+    });
   });
 
   describe("CorrelateAlert", () => {

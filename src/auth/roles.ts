@@ -7,6 +7,8 @@ export type Role = "admin" | "editor" | "viewer" | "analyzer" | "worker";
 
 // Permissions only admins hold: managing users, and reading the audit log.
 const adminOnly = (p: string) => p.startsWith("users.") || p.startsWith("audit.");
+// Every role may ask who it is (IdentityService.GetCaller).
+const everyone = (p: string) => p === "identity.read";
 
 const grants: Readonly<Record<Role, (permission: string) => boolean>> = {
   // Everything, including user management and the audit log.
@@ -36,7 +38,7 @@ export function isRole(name: string): name is Role {
 
 /** Whether any of `roles` grants `permission`. Unknown role names grant nothing. */
 export function rolesGrant(roles: readonly string[], permission: string): boolean {
-  return roles.some((r) => isRole(r) && grants[r](permission));
+  return roles.some((r) => isRole(r) && (everyone(permission) || grants[r](permission)));
 }
 
 /** Whether a key granted `keyRoles` may issue a token claiming `claimed`. */

@@ -24,7 +24,12 @@ export interface FindingSummary {
   readonly byStatus: ReadonlyArray<{ readonly status: FindingStatus; readonly count: number }>;
   /** One entry per UTC day of the window, oldest first. */
   readonly trend: ReadonlyArray<{ readonly date: string; readonly newCount: number; readonly resolvedCount: number }>;
+  /** The files with the most unresolved findings, most first (at most topFilesLimit). */
+  readonly topFiles: ReadonlyArray<{ readonly filePath: string; readonly count: number }>;
 }
+
+/** How many files the summary ranks by unresolved findings. */
+export const topFilesLimit = 10;
 
 /**
  * The read-only views over many findings: the summary a dashboard shows and
@@ -50,12 +55,14 @@ export class FindingInsightsService {
       const counts = await tx.findings.counts(filePathPrefix);
       const created = await tx.findings.perDay("first_seen_time", since, filePathPrefix);
       const resolved = await tx.findings.perDay("resolve_time", since, filePathPrefix);
+      const topFiles = await tx.findings.topFiles(filePathPrefix, topFilesLimit);
       const sum = (keep: (c: (typeof counts)[number]) => boolean) => counts.filter(keep).reduce((n, c) => n + c.count, 0);
       return {
         total: sum(() => true),
         bySeverity: severities.map((severity) => ({ severity, count: sum((c) => c.severity === severity) })),
         byStatus: findingStatuses.map((status) => ({ status, count: sum((c) => c.status === status) })),
         trend: days.map((date) => ({ date, newCount: created.get(date) ?? 0, resolvedCount: resolved.get(date) ?? 0 })),
+        topFiles,
       };
     });
   }

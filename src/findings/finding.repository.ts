@@ -131,6 +131,18 @@ export class FindingRepository {
     return new Map(rows.map((r) => [r.day, Number(r.count)]));
   }
 
+  /** The `limit` files with the most unresolved (open or acknowledged) findings, most first, ties by path. */
+  async topFiles(filePathPrefix: string | undefined, limit: number): Promise<Array<{ filePath: string; count: number }>> {
+    let query = this.#trx
+      .selectFrom("findings")
+      .select(["file_path", (eb) => eb.fn.countAll().as("count")])
+      .where("tenant_id", "=", this.#tenant)
+      .where("status", "in", ["open", "acknowledged"]);
+    if (filePathPrefix) query = query.where("file_path", "like", likePrefix(filePathPrefix));
+    const rows = await query.groupBy("file_path").orderBy("count", "desc").orderBy("file_path").limit(limit).execute();
+    return rows.map((r) => ({ filePath: r.file_path, count: Number(r.count) }));
+  }
+
   /** Up to `limit` unresolved (open or acknowledged) findings in any of `filePaths`. */
   async unresolvedIn(filePaths: readonly string[], limit: number): Promise<Finding[]> {
     if (filePaths.length === 0) return [];

@@ -137,6 +137,7 @@ export class FindingsHandler implements ServiceImpl<typeof FindingService> {
         bySeverity: summary.bySeverity.map((c) => ({ severity: severityToMessage(c.severity), count: BigInt(c.count) })),
         byStatus: summary.byStatus.map((c) => ({ status: statusToMessage(c.status), count: BigInt(c.count) })),
         trend: summary.trend.map((d) => ({ date: d.date, newCount: BigInt(d.newCount), resolvedCount: BigInt(d.resolvedCount) })),
+        topFiles: summary.topFiles.map((f) => ({ filePath: f.filePath, unresolvedCount: BigInt(f.count) })),
       },
     });
   }

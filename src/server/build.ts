@@ -20,7 +20,7 @@ import { RedisBuckets } from "../limits/redis-buckets.js";
 import type { BucketStore } from "../limits/token-bucket.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { errorInterceptor } from "../rpc/error-interceptor.js";
-import { readMethodPolicies } from "../rpc/method-policies.js";
+import { declaredPermissions, readMethodPolicies } from "../rpc/method-policies.js";
 import { permissionInterceptor } from "../rpc/permission-interceptor.js";
 import { requestIdInterceptor } from "../rpc/request-id-interceptor.js";
 import { OperationsModule } from "../operations/operations-module.js";
@@ -33,6 +33,7 @@ import { KeysetPager } from "../shared/keyset-pager.js";
 import { PageTokens } from "../shared/page-token.js";
 import { BodyLimits } from "./body-limits.js";
 import { createConnectHandler, type NodeRequest, type NodeResponse, type RouteHandler } from "./connect-handler.js";
+import { createConsoleRoute } from "./console-route.js";
 import { createCors } from "./cors.js";
 import { ServingMonitor } from "./health/serving-monitor.js";
 import { createNotFound } from "./not-found.js";
@@ -173,7 +174,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const calls = new CallObserver(metrics.rpc, log);
     const connect = createConnectHandler({
       calls,
-      routes: registerServices({ uow, pager, monitor, operations, tenantTiers: config.tenantTiers }),
+      routes: registerServices({ uow, pager, monitor, operations, tenantTiers: config.tenantTiers, permissions: declaredPermissions(policies) }),
       interceptors,
       authenticator,
       refusals,
@@ -188,6 +189,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       withPrivateGetCaching(connect.handle),
       // Exact paths before the REST templates: a probe never waits on route matching.
       createProbes(database, monitor),
+      createConsoleRoute(log),
       ...(config.metricsPort === undefined ? [metricsRoute] : []),
       limitedPerAddress(createOpenApiRoute(config.compressMinBytes), "/openapi.json", authenticator, config.compressMinBytes),
       createWebhookDeliveryRoute({

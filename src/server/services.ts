@@ -4,6 +4,7 @@ import { AgentService } from "../../gen/anvil/agents/v1/agents_pb.js";
 import { ApiKeyService } from "../../gen/anvil/apikeys/v1/apikeys_pb.js";
 import { AuditService } from "../../gen/anvil/audit/v1/audit_pb.js";
 import { FindingService } from "../../gen/anvil/findings/v1/findings_pb.js";
+import { IdentityService } from "../../gen/anvil/identity/v1/identity_pb.js";
 import { IpaService } from "../../gen/anvil/ipas/v1/ipas_pb.js";
 import { OperationService, WorkerService } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { UserService } from "../../gen/anvil/users/v1/users_pb.js";
@@ -27,6 +28,7 @@ import { ipasHandler } from "../ipas/ipas.handler.js";
 import { IpasService } from "../ipas/ipas.service.js";
 import type { OperationsModule } from "../operations/operations-module.js";
 import type { KeysetPager } from "../shared/keyset-pager.js";
+import { identityHandler } from "../identity/identity.handler.js";
 import { usersHandler } from "../users/users.handler.js";
 import { UsersService } from "../users/users.service.js";
 import { workflowsHandler } from "../workflows/workflows.handler.js";
@@ -48,6 +50,8 @@ export interface ServiceDependencies {
   readonly operations: OperationsModule;
   /** Each tenant's default rate-limit tier (ANVIL_TENANT_TIERS), given to API keys created without one. */
   readonly tenantTiers?: ReadonlyMap<string, Tier>;
+  /** Every permission the served methods declare: IdentityService tells callers which of them they hold. */
+  readonly permissions: ReadonlySet<string>;
 }
 
 /** Every Anvil API service, in the order it is registered. */
@@ -62,6 +66,7 @@ export const apiServices: readonly DescService[] = [
   ApiKeyService,
   AuditService,
   WebhookService,
+  IdentityService,
 ];
 
 /**
@@ -103,6 +108,7 @@ export function registerServices(deps: ServiceDependencies): (router: ConnectRou
   const apiKeys = apiKeysHandler(new ApiKeysService(deps.uow, deps.pager, deps.tenantTiers));
   const audit = auditHandler(new AuditUseCases(deps.uow, deps.pager));
   const webhooks = webhooksHandler(new WebhooksService(deps.uow, deps.pager));
+  const identity = identityHandler(deps.permissions);
   const served = [...apiServices, ...infrastructureServices];
   const health = createHealthHandler(served.map((s) => s.typeName), deps.monitor);
   const reflection = createReflectionHandlers(served);
@@ -117,6 +123,7 @@ export function registerServices(deps: ServiceDependencies): (router: ConnectRou
     router.service(ApiKeyService, apiKeys);
     router.service(AuditService, audit);
     router.service(WebhookService, webhooks);
+    router.service(IdentityService, identity);
     router.service(Health, health);
     router.service(reflectionServices[0], reflection.v1);
     router.service(reflectionServices[1], reflection.v1alpha);

@@ -254,6 +254,14 @@ export const methodRules: Readonly<Record<string, MethodRule>> = {
     valid: async () => ({ startTime: new Date(Date.now() - 3_600_000).toISOString() }),
   },
 
+  // --- identity
+  GetCaller: {
+    // The caller learns about itself only: B's answer names B, whatever A did.
+    foreign: () => [{}],
+    foreignCodes: ["ok"],
+    valid: async () => ({}),
+  },
+
   // --- workers
   ClaimTask: {
     // Every kind A has work queued in, as A's own worker: B must still get none of A's tasks.
