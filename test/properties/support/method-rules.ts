@@ -280,4 +280,13 @@ export const methodRules: Readonly<Record<string, MethodRule>> = {
       return { taskId: task.id, leaseToken: task.leaseToken, result: { done: true } };
     },
   },
+  BatchCompleteTasks: {
+    // Answered OK, A's task refused inside the answer (NOT_FOUND in B's tenant): nothing of A's changes.
+    foreign: (a) => [{ requests: [{ taskId: a.leasedTask.id, leaseToken: a.leasedTask.leaseToken, result: { hijacked: true } }] }],
+    foreignCodes: ["ok"],
+    valid: async (o, s) => {
+      const task = await o.leased(s);
+      return { requests: [{ taskId: task.id, leaseToken: task.leaseToken, result: { done: true } }] };
+    },
+  },
 };
