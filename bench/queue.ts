@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Client, createClient } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Logger, makeWorkerUtils, run, runMigrations } from "graphile-worker";
 import { WorkerService } from "../gen/anvil/operations/v1/operations_pb.js";
@@ -139,9 +139,31 @@ async function queueRuns(c: AnvilClients): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: 16 }, async () => {
-      while (next++ < jobs) await c.workflows.runWorkflow({ id: c.workflowId, requestId: randomUUID() });
+      while (next++ < jobs) {
+        const requestId = randomUUID(); // the same on a retry: started once
+        await retrying(() => c.workflows.runWorkflow({ id: c.workflowId, requestId }));
+      }
     }),
   );
+}
+
+/**
+ * `call()`, tried again on UNAVAILABLE (the gateway could not get a
+ * database connection in time: on a loaded shared machine, or with other
+ * clients holding the server's connections). A completion whose first try
+ * committed but whose answer was lost is refused LEASE_LOST on the next: done.
+ */
+async function retrying<T>(call: () => Promise<T>): Promise<T | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      const code = ConnectError.from(err).code;
+      if (code === Code.FailedPrecondition && attempt > 1) return undefined;
+      if (code !== Code.Unavailable || attempt === 10) throw err;
+      await sleep(50 * attempt);
+    }
+  }
 }
 
 type Leased = { readonly id: string; readonly leaseToken: string };
@@ -154,12 +176,12 @@ async function anvilDrain(c: AnvilClients, batch: number, batchCompletions = fal
   let first: number | undefined;
   const loop = async (n: number) => {
     while (completed < jobs) {
-      const { tasks } = await c.workers.claimTask({ kinds: ["bench"], workerId: `queue-${n}`, maxTasks: batch, maxWait: { seconds: 1n } });
+      const tasks = (await retrying(() => c.workers.claimTask({ kinds: ["bench"], workerId: `queue-${n}`, maxTasks: batch, maxWait: { seconds: 1n } })))?.tasks ?? [];
       if (tasks.length === 0) continue;
       first ??= performance.now();
       // Completions go in one BatchCompleteTasks, or one call each, concurrently, on the loop's HTTP/2 connection.
-      if (batchCompletions) await c.workers.batchCompleteTasks({ requests: done(tasks) });
-      else await Promise.all(done(tasks).map((d) => c.workers.completeTask(d)));
+      if (batchCompletions) await retrying(() => c.workers.batchCompleteTasks({ requests: done(tasks) }));
+      else await Promise.all(done(tasks).map((d) => retrying(() => c.workers.completeTask(d))));
       completed += tasks.length;
     }
   };
@@ -203,7 +225,7 @@ async function anvilStreamDrain(c: AnvilClients): Promise<number> {
         if (m.tasks.length === 0) continue;
         first ??= performance.now();
         pending.push(
-          c.workers.batchCompleteTasks({ requests: done(m.tasks) }).then(() => {
+          retrying(() => c.workers.batchCompleteTasks({ requests: done(m.tasks) })).then(() => {
             completed += m.tasks.length;
             if (completed >= jobs) stop.abort();
           }),
