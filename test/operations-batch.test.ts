@@ -187,6 +187,14 @@ describe.each(databaseKinds)("the task stream on %s", (kind) => {
     expect(JSON.parse(text.slice(0, text.indexOf("\n")))).toMatchObject({ operationId: op.id, kind: k, attempt: 1 });
   });
 
+  it("ends by itself, cleanly, after max_duration", async () => {
+    const started = Date.now();
+    const messages = [];
+    for await (const m of c.workers.streamTasks({ kinds: [freshKind()], workerId: "brief", maxDuration: { seconds: 0n, nanos: 600_000_000 } })) messages.push(m);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(550);
+    expect(messages.every((m) => m.tasks.length === 0)).toBe(true);
+  });
+
   it("refuses bad requests with INVALID_ARGUMENT", async () => {
     const bad = async (request: Parameters<typeof c.workers.streamTasks>[0]) => {
       await expectCode(
@@ -197,6 +205,7 @@ describe.each(databaseKinds)("the task stream on %s", (kind) => {
       );
     };
     await bad({ kinds: ["x"], workerId: "w", maxInFlight: -1 });
+    await bad({ kinds: ["x"], workerId: "w", maxDuration: { seconds: -1n, nanos: 0 } });
     await bad({ kinds: ["x"], workerId: "w", leaseDuration: { seconds: 0n, nanos: 500_000_000 } });
     await bad({ kinds: [], workerId: "w" });
     await bad({ kinds: ["Bad Kind"], workerId: "w" });

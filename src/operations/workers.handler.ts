@@ -74,7 +74,7 @@ export class WorkersHandler implements ServiceImpl<typeof WorkerService> {
     if (violations.length > 0) {
       throw new InvalidArgumentError(`invalid request: ${violations.map((v) => `${v.field} ${v.description}`).join("; ")}`, violations);
     }
-    const request = { kinds: req.kinds, workerId: req.workerId, leaseMs: durationMs(req.leaseDuration), maxInFlight: req.maxInFlight };
+    const request = { kinds: req.kinds, workerId: req.workerId, leaseMs: durationMs(req.leaseDuration), maxInFlight: req.maxInFlight, maxDurationMs: durationMs(req.maxDuration) };
     const context = requestContext(ctx);
     // A stream is a waiting claim that does not end: it holds a slot of the same cap.
     const release = this.#waits.acquire(credentialName(context.credential));

@@ -40,6 +40,8 @@ export interface StreamRequest {
   readonly leaseMs: number | undefined;
   /** Most tasks leased to the worker at once; 0: one. */
   readonly maxInFlight: number;
+  /** Milliseconds until the stream ends; undefined or 0: until the deadline. */
+  readonly maxDurationMs: number | undefined;
 }
 
 /** One message of a task stream: tasks just claimed, or none (a keep-alive). */
@@ -81,7 +83,10 @@ export class WorkersService {
     const leaseMs = leaseMsOf(request.leaseMs);
     if (request.maxInFlight < 0) throw InvalidArgumentError.field("max_in_flight", "must not be negative");
     const capacity = Math.min(Math.max(request.maxInFlight, 1), maxTasksPerClaim);
-    const until = scope.deadline === undefined ? Infinity : scope.deadline - 250;
+    if (request.maxDurationMs !== undefined && request.maxDurationMs < 0) throw InvalidArgumentError.field("max_duration", "must not be negative");
+    // Ends (cleanly) a little before the client's deadline rather than after it.
+    let until = scope.deadline === undefined ? Infinity : scope.deadline - 250;
+    if (request.maxDurationMs) until = Math.min(until, Date.now() + request.maxDurationMs);
     const subscription = this.#hub.subscribe(tasksChannel, scope.tenant);
     const claimScope = { tenant: scope.tenant, audit: scope.audit };
     let lastSent = Date.now();
