@@ -1570,8 +1570,9 @@ export const WorkerService: GenService<{
    * lease held under that id), and sends more as the worker completes
    * tasks or loses their leases. Idle streams receive `keep_alive`
    * messages. The stream ends when its deadline passes or the gateway
-   * instance shuts down: reconnect (to any instance); nothing is lost, as
-   * every task sent was leased in its own committed transaction. Over REST
+   * instance shuts down: reconnect (to any instance). A task leased for a
+   * stream that broke before delivering it returns to the queue when its
+   * lease expires, as one in a lost ClaimTask answer does. Over REST
    * the answer is JSON Lines, one task per line. RESOURCE_EXHAUSTED if the
    * caller's credential already holds the maximum number of waiting claims
    * on this gateway instance.
