@@ -117,9 +117,13 @@ describe.each(databaseKinds)("traces on %s", (kind) => {
     expect(completeServer.parentSpanId).toBe(completeCall.spanId);
     const completeTx = one(childrenOf(trace, completeServer), (s) => s.name === "transaction", "CompleteTask's transaction");
     expect(childrenOf(trace, completeTx).map((s) => s.name)).toEqual(expect.arrayContaining(["update tasks"]));
-    // The ClaimTask call that handed the task out is a trace of its own, linked to RunWorkflow's span.
-    const claims = receiver.spans.filter((s) => s.kind === SERVER && s.name === "anvil.operations.v1.WorkerService/ClaimTask");
-    expect(claims.filter((s) => s.links.some((l) => l.traceId === caller.traceId && l.spanId === run.spanId))).toHaveLength(1);
+    // The StreamTasks call that handed the task out is a trace of its own, linked to RunWorkflow's span;
+    // its span ends (and is exported) with the stream, when the worker stops.
+    const handedOut = (s: ReceivedSpan) =>
+      s.kind === SERVER && s.name === "anvil.operations.v1.WorkerService/StreamTasks" && s.links.some((l) => l.traceId === caller.traceId && l.spanId === run.spanId);
+    worker.kill("SIGTERM");
+    await until(() => receiver.spans.some(handedOut), 20_000, "the StreamTasks span, once the worker stopped");
+    expect(receiver.spans.filter(handedOut)).toHaveLength(1);
     // Progress reports of the handler are in the trace too, below its span.
     const execute = one(trace, (s) => s.name === "execute demo", "execute");
     const reports = trace.filter((s) => s.service === "anvil-worker" && s.name.endsWith("/ReportProgress") && s.parentSpanId === execute.spanId);

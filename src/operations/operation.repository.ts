@@ -40,6 +40,22 @@ export class OperationRepository {
     return toOperation(await this.#table.get(id, lock));
   }
 
+  /**
+   * The operation of task `taskId`, row-locked until the transaction ends
+   * (its event sequence with it); undefined when no such task exists. One
+   * statement where a read of the task and a lock of its operation took two.
+   */
+  async lockOfTask(taskId: string): Promise<Operation | undefined> {
+    const row = await this.#trx
+      .selectFrom("operations")
+      .selectAll()
+      .where("tenant_id", "=", this.#tenant)
+      .where("id", "=", (eb) => eb.selectFrom("tasks").select("operation_id").where("tenant_id", "=", this.#tenant).where("id", "=", taskId))
+      .forUpdate()
+      .executeTakeFirst();
+    return row && toOperation(row);
+  }
+
   /** A new queued operation. */
   async create(kind: string, resource: string): Promise<Operation> {
     return toOperation(await this.#table.insert({ id: randomUUID(), kind, resource, state: "queued" }));

@@ -56,7 +56,7 @@ export class OperationsModule {
     const watcher = new OperationWatcher(uow, hub, settings.watch);
     this.operationsHandler = new OperationsHandler(new OperationsService(uow, pager, lifecycle), watcher, this.slots, calls);
     this.workersHandler = new WorkersHandler(
-      new WorkersService(uow, lifecycle, hub, settings.watch.pollMs),
+      new WorkersService(uow, lifecycle, hub, settings.watch.pollMs, settings.watch.keepAliveMs),
       calls,
       this.claimWaits,
     );

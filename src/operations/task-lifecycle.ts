@@ -1,5 +1,5 @@
 import type { Repositories } from "../db/repositories.js";
-import { FailedPreconditionError } from "../shared/errors.js";
+import { FailedPreconditionError, NotFoundError } from "../shared/errors.js";
 import type { JsonObject } from "../shared/json.js";
 import { isFinal, type LogLevel, type NewEvent, type Operation, rpcCode } from "./operation.js";
 import { type QueueSettings, retryDelayMs } from "./queue-settings.js";
@@ -40,14 +40,18 @@ export class TaskLifecycle {
   }
 
   /**
-   * Returns expired leases to the queue (or fails tasks out of attempts),
-   * then leases up to `limit` of the oldest ready tasks of `kinds` to the
-   * worker whose operations no other transaction holds: none when there
-   * are none (see readyBehindHeldOperation).
+   * Leases up to `limit` of the oldest ready tasks of `kinds` to the worker
+   * whose operations no other transaction holds: none when there are none
+   * (see readyBehindHeldOperation). A claim that finds nothing ready returns
+   * expired leases to the queue (or fails tasks out of attempts) before it
+   * waits; a claim that finds work leaves them to the housekeeping sweeper
+   * (lease-recovery-job.ts), so a busy queue pays one statement per claim
+   * for its pick, not two.
    */
   async claim(tx: Repositories, kinds: readonly string[], workerId: string, leaseMs: number, limit = 1): Promise<ClaimedTask[]> {
-    await this.recoverExpired(tx);
-    return this.#claimed(tx, await tx.tasks.leaseReady(kinds, limit, workerId, leaseMs), workerId);
+    const leased = await tx.tasks.leaseReady(kinds, limit, workerId, leaseMs);
+    if (leased.length === 0) await this.recoverExpired(tx);
+    return this.#claimed(tx, leased, workerId);
   }
 
   /**
@@ -151,8 +155,7 @@ export class TaskLifecycle {
     }
     await tx.tasks.finish(task.id, "succeeded", outcome.result);
     if (operation.cancelRequested) return this.#settleCancel(tx, operation);
-    await tx.tasks.release(operation.id);
-    const tasks = await tx.tasks.ofOperation(operation.id);
+    const tasks = await this.#released(tx, operation.id);
     const done = `${task.step ? `step ${task.step}` : "task"} succeeded`;
     if (!tasks.every((t) => t.outcome === "succeeded")) {
       const progress = progressOf(tasks);
@@ -185,10 +188,23 @@ export class TaskLifecycle {
     return this.#settleCancel(tx, marked.operation);
   }
 
+  /**
+   * The operation's tasks after a success, its blocked tasks whose every
+   * dependency succeeded queued. Only an operation that has blocked tasks
+   * pays for the release statement: most have none.
+   */
+  async #released(tx: Repositories, operationId: string): Promise<Task[]> {
+    const tasks = await tx.tasks.ofOperation(operationId);
+    if (!tasks.some((t) => t.state === "blocked")) return tasks;
+    const released = new Map((await tx.tasks.release(operationId)).map((t) => [t.id, t]));
+    return tasks.map((t) => released.get(t.id) ?? t);
+  }
+
   /** The task and its (row-locked) operation, if `leaseToken` is the task's current lease; FAILED_PRECONDITION otherwise. */
   async #leased(tx: Repositories, taskId: string, leaseToken: string): Promise<{ operation: Operation; task: Task }> {
-    const found = await tx.tasks.find(taskId);
-    const operation = await tx.operations.get(found.operationId, "update");
+    // The operation found through its task and locked in one statement, then the task: the one lock order.
+    const operation = await tx.operations.lockOfTask(taskId);
+    if (operation === undefined) throw new NotFoundError("task", taskId);
     const task = await tx.tasks.lock(taskId);
     if (task.state !== "leased" || task.leaseToken !== leaseToken) {
       throw new FailedPreconditionError(`task ${taskId} is not leased with this token`, [

@@ -79,6 +79,30 @@ export class TaskRepository {
     return toTask(await this.#table.get(id, "update"));
   }
 
+  /** How many tasks are leased to `workerId` now (a stream's flow control). */
+  async leasedTo(workerId: string): Promise<number> {
+    const row = await this.#trx
+      .selectFrom("tasks")
+      .select((eb) => eb.fn.countAll<string>().as("n"))
+      .where("tenant_id", "=", this.#tenant)
+      .where("state", "=", sql.lit("leased")) // literal: matches the partial index tasks_leased
+      .where("worker_id", "=", workerId)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /** The operation of each of the tasks that exist among `ids`, read without locking. */
+  async operationsOf(ids: readonly string[]): Promise<Map<string, string>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.#trx
+      .selectFrom("tasks")
+      .select(["id", "operation_id"])
+      .where("tenant_id", "=", this.#tenant)
+      .where("id", "in", [...new Set(ids)])
+      .execute();
+    return new Map(rows.map((r) => [r.id, r.operation_id]));
+  }
+
   /** Every task of an operation, in creation order. */
   async ofOperation(operationId: string): Promise<Task[]> {
     const rows = await this.#trx

@@ -2,6 +2,9 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
+  type BatchCompleteTasksRequest,
+  type BatchCompleteTasksResponse,
+  BatchCompleteTasksResponseSchema,
   type ClaimTaskRequest,
   type ClaimTaskResponse,
   ClaimTaskResponseSchema,
@@ -11,15 +14,25 @@ import {
   type ReportProgressRequest,
   type ReportProgressResponse,
   ReportProgressResponseSchema,
+  type StreamTasksRequest,
+  StreamTasksRequestSchema,
+  type StreamTasksResponse,
+  StreamTasksResponseSchema,
   type WorkerService,
 } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { credentialName } from "../auth/principal.js";
+import { toStatus } from "../rpc/error-mapping.js";
 import { requestContext } from "../rpc/request-context.js";
-import { InvalidArgumentError } from "../shared/errors.js";
+import { compileRequestValidator } from "../rpc/validation/field-rules.js";
+import { FailedPreconditionError, InvalidArgumentError, type NotFoundError } from "../shared/errors.js";
 import type { DrainSignals } from "./drain-signals.js";
-import { durationMs, logLevels, toOperationMessage, toTaskMessage } from "./operation-messages.js";
+import { durationMs, logLevels, operationStates, toOperationMessage, toTaskMessage } from "./operation-messages.js";
 import type { StreamSlots } from "./stream-slots.js";
-import type { WorkersService } from "./workers.service.js";
+import type { TaskOutcomeReport, WorkersService } from "./workers.service.js";
+
+// The validation interceptor checks unary requests only; a server stream's
+// request is checked here, with the same compiled rules.
+const validateStream = compileRequestValidator(StreamTasksRequestSchema);
 
 /** WorkerService over the wire: converts proto ⇄ domain and nothing else. */
 export class WorkersHandler implements ServiceImpl<typeof WorkerService> {
@@ -56,6 +69,28 @@ export class WorkersHandler implements ServiceImpl<typeof WorkerService> {
     }
   }
 
+  async *streamTasks(req: StreamTasksRequest, ctx: HandlerContext): AsyncGenerator<StreamTasksResponse> {
+    const violations = await validateStream(req);
+    if (violations.length > 0) {
+      throw new InvalidArgumentError(`invalid request: ${violations.map((v) => `${v.field} ${v.description}`).join("; ")}`, violations);
+    }
+    const request = { kinds: req.kinds, workerId: req.workerId, leaseMs: durationMs(req.leaseDuration), maxInFlight: req.maxInFlight, maxDurationMs: durationMs(req.maxDuration) };
+    const context = requestContext(ctx);
+    // A stream is a waiting claim that does not end: it holds a slot of the same cap.
+    const release = this.#waits.acquire(credentialName(context.credential));
+    const call = this.#calls.open(ctx.signal);
+    try {
+      for await (const item of this.#workers.stream(context, request, call.signal)) {
+        yield item.type === "tasks"
+          ? create(StreamTasksResponseSchema, { tasks: item.tasks.map(toTaskMessage) })
+          : create(StreamTasksResponseSchema, { keepAlive: { time: timestampFromDate(item.time) } });
+      }
+    } finally {
+      call.close();
+      release();
+    }
+  }
+
   async reportProgress(req: ReportProgressRequest, ctx: HandlerContext): Promise<ReportProgressResponse> {
     const report = {
       progress: req.progress,
@@ -68,16 +103,33 @@ export class WorkersHandler implements ServiceImpl<typeof WorkerService> {
   }
 
   async completeTask(req: CompleteTaskRequest, ctx: HandlerContext): Promise<CompleteTaskResponse> {
-    const outcome = req.outcome;
-    if (outcome.case === undefined) throw InvalidArgumentError.field("result", "either result or error is required");
-    const operation = await this.#workers.complete(
-      requestContext(ctx),
-      req.taskId,
-      req.leaseToken,
-      outcome.case === "result"
-        ? { result: outcome.value }
-        : { error: { code: outcome.value.code, message: outcome.value.message, retryable: outcome.value.retryable } },
-    );
+    const operation = await this.#workers.complete(requestContext(ctx), req.taskId, req.leaseToken, outcomeOf(req, "result"));
     return create(CompleteTaskResponseSchema, { operation: toOperationMessage(operation) });
   }
+
+  async batchCompleteTasks(req: BatchCompleteTasksRequest, ctx: HandlerContext): Promise<BatchCompleteTasksResponse> {
+    const context = requestContext(ctx);
+    const completions = req.requests.map((r, i) => ({ taskId: r.taskId, leaseToken: r.leaseToken, outcome: outcomeOf(r, `requests[${i}].result`) }));
+    const answers = await this.#workers.completeBatch(context, completions);
+    const results = answers.map((a) =>
+      "refused" in a
+        ? { taskId: a.taskId, error: toStatus(a.refused, context.requestId), reason: reasonOf(a.refused) }
+        : { taskId: a.taskId, operationId: a.operation.id, operationState: operationStates.toMessage(a.operation.state) },
+    );
+    return create(BatchCompleteTasksResponseSchema, { results });
+  }
+}
+
+/** A refusal's reason as CompleteTask's details name it: the precondition's violation type, else the error's reason. */
+function reasonOf(refused: NotFoundError | FailedPreconditionError): string {
+  return refused instanceof FailedPreconditionError ? (refused.violations[0]?.type ?? refused.reason) : refused.reason;
+}
+
+/** The outcome a completion reports; INVALID_ARGUMENT (naming `field`) when it has none. */
+function outcomeOf(req: CompleteTaskRequest, field: string): TaskOutcomeReport {
+  const outcome = req.outcome;
+  if (outcome.case === undefined) throw InvalidArgumentError.field(field, "either result or error is required");
+  return outcome.case === "result"
+    ? { result: outcome.value }
+    : { error: { code: outcome.value.code, message: outcome.value.message, retryable: outcome.value.retryable } };
 }

@@ -1,5 +1,6 @@
+import type { Repositories } from "../db/repositories.js";
 import type { UnitOfWork } from "../db/unit-of-work.js";
-import { InvalidArgumentError } from "../shared/errors.js";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../shared/errors.js";
 import type { JsonObject } from "../shared/json.js";
 import type { Scope } from "../shared/scope.js";
 import type { NotificationHub } from "./notification-hub.js";
@@ -8,6 +9,7 @@ import type { ProgressReport, TaskFailure, TaskLifecycle } from "./task-lifecycl
 import type { ClaimedTask } from "./task.js";
 import { tasksChannel } from "./task.repository.js";
 import { linkCallTo } from "../tracing/tracing.js";
+import type { Waker } from "./waker.js";
 
 /** Longest a claim waits for work; longer requests are reduced to it. */
 export const maxClaimWaitMs = 30_000;
@@ -30,18 +32,85 @@ export interface ClaimRequest {
   readonly maxTasks: number;
 }
 
-/** The worker use cases: claim (waiting for work), report, complete. */
+/** What a worker asks StreamTasks for. */
+export interface StreamRequest {
+  readonly kinds: readonly string[];
+  readonly workerId: string;
+  /** Milliseconds; undefined: defaultLeaseMs. */
+  readonly leaseMs: number | undefined;
+  /** Most tasks leased to the worker at once; 0: one. */
+  readonly maxInFlight: number;
+  /** Milliseconds until the stream ends; undefined or 0: until the deadline. */
+  readonly maxDurationMs: number | undefined;
+}
+
+/** One message of a task stream: tasks just claimed, or none (a keep-alive). */
+export type StreamItem = { readonly type: "tasks"; readonly tasks: ClaimedTask[] } | { readonly type: "keepAlive"; readonly time: Date };
+
+/** The worker use cases: claim (waiting for work, or streamed), report, complete. */
 export class WorkersService {
   readonly #uow: UnitOfWork;
   readonly #lifecycle: TaskLifecycle;
   readonly #hub: NotificationHub;
   readonly #pollMs: number;
+  readonly #keepAliveMs: number;
+  /**
+   * Tasks a stream of this instance sent, by id, with the stream's waker: a
+   * completion here wakes the stream at once to send the next task (one on
+   * another instance is seen at the stream's next poll). Entries go with the
+   * completion or the stream.
+   */
+  readonly #streamed = new Map<string, Waker>();
 
-  constructor(uow: UnitOfWork, lifecycle: TaskLifecycle, hub: NotificationHub, pollMs: number) {
+  constructor(uow: UnitOfWork, lifecycle: TaskLifecycle, hub: NotificationHub, pollMs: number, keepAliveMs = 15_000) {
     this.#uow = uow;
     this.#lifecycle = lifecycle;
     this.#hub = hub;
     this.#pollMs = pollMs;
+    this.#keepAliveMs = keepAliveMs;
+  }
+
+  /**
+   * Sends tasks of `kinds` as they are queued while fewer than
+   * `maxInFlight` are leased to the worker: each try a claim of the free
+   * capacity (one count and one pick, in one transaction), woken by
+   * notifications of new work, completions of the stream's tasks on this
+   * instance, and at least every poll interval; a keep-alive after
+   * keepAliveMs without a message. Ends with the deadline or the caller's
+   * departure.
+   */
+  async *stream(scope: Scope, request: StreamRequest, signal: AbortSignal): AsyncGenerator<StreamItem> {
+    const leaseMs = leaseMsOf(request.leaseMs);
+    if (request.maxInFlight < 0) throw InvalidArgumentError.field("max_in_flight", "must not be negative");
+    const capacity = Math.min(Math.max(request.maxInFlight, 1), maxTasksPerClaim);
+    if (request.maxDurationMs !== undefined && request.maxDurationMs < 0) throw InvalidArgumentError.field("max_duration", "must not be negative");
+    // Ends (cleanly) a little before the client's deadline rather than after it.
+    let until = scope.deadline === undefined ? Infinity : scope.deadline - 250;
+    if (request.maxDurationMs) until = Math.min(until, Date.now() + request.maxDurationMs);
+    const subscription = this.#hub.subscribe(tasksChannel, scope.tenant);
+    const claimScope = { tenant: scope.tenant, audit: scope.audit };
+    let lastSent = Date.now();
+    try {
+      while (!signal.aborted && Date.now() < until) {
+        const claimed = await this.#claimOnce(claimScope, request, leaseMs, capacity, request.workerId);
+        if (claimed.length > 0) {
+          linkCallTo(claimed.map((c) => c.task.traceParent));
+          for (const c of claimed) this.#streamed.set(c.task.id, subscription.waker);
+          yield { type: "tasks", tasks: claimed };
+          lastSent = Date.now();
+          continue;
+        }
+        if (Date.now() - lastSent >= this.#keepAliveMs) {
+          yield { type: "keepAlive", time: new Date() };
+          lastSent = Date.now();
+        }
+        const wait = Math.min(this.#pollMs, lastSent + this.#keepAliveMs - Date.now(), until - Date.now());
+        await subscription.waker.wait(wait, signal);
+      }
+    } finally {
+      subscription.close();
+      for (const [id, waker] of this.#streamed) if (waker === subscription.waker) this.#streamed.delete(id);
+    }
   }
 
   /**
@@ -52,8 +121,7 @@ export class WorkersService {
    */
   async claim(scope: Scope, request: ClaimRequest, signal: AbortSignal): Promise<ClaimedTask[]> {
     if (request.maxWaitMs !== undefined && request.maxWaitMs < 0) throw InvalidArgumentError.field("max_wait", "must not be negative");
-    const leaseMs = request.leaseMs ?? defaultLeaseMs;
-    if (leaseMs < minLeaseMs || leaseMs > maxLeaseMs) throw InvalidArgumentError.field("lease_duration", "must be from 1 second to 10 minutes");
+    const leaseMs = leaseMsOf(request.leaseMs);
     if (request.maxTasks < 0) throw InvalidArgumentError.field("max_tasks", "must not be negative");
     const limit = Math.min(Math.max(request.maxTasks, 1), maxTasksPerClaim);
     let until = Date.now() + Math.min(request.maxWaitMs ?? 0, maxClaimWaitMs);
@@ -80,15 +148,33 @@ export class WorkersService {
    * fan-out's siblings while another worker claims one), in a transaction
    * of its own so that it waits holding nothing.
    */
-  async #claimOnce(scope: Scope, request: ClaimRequest, leaseMs: number, limit: number): Promise<ClaimedTask[]> {
+  async #claimOnce(scope: Scope, request: Pick<ClaimRequest, "kinds" | "workerId">, leaseMs: number, limit: number, inFlightOf?: string): Promise<ClaimedTask[]> {
     const { kinds, workerId } = request;
+    // A stream claims only its worker's free capacity, counted in the claim's transaction.
+    const free = async (tx: Repositories) => (inFlightOf === undefined ? limit : limit - (await tx.tasks.leasedTo(inFlightOf)));
     // The call's scope without its deadline (the claim bounds its own wait),
     // but with its audit: a claim that takes tasks is a change.
-    const claimed = await this.#uow.transact(scope, (tx) => this.#lifecycle.claim(tx, kinds, workerId, leaseMs, limit));
-    if (claimed.length > 0) return claimed;
+    let full = false;
+    const claimed = await this.#uow.transact(scope, async (tx) => {
+      const n = await free(tx);
+      full = n <= 0;
+      return full ? [] : this.#lifecycle.claim(tx, kinds, workerId, leaseMs, n);
+    });
+    if (claimed.length > 0 || full) return claimed;
     const held = await this.#uow.read(scope, (tx) => this.#lifecycle.readyBehindHeldOperation(tx, kinds));
     if (held === undefined) return [];
-    return this.#uow.transact(scope, (tx) => this.#lifecycle.claimFrom(tx, held, kinds, workerId, leaseMs, limit));
+    return this.#uow.transact(scope, async (tx) => {
+      const n = await free(tx);
+      return n <= 0 ? [] : this.#lifecycle.claimFrom(tx, held, kinds, workerId, leaseMs, n);
+    });
+  }
+
+  /** Wakes the streams of this instance that sent these tasks: they have room for more. */
+  #freed(taskIds: readonly string[]): void {
+    for (const id of taskIds) {
+      this.#streamed.get(id)?.notify();
+      this.#streamed.delete(id);
+    }
   }
 
   report(scope: Scope, taskId: string, leaseToken: string, report: ProgressReport): Promise<{ cancelRequested: boolean; leaseExpiresAt: Date }> {
@@ -98,7 +184,71 @@ export class WorkersService {
     return this.#uow.transact(scope, (tx) => this.#lifecycle.report(tx, taskId, leaseToken, report));
   }
 
-  complete(scope: Scope, taskId: string, leaseToken: string, outcome: { result: JsonObject } | { error: TaskFailure }): Promise<Operation> {
-    return this.#uow.transact(scope, (tx) => this.#lifecycle.complete(tx, taskId, leaseToken, outcome));
+  async complete(scope: Scope, taskId: string, leaseToken: string, outcome: TaskOutcomeReport): Promise<Operation> {
+    const operation = await this.#uow.transact(scope, (tx) => this.#lifecycle.complete(tx, taskId, leaseToken, outcome));
+    this.#freed([taskId]);
+    return operation;
   }
+
+  /**
+   * Completes up to maxCompletionsPerBatch tasks in one transaction, each
+   * fenced by its own lease: a refused one (NOT_FOUND, LEASE_LOST) is
+   * answered with its error and the others still count. Tasks are taken in
+   * the order of their operations' ids, so two batches lock operations in
+   * one order and never deadlock (each operation before its task, as
+   * everywhere). Answers in request order.
+   */
+  async completeBatch(scope: Scope, completions: readonly Completion[]): Promise<CompletionAnswer[]> {
+    if (completions.length > maxCompletionsPerBatch) throw InvalidArgumentError.field("requests", `at most ${maxCompletionsPerBatch} completions per call`);
+    const answers = await this.#uow.transact(scope, async (tx) => {
+      const order = await tx.tasks.operationsOf(completions.map((c) => c.taskId));
+      const indexes = completions.map((_, i) => i);
+      indexes.sort((a, b) => compare(order.get(completions[a]!.taskId), order.get(completions[b]!.taskId)) || a - b);
+      const answers: CompletionAnswer[] = new Array(completions.length);
+      for (const i of indexes) {
+        const { taskId, leaseToken, outcome } = completions[i]!;
+        try {
+          answers[i] = { taskId, operation: await this.#lifecycle.complete(tx, taskId, leaseToken, outcome) };
+        } catch (err) {
+          // Refusals are decided before the task's first write: the transaction goes on.
+          if (!(err instanceof NotFoundError || err instanceof FailedPreconditionError)) throw err;
+          answers[i] = { taskId, refused: err };
+        }
+      }
+      return answers;
+    });
+    this.#freed(answers.filter((a) => "operation" in a).map((a) => a.taskId));
+    return answers;
+  }
+}
+
+/** The lease length asked for, or the default; INVALID_ARGUMENT outside 1 second to 10 minutes. */
+function leaseMsOf(asked: number | undefined): number {
+  const leaseMs = asked ?? defaultLeaseMs;
+  if (leaseMs < minLeaseMs || leaseMs > maxLeaseMs) throw InvalidArgumentError.field("lease_duration", "must be from 1 second to 10 minutes");
+  return leaseMs;
+}
+
+/** Most completions one BatchCompleteTasks takes (the proto's max_items says the same). */
+export const maxCompletionsPerBatch = 100;
+
+/** How a task ended, as its worker reports it. */
+export type TaskOutcomeReport = { readonly result: JsonObject } | { readonly error: TaskFailure };
+
+/** One completion of a batch. */
+export interface Completion {
+  readonly taskId: string;
+  readonly leaseToken: string;
+  readonly outcome: TaskOutcomeReport;
+}
+
+/** How one completion of a batch went: the operation afterwards, or why it was refused. */
+export type CompletionAnswer = { readonly taskId: string; readonly operation: Operation } | { readonly taskId: string; readonly refused: NotFoundError | FailedPreconditionError };
+
+/** Orders by operation id; unknown tasks (refused as NOT_FOUND without locking anything) last. */
+function compare(a: string | undefined, b: string | undefined): number {
+  if (a === b) return 0;
+  if (a === undefined) return 1;
+  if (b === undefined) return -1;
+  return a < b ? -1 : 1;
 }

@@ -32,6 +32,12 @@ export function auditInterceptor(mutating: ReadonlySet<DescMethod>, refusals: Re
     if (mutating.has(req.method) && !req.stream) {
       req.contextValues.set(changeAuditKey, new CallChangeAudit(req.method, req.message, req.header, req.contextValues));
     }
+    // A mutating server stream (StreamTasks leases tasks) is audited like a
+    // unary call: its one request is read before the handler runs, and its
+    // audit is set as it is read.
+    if (mutating.has(req.method) && req.stream && req.method.methodKind === "server_streaming") {
+      req = { ...req, message: auditedAsRead(req.method, req.message, req.header, req.contextValues) };
+    }
     try {
       return await next(req);
     } catch (err) {
@@ -46,6 +52,14 @@ export function auditInterceptor(mutating: ReadonlySet<DescMethod>, refusals: Re
       throw err;
     }
   };
+}
+
+/** The request messages of a stream, each setting the call's ChangeAudit as it is read. */
+async function* auditedAsRead<I>(method: DescMethod, messages: AsyncIterable<I>, headers: HeaderSource, values: ContextValues): AsyncIterable<I> {
+  for await (const message of messages) {
+    values.set(changeAuditKey, new CallChangeAudit(method, message as Parameters<typeof redactedJson>[1], headers, values));
+    yield message;
+  }
 }
 
 /**

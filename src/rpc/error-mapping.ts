@@ -11,6 +11,7 @@ import {
   RetryInfoSchema,
 } from "../../gen/google/rpc/error_details_pb.js";
 import { DurationSchema } from "@bufbuild/protobuf/wkt";
+import { type Status, StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import {
   AbortedError,
   AlreadyExistsError,
@@ -89,6 +90,17 @@ export function toConnectError(err: unknown, correlationId: string): ConnectErro
     return err;
   }
   return internal(correlationId, err);
+}
+
+/**
+ * A domain error as the google.rpc.Status that reports one refused item of
+ * a batch (BatchCompleteTasks): the code and message the item's own call
+ * would have failed with. Without details: an Any in a reply needs its type
+ * in every JSON writer's registry (the batch names the reason beside it).
+ */
+export function toStatus(err: DomainError, correlationId: string): Status {
+  const mapped = toConnectError(err, correlationId);
+  return create(StatusSchema, { code: mapped.code, message: mapped.rawMessage });
 }
 
 /**

@@ -13,6 +13,7 @@ import type { JsonObject } from "../shared/json.js";
 import { context, SpanKind } from "@opentelemetry/api";
 import { contextFromTraceParent } from "../tracing/tracing.js";
 import { inSpan } from "../tracing/work-spans.js";
+import { CompletionBatcher } from "./completion-batcher.js";
 
 /** What a task handler may report while it works. */
 export interface TaskReport {
@@ -63,34 +64,68 @@ const seconds = (ms: number) => ({ seconds: BigInt(Math.floor(ms / 1000)), nanos
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * The worker loop: claim a task of a known kind (long-polling), run its
- * handler while a heartbeat keeps the lease alive, complete it. A lease
- * lost (FAILED_PRECONDITION) abandons the task — another worker has it; a
- * cancellation aborts the handler and completes the task as CANCELLED.
+ * The worker loop: a StreamTasks call receives tasks of known kinds the
+ * moment they are queued, as many as the worker has room for (the gateway
+ * counts the worker's leases against `concurrency`); each handler runs
+ * while a heartbeat keeps its lease alive; completions are reported
+ * batched while one is on its way (CompletionBatcher). Against a gateway
+ * without StreamTasks it claims with ClaimTask (`max_tasks`, long-polling)
+ * instead. A lease lost (FAILED_PRECONDITION) abandons the task — another
+ * worker has it; a cancellation aborts the handler and completes the task
+ * as CANCELLED.
  */
 export async function runWorker(options: WorkerOptions): Promise<void> {
-  const slots = Array.from({ length: options.concurrency }, (_, i) => slot(options, i));
-  await Promise.all(slots);
-}
-
-async function slot(options: WorkerOptions, index: number): Promise<void> {
+  const completions = new CompletionBatcher(options.client);
+  const running = new Set<Promise<void>>();
+  const start = (task: Task) => {
+    const run: Promise<void> = runTask(options, task, completions).finally(() => running.delete(run));
+    running.add(run);
+  };
+  const kinds = Object.keys(options.handlers);
+  const leaseDuration = seconds(options.leaseMs);
+  let streaming = true;
   let backoff = 250;
   while (!options.signal.aborted) {
-    let task: Task | undefined;
     try {
-      const request = { kinds: Object.keys(options.handlers), workerId: `${options.workerId}/${index}`, maxWait: seconds(20_000), leaseDuration: seconds(options.leaseMs) };
-      task = (await options.client.claimTask(request, { signal: options.signal })).task;
+      if (streaming) {
+        const request = { kinds, workerId: options.workerId, leaseDuration, maxInFlight: options.concurrency };
+        const opened = Date.now();
+        // Reconnects every streamMs, so a renewed token is used and a drained gateway instance let go.
+        for await (const message of options.client.streamTasks(request, { signal: options.signal, timeoutMs: streamMs })) {
+          backoff = 250;
+          for (const task of message.tasks) start(task);
+        }
+        // Ended by the gateway (it is shutting down): reconnect, but never in a tight loop.
+        if (Date.now() - opened < 1_000) await sleep(250);
+        continue;
+      }
+      // Claims only what it has room for, so no claimed task waits for the worker.
+      if (running.size >= options.concurrency) {
+        await Promise.race(running);
+        continue;
+      }
+      const request = { kinds, workerId: options.workerId, maxWait: seconds(20_000), leaseDuration, maxTasks: options.concurrency - running.size };
+      for (const task of (await options.client.claimTask(request, { signal: options.signal })).tasks) start(task);
       backoff = 250;
     } catch (err) {
-      if (options.signal.aborted) return;
-      options.log(`claim failed (${ConnectError.from(err).message}); retrying in ${backoff} ms`);
+      if (options.signal.aborted) break;
+      const failure = ConnectError.from(err);
+      // The stream's own deadline: the next one starts at once.
+      if (streaming && failure.code === Code.DeadlineExceeded) continue;
+      if (streaming && failure.code === Code.Unimplemented) {
+        streaming = false;
+        continue;
+      }
+      options.log(`claim failed (${failure.message}); retrying in ${backoff} ms`);
       await sleep(backoff);
       backoff = Math.min(backoff * 2, 10_000);
-      continue;
     }
-    if (task) await runTask(options, task);
   }
+  await Promise.all(running);
 }
+
+/** How long one StreamTasks call lasts before the worker opens the next. */
+const streamMs = 60_000;
 
 /**
  * Handles one claimed task inside the trace of the call that started its
@@ -98,14 +133,14 @@ async function slot(options: WorkerOptions, index: number): Promise<void> {
  * handler's run (`execute <kind>`) and the ReportProgress and CompleteTask
  * calls below it — those calls send the trace on to the gateway.
  */
-function runTask(options: WorkerOptions, task: Task): Promise<void> {
+function runTask(options: WorkerOptions, task: Task, completions: CompletionBatcher): Promise<void> {
   const attributes = { "anvil.task.id": task.id, "anvil.task.kind": task.kind, "anvil.operation.id": task.operationId, "anvil.task.attempt": task.attempt };
   return context.with(contextFromTraceParent(task.traceParent), () =>
-    inSpan(`process ${task.kind}`, attributes, () => handleTask(options, task), SpanKind.CONSUMER),
+    inSpan(`process ${task.kind}`, attributes, () => handleTask(options, task, completions), SpanKind.CONSUMER),
   );
 }
 
-async function handleTask(options: WorkerOptions, task: Task): Promise<void> {
+async function handleTask(options: WorkerOptions, task: Task, completions: CompletionBatcher): Promise<void> {
   const lease = { taskId: task.id, leaseToken: task.leaseToken };
   const stop = new AbortController();
   let lost = false;
@@ -157,9 +192,12 @@ async function handleTask(options: WorkerOptions, task: Task): Promise<void> {
     return;
   }
   try {
-    const done = await options.client.completeTask({ ...lease, outcome });
-    const state = done.operation ? Operation_State[done.operation.state] : "unknown";
-    options.log(`completed ${task.id}: ${outcome.case}; operation ${done.operation?.id} is ${state.toLowerCase()}`);
+    const done = await completions.complete({ ...lease, outcome });
+    if ("refused" in done) {
+      options.log(`could not complete ${task.id}: ${done.refused}`);
+      return;
+    }
+    options.log(`completed ${task.id}: ${outcome.case}; operation ${done.operationId} is ${(Operation_State[done.state] ?? "unknown").toLowerCase()}`);
   } catch (err) {
     options.log(`could not complete ${task.id}: ${ConnectError.from(err).message}`);
   }

@@ -192,6 +192,26 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
         expect(lastResponse).toMatch(/result free-form JSON must hold at most/);
       });
 
+      // A batch of completions, its results as many free-form values as a request may hold
+      // (structLimits.maxValues, over all items), each as deep as they allow: a batch RPC
+      // was once reverted because 100 items of nested Structs held the loop past the bound.
+      for (const items of [99, 100]) {
+        const values = Math.floor(structLimits.maxValues / items);
+        it(`completes a batch of ${items} tasks whose results nest ${values} values within the bound`, async () => {
+          type Json = number | { [key: string]: Json };
+          const deep = (): Json => {
+            let value: Json = 1;
+            for (let i = 0; i < values; i++) value = { a: value };
+            return value;
+          };
+          const requests = Array.from({ length: items }, () => ({ taskId: randomUUID(), leaseToken: randomUUID(), result: deep() }));
+          const c = await cost("anvil.operations.v1.WorkerService/BatchCompleteTasks", { requests });
+          expect(c.status, lastResponse.slice(0, 300)).toBe(200);
+          expectBounded(c);
+          expect(lastResponse).toContain("NOT_FOUND");
+        });
+      }
+
       it("refuses 200 steps of 1,000-key configs before parsing them", async () => {
         const steps = Array.from({ length: 200 }, (_, i) => ({ name: `s${i}`, kind: "noop", config: keys(1_000) }));
         const c = await cost("anvil.workflows.v1.WorkflowService/CreateWorkflow", { workflow: { displayName: "w", steps } });

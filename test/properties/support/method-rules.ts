@@ -288,4 +288,22 @@ export const methodRules: Readonly<Record<string, MethodRule>> = {
       return { taskId: task.id, leaseToken: task.leaseToken, result: { done: true } };
     },
   },
+  StreamTasks: {
+    // Every kind A has work queued in, as A's own worker: B's stream must still carry none of A's tasks.
+    foreign: (a) => [{ kinds: a.taskKinds, workerId: `${a.tag}-worker`, maxDuration: "0.3s" }],
+    foreignCodes: ["ok"],
+    valid: async (o, s) => {
+      await o.run(s, `k${s}`);
+      return { kinds: [`k${s}`], workerId: `props-${s}`, maxDuration: "0.5s", leaseDuration: "60s" };
+    },
+  },
+  BatchCompleteTasks: {
+    // Answered OK, A's task refused inside the answer (NOT_FOUND in B's tenant): nothing of A's changes.
+    foreign: (a) => [{ requests: [{ taskId: a.leasedTask.id, leaseToken: a.leasedTask.leaseToken, result: { hijacked: true } }] }],
+    foreignCodes: ["ok"],
+    valid: async (o, s) => {
+      const task = await o.leased(s);
+      return { requests: [{ taskId: task.id, leaseToken: task.leaseToken, result: { done: true } }] };
+    },
+  },
 };

@@ -25,7 +25,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file anvil/operations/v1/operations.proto.
  */
 export const file_anvil_operations_v1_operations: GenFile = /*@__PURE__*/
-  fileDesc("CiRhbnZpbC9vcGVyYXRpb25zL3YxL29wZXJhdGlvbnMucHJvdG8SE2FudmlsLm9wZXJhdGlvbnMudjEivQUKCU9wZXJhdGlvbhIPCgJpZBgBIAEoCUID4EEIEhEKBGtpbmQYAiABKAlCA+BBAxIVCghyZXNvdXJjZRgDIAEoCUID4EEDEjgKBXN0YXRlGAQgASgOMiQuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24uU3RhdGVCA+BBAxIVCghwcm9ncmVzcxgFIAEoAUID4EEDEhIKBXN0YWdlGAYgASgJQgPgQQMSFAoHbWVzc2FnZRgHIAEoCUID4EEDEhQKB2F0dGVtcHQYCCABKAVCA+BBAxIsCgZyZXN1bHQYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgPgQQMSJgoFZXJyb3IYCiABKAsyEi5nb29nbGUucnBjLlN0YXR1c0ID4EEDEh0KEGNhbmNlbF9yZXF1ZXN0ZWQYCyABKAhCA+BBAxIaCg1sYXN0X3NlcXVlbmNlGAwgASgDQgPgQQMSNAoLY3JlYXRlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSMwoKc3RhcnRfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI0Cgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxIxCghlbmRfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAyJ/CgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhAKDFNUQVRFX1FVRVVFRBABEhEKDVNUQVRFX1JVTk5JTkcQAhITCg9TVEFURV9TVUNDRUVERUQQAxIQCgxTVEFURV9GQUlMRUQQBBITCg9TVEFURV9DQU5DRUxMRUQQBSLJAQoHTG9nTGluZRI7CgVsZXZlbBgBIAEoDjIiLmFudmlsLm9wZXJhdGlvbnMudjEuTG9nTGluZS5MZXZlbEIIukgFggECEAESHwoHbWVzc2FnZRgCIAEoCUIO4EECukgIyAEBcgMYoB8iYAoFTGV2ZWwSFQoRTEVWRUxfVU5TUEVDSUZJRUQQABIPCgtMRVZFTF9ERUJVRxABEg4KCkxFVkVMX0lORk8QAhIOCgpMRVZFTF9XQVJOEAMSDwoLTEVWRUxfRVJST1IQBCLNBgoOT3BlcmF0aW9uRXZlbnQSFAoMb3BlcmF0aW9uX2lkGAEgASgJEhAKCHNlcXVlbmNlGAIgASgDEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHN0ZXAYBCABKAkSQAoIcHJvZ3Jlc3MYCiABKAsyLC5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbkV2ZW50LlByb2dyZXNzSAASKwoDbG9nGAsgASgLMhwuYW52aWwub3BlcmF0aW9ucy52MS5Mb2dMaW5lSAASQAoFc3RhZ2UYDCABKAsyLy5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbkV2ZW50LlN0YWdlQ2hhbmdlSAASRAoKY29tcGxldGlvbhgNIAEoCzIuLmFudmlsLm9wZXJhdGlvbnMudjEuT3BlcmF0aW9uRXZlbnQuQ29tcGxldGlvbkgAEj4KBWVycm9yGA4gASgLMi0uYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudC5UYXNrRXJyb3JIABpECghQcm9ncmVzcxIQCghwcm9ncmVzcxgBIAEoARIVCg1zdGVwX3Byb2dyZXNzGAIgASgBEg8KB21lc3NhZ2UYAyABKAkaHAoLU3RhZ2VDaGFuZ2USDQoFc3RhZ2UYASABKAkajQEKCkNvbXBsZXRpb24SMwoFc3RhdGUYASABKA4yJC5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbi5TdGF0ZRInCgZyZXN1bHQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiEKBWVycm9yGAMgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMapAEKCVRhc2tFcnJvchIeCgRjb2RlGAEgASgOMhAuZ29vZ2xlLnJwYy5Db2RlEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEg8KB2F0dGVtcHQYBCABKAUSEgoKd2lsbF9yZXRyeRgFIAEoCBIuCgpyZXRyeV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIJCgdwYXlsb2FkIowCCgRUYXNrEgoKAmlkGAEgASgJEhQKDG9wZXJhdGlvbl9pZBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBHN0ZXAYBCABKAkSJgoFaW5wdXQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg8KB2F0dGVtcHQYBiABKAUSFAoMbWF4X2F0dGVtcHRzGAcgASgFEhgKC2xlYXNlX3Rva2VuGAggASgJQgOAAQESNQoRbGVhc2VfZXhwaXJlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJlc291cmNlGAogASgJEhQKDHRyYWNlX3BhcmVudBgLIAEoCSJbCgtUYXNrRmFpbHVyZRIeCgRjb2RlGAEgASgOMhAuZ29vZ2xlLnJwYy5Db2RlEhkKB21lc3NhZ2UYAiABKAlCCLpIBXIDGKAfEhEKCXJldHJ5YWJsZRgDIAEoCCIxChNHZXRPcGVyYXRpb25SZXF1ZXN0EhoKAmlkGAEgASgJQg7gQQK6SAjIAQFyA7ABASJJChRHZXRPcGVyYXRpb25SZXNwb25zZRIxCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbiLDAQoVTGlzdE9wZXJhdGlvbnNSZXF1ZXN0EhoKCXBhZ2Vfc2l6ZRgBIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiACBI9CgVzdGF0ZRgDIAEoDjIkLmFudmlsLm9wZXJhdGlvbnMudjEuT3BlcmF0aW9uLlN0YXRlQgi6SAWCAQIQARIVCgRraW5kGAQgASgJQge6SARyAhhkEhoKCHJlc291cmNlGAUgASgJQgi6SAVyAxisAiJlChZMaXN0T3BlcmF0aW9uc1Jlc3BvbnNlEjIKCm9wZXJhdGlvbnMYASADKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNAoWQ2FuY2VsT3BlcmF0aW9uUmVxdWVzdBIaCgJpZBgBIAEoCUIO4EECukgIyAEBcgOwAQEiTAoXQ2FuY2VsT3BlcmF0aW9uUmVzcG9uc2USMQoJb3BlcmF0aW9uGAEgASgLMh4uYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24icgoaTGlzdE9wZXJhdGlvbkV2ZW50c1JlcXVlc3QSGgoCaWQYASABKAlCDuBBArpICMgBAXIDsAEBEhoKCXBhZ2Vfc2l6ZRgCIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJrChtMaXN0T3BlcmF0aW9uRXZlbnRzUmVzcG9uc2USMwoGZXZlbnRzGAEgAygLMiMuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiVAoVV2F0Y2hPcGVyYXRpb25SZXF1ZXN0EhoKAmlkGAEgASgJQg7gQQK6SAjIAQFyA7ABARIfCg5hZnRlcl9zZXF1ZW5jZRgCIAEoA0IHukgEIgIoACLBAQoWV2F0Y2hPcGVyYXRpb25SZXNwb25zZRIzCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbkgAEjQKBWV2ZW50GAIgASgLMiMuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudEgAEjQKCmtlZXBfYWxpdmUYAyABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLktlZXBBbGl2ZUgAQgYKBGl0ZW0iNQoJS2VlcEFsaXZlEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIuwBChBDbGFpbVRhc2tSZXF1ZXN0EjkKBWtpbmRzGAEgAygJQirgQQK6SCTIAQGSAR4QMhgBIhhyFhg/MhJeW2Etel1bYS16MC05Xy1dKiQSKwoIbWF4X3dhaXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SIQoJd29ya2VyX2lkGAMgASgJQg7gQQK6SAjIAQFyAxjIARIxCg5sZWFzZV9kdXJhdGlvbhgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIaCgltYXhfdGFza3MYBSABKAVCB7pIBBoCKAAiZgoRQ2xhaW1UYXNrUmVzcG9uc2USJwoEdGFzaxgBIAEoCzIZLmFudmlsLm9wZXJhdGlvbnMudjEuVGFzaxIoCgV0YXNrcxgCIAMoCzIZLmFudmlsLm9wZXJhdGlvbnMudjEuVGFzayLtAQoVUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0Eh8KB3Rhc2tfaWQYASABKAlCDuBBArpICMgBAXIDsAEBEiYKC2xlYXNlX3Rva2VuGAIgASgJQhGAAQHgQQK6SAjIAQFyA7ABARIVCghwcm9ncmVzcxgDIAEoAUgAiAEBEhYKBXN0YWdlGAQgASgJQge6SARyAhhkEhkKB21lc3NhZ2UYBSABKAlCCLpIBXIDGKAfEjQKBGxvZ3MYBiADKAsyHC5hbnZpbC5vcGVyYXRpb25zLnYxLkxvZ0xpbmVCCLpIBZIBAhBkQgsKCV9wcm9ncmVzcyJpChZSZXBvcnRQcm9ncmVzc1Jlc3BvbnNlEhgKEGNhbmNlbF9yZXF1ZXN0ZWQYASABKAgSNQoRbGVhc2VfZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIscBChNDb21wbGV0ZVRhc2tSZXF1ZXN0Eh8KB3Rhc2tfaWQYASABKAlCDuBBArpICMgBAXIDsAEBEiYKC2xlYXNlX3Rva2VuGAIgASgJQhGAAQHgQQK6SAjIAQFyA7ABARIpCgZyZXN1bHQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0SAASMQoFZXJyb3IYBCABKAsyIC5hbnZpbC5vcGVyYXRpb25zLnYxLlRhc2tGYWlsdXJlSABCCQoHb3V0Y29tZSJJChRDb21wbGV0ZVRhc2tSZXNwb25zZRIxCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbjLhBgoQT3BlcmF0aW9uU2VydmljZRKhAQoMR2V0T3BlcmF0aW9uEiguYW52aWwub3BlcmF0aW9ucy52MS5HZXRPcGVyYXRpb25SZXF1ZXN0GikuYW52aWwub3BlcmF0aW9ucy52MS5HZXRPcGVyYXRpb25SZXNwb25zZSI8kAIByvMYD29wZXJhdGlvbnMucmVhZILT5JMCIGIJb3BlcmF0aW9uEhMvdjEvb3BlcmF0aW9ucy97aWR9EpcBCg5MaXN0T3BlcmF0aW9ucxIqLmFudmlsLm9wZXJhdGlvbnMudjEuTGlzdE9wZXJhdGlvbnNSZXF1ZXN0GisuYW52aWwub3BlcmF0aW9ucy52MS5MaXN0T3BlcmF0aW9uc1Jlc3BvbnNlIiyQAgHK8xgPb3BlcmF0aW9ucy5yZWFkgtPkkwIQEg4vdjEvb3BlcmF0aW9ucxKyAQoPQ2FuY2VsT3BlcmF0aW9uEisuYW52aWwub3BlcmF0aW9ucy52MS5DYW5jZWxPcGVyYXRpb25SZXF1ZXN0GiwuYW52aWwub3BlcmF0aW9ucy52MS5DYW5jZWxPcGVyYXRpb25SZXNwb25zZSJEyvMYEG9wZXJhdGlvbnMud3JpdGWC0+STAio6ASpiCW9wZXJhdGlvbiIaL3YxL29wZXJhdGlvbnMve2lkfTpjYW5jZWwSsgEKE0xpc3RPcGVyYXRpb25FdmVudHMSLy5hbnZpbC5vcGVyYXRpb25zLnYxLkxpc3RPcGVyYXRpb25FdmVudHNSZXF1ZXN0GjAuYW52aWwub3BlcmF0aW9ucy52MS5MaXN0T3BlcmF0aW9uRXZlbnRzUmVzcG9uc2UiOJACAcrzGA9vcGVyYXRpb25zLnJlYWSC0+STAhwSGi92MS9vcGVyYXRpb25zL3tpZH0vZXZlbnRzEqQBCg5XYXRjaE9wZXJhdGlvbhIqLmFudmlsLm9wZXJhdGlvbnMudjEuV2F0Y2hPcGVyYXRpb25SZXF1ZXN0GisuYW52aWwub3BlcmF0aW9ucy52MS5XYXRjaE9wZXJhdGlvblJlc3BvbnNlIjeQAgHK8xgPb3BlcmF0aW9ucy5yZWFkgtPkkwIbEhkvdjEvb3BlcmF0aW9ucy97aWR9OndhdGNoMAEy3AMKDVdvcmtlclNlcnZpY2UShAEKCUNsYWltVGFzaxIlLmFudmlsLm9wZXJhdGlvbnMudjEuQ2xhaW1UYXNrUmVxdWVzdBomLmFudmlsLm9wZXJhdGlvbnMudjEuQ2xhaW1UYXNrUmVzcG9uc2UiKMrzGAp0YXNrcy53b3JrgtPkkwIUOgEqIg8vdjEvdGFza3M6Y2xhaW0SpgEKDlJlcG9ydFByb2dyZXNzEiouYW52aWwub3BlcmF0aW9ucy52MS5SZXBvcnRQcm9ncmVzc1JlcXVlc3QaKy5hbnZpbC5vcGVyYXRpb25zLnYxLlJlcG9ydFByb2dyZXNzUmVzcG9uc2UiO8rzGAp0YXNrcy53b3JrgtPkkwInOgEqIiIvdjEvdGFza3Mve3Rhc2tfaWR9OnJlcG9ydFByb2dyZXNzEpoBCgxDb21wbGV0ZVRhc2sSKC5hbnZpbC5vcGVyYXRpb25zLnYxLkNvbXBsZXRlVGFza1JlcXVlc3QaKS5hbnZpbC5vcGVyYXRpb25zLnYxLkNvbXBsZXRlVGFza1Jlc3BvbnNlIjXK8xgKdGFza3Mud29ya4LT5JMCIToBKiIcL3YxL3Rhc2tzL3t0YXNrX2lkfTpjb21wbGV0ZWIGcHJvdG8z", [file_anvil_api_v1_annotations, file_buf_validate_validate, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_code, file_google_rpc_status]);
+  fileDesc("CiRhbnZpbC9vcGVyYXRpb25zL3YxL29wZXJhdGlvbnMucHJvdG8SE2FudmlsLm9wZXJhdGlvbnMudjEivQUKCU9wZXJhdGlvbhIPCgJpZBgBIAEoCUID4EEIEhEKBGtpbmQYAiABKAlCA+BBAxIVCghyZXNvdXJjZRgDIAEoCUID4EEDEjgKBXN0YXRlGAQgASgOMiQuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24uU3RhdGVCA+BBAxIVCghwcm9ncmVzcxgFIAEoAUID4EEDEhIKBXN0YWdlGAYgASgJQgPgQQMSFAoHbWVzc2FnZRgHIAEoCUID4EEDEhQKB2F0dGVtcHQYCCABKAVCA+BBAxIsCgZyZXN1bHQYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgPgQQMSJgoFZXJyb3IYCiABKAsyEi5nb29nbGUucnBjLlN0YXR1c0ID4EEDEh0KEGNhbmNlbF9yZXF1ZXN0ZWQYCyABKAhCA+BBAxIaCg1sYXN0X3NlcXVlbmNlGAwgASgDQgPgQQMSNAoLY3JlYXRlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSMwoKc3RhcnRfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI0Cgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxIxCghlbmRfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAyJ/CgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhAKDFNUQVRFX1FVRVVFRBABEhEKDVNUQVRFX1JVTk5JTkcQAhITCg9TVEFURV9TVUNDRUVERUQQAxIQCgxTVEFURV9GQUlMRUQQBBITCg9TVEFURV9DQU5DRUxMRUQQBSLJAQoHTG9nTGluZRI7CgVsZXZlbBgBIAEoDjIiLmFudmlsLm9wZXJhdGlvbnMudjEuTG9nTGluZS5MZXZlbEIIukgFggECEAESHwoHbWVzc2FnZRgCIAEoCUIO4EECukgIyAEBcgMYoB8iYAoFTGV2ZWwSFQoRTEVWRUxfVU5TUEVDSUZJRUQQABIPCgtMRVZFTF9ERUJVRxABEg4KCkxFVkVMX0lORk8QAhIOCgpMRVZFTF9XQVJOEAMSDwoLTEVWRUxfRVJST1IQBCLNBgoOT3BlcmF0aW9uRXZlbnQSFAoMb3BlcmF0aW9uX2lkGAEgASgJEhAKCHNlcXVlbmNlGAIgASgDEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHN0ZXAYBCABKAkSQAoIcHJvZ3Jlc3MYCiABKAsyLC5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbkV2ZW50LlByb2dyZXNzSAASKwoDbG9nGAsgASgLMhwuYW52aWwub3BlcmF0aW9ucy52MS5Mb2dMaW5lSAASQAoFc3RhZ2UYDCABKAsyLy5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbkV2ZW50LlN0YWdlQ2hhbmdlSAASRAoKY29tcGxldGlvbhgNIAEoCzIuLmFudmlsLm9wZXJhdGlvbnMudjEuT3BlcmF0aW9uRXZlbnQuQ29tcGxldGlvbkgAEj4KBWVycm9yGA4gASgLMi0uYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudC5UYXNrRXJyb3JIABpECghQcm9ncmVzcxIQCghwcm9ncmVzcxgBIAEoARIVCg1zdGVwX3Byb2dyZXNzGAIgASgBEg8KB21lc3NhZ2UYAyABKAkaHAoLU3RhZ2VDaGFuZ2USDQoFc3RhZ2UYASABKAkajQEKCkNvbXBsZXRpb24SMwoFc3RhdGUYASABKA4yJC5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbi5TdGF0ZRInCgZyZXN1bHQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiEKBWVycm9yGAMgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMapAEKCVRhc2tFcnJvchIeCgRjb2RlGAEgASgOMhAuZ29vZ2xlLnJwYy5Db2RlEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEg8KB2F0dGVtcHQYBCABKAUSEgoKd2lsbF9yZXRyeRgFIAEoCBIuCgpyZXRyeV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIJCgdwYXlsb2FkIowCCgRUYXNrEgoKAmlkGAEgASgJEhQKDG9wZXJhdGlvbl9pZBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBHN0ZXAYBCABKAkSJgoFaW5wdXQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg8KB2F0dGVtcHQYBiABKAUSFAoMbWF4X2F0dGVtcHRzGAcgASgFEhgKC2xlYXNlX3Rva2VuGAggASgJQgOAAQESNQoRbGVhc2VfZXhwaXJlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJlc291cmNlGAogASgJEhQKDHRyYWNlX3BhcmVudBgLIAEoCSJbCgtUYXNrRmFpbHVyZRIeCgRjb2RlGAEgASgOMhAuZ29vZ2xlLnJwYy5Db2RlEhkKB21lc3NhZ2UYAiABKAlCCLpIBXIDGKAfEhEKCXJldHJ5YWJsZRgDIAEoCCIxChNHZXRPcGVyYXRpb25SZXF1ZXN0EhoKAmlkGAEgASgJQg7gQQK6SAjIAQFyA7ABASJJChRHZXRPcGVyYXRpb25SZXNwb25zZRIxCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbiLDAQoVTGlzdE9wZXJhdGlvbnNSZXF1ZXN0EhoKCXBhZ2Vfc2l6ZRgBIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiACBI9CgVzdGF0ZRgDIAEoDjIkLmFudmlsLm9wZXJhdGlvbnMudjEuT3BlcmF0aW9uLlN0YXRlQgi6SAWCAQIQARIVCgRraW5kGAQgASgJQge6SARyAhhkEhoKCHJlc291cmNlGAUgASgJQgi6SAVyAxisAiJlChZMaXN0T3BlcmF0aW9uc1Jlc3BvbnNlEjIKCm9wZXJhdGlvbnMYASADKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNAoWQ2FuY2VsT3BlcmF0aW9uUmVxdWVzdBIaCgJpZBgBIAEoCUIO4EECukgIyAEBcgOwAQEiTAoXQ2FuY2VsT3BlcmF0aW9uUmVzcG9uc2USMQoJb3BlcmF0aW9uGAEgASgLMh4uYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24icgoaTGlzdE9wZXJhdGlvbkV2ZW50c1JlcXVlc3QSGgoCaWQYASABKAlCDuBBArpICMgBAXIDsAEBEhoKCXBhZ2Vfc2l6ZRgCIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJrChtMaXN0T3BlcmF0aW9uRXZlbnRzUmVzcG9uc2USMwoGZXZlbnRzGAEgAygLMiMuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiVAoVV2F0Y2hPcGVyYXRpb25SZXF1ZXN0EhoKAmlkGAEgASgJQg7gQQK6SAjIAQFyA7ABARIfCg5hZnRlcl9zZXF1ZW5jZRgCIAEoA0IHukgEIgIoACLBAQoWV2F0Y2hPcGVyYXRpb25SZXNwb25zZRIzCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbkgAEjQKBWV2ZW50GAIgASgLMiMuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudEgAEjQKCmtlZXBfYWxpdmUYAyABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLktlZXBBbGl2ZUgAQgYKBGl0ZW0iNQoJS2VlcEFsaXZlEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIuwBChBDbGFpbVRhc2tSZXF1ZXN0EjkKBWtpbmRzGAEgAygJQirgQQK6SCTIAQGSAR4QMhgBIhhyFhg/MhJeW2Etel1bYS16MC05Xy1dKiQSKwoIbWF4X3dhaXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SIQoJd29ya2VyX2lkGAMgASgJQg7gQQK6SAjIAQFyAxjIARIxCg5sZWFzZV9kdXJhdGlvbhgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIaCgltYXhfdGFza3MYBSABKAVCB7pIBBoCKAAiZgoRQ2xhaW1UYXNrUmVzcG9uc2USJwoEdGFzaxgBIAEoCzIZLmFudmlsLm9wZXJhdGlvbnMudjEuVGFzaxIoCgV0YXNrcxgCIAMoCzIZLmFudmlsLm9wZXJhdGlvbnMudjEuVGFzayLtAQoVUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0Eh8KB3Rhc2tfaWQYASABKAlCDuBBArpICMgBAXIDsAEBEiYKC2xlYXNlX3Rva2VuGAIgASgJQhGAAQHgQQK6SAjIAQFyA7ABARIVCghwcm9ncmVzcxgDIAEoAUgAiAEBEhYKBXN0YWdlGAQgASgJQge6SARyAhhkEhkKB21lc3NhZ2UYBSABKAlCCLpIBXIDGKAfEjQKBGxvZ3MYBiADKAsyHC5hbnZpbC5vcGVyYXRpb25zLnYxLkxvZ0xpbmVCCLpIBZIBAhBkQgsKCV9wcm9ncmVzcyJpChZSZXBvcnRQcm9ncmVzc1Jlc3BvbnNlEhgKEGNhbmNlbF9yZXF1ZXN0ZWQYASABKAgSNQoRbGVhc2VfZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIscBChNDb21wbGV0ZVRhc2tSZXF1ZXN0Eh8KB3Rhc2tfaWQYASABKAlCDuBBArpICMgBAXIDsAEBEiYKC2xlYXNlX3Rva2VuGAIgASgJQhGAAQHgQQK6SAjIAQFyA7ABARIpCgZyZXN1bHQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0SAASMQoFZXJyb3IYBCABKAsyIC5hbnZpbC5vcGVyYXRpb25zLnYxLlRhc2tGYWlsdXJlSABCCQoHb3V0Y29tZSJJChRDb21wbGV0ZVRhc2tSZXNwb25zZRIxCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbiJnChlCYXRjaENvbXBsZXRlVGFza3NSZXF1ZXN0EkoKCHJlcXVlc3RzGAEgAygLMiguYW52aWwub3BlcmF0aW9ucy52MS5Db21wbGV0ZVRhc2tSZXF1ZXN0Qg7gQQK6SAjIAQGSAQIQZCJSChpCYXRjaENvbXBsZXRlVGFza3NSZXNwb25zZRI0CgdyZXN1bHRzGAEgAygLMiMuYW52aWwub3BlcmF0aW9ucy52MS5UYXNrQ29tcGxldGlvbiKpAQoOVGFza0NvbXBsZXRpb24SDwoHdGFza19pZBgBIAEoCRIUCgxvcGVyYXRpb25faWQYAiABKAkSPQoPb3BlcmF0aW9uX3N0YXRlGAMgASgOMiQuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24uU3RhdGUSIQoFZXJyb3IYBCABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIOCgZyZWFzb24YBSABKAki9gEKElN0cmVhbVRhc2tzUmVxdWVzdBI5CgVraW5kcxgBIAMoCUIq4EECukgkyAEBkgEeEDIYASIYchYYPzISXlthLXpdW2EtejAtOV8tXSokEiEKCXdvcmtlcl9pZBgCIAEoCUIO4EECukgIyAEBcgMYyAESMQoObGVhc2VfZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHgoNbWF4X2luX2ZsaWdodBgEIAEoBUIHukgEGgIoABIvCgxtYXhfZHVyYXRpb24YBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24icwoTU3RyZWFtVGFza3NSZXNwb25zZRIoCgV0YXNrcxgBIAMoCzIZLmFudmlsLm9wZXJhdGlvbnMudjEuVGFzaxIyCgprZWVwX2FsaXZlGAIgASgLMh4uYW52aWwub3BlcmF0aW9ucy52MS5LZWVwQWxpdmUy4QYKEE9wZXJhdGlvblNlcnZpY2USoQEKDEdldE9wZXJhdGlvbhIoLmFudmlsLm9wZXJhdGlvbnMudjEuR2V0T3BlcmF0aW9uUmVxdWVzdBopLmFudmlsLm9wZXJhdGlvbnMudjEuR2V0T3BlcmF0aW9uUmVzcG9uc2UiPJACAcrzGA9vcGVyYXRpb25zLnJlYWSC0+STAiBiCW9wZXJhdGlvbhITL3YxL29wZXJhdGlvbnMve2lkfRKXAQoOTGlzdE9wZXJhdGlvbnMSKi5hbnZpbC5vcGVyYXRpb25zLnYxLkxpc3RPcGVyYXRpb25zUmVxdWVzdBorLmFudmlsLm9wZXJhdGlvbnMudjEuTGlzdE9wZXJhdGlvbnNSZXNwb25zZSIskAIByvMYD29wZXJhdGlvbnMucmVhZILT5JMCEBIOL3YxL29wZXJhdGlvbnMSsgEKD0NhbmNlbE9wZXJhdGlvbhIrLmFudmlsLm9wZXJhdGlvbnMudjEuQ2FuY2VsT3BlcmF0aW9uUmVxdWVzdBosLmFudmlsLm9wZXJhdGlvbnMudjEuQ2FuY2VsT3BlcmF0aW9uUmVzcG9uc2UiRMrzGBBvcGVyYXRpb25zLndyaXRlgtPkkwIqOgEqYglvcGVyYXRpb24iGi92MS9vcGVyYXRpb25zL3tpZH06Y2FuY2VsErIBChNMaXN0T3BlcmF0aW9uRXZlbnRzEi8uYW52aWwub3BlcmF0aW9ucy52MS5MaXN0T3BlcmF0aW9uRXZlbnRzUmVxdWVzdBowLmFudmlsLm9wZXJhdGlvbnMudjEuTGlzdE9wZXJhdGlvbkV2ZW50c1Jlc3BvbnNlIjiQAgHK8xgPb3BlcmF0aW9ucy5yZWFkgtPkkwIcEhovdjEvb3BlcmF0aW9ucy97aWR9L2V2ZW50cxKkAQoOV2F0Y2hPcGVyYXRpb24SKi5hbnZpbC5vcGVyYXRpb25zLnYxLldhdGNoT3BlcmF0aW9uUmVxdWVzdBorLmFudmlsLm9wZXJhdGlvbnMudjEuV2F0Y2hPcGVyYXRpb25SZXNwb25zZSI3kAIByvMYD29wZXJhdGlvbnMucmVhZILT5JMCGxIZL3YxL29wZXJhdGlvbnMve2lkfTp3YXRjaDABMp0GCg1Xb3JrZXJTZXJ2aWNlEoQBCglDbGFpbVRhc2sSJS5hbnZpbC5vcGVyYXRpb25zLnYxLkNsYWltVGFza1JlcXVlc3QaJi5hbnZpbC5vcGVyYXRpb25zLnYxLkNsYWltVGFza1Jlc3BvbnNlIijK8xgKdGFza3Mud29ya4LT5JMCFDoBKiIPL3YxL3Rhc2tzOmNsYWltEqYBCg5SZXBvcnRQcm9ncmVzcxIqLmFudmlsLm9wZXJhdGlvbnMudjEuUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0GisuYW52aWwub3BlcmF0aW9ucy52MS5SZXBvcnRQcm9ncmVzc1Jlc3BvbnNlIjvK8xgKdGFza3Mud29ya4LT5JMCJzoBKiIiL3YxL3Rhc2tzL3t0YXNrX2lkfTpyZXBvcnRQcm9ncmVzcxKaAQoMQ29tcGxldGVUYXNrEiguYW52aWwub3BlcmF0aW9ucy52MS5Db21wbGV0ZVRhc2tSZXF1ZXN0GikuYW52aWwub3BlcmF0aW9ucy52MS5Db21wbGV0ZVRhc2tSZXNwb25zZSI1yvMYCnRhc2tzLndvcmuC0+STAiE6ASoiHC92MS90YXNrcy97dGFza19pZH06Y29tcGxldGUSlAEKC1N0cmVhbVRhc2tzEicuYW52aWwub3BlcmF0aW9ucy52MS5TdHJlYW1UYXNrc1JlcXVlc3QaKC5hbnZpbC5vcGVyYXRpb25zLnYxLlN0cmVhbVRhc2tzUmVzcG9uc2UiMMrzGAp0YXNrcy53b3JrgtPkkwIcOgEqYgV0YXNrcyIQL3YxL3Rhc2tzOnN0cmVhbTABEqcBChJCYXRjaENvbXBsZXRlVGFza3MSLi5hbnZpbC5vcGVyYXRpb25zLnYxLkJhdGNoQ29tcGxldGVUYXNrc1JlcXVlc3QaLy5hbnZpbC5vcGVyYXRpb25zLnYxLkJhdGNoQ29tcGxldGVUYXNrc1Jlc3BvbnNlIjDK8xgKdGFza3Mud29ya4LT5JMCHDoBKiIXL3YxL3Rhc2tzOmJhdGNoQ29tcGxldGViBnByb3RvMw", [file_anvil_api_v1_annotations, file_buf_validate_validate, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_code, file_google_rpc_status]);
 
 /**
  * A piece of long-running work and where it stands.
@@ -1227,6 +1227,189 @@ export const CompleteTaskResponseSchema: GenMessage<CompleteTaskResponse> = /*@_
   messageDesc(file_anvil_operations_v1_operations, 21);
 
 /**
+ * Request for WorkerService.BatchCompleteTasks.
+ *
+ * @generated from message anvil.operations.v1.BatchCompleteTasksRequest
+ */
+export type BatchCompleteTasksRequest = Message<"anvil.operations.v1.BatchCompleteTasksRequest"> & {
+  /**
+   * The completions, each as CompleteTask takes it: from 1 to 100.
+   *
+   * @generated from field: repeated anvil.operations.v1.CompleteTaskRequest requests = 1;
+   */
+  requests: CompleteTaskRequest[];
+};
+
+/**
+ * Describes the message anvil.operations.v1.BatchCompleteTasksRequest.
+ * Use `create(BatchCompleteTasksRequestSchema)` to create a new message.
+ */
+export const BatchCompleteTasksRequestSchema: GenMessage<BatchCompleteTasksRequest> = /*@__PURE__*/
+  messageDesc(file_anvil_operations_v1_operations, 22);
+
+/**
+ * Response of WorkerService.BatchCompleteTasks.
+ *
+ * @generated from message anvil.operations.v1.BatchCompleteTasksResponse
+ */
+export type BatchCompleteTasksResponse = Message<"anvil.operations.v1.BatchCompleteTasksResponse"> & {
+  /**
+   * One result per request, in request order.
+   *
+   * @generated from field: repeated anvil.operations.v1.TaskCompletion results = 1;
+   */
+  results: TaskCompletion[];
+};
+
+/**
+ * Describes the message anvil.operations.v1.BatchCompleteTasksResponse.
+ * Use `create(BatchCompleteTasksResponseSchema)` to create a new message.
+ */
+export const BatchCompleteTasksResponseSchema: GenMessage<BatchCompleteTasksResponse> = /*@__PURE__*/
+  messageDesc(file_anvil_operations_v1_operations, 23);
+
+/**
+ * How one completion of a batch went.
+ *
+ * @generated from message anvil.operations.v1.TaskCompletion
+ */
+export type TaskCompletion = Message<"anvil.operations.v1.TaskCompletion"> & {
+  /**
+   * The task the request named.
+   *
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * The task's operation; empty when the completion was refused.
+   *
+   * @generated from field: string operation_id = 2;
+   */
+  operationId: string;
+
+  /**
+   * The operation's state after the completion; unset when refused.
+   *
+   * @generated from field: anvil.operations.v1.Operation.State operation_state = 3;
+   */
+  operationState: Operation_State;
+
+  /**
+   * Why the completion was refused (code NOT_FOUND or FAILED_PRECONDITION,
+   * with the message CompleteTask would return); unset when it was
+   * recorded.
+   *
+   * @generated from field: google.rpc.Status error = 4;
+   */
+  error?: Status | undefined;
+
+  /**
+   * The refusal's reason, as CompleteTask's error details name it:
+   * `LEASE_LOST` (stop working on the task) or `NOT_FOUND`; empty when the
+   * completion was recorded.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message anvil.operations.v1.TaskCompletion.
+ * Use `create(TaskCompletionSchema)` to create a new message.
+ */
+export const TaskCompletionSchema: GenMessage<TaskCompletion> = /*@__PURE__*/
+  messageDesc(file_anvil_operations_v1_operations, 24);
+
+/**
+ * Request for WorkerService.StreamTasks.
+ *
+ * @generated from message anvil.operations.v1.StreamTasksRequest
+ */
+export type StreamTasksRequest = Message<"anvil.operations.v1.StreamTasksRequest"> & {
+  /**
+   * The task kinds the worker can carry out, e.g. `demo`, `analysis`.
+   *
+   * @generated from field: repeated string kinds = 1;
+   */
+  kinds: string[];
+
+  /**
+   * Names the worker in events and logs, and counts its leases for flow
+   * control: give each worker process its own.
+   *
+   * @generated from field: string worker_id = 2;
+   */
+  workerId: string;
+
+  /**
+   * How long each lease lasts without a progress report, as in ClaimTask:
+   * 30 seconds when unset; from 1 second to 10 minutes, otherwise
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: google.protobuf.Duration lease_duration = 3;
+   */
+  leaseDuration?: Duration | undefined;
+
+  /**
+   * How many tasks the worker works on at once: the gateway sends none
+   * while this many are leased to `worker_id`. 1 when unset or 0, at most
+   * 100 (larger values are reduced to 100); negative values are
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 max_in_flight = 4;
+   */
+  maxInFlight: number;
+
+  /**
+   * How long the stream lasts before the gateway ends it (the worker then
+   * opens the next): unset or 0, until the call's deadline or the gateway
+   * shuts down; negative is INVALID_ARGUMENT. For clients that cannot set a
+   * deadline, e.g. over REST.
+   *
+   * @generated from field: google.protobuf.Duration max_duration = 5;
+   */
+  maxDuration?: Duration | undefined;
+};
+
+/**
+ * Describes the message anvil.operations.v1.StreamTasksRequest.
+ * Use `create(StreamTasksRequestSchema)` to create a new message.
+ */
+export const StreamTasksRequestSchema: GenMessage<StreamTasksRequest> = /*@__PURE__*/
+  messageDesc(file_anvil_operations_v1_operations, 25);
+
+/**
+ * One message of WorkerService.StreamTasks.
+ *
+ * @generated from message anvil.operations.v1.StreamTasksResponse
+ */
+export type StreamTasksResponse = Message<"anvil.operations.v1.StreamTasksResponse"> & {
+  /**
+   * Tasks just claimed for the worker, each with its own lease; empty in a
+   * keep-alive message.
+   *
+   * @generated from field: repeated anvil.operations.v1.Task tasks = 1;
+   */
+  tasks: Task[];
+
+  /**
+   * Set when nothing was sent for a while, so that proxies and clients can
+   * tell an idle stream from a dead one.
+   *
+   * @generated from field: anvil.operations.v1.KeepAlive keep_alive = 2;
+   */
+  keepAlive?: KeepAlive | undefined;
+};
+
+/**
+ * Describes the message anvil.operations.v1.StreamTasksResponse.
+ * Use `create(StreamTasksResponseSchema)` to create a new message.
+ */
+export const StreamTasksResponseSchema: GenMessage<StreamTasksResponse> = /*@__PURE__*/
+  messageDesc(file_anvil_operations_v1_operations, 26);
+
+/**
  * Reads, watches and cancels the operations of the caller's tenant, in the
  * spirit of AIP-151. Operations are started by the RPCs of other services
  * (WorkflowService.RunWorkflow, IpaService.ExecuteIpa,
@@ -1377,6 +1560,46 @@ export const WorkerService: GenService<{
     methodKind: "unary";
     input: typeof CompleteTaskRequestSchema;
     output: typeof CompleteTaskResponseSchema;
+  },
+  /**
+   * Streams tasks to a waiting worker the moment they are queued, instead
+   * of polling with ClaimTask: each message carries tasks claimed for the
+   * worker, each with its own lease exactly as ClaimTask leases it. Flow
+   * control is the worker's free capacity: the gateway keeps at most
+   * `max_in_flight` tasks leased to `worker_id` at once (counting every
+   * lease held under that id), and sends more as the worker completes
+   * tasks or loses their leases. Idle streams receive `keep_alive`
+   * messages. The stream ends when its deadline passes or the gateway
+   * instance shuts down: reconnect (to any instance). A task leased for a
+   * stream that broke before delivering it returns to the queue when its
+   * lease expires, as one in a lost ClaimTask answer does. Over REST
+   * the answer is JSON Lines, one task per line. RESOURCE_EXHAUSTED if the
+   * caller's credential already holds the maximum number of waiting claims
+   * on this gateway instance.
+   *
+   * @generated from rpc anvil.operations.v1.WorkerService.StreamTasks
+   */
+  streamTasks: {
+    methodKind: "server_streaming";
+    input: typeof StreamTasksRequestSchema;
+    output: typeof StreamTasksResponseSchema;
+  },
+  /**
+   * Completes up to 100 leased tasks in one call, each exactly as
+   * CompleteTask would: each is fenced by its own lease token and answered
+   * with its own result, in request order. One refused task (NOT_FOUND,
+   * FAILED_PRECONDITION `LEASE_LOST`) is reported in its result and does not
+   * stop the others. A worker that claimed a batch with `max_tasks` reports
+   * it this way in one round trip. INVALID_ARGUMENT (and nothing changes)
+   * if an item breaks its rules; a task named twice is refused the second
+   * time (`LEASE_LOST`: the first completion ended the lease).
+   *
+   * @generated from rpc anvil.operations.v1.WorkerService.BatchCompleteTasks
+   */
+  batchCompleteTasks: {
+    methodKind: "unary";
+    input: typeof BatchCompleteTasksRequestSchema;
+    output: typeof BatchCompleteTasksResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_anvil_operations_v1_operations, 1);
