@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   type ApiKey as ApiKeyMessage,
@@ -9,6 +9,7 @@ import {
   RevokeApiKeyResponseSchema,
 } from "../../gen/anvil/apikeys/v1/apikeys_pb.js";
 import type { Tier } from "../auth/principal.js";
+import { dateOfTimestamp } from "../rpc/timestamps.js";
 import { requestContext } from "../rpc/request-context.js";
 import { type ResourceMessages, resourceMethods } from "../rpc/resource-methods.js";
 import { etagOf } from "../shared/etag.js";
@@ -32,7 +33,7 @@ const apiKeyMessages: ResourceMessages<ApiKey, NewApiKey, ApiKeyPatch, ApiKeyMes
     roles: m.roles,
     // Checked by the service, which knows the tiers and who may set one.
     tier: m.tier === "" ? undefined : (m.tier as Tier),
-    expireTime: m.expireTime === undefined ? null : timestampDate(m.expireTime),
+    expireTime: m.expireTime === undefined ? null : dateOfTimestamp(m.expireTime),
   }),
   // The secret travels next to the key, in the create's answer only.
   createdExtras: (key) => ({ secret: key.secret ?? "" }),

@@ -1,5 +1,5 @@
 import { create, type JsonObject } from "@bufbuild/protobuf";
-import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   type AuditEvent as AuditEventMessage,
@@ -10,6 +10,7 @@ import {
   ListAuditEventsResponseSchema,
 } from "../../gen/anvil/audit/v1/audit_pb.js";
 import { requestContext } from "../rpc/request-context.js";
+import { optionalDate } from "../rpc/timestamps.js";
 import { InvalidArgumentError } from "../shared/errors.js";
 import type { AuditEvent, AuditEventKind, AuditFilter } from "./audit-event.js";
 import type { AuditService } from "./audit.service.js";
@@ -19,8 +20,8 @@ export function auditHandler(audit: AuditService): ServiceImpl<typeof AuditServi
   return {
     async listAuditEvents(req, ctx) {
       const filter: AuditFilter = {
-        startTime: dateOf(req.startTime),
-        endTime: dateOf(req.endTime),
+        startTime: optionalDate(req.startTime),
+        endTime: optionalDate(req.endTime),
         credential: req.credential === "" ? undefined : credentialOf(req.credential),
         subject: req.subject || undefined,
         method: req.method || undefined,
@@ -31,16 +32,13 @@ export function auditHandler(audit: AuditService): ServiceImpl<typeof AuditServi
       return create(ListAuditEventsResponseSchema, { events: page.items.map(toMessage), nextPageToken: page.nextPageToken });
     },
     async *exportAuditEvents(req, ctx) {
-      for await (const batch of audit.export(requestContext(ctx), { startTime: dateOf(req.startTime), endTime: dateOf(req.endTime) })) {
+      for await (const batch of audit.export(requestContext(ctx), { startTime: optionalDate(req.startTime), endTime: optionalDate(req.endTime) })) {
         yield create(ExportAuditEventsResponseSchema, { events: batch.map(toMessage) });
       }
     },
   };
 }
 
-function dateOf(t: Timestamp | undefined): Date | undefined {
-  return t === undefined ? undefined : timestampDate(t);
-}
 
 /** `kind:id` as the credential filter names it (ids may contain colons: OIDC issuer and subject). */
 function credentialOf(value: string): { kind: string; id: string } {

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type Finding as FindingMessage,
   FindingSchema,
@@ -71,8 +71,4 @@ export function findingToMessage(f: Finding): FindingMessage {
   });
 }
 
-/** A timestamp filter: unset stays undefined. */
-export function optionalDate(t: Timestamp | undefined): Date | undefined {
-  return t ? timestampDate(t) : undefined;
-}
 

@@ -32,6 +32,7 @@ import {
 } from "../../gen/anvil/findings/v1/findings_pb.js";
 import { toOperationMessage } from "../operations/operation-messages.js";
 import { patchFromMask } from "../rpc/field-mask.js";
+import { optionalDate } from "../rpc/timestamps.js";
 import { requestContext } from "../rpc/request-context.js";
 import { InvalidArgumentError } from "../shared/errors.js";
 import { mapInSlices } from "../shared/time-slices.js";
@@ -39,7 +40,6 @@ import { updatableFindingFields } from "./finding.js";
 import {
   findingToMessage,
   newFindingFromMessage,
-  optionalDate,
   severityFromMessage,
   severityToMessage,
   statusFromMessage,

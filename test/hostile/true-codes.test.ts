@@ -3,6 +3,9 @@ import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { ApiKeyService } from "../../gen/anvil/apikeys/v1/apikeys_pb.js";
+import { AuditService } from "../../gen/anvil/audit/v1/audit_pb.js";
+import { FindingService } from "../../gen/anvil/findings/v1/findings_pb.js";
 import { OperationService } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { UserService } from "../../gen/anvil/users/v1/users_pb.js";
 import { WorkflowService } from "../../gen/anvil/workflows/v1/workflows_pb.js";
@@ -55,6 +58,22 @@ describe.each(databaseKinds)("true codes on %s", (kind) => {
     const visible = new TextDecoder().decode(errorToJsonBytes(sent, {}));
     expect(visible).toMatch(/already exists/);
     expect(visible).not.toMatch(/users_pkey|_key\b|pkey|constraint/i);
+  });
+
+  it("the largest and smallest Timestamps there are, as filters and as an expiry, are answered, not INTERNAL", async () => {
+    // 9999-12-31T23:59:59.999999999Z: rounded up to the millisecond it was a Date in the year 10000.
+    const max = { seconds: 253402300799n, nanos: 999_999_999 };
+    const min = { seconds: -62135596800n, nanos: 0 };
+    const token = await server.token();
+    const audit = clientFor(AuditService, "connect-json", server.baseUrl, token);
+    expect((await audit.listAuditEvents({ startTime: min, endTime: max })).events).toBeDefined();
+    expect((await audit.listAuditEvents({ startTime: max })).events).toEqual([]);
+    for await (const page of audit.exportAuditEvents({ startTime: min, endTime: max })) expect(page.events).toBeDefined();
+    const findings = clientFor(FindingService, "connect-json", server.baseUrl, token);
+    expect((await findings.listFindings({ since: min, until: max })).findings).toEqual([]);
+    const keys = clientFor(ApiKeyService, "connect-json", server.baseUrl, token);
+    const key = (await keys.createApiKey({ apiKey: { displayName: "far future", roles: ["viewer"], expireTime: max } })).apiKey!;
+    expect(key.expireTime?.seconds).toBe(max.seconds);
   });
 
   it("a server stream whose request bytes do not parse ends INVALID_ARGUMENT, not INTERNAL", async () => {
