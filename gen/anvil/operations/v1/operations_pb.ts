@@ -25,7 +25,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file anvil/operations/v1/operations.proto.
  */
 export const file_anvil_operations_v1_operations: GenFile = /*@__PURE__*/
-  fileDesc("CiRhbnZpbC9vcGVyYXRpb25zL3YxL29wZXJhdGlvbnMucHJvdG8SE2FudmlsLm9wZXJhdGlvbnMudjEivQUKCU9wZXJhdGlvbhIPCgJpZBgBIAEoCUID4EEIEhEKBGtpbmQYAiABKAlCA+BBAxIVCghyZXNvdXJjZRgDIAEoCUID4EEDEjgKBXN0YXRlGAQgASgOMiQuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24uU3RhdGVCA+BBAxIVCghwcm9ncmVzcxgFIAEoAUID4EEDEhIKBXN0YWdlGAYgASgJQgPgQQMSFAoHbWVzc2FnZRgHIAEoCUID4EEDEhQKB2F0dGVtcHQYCCABKAVCA+BBAxIsCgZyZXN1bHQYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgPgQQMSJgoFZXJyb3IYCiABKAsyEi5nb29nbGUucnBjLlN0YXR1c0ID4EEDEh0KEGNhbmNlbF9yZXF1ZXN0ZWQYCyABKAhCA+BBAxIaCg1sYXN0X3NlcXVlbmNlGAwgASgDQgPgQQMSNAoLY3JlYXRlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSMwoKc3RhcnRfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI0Cgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxIxCghlbmRfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAyJ/CgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhAKDFNUQVRFX1FVRVVFRBABEhEKDVNUQVRFX1JVTk5JTkcQAhITCg9TVEFURV9TVUNDRUVERUQQAxIQCgxTVEFURV9GQUlMRUQQBBITCg9TVEFURV9DQU5DRUxMRUQQBSLJAQoHTG9nTGluZRI7CgVsZXZlbBgBIAEoDjIiLmFudmlsLm9wZXJhdGlvbnMudjEuTG9nTGluZS5MZXZlbEIIukgFggECEAESHwoHbWVzc2FnZRgCIAEoCUIO4EECukgIyAEBcgMYoB8iYAoFTGV2ZWwSFQoRTEVWRUxfVU5TUEVDSUZJRUQQABIPCgtMRVZFTF9ERUJVRxABEg4KCkxFVkVMX0lORk8QAhIOCgpMRVZFTF9XQVJOEAMSDwoLTEVWRUxfRVJST1IQBCLNBgoOT3BlcmF0aW9uRXZlbnQSFAoMb3BlcmF0aW9uX2lkGAEgASgJEhAKCHNlcXVlbmNlGAIgASgDEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHN0ZXAYBCABKAkSQAoIcHJvZ3Jlc3MYCiABKAsyLC5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbkV2ZW50LlByb2dyZXNzSAASKwoDbG9nGAsgASgLMhwuYW52aWwub3BlcmF0aW9ucy52MS5Mb2dMaW5lSAASQAoFc3RhZ2UYDCABKAsyLy5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbkV2ZW50LlN0YWdlQ2hhbmdlSAASRAoKY29tcGxldGlvbhgNIAEoCzIuLmFudmlsLm9wZXJhdGlvbnMudjEuT3BlcmF0aW9uRXZlbnQuQ29tcGxldGlvbkgAEj4KBWVycm9yGA4gASgLMi0uYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudC5UYXNrRXJyb3JIABpECghQcm9ncmVzcxIQCghwcm9ncmVzcxgBIAEoARIVCg1zdGVwX3Byb2dyZXNzGAIgASgBEg8KB21lc3NhZ2UYAyABKAkaHAoLU3RhZ2VDaGFuZ2USDQoFc3RhZ2UYASABKAkajQEKCkNvbXBsZXRpb24SMwoFc3RhdGUYASABKA4yJC5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbi5TdGF0ZRInCgZyZXN1bHQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiEKBWVycm9yGAMgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMapAEKCVRhc2tFcnJvchIeCgRjb2RlGAEgASgOMhAuZ29vZ2xlLnJwYy5Db2RlEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEg8KB2F0dGVtcHQYBCABKAUSEgoKd2lsbF9yZXRyeRgFIAEoCBIuCgpyZXRyeV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIJCgdwYXlsb2FkIowCCgRUYXNrEgoKAmlkGAEgASgJEhQKDG9wZXJhdGlvbl9pZBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBHN0ZXAYBCABKAkSJgoFaW5wdXQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg8KB2F0dGVtcHQYBiABKAUSFAoMbWF4X2F0dGVtcHRzGAcgASgFEhgKC2xlYXNlX3Rva2VuGAggASgJQgOAAQESNQoRbGVhc2VfZXhwaXJlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJlc291cmNlGAogASgJEhQKDHRyYWNlX3BhcmVudBgLIAEoCSJbCgtUYXNrRmFpbHVyZRIeCgRjb2RlGAEgASgOMhAuZ29vZ2xlLnJwYy5Db2RlEhkKB21lc3NhZ2UYAiABKAlCCLpIBXIDGKAfEhEKCXJldHJ5YWJsZRgDIAEoCCIxChNHZXRPcGVyYXRpb25SZXF1ZXN0EhoKAmlkGAEgASgJQg7gQQK6SAjIAQFyA7ABASJJChRHZXRPcGVyYXRpb25SZXNwb25zZRIxCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbiLDAQoVTGlzdE9wZXJhdGlvbnNSZXF1ZXN0EhoKCXBhZ2Vfc2l6ZRgBIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiACBI9CgVzdGF0ZRgDIAEoDjIkLmFudmlsLm9wZXJhdGlvbnMudjEuT3BlcmF0aW9uLlN0YXRlQgi6SAWCAQIQARIVCgRraW5kGAQgASgJQge6SARyAhhkEhoKCHJlc291cmNlGAUgASgJQgi6SAVyAxisAiJlChZMaXN0T3BlcmF0aW9uc1Jlc3BvbnNlEjIKCm9wZXJhdGlvbnMYASADKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNAoWQ2FuY2VsT3BlcmF0aW9uUmVxdWVzdBIaCgJpZBgBIAEoCUIO4EECukgIyAEBcgOwAQEiTAoXQ2FuY2VsT3BlcmF0aW9uUmVzcG9uc2USMQoJb3BlcmF0aW9uGAEgASgLMh4uYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24icgoaTGlzdE9wZXJhdGlvbkV2ZW50c1JlcXVlc3QSGgoCaWQYASABKAlCDuBBArpICMgBAXIDsAEBEhoKCXBhZ2Vfc2l6ZRgCIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJrChtMaXN0T3BlcmF0aW9uRXZlbnRzUmVzcG9uc2USMwoGZXZlbnRzGAEgAygLMiMuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiVAoVV2F0Y2hPcGVyYXRpb25SZXF1ZXN0EhoKAmlkGAEgASgJQg7gQQK6SAjIAQFyA7ABARIfCg5hZnRlcl9zZXF1ZW5jZRgCIAEoA0IHukgEIgIoACLBAQoWV2F0Y2hPcGVyYXRpb25SZXNwb25zZRIzCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbkgAEjQKBWV2ZW50GAIgASgLMiMuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudEgAEjQKCmtlZXBfYWxpdmUYAyABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLktlZXBBbGl2ZUgAQgYKBGl0ZW0iNQoJS2VlcEFsaXZlEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIuwBChBDbGFpbVRhc2tSZXF1ZXN0EjkKBWtpbmRzGAEgAygJQirgQQK6SCTIAQGSAR4QMhgBIhhyFhg/MhJeW2Etel1bYS16MC05Xy1dKiQSKwoIbWF4X3dhaXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SIQoJd29ya2VyX2lkGAMgASgJQg7gQQK6SAjIAQFyAxjIARIxCg5sZWFzZV9kdXJhdGlvbhgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIaCgltYXhfdGFza3MYBSABKAVCB7pIBBoCKAAiZgoRQ2xhaW1UYXNrUmVzcG9uc2USJwoEdGFzaxgBIAEoCzIZLmFudmlsLm9wZXJhdGlvbnMudjEuVGFzaxIoCgV0YXNrcxgCIAMoCzIZLmFudmlsLm9wZXJhdGlvbnMudjEuVGFzayLtAQoVUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0Eh8KB3Rhc2tfaWQYASABKAlCDuBBArpICMgBAXIDsAEBEiYKC2xlYXNlX3Rva2VuGAIgASgJQhGAAQHgQQK6SAjIAQFyA7ABARIVCghwcm9ncmVzcxgDIAEoAUgAiAEBEhYKBXN0YWdlGAQgASgJQge6SARyAhhkEhkKB21lc3NhZ2UYBSABKAlCCLpIBXIDGKAfEjQKBGxvZ3MYBiADKAsyHC5hbnZpbC5vcGVyYXRpb25zLnYxLkxvZ0xpbmVCCLpIBZIBAhBkQgsKCV9wcm9ncmVzcyJpChZSZXBvcnRQcm9ncmVzc1Jlc3BvbnNlEhgKEGNhbmNlbF9yZXF1ZXN0ZWQYASABKAgSNQoRbGVhc2VfZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIscBChNDb21wbGV0ZVRhc2tSZXF1ZXN0Eh8KB3Rhc2tfaWQYASABKAlCDuBBArpICMgBAXIDsAEBEiYKC2xlYXNlX3Rva2VuGAIgASgJQhGAAQHgQQK6SAjIAQFyA7ABARIpCgZyZXN1bHQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0SAASMQoFZXJyb3IYBCABKAsyIC5hbnZpbC5vcGVyYXRpb25zLnYxLlRhc2tGYWlsdXJlSABCCQoHb3V0Y29tZSJJChRDb21wbGV0ZVRhc2tSZXNwb25zZRIxCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbiJnChlCYXRjaENvbXBsZXRlVGFza3NSZXF1ZXN0EkoKCHJlcXVlc3RzGAEgAygLMiguYW52aWwub3BlcmF0aW9ucy52MS5Db21wbGV0ZVRhc2tSZXF1ZXN0Qg7gQQK6SAjIAQGSAQIQZCJSChpCYXRjaENvbXBsZXRlVGFza3NSZXNwb25zZRI0CgdyZXN1bHRzGAEgAygLMiMuYW52aWwub3BlcmF0aW9ucy52MS5UYXNrQ29tcGxldGlvbiKpAQoOVGFza0NvbXBsZXRpb24SDwoHdGFza19pZBgBIAEoCRIUCgxvcGVyYXRpb25faWQYAiABKAkSPQoPb3BlcmF0aW9uX3N0YXRlGAMgASgOMiQuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24uU3RhdGUSIQoFZXJyb3IYBCABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIOCgZyZWFzb24YBSABKAki9gEKElN0cmVhbVRhc2tzUmVxdWVzdBI5CgVraW5kcxgBIAMoCUIq4EECukgkyAEBkgEeEDIYASIYchYYPzISXlthLXpdW2EtejAtOV8tXSokEiEKCXdvcmtlcl9pZBgCIAEoCUIO4EECukgIyAEBcgMYyAESMQoObGVhc2VfZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHgoNbWF4X2luX2ZsaWdodBgEIAEoBUIHukgEGgIoABIvCgxtYXhfZHVyYXRpb24YBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24icwoTU3RyZWFtVGFza3NSZXNwb25zZRIoCgV0YXNrcxgBIAMoCzIZLmFudmlsLm9wZXJhdGlvbnMudjEuVGFzaxIyCgprZWVwX2FsaXZlGAIgASgLMh4uYW52aWwub3BlcmF0aW9ucy52MS5LZWVwQWxpdmUy4QYKEE9wZXJhdGlvblNlcnZpY2USoQEKDEdldE9wZXJhdGlvbhIoLmFudmlsLm9wZXJhdGlvbnMudjEuR2V0T3BlcmF0aW9uUmVxdWVzdBopLmFudmlsLm9wZXJhdGlvbnMudjEuR2V0T3BlcmF0aW9uUmVzcG9uc2UiPJACAcrzGA9vcGVyYXRpb25zLnJlYWSC0+STAiBiCW9wZXJhdGlvbhITL3YxL29wZXJhdGlvbnMve2lkfRKXAQoOTGlzdE9wZXJhdGlvbnMSKi5hbnZpbC5vcGVyYXRpb25zLnYxLkxpc3RPcGVyYXRpb25zUmVxdWVzdBorLmFudmlsLm9wZXJhdGlvbnMudjEuTGlzdE9wZXJhdGlvbnNSZXNwb25zZSIskAIByvMYD29wZXJhdGlvbnMucmVhZILT5JMCEBIOL3YxL29wZXJhdGlvbnMSsgEKD0NhbmNlbE9wZXJhdGlvbhIrLmFudmlsLm9wZXJhdGlvbnMudjEuQ2FuY2VsT3BlcmF0aW9uUmVxdWVzdBosLmFudmlsLm9wZXJhdGlvbnMudjEuQ2FuY2VsT3BlcmF0aW9uUmVzcG9uc2UiRMrzGBBvcGVyYXRpb25zLndyaXRlgtPkkwIqOgEqYglvcGVyYXRpb24iGi92MS9vcGVyYXRpb25zL3tpZH06Y2FuY2VsErIBChNMaXN0T3BlcmF0aW9uRXZlbnRzEi8uYW52aWwub3BlcmF0aW9ucy52MS5MaXN0T3BlcmF0aW9uRXZlbnRzUmVxdWVzdBowLmFudmlsLm9wZXJhdGlvbnMudjEuTGlzdE9wZXJhdGlvbkV2ZW50c1Jlc3BvbnNlIjiQAgHK8xgPb3BlcmF0aW9ucy5yZWFkgtPkkwIcEhovdjEvb3BlcmF0aW9ucy97aWR9L2V2ZW50cxKkAQoOV2F0Y2hPcGVyYXRpb24SKi5hbnZpbC5vcGVyYXRpb25zLnYxLldhdGNoT3BlcmF0aW9uUmVxdWVzdBorLmFudmlsLm9wZXJhdGlvbnMudjEuV2F0Y2hPcGVyYXRpb25SZXNwb25zZSI3kAIByvMYD29wZXJhdGlvbnMucmVhZILT5JMCGxIZL3YxL29wZXJhdGlvbnMve2lkfTp3YXRjaDABMp0GCg1Xb3JrZXJTZXJ2aWNlEoQBCglDbGFpbVRhc2sSJS5hbnZpbC5vcGVyYXRpb25zLnYxLkNsYWltVGFza1JlcXVlc3QaJi5hbnZpbC5vcGVyYXRpb25zLnYxLkNsYWltVGFza1Jlc3BvbnNlIijK8xgKdGFza3Mud29ya4LT5JMCFDoBKiIPL3YxL3Rhc2tzOmNsYWltEqYBCg5SZXBvcnRQcm9ncmVzcxIqLmFudmlsLm9wZXJhdGlvbnMudjEuUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0GisuYW52aWwub3BlcmF0aW9ucy52MS5SZXBvcnRQcm9ncmVzc1Jlc3BvbnNlIjvK8xgKdGFza3Mud29ya4LT5JMCJzoBKiIiL3YxL3Rhc2tzL3t0YXNrX2lkfTpyZXBvcnRQcm9ncmVzcxKaAQoMQ29tcGxldGVUYXNrEiguYW52aWwub3BlcmF0aW9ucy52MS5Db21wbGV0ZVRhc2tSZXF1ZXN0GikuYW52aWwub3BlcmF0aW9ucy52MS5Db21wbGV0ZVRhc2tSZXNwb25zZSI1yvMYCnRhc2tzLndvcmuC0+STAiE6ASoiHC92MS90YXNrcy97dGFza19pZH06Y29tcGxldGUSlAEKC1N0cmVhbVRhc2tzEicuYW52aWwub3BlcmF0aW9ucy52MS5TdHJlYW1UYXNrc1JlcXVlc3QaKC5hbnZpbC5vcGVyYXRpb25zLnYxLlN0cmVhbVRhc2tzUmVzcG9uc2UiMMrzGAp0YXNrcy53b3JrgtPkkwIcOgEqYgV0YXNrcyIQL3YxL3Rhc2tzOnN0cmVhbTABEqcBChJCYXRjaENvbXBsZXRlVGFza3MSLi5hbnZpbC5vcGVyYXRpb25zLnYxLkJhdGNoQ29tcGxldGVUYXNrc1JlcXVlc3QaLy5hbnZpbC5vcGVyYXRpb25zLnYxLkJhdGNoQ29tcGxldGVUYXNrc1Jlc3BvbnNlIjDK8xgKdGFza3Mud29ya4LT5JMCHDoBKiIXL3YxL3Rhc2tzOmJhdGNoQ29tcGxldGViBnByb3RvMw", [file_anvil_api_v1_annotations, file_buf_validate_validate, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_code, file_google_rpc_status]);
+  fileDesc("CiRhbnZpbC9vcGVyYXRpb25zL3YxL29wZXJhdGlvbnMucHJvdG8SE2FudmlsLm9wZXJhdGlvbnMudjEivQUKCU9wZXJhdGlvbhIPCgJpZBgBIAEoCUID4EEIEhEKBGtpbmQYAiABKAlCA+BBAxIVCghyZXNvdXJjZRgDIAEoCUID4EEDEjgKBXN0YXRlGAQgASgOMiQuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24uU3RhdGVCA+BBAxIVCghwcm9ncmVzcxgFIAEoAUID4EEDEhIKBXN0YWdlGAYgASgJQgPgQQMSFAoHbWVzc2FnZRgHIAEoCUID4EEDEhQKB2F0dGVtcHQYCCABKAVCA+BBAxIsCgZyZXN1bHQYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgPgQQMSJgoFZXJyb3IYCiABKAsyEi5nb29nbGUucnBjLlN0YXR1c0ID4EEDEh0KEGNhbmNlbF9yZXF1ZXN0ZWQYCyABKAhCA+BBAxIaCg1sYXN0X3NlcXVlbmNlGAwgASgDQgPgQQMSNAoLY3JlYXRlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSMwoKc3RhcnRfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI0Cgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxIxCghlbmRfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAyJ/CgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhAKDFNUQVRFX1FVRVVFRBABEhEKDVNUQVRFX1JVTk5JTkcQAhITCg9TVEFURV9TVUNDRUVERUQQAxIQCgxTVEFURV9GQUlMRUQQBBITCg9TVEFURV9DQU5DRUxMRUQQBSLJAQoHTG9nTGluZRI7CgVsZXZlbBgBIAEoDjIiLmFudmlsLm9wZXJhdGlvbnMudjEuTG9nTGluZS5MZXZlbEIIukgFggECEAESHwoHbWVzc2FnZRgCIAEoCUIO4EECukgIyAEBcgMYoB8iYAoFTGV2ZWwSFQoRTEVWRUxfVU5TUEVDSUZJRUQQABIPCgtMRVZFTF9ERUJVRxABEg4KCkxFVkVMX0lORk8QAhIOCgpMRVZFTF9XQVJOEAMSDwoLTEVWRUxfRVJST1IQBCLNBgoOT3BlcmF0aW9uRXZlbnQSFAoMb3BlcmF0aW9uX2lkGAEgASgJEhAKCHNlcXVlbmNlGAIgASgDEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHN0ZXAYBCABKAkSQAoIcHJvZ3Jlc3MYCiABKAsyLC5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbkV2ZW50LlByb2dyZXNzSAASKwoDbG9nGAsgASgLMhwuYW52aWwub3BlcmF0aW9ucy52MS5Mb2dMaW5lSAASQAoFc3RhZ2UYDCABKAsyLy5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbkV2ZW50LlN0YWdlQ2hhbmdlSAASRAoKY29tcGxldGlvbhgNIAEoCzIuLmFudmlsLm9wZXJhdGlvbnMudjEuT3BlcmF0aW9uRXZlbnQuQ29tcGxldGlvbkgAEj4KBWVycm9yGA4gASgLMi0uYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudC5UYXNrRXJyb3JIABpECghQcm9ncmVzcxIQCghwcm9ncmVzcxgBIAEoARIVCg1zdGVwX3Byb2dyZXNzGAIgASgBEg8KB21lc3NhZ2UYAyABKAkaHAoLU3RhZ2VDaGFuZ2USDQoFc3RhZ2UYASABKAkajQEKCkNvbXBsZXRpb24SMwoFc3RhdGUYASABKA4yJC5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbi5TdGF0ZRInCgZyZXN1bHQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiEKBWVycm9yGAMgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMapAEKCVRhc2tFcnJvchIeCgRjb2RlGAEgASgOMhAuZ29vZ2xlLnJwYy5Db2RlEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEg8KB2F0dGVtcHQYBCABKAUSEgoKd2lsbF9yZXRyeRgFIAEoCBIuCgpyZXRyeV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIJCgdwYXlsb2FkIowCCgRUYXNrEgoKAmlkGAEgASgJEhQKDG9wZXJhdGlvbl9pZBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBHN0ZXAYBCABKAkSJgoFaW5wdXQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg8KB2F0dGVtcHQYBiABKAUSFAoMbWF4X2F0dGVtcHRzGAcgASgFEhgKC2xlYXNlX3Rva2VuGAggASgJQgOAAQESNQoRbGVhc2VfZXhwaXJlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJlc291cmNlGAogASgJEhQKDHRyYWNlX3BhcmVudBgLIAEoCSJbCgtUYXNrRmFpbHVyZRIeCgRjb2RlGAEgASgOMhAuZ29vZ2xlLnJwYy5Db2RlEhkKB21lc3NhZ2UYAiABKAlCCLpIBXIDGKAfEhEKCXJldHJ5YWJsZRgDIAEoCCIxChNHZXRPcGVyYXRpb25SZXF1ZXN0EhoKAmlkGAEgASgJQg7gQQK6SAjIAQFyA7ABASJJChRHZXRPcGVyYXRpb25SZXNwb25zZRIxCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbiLDAQoVTGlzdE9wZXJhdGlvbnNSZXF1ZXN0EhoKCXBhZ2Vfc2l6ZRgBIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiACBI9CgVzdGF0ZRgDIAEoDjIkLmFudmlsLm9wZXJhdGlvbnMudjEuT3BlcmF0aW9uLlN0YXRlQgi6SAWCAQIQARIVCgRraW5kGAQgASgJQge6SARyAhhkEhoKCHJlc291cmNlGAUgASgJQgi6SAVyAxisAiJlChZMaXN0T3BlcmF0aW9uc1Jlc3BvbnNlEjIKCm9wZXJhdGlvbnMYASADKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNAoWQ2FuY2VsT3BlcmF0aW9uUmVxdWVzdBIaCgJpZBgBIAEoCUIO4EECukgIyAEBcgOwAQEiTAoXQ2FuY2VsT3BlcmF0aW9uUmVzcG9uc2USMQoJb3BlcmF0aW9uGAEgASgLMh4uYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24icgoaTGlzdE9wZXJhdGlvbkV2ZW50c1JlcXVlc3QSGgoCaWQYASABKAlCDuBBArpICMgBAXIDsAEBEhoKCXBhZ2Vfc2l6ZRgCIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJrChtMaXN0T3BlcmF0aW9uRXZlbnRzUmVzcG9uc2USMwoGZXZlbnRzGAEgAygLMiMuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiVAoVV2F0Y2hPcGVyYXRpb25SZXF1ZXN0EhoKAmlkGAEgASgJQg7gQQK6SAjIAQFyA7ABARIfCg5hZnRlcl9zZXF1ZW5jZRgCIAEoA0IHukgEIgIoACLBAQoWV2F0Y2hPcGVyYXRpb25SZXNwb25zZRIzCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbkgAEjQKBWV2ZW50GAIgASgLMiMuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudEgAEjQKCmtlZXBfYWxpdmUYAyABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLktlZXBBbGl2ZUgAQgYKBGl0ZW0iNQoJS2VlcEFsaXZlEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIuwBChBDbGFpbVRhc2tSZXF1ZXN0EjkKBWtpbmRzGAEgAygJQirgQQK6SCTIAQGSAR4QMhgBIhhyFhg/MhJeW2Etel1bYS16MC05Xy1dKiQSKwoIbWF4X3dhaXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SIQoJd29ya2VyX2lkGAMgASgJQg7gQQK6SAjIAQFyAxjIARIxCg5sZWFzZV9kdXJhdGlvbhgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIaCgltYXhfdGFza3MYBSABKAVCB7pIBBoCKAAiZgoRQ2xhaW1UYXNrUmVzcG9uc2USJwoEdGFzaxgBIAEoCzIZLmFudmlsLm9wZXJhdGlvbnMudjEuVGFzaxIoCgV0YXNrcxgCIAMoCzIZLmFudmlsLm9wZXJhdGlvbnMudjEuVGFzayLtAQoVUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0Eh8KB3Rhc2tfaWQYASABKAlCDuBBArpICMgBAXIDsAEBEiYKC2xlYXNlX3Rva2VuGAIgASgJQhGAAQHgQQK6SAjIAQFyA7ABARIVCghwcm9ncmVzcxgDIAEoAUgAiAEBEhYKBXN0YWdlGAQgASgJQge6SARyAhhkEhkKB21lc3NhZ2UYBSABKAlCCLpIBXIDGKAfEjQKBGxvZ3MYBiADKAsyHC5hbnZpbC5vcGVyYXRpb25zLnYxLkxvZ0xpbmVCCLpIBZIBAhBkQgsKCV9wcm9ncmVzcyJpChZSZXBvcnRQcm9ncmVzc1Jlc3BvbnNlEhgKEGNhbmNlbF9yZXF1ZXN0ZWQYASABKAgSNQoRbGVhc2VfZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIscBChNDb21wbGV0ZVRhc2tSZXF1ZXN0Eh8KB3Rhc2tfaWQYASABKAlCDuBBArpICMgBAXIDsAEBEiYKC2xlYXNlX3Rva2VuGAIgASgJQhGAAQHgQQK6SAjIAQFyA7ABARIpCgZyZXN1bHQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0SAASMQoFZXJyb3IYBCABKAsyIC5hbnZpbC5vcGVyYXRpb25zLnYxLlRhc2tGYWlsdXJlSABCCQoHb3V0Y29tZSJJChRDb21wbGV0ZVRhc2tSZXNwb25zZRIxCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbiJnChlCYXRjaENvbXBsZXRlVGFza3NSZXF1ZXN0EkoKCHJlcXVlc3RzGAEgAygLMiguYW52aWwub3BlcmF0aW9ucy52MS5Db21wbGV0ZVRhc2tSZXF1ZXN0Qg7gQQK6SAjIAQGSAQIQZCJSChpCYXRjaENvbXBsZXRlVGFza3NSZXNwb25zZRI0CgdyZXN1bHRzGAEgAygLMiMuYW52aWwub3BlcmF0aW9ucy52MS5UYXNrQ29tcGxldGlvbiKpAQoOVGFza0NvbXBsZXRpb24SDwoHdGFza19pZBgBIAEoCRIUCgxvcGVyYXRpb25faWQYAiABKAkSPQoPb3BlcmF0aW9uX3N0YXRlGAMgASgOMiQuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24uU3RhdGUSIQoFZXJyb3IYBCABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIOCgZyZWFzb24YBSABKAki9gEKElN0cmVhbVRhc2tzUmVxdWVzdBI5CgVraW5kcxgBIAMoCUIq4EECukgkyAEBkgEeEDIYASIYchYYPzISXlthLXpdW2EtejAtOV8tXSokEiEKCXdvcmtlcl9pZBgCIAEoCUIO4EECukgIyAEBcgMYyAESMQoObGVhc2VfZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHgoNbWF4X2luX2ZsaWdodBgEIAEoBUIHukgEGgIoABIvCgxtYXhfZHVyYXRpb24YBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24icwoTU3RyZWFtVGFza3NSZXNwb25zZRIoCgV0YXNrcxgBIAMoCzIZLmFudmlsLm9wZXJhdGlvbnMudjEuVGFzaxIyCgprZWVwX2FsaXZlGAIgASgLMh4uYW52aWwub3BlcmF0aW9ucy52MS5LZWVwQWxpdmUiqAEKCEFydGlmYWN0EhQKDG9wZXJhdGlvbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRISCgpzaXplX2J5dGVzGAQgASgDEgwKBGV0YWcYBSABKAkSDwoHdGFza19pZBgGIAEoCRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidgoUTGlzdEFydGlmYWN0c1JlcXVlc3QSJAoMb3BlcmF0aW9uX2lkGAEgASgJQg7gQQK6SAjIAQFyA7ABARIaCglwYWdlX3NpemUYAiABKAVCB7pIBBoCKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAgiYgoVTGlzdEFydGlmYWN0c1Jlc3BvbnNlEjAKCWFydGlmYWN0cxgBIAMoCzIdLmFudmlsLm9wZXJhdGlvbnMudjEuQXJ0aWZhY3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIo4BChdEb3dubG9hZEFydGlmYWN0UmVxdWVzdBIkCgxvcGVyYXRpb25faWQYASABKAlCDuBBArpICMgBAXIDsAEBEhwKBG5hbWUYAiABKAlCDuBBArpICMgBAXIDGP8BEhcKBm9mZnNldBgDIAEoA0IHukgEIgIoABIWCgVsaW1pdBgEIAEoA0IHukgEIgIoACJmChhEb3dubG9hZEFydGlmYWN0UmVzcG9uc2USMQoIYXJ0aWZhY3QYASABKAsyHS5hbnZpbC5vcGVyYXRpb25zLnYxLkFydGlmYWN0SAASDwoFY2h1bmsYAiABKAxIAEIGCgRpdGVtInkKFVVwbG9hZEFydGlmYWN0UmVxdWVzdBI7CgZoZWFkZXIYASABKAsyKS5hbnZpbC5vcGVyYXRpb25zLnYxLlVwbG9hZEFydGlmYWN0SGVhZGVySAASGwoFY2h1bmsYAiABKAxCCrpIB3oFGICAgAJIAEIGCgRpdGVtItoBChRVcGxvYWRBcnRpZmFjdEhlYWRlchIfCgd0YXNrX2lkGAEgASgJQg7gQQK6SAjIAQFyA7ABARImCgtsZWFzZV90b2tlbhgCIAEoCUIRgAEB4EECukgIyAEBcgOwAQESPAoEbmFtZRgDIAEoCUIu4EECukgoyAEBciMY/wEyHl5bQS1aYS16MC05Xy1dW0EtWmEtejAtOS5fLV0qJBIeCgxjb250ZW50X3R5cGUYBCABKAlCCLpIBXIDGP8BEhsKCnNpemVfYnl0ZXMYBSABKANCB7pIBCICKAAiSQoWVXBsb2FkQXJ0aWZhY3RSZXNwb25zZRIvCghhcnRpZmFjdBgBIAEoCzIdLmFudmlsLm9wZXJhdGlvbnMudjEuQXJ0aWZhY3QynQkKEE9wZXJhdGlvblNlcnZpY2USoQEKDEdldE9wZXJhdGlvbhIoLmFudmlsLm9wZXJhdGlvbnMudjEuR2V0T3BlcmF0aW9uUmVxdWVzdBopLmFudmlsLm9wZXJhdGlvbnMudjEuR2V0T3BlcmF0aW9uUmVzcG9uc2UiPJACAcrzGA9vcGVyYXRpb25zLnJlYWSC0+STAiBiCW9wZXJhdGlvbhITL3YxL29wZXJhdGlvbnMve2lkfRKXAQoOTGlzdE9wZXJhdGlvbnMSKi5hbnZpbC5vcGVyYXRpb25zLnYxLkxpc3RPcGVyYXRpb25zUmVxdWVzdBorLmFudmlsLm9wZXJhdGlvbnMudjEuTGlzdE9wZXJhdGlvbnNSZXNwb25zZSIskAIByvMYD29wZXJhdGlvbnMucmVhZILT5JMCEBIOL3YxL29wZXJhdGlvbnMSsgEKD0NhbmNlbE9wZXJhdGlvbhIrLmFudmlsLm9wZXJhdGlvbnMudjEuQ2FuY2VsT3BlcmF0aW9uUmVxdWVzdBosLmFudmlsLm9wZXJhdGlvbnMudjEuQ2FuY2VsT3BlcmF0aW9uUmVzcG9uc2UiRMrzGBBvcGVyYXRpb25zLndyaXRlgtPkkwIqOgEqYglvcGVyYXRpb24iGi92MS9vcGVyYXRpb25zL3tpZH06Y2FuY2VsErIBChNMaXN0T3BlcmF0aW9uRXZlbnRzEi8uYW52aWwub3BlcmF0aW9ucy52MS5MaXN0T3BlcmF0aW9uRXZlbnRzUmVxdWVzdBowLmFudmlsLm9wZXJhdGlvbnMudjEuTGlzdE9wZXJhdGlvbkV2ZW50c1Jlc3BvbnNlIjiQAgHK8xgPb3BlcmF0aW9ucy5yZWFkgtPkkwIcEhovdjEvb3BlcmF0aW9ucy97aWR9L2V2ZW50cxKkAQoOV2F0Y2hPcGVyYXRpb24SKi5hbnZpbC5vcGVyYXRpb25zLnYxLldhdGNoT3BlcmF0aW9uUmVxdWVzdBorLmFudmlsLm9wZXJhdGlvbnMudjEuV2F0Y2hPcGVyYXRpb25SZXNwb25zZSI3kAIByvMYD29wZXJhdGlvbnMucmVhZILT5JMCGxIZL3YxL29wZXJhdGlvbnMve2lkfTp3YXRjaDABEq0BCg1MaXN0QXJ0aWZhY3RzEikuYW52aWwub3BlcmF0aW9ucy52MS5MaXN0QXJ0aWZhY3RzUmVxdWVzdBoqLmFudmlsLm9wZXJhdGlvbnMudjEuTGlzdEFydGlmYWN0c1Jlc3BvbnNlIkWQAgHK8xgPb3BlcmF0aW9ucy5yZWFkgtPkkwIpEicvdjEvb3BlcmF0aW9ucy97b3BlcmF0aW9uX2lkfS9hcnRpZmFjdHMSiQEKEERvd25sb2FkQXJ0aWZhY3QSLC5hbnZpbC5vcGVyYXRpb25zLnYxLkRvd25sb2FkQXJ0aWZhY3RSZXF1ZXN0Gi0uYW52aWwub3BlcmF0aW9ucy52MS5Eb3dubG9hZEFydGlmYWN0UmVzcG9uc2UiFpACAcrzGA9vcGVyYXRpb25zLnJlYWQwATKaBwoNV29ya2VyU2VydmljZRKEAQoJQ2xhaW1UYXNrEiUuYW52aWwub3BlcmF0aW9ucy52MS5DbGFpbVRhc2tSZXF1ZXN0GiYuYW52aWwub3BlcmF0aW9ucy52MS5DbGFpbVRhc2tSZXNwb25zZSIoyvMYCnRhc2tzLndvcmuC0+STAhQ6ASoiDy92MS90YXNrczpjbGFpbRKmAQoOUmVwb3J0UHJvZ3Jlc3MSKi5hbnZpbC5vcGVyYXRpb25zLnYxLlJlcG9ydFByb2dyZXNzUmVxdWVzdBorLmFudmlsLm9wZXJhdGlvbnMudjEuUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSI7yvMYCnRhc2tzLndvcmuC0+STAic6ASoiIi92MS90YXNrcy97dGFza19pZH06cmVwb3J0UHJvZ3Jlc3MSmgEKDENvbXBsZXRlVGFzaxIoLmFudmlsLm9wZXJhdGlvbnMudjEuQ29tcGxldGVUYXNrUmVxdWVzdBopLmFudmlsLm9wZXJhdGlvbnMudjEuQ29tcGxldGVUYXNrUmVzcG9uc2UiNcrzGAp0YXNrcy53b3JrgtPkkwIhOgEqIhwvdjEvdGFza3Mve3Rhc2tfaWR9OmNvbXBsZXRlEpQBCgtTdHJlYW1UYXNrcxInLmFudmlsLm9wZXJhdGlvbnMudjEuU3RyZWFtVGFza3NSZXF1ZXN0GiguYW52aWwub3BlcmF0aW9ucy52MS5TdHJlYW1UYXNrc1Jlc3BvbnNlIjDK8xgKdGFza3Mud29ya4LT5JMCHDoBKmIFdGFza3MiEC92MS90YXNrczpzdHJlYW0wARKnAQoSQmF0Y2hDb21wbGV0ZVRhc2tzEi4uYW52aWwub3BlcmF0aW9ucy52MS5CYXRjaENvbXBsZXRlVGFza3NSZXF1ZXN0Gi8uYW52aWwub3BlcmF0aW9ucy52MS5CYXRjaENvbXBsZXRlVGFza3NSZXNwb25zZSIwyvMYCnRhc2tzLndvcmuC0+STAhw6ASoiFy92MS90YXNrczpiYXRjaENvbXBsZXRlEnsKDlVwbG9hZEFydGlmYWN0EiouYW52aWwub3BlcmF0aW9ucy52MS5VcGxvYWRBcnRpZmFjdFJlcXVlc3QaKy5hbnZpbC5vcGVyYXRpb25zLnYxLlVwbG9hZEFydGlmYWN0UmVzcG9uc2UiDsrzGAp0YXNrcy53b3JrKAFiBnByb3RvMw", [file_anvil_api_v1_annotations, file_buf_validate_validate, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_code, file_google_rpc_status]);
 
 /**
  * A piece of long-running work and where it stands.
@@ -1410,6 +1410,320 @@ export const StreamTasksResponseSchema: GenMessage<StreamTasksResponse> = /*@__P
   messageDesc(file_anvil_operations_v1_operations, 26);
 
 /**
+ * A file a task attached to its operation, e.g. a report.
+ *
+ * @generated from message anvil.operations.v1.Artifact
+ */
+export type Artifact = Message<"anvil.operations.v1.Artifact"> & {
+  /**
+   * The operation it belongs to.
+   *
+   * @generated from field: string operation_id = 1;
+   */
+  operationId: string;
+
+  /**
+   * Its name, unique within the operation, e.g. `report.md`.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Its media type, e.g. `text/markdown`.
+   *
+   * @generated from field: string content_type = 3;
+   */
+  contentType: string;
+
+  /**
+   * Its length in bytes.
+   *
+   * @generated from field: int64 size_bytes = 4;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * A strong entity tag of its content (the SHA-256 of the bytes).
+   *
+   * @generated from field: string etag = 5;
+   */
+  etag: string;
+
+  /**
+   * The task that uploaded it.
+   *
+   * @generated from field: string task_id = 6;
+   */
+  taskId: string;
+
+  /**
+   * When the upload completed.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 7;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message anvil.operations.v1.Artifact.
+ * Use `create(ArtifactSchema)` to create a new message.
+ */
+export const ArtifactSchema: GenMessage<Artifact> = /*@__PURE__*/
+  messageDesc(file_anvil_operations_v1_operations, 27);
+
+/**
+ * Request for OperationService.ListArtifacts.
+ *
+ * @generated from message anvil.operations.v1.ListArtifactsRequest
+ */
+export type ListArtifactsRequest = Message<"anvil.operations.v1.ListArtifactsRequest"> & {
+  /**
+   * The operation's id.
+   *
+   * @generated from field: string operation_id = 1;
+   */
+  operationId: string;
+
+  /**
+   * Maximum number of artifacts to return: 50 when unset or 0, at most 1000
+   * (larger values are reduced to 1000). Negative values are INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message anvil.operations.v1.ListArtifactsRequest.
+ * Use `create(ListArtifactsRequestSchema)` to create a new message.
+ */
+export const ListArtifactsRequestSchema: GenMessage<ListArtifactsRequest> = /*@__PURE__*/
+  messageDesc(file_anvil_operations_v1_operations, 28);
+
+/**
+ * Response of OperationService.ListArtifacts.
+ *
+ * @generated from message anvil.operations.v1.ListArtifactsResponse
+ */
+export type ListArtifactsResponse = Message<"anvil.operations.v1.ListArtifactsResponse"> & {
+  /**
+   * The page of artifacts, by name.
+   *
+   * @generated from field: repeated anvil.operations.v1.Artifact artifacts = 1;
+   */
+  artifacts: Artifact[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message anvil.operations.v1.ListArtifactsResponse.
+ * Use `create(ListArtifactsResponseSchema)` to create a new message.
+ */
+export const ListArtifactsResponseSchema: GenMessage<ListArtifactsResponse> = /*@__PURE__*/
+  messageDesc(file_anvil_operations_v1_operations, 29);
+
+/**
+ * Request for OperationService.DownloadArtifact.
+ *
+ * @generated from message anvil.operations.v1.DownloadArtifactRequest
+ */
+export type DownloadArtifactRequest = Message<"anvil.operations.v1.DownloadArtifactRequest"> & {
+  /**
+   * The operation's id.
+   *
+   * @generated from field: string operation_id = 1;
+   */
+  operationId: string;
+
+  /**
+   * The artifact's name.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * First byte to send, from 0.
+   *
+   * @generated from field: int64 offset = 3;
+   */
+  offset: bigint;
+
+  /**
+   * Most bytes to send; 0: up to the end.
+   *
+   * @generated from field: int64 limit = 4;
+   */
+  limit: bigint;
+};
+
+/**
+ * Describes the message anvil.operations.v1.DownloadArtifactRequest.
+ * Use `create(DownloadArtifactRequestSchema)` to create a new message.
+ */
+export const DownloadArtifactRequestSchema: GenMessage<DownloadArtifactRequest> = /*@__PURE__*/
+  messageDesc(file_anvil_operations_v1_operations, 30);
+
+/**
+ * One message of OperationService.DownloadArtifact.
+ *
+ * @generated from message anvil.operations.v1.DownloadArtifactResponse
+ */
+export type DownloadArtifactResponse = Message<"anvil.operations.v1.DownloadArtifactResponse"> & {
+  /**
+   * What this message carries.
+   *
+   * @generated from oneof anvil.operations.v1.DownloadArtifactResponse.item
+   */
+  item: {
+    /**
+     * The artifact (the first message).
+     *
+     * @generated from field: anvil.operations.v1.Artifact artifact = 1;
+     */
+    value: Artifact;
+    case: "artifact";
+  } | {
+    /**
+     * The next bytes of the requested range.
+     *
+     * @generated from field: bytes chunk = 2;
+     */
+    value: Uint8Array;
+    case: "chunk";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message anvil.operations.v1.DownloadArtifactResponse.
+ * Use `create(DownloadArtifactResponseSchema)` to create a new message.
+ */
+export const DownloadArtifactResponseSchema: GenMessage<DownloadArtifactResponse> = /*@__PURE__*/
+  messageDesc(file_anvil_operations_v1_operations, 31);
+
+/**
+ * One message of WorkerService.UploadArtifact.
+ *
+ * @generated from message anvil.operations.v1.UploadArtifactRequest
+ */
+export type UploadArtifactRequest = Message<"anvil.operations.v1.UploadArtifactRequest"> & {
+  /**
+   * What this message carries: a header first, then chunks.
+   *
+   * @generated from oneof anvil.operations.v1.UploadArtifactRequest.item
+   */
+  item: {
+    /**
+     * What is uploaded, by whom (the first message).
+     *
+     * @generated from field: anvil.operations.v1.UploadArtifactHeader header = 1;
+     */
+    value: UploadArtifactHeader;
+    case: "header";
+  } | {
+    /**
+     * The next bytes of the content (at most 4 MiB a message).
+     *
+     * @generated from field: bytes chunk = 2;
+     */
+    value: Uint8Array;
+    case: "chunk";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message anvil.operations.v1.UploadArtifactRequest.
+ * Use `create(UploadArtifactRequestSchema)` to create a new message.
+ */
+export const UploadArtifactRequestSchema: GenMessage<UploadArtifactRequest> = /*@__PURE__*/
+  messageDesc(file_anvil_operations_v1_operations, 32);
+
+/**
+ * The first message of WorkerService.UploadArtifact.
+ *
+ * @generated from message anvil.operations.v1.UploadArtifactHeader
+ */
+export type UploadArtifactHeader = Message<"anvil.operations.v1.UploadArtifactHeader"> & {
+  /**
+   * The leased task producing the file.
+   *
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * The lease token ClaimTask returned (a secret: never logged nor audited).
+   *
+   * @generated from field: string lease_token = 2;
+   */
+  leaseToken: string;
+
+  /**
+   * The file's name within the operation: letters, digits, `.`, `_`, `-`,
+   * not starting with `.`, e.g. `report.md`.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * The file's media type; empty: `application/octet-stream`.
+   *
+   * @generated from field: string content_type = 4;
+   */
+  contentType: string;
+
+  /**
+   * The content's length in bytes: the chunks must add up to it.
+   *
+   * @generated from field: int64 size_bytes = 5;
+   */
+  sizeBytes: bigint;
+};
+
+/**
+ * Describes the message anvil.operations.v1.UploadArtifactHeader.
+ * Use `create(UploadArtifactHeaderSchema)` to create a new message.
+ */
+export const UploadArtifactHeaderSchema: GenMessage<UploadArtifactHeader> = /*@__PURE__*/
+  messageDesc(file_anvil_operations_v1_operations, 33);
+
+/**
+ * Response of WorkerService.UploadArtifact.
+ *
+ * @generated from message anvil.operations.v1.UploadArtifactResponse
+ */
+export type UploadArtifactResponse = Message<"anvil.operations.v1.UploadArtifactResponse"> & {
+  /**
+   * The stored artifact.
+   *
+   * @generated from field: anvil.operations.v1.Artifact artifact = 1;
+   */
+  artifact?: Artifact | undefined;
+};
+
+/**
+ * Describes the message anvil.operations.v1.UploadArtifactResponse.
+ * Use `create(UploadArtifactResponseSchema)` to create a new message.
+ */
+export const UploadArtifactResponseSchema: GenMessage<UploadArtifactResponse> = /*@__PURE__*/
+  messageDesc(file_anvil_operations_v1_operations, 34);
+
+/**
  * Reads, watches and cancels the operations of the caller's tenant, in the
  * spirit of AIP-151. Operations are started by the RPCs of other services
  * (WorkflowService.RunWorkflow, IpaService.ExecuteIpa,
@@ -1498,6 +1812,36 @@ export const OperationService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchOperationRequestSchema;
     output: typeof WatchOperationResponseSchema;
+  },
+  /**
+   * Lists the files the operation's tasks attached to it (see
+   * WorkerService.UploadArtifact), by name, a page at a time. NOT_FOUND if
+   * the operation does not exist; INVALID_ARGUMENT if `page_token` was not
+   * issued for this operation.
+   *
+   * @generated from rpc anvil.operations.v1.OperationService.ListArtifacts
+   */
+  listArtifacts: {
+    methodKind: "unary";
+    input: typeof ListArtifactsRequestSchema;
+    output: typeof ListArtifactsResponseSchema;
+  },
+  /**
+   * Streams the bytes of one artifact: first its description, then its
+   * content in chunks of at most 256 KiB, in order, read from the database
+   * one chunk at a time. `offset` and `limit` select a byte range. Over
+   * HTTP, `GET /v1/operations/{operation_id}/artifacts/{name}` serves the
+   * same bytes as a plain download (`Content-Type`, `Content-Length`,
+   * `ETag`, `Content-Disposition`, single `Range`, `If-None-Match`).
+   * NOT_FOUND if the operation or the artifact does not exist;
+   * OUT_OF_RANGE if `offset` is past the end.
+   *
+   * @generated from rpc anvil.operations.v1.OperationService.DownloadArtifact
+   */
+  downloadArtifact: {
+    methodKind: "server_streaming";
+    input: typeof DownloadArtifactRequestSchema;
+    output: typeof DownloadArtifactResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_anvil_operations_v1_operations, 0);
@@ -1600,6 +1944,29 @@ export const WorkerService: GenService<{
     methodKind: "unary";
     input: typeof BatchCompleteTasksRequestSchema;
     output: typeof BatchCompleteTasksResponseSchema;
+  },
+  /**
+   * Attaches a file to the operation of a leased task: a client stream whose
+   * first message is the `header` (task, lease token, name, content type,
+   * size) and whose further messages are `chunk`s of the content, in order.
+   * The file is stored in chunks as they arrive (never held whole) and
+   * becomes visible once the stream ends with the declared size; an
+   * artifact of the same name is replaced. Scripts may `PUT
+   * /v1/tasks/{task_id}/artifacts/{name}` with the raw content as the body
+   * and the lease token in the `Anvil-Lease-Token` header instead.
+   * NOT_FOUND if the task does not exist; FAILED_PRECONDITION (`LEASE_LOST`)
+   * if the lease token is not the task's current one, when the upload
+   * starts or when it ends (nothing is stored); RESOURCE_EXHAUSTED if the
+   * size exceeds the gateway's artifact limit (`ANVIL_MAX_ARTIFACT_BYTES`);
+   * INVALID_ARGUMENT if the first message is not a header, a later one is,
+   * or the bytes sent differ from the declared size.
+   *
+   * @generated from rpc anvil.operations.v1.WorkerService.UploadArtifact
+   */
+  uploadArtifact: {
+    methodKind: "client_streaming";
+    input: typeof UploadArtifactRequestSchema;
+    output: typeof UploadArtifactResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_anvil_operations_v1_operations, 1);
