@@ -11,6 +11,7 @@ import * as auditEvents from "./20261129002000_audit_events.js";
 import * as housekeepingIndexes from "./20261129003000_housekeeping_indexes.js";
 import * as taskTraceParent from "./20261129005000_task_trace_parent.js";
 import * as webhooks from "./20261129006000_webhooks.js";
+import * as artifacts from "./20261129007000_artifacts.js";
 
 /**
  * Every migration, by name; names sort in the order they apply. Listed
@@ -30,4 +31,5 @@ export const migrations: Record<string, Migration> = {
   "20261129003000_housekeeping_indexes": housekeepingIndexes,
   "20261129005000_task_trace_parent": taskTraceParent,
   "20261129006000_webhooks": webhooks,
+  "20261129007000_artifacts": artifacts,
 };

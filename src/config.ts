@@ -25,6 +25,8 @@ export interface Config {
   readonly maxRequestBytes: number;
   /** Largest webhook delivery body accepted, in bytes: deliveries are read before they are authenticated, so the cap is small. */
   readonly maxWebhookBytes: number;
+  /** Largest artifact a task may upload, in bytes (streamed: never a request body held whole). */
+  readonly maxArtifactBytes: number;
   /** How long each phase of a connection may take (see ConnectionLimits). */
   readonly connectionLimits: ConnectionLimits;
   /** Pool size for PostgreSQL. */
@@ -174,6 +176,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tlsKey: env.TLS_KEY || undefined,
     maxRequestBytes: int(env, "ANVIL_MAX_REQUEST_BYTES", 10 * 1024 * 1024, 1024, 1024 ** 3),
     maxWebhookBytes: int(env, "ANVIL_MAX_WEBHOOK_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
+    maxArtifactBytes: int(env, "ANVIL_MAX_ARTIFACT_BYTES", 100 * 1024 * 1024, 1, 1024 ** 4),
     connectionLimits: connectionLimits({
       sniffTimeoutMs: int(env, "ANVIL_SNIFF_TIMEOUT_MS", 10_000, 10, 600_000),
       headersTimeoutMs: int(env, "ANVIL_HEADERS_TIMEOUT_MS", 15_000, 10, 600_000),

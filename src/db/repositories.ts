@@ -1,5 +1,6 @@
 import type { Transaction } from "kysely";
 import { InternalError } from "../shared/errors.js";
+import { ArtifactRepository } from "../artifacts/artifact.repository.js";
 import { ApiKeyRepository } from "../apikeys/api-key.repository.js";
 import { AuditRepository } from "../audit/audit.repository.js";
 import { AgentRepository } from "../agents/agent.repository.js";
@@ -35,6 +36,7 @@ export class Repositories {
   #apiKeys?: ApiKeyRepository;
   #audit?: AuditRepository;
   #webhooks?: WebhookRepository;
+  #artifacts?: ArtifactRepository;
 
   constructor(trx: Transaction<Database>, tenant: string, afterCommit: Array<() => void>) {
     this.#trx = trx;
@@ -97,6 +99,11 @@ export class Repositories {
   get webhooks(): WebhookRepository {
     const trx = this.#live();
     return (this.#webhooks ??= new WebhookRepository(trx, this.#tenant));
+  }
+
+  get artifacts(): ArtifactRepository {
+    const trx = this.#live();
+    return (this.#artifacts ??= new ArtifactRepository(trx, this.#tenant));
   }
 
   /** Runs `hook` after the transaction commits (never if it rolls back). */

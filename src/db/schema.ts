@@ -1,3 +1,4 @@
+import type { ArtifactChunkTable, ArtifactTable } from "../artifacts/artifact.table.js";
 import type { ApiKeyTable } from "../apikeys/api-key.table.js";
 import type { AuditEventTable } from "../audit/audit-event.table.js";
 import type { AgentTable } from "../agents/agent.table.js";
@@ -27,4 +28,6 @@ export interface Database {
   api_keys: ApiKeyTable;
   audit_events: AuditEventTable;
   webhooks: WebhookTable;
+  artifacts: ArtifactTable;
+  artifact_chunks: ArtifactChunkTable;
 }

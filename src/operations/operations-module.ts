@@ -14,6 +14,7 @@ import { StreamSlots } from "./stream-slots.js";
 import { TaskLifecycle } from "./task-lifecycle.js";
 import { WorkersHandler } from "./workers.handler.js";
 import { WorkersService } from "./workers.service.js";
+import { ArtifactsService } from "../artifacts/artifacts.service.js";
 
 /** Everything the operations capability is configured with. */
 export interface OperationsSettings {
@@ -22,6 +23,8 @@ export interface OperationsSettings {
   readonly maxStreamsPerPrincipal: number;
   /** Claims one credential may have waiting at once on this instance (a fleet of workers shares one key). */
   readonly maxClaimWaitsPerCredential: number;
+  /** Largest artifact a task may upload, in bytes. */
+  readonly maxArtifactBytes: number;
   /** Told of claims, expiries, retries and completions (the metrics). */
   readonly events?: QueueEvents;
 }
@@ -36,6 +39,8 @@ export class OperationsModule {
   readonly starter: OperationStarter;
   readonly operationsHandler: OperationsHandler;
   readonly workersHandler: WorkersHandler;
+  /** Artifact uploads and downloads, for the HTTP routes beside the RPCs (src/server/artifacts/). */
+  readonly artifacts: ArtifactsService;
   readonly hub: NotificationHub;
   readonly slots: StreamSlots;
   /** ClaimTask calls waiting for a task on this instance, per credential. */
@@ -54,11 +59,13 @@ export class OperationsModule {
     this.claimWaits = new StreamSlots(settings.maxClaimWaitsPerCredential, "waiting claims");
     this.starter = new OperationStarter(settings.queue);
     const watcher = new OperationWatcher(uow, hub, settings.watch);
-    this.operationsHandler = new OperationsHandler(new OperationsService(uow, pager, lifecycle), watcher, this.slots, calls);
+    this.artifacts = new ArtifactsService(uow, pager, lifecycle, settings.maxArtifactBytes);
+    this.operationsHandler = new OperationsHandler(new OperationsService(uow, pager, lifecycle), watcher, this.slots, calls, this.artifacts);
     this.workersHandler = new WorkersHandler(
       new WorkersService(uow, lifecycle, hub, settings.watch.pollMs, settings.watch.keepAliveMs),
       calls,
       this.claimWaits,
+      this.artifacts,
     );
   }
 

@@ -2,6 +2,13 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
+  type DownloadArtifactRequest,
+  type DownloadArtifactResponse,
+  DownloadArtifactRequestSchema,
+  DownloadArtifactResponseSchema,
+  type ListArtifactsRequest,
+  type ListArtifactsResponse,
+  ListArtifactsResponseSchema,
   type CancelOperationRequest,
   type CancelOperationResponse,
   CancelOperationResponseSchema,
@@ -21,6 +28,8 @@ import {
   WatchOperationResponseSchema,
 } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { requestContext } from "../rpc/request-context.js";
+import { toArtifactMessage } from "../artifacts/artifact-messages.js";
+import type { ArtifactsService } from "../artifacts/artifacts.service.js";
 import { compileRequestValidator } from "../rpc/validation/field-rules.js";
 import { credentialName } from "../auth/principal.js";
 import { InvalidArgumentError } from "../shared/errors.js";
@@ -33,6 +42,7 @@ import type { StreamSlots } from "./stream-slots.js";
 // The validation interceptor checks unary requests only; a server stream's
 // single request is checked here, against the same proto rules.
 const validateWatch = compileRequestValidator(WatchOperationRequestSchema);
+const validateDownload = compileRequestValidator(DownloadArtifactRequestSchema);
 
 /** OperationService over the wire: converts proto ⇄ domain and nothing else. */
 export class OperationsHandler implements ServiceImpl<typeof OperationService> {
@@ -40,10 +50,12 @@ export class OperationsHandler implements ServiceImpl<typeof OperationService> {
   readonly #watcher: OperationWatcher;
   readonly #slots: StreamSlots;
   readonly #calls: DrainSignals;
+  readonly #artifacts: ArtifactsService;
 
   /** `calls` abort when the instance drains: watches then end early, with UNAVAILABLE. */
-  constructor(operations: OperationsService, watcher: OperationWatcher, slots: StreamSlots, calls: DrainSignals) {
+  constructor(operations: OperationsService, watcher: OperationWatcher, slots: StreamSlots, calls: DrainSignals, artifacts: ArtifactsService) {
     this.#operations = operations;
+    this.#artifacts = artifacts;
     this.#watcher = watcher;
     this.#slots = slots;
     this.#calls = calls;
@@ -71,10 +83,7 @@ export class OperationsHandler implements ServiceImpl<typeof OperationService> {
   }
 
   async *watchOperation(req: WatchOperationRequest, ctx: HandlerContext): AsyncGenerator<WatchOperationResponse> {
-    const violations = await validateWatch(req);
-    if (violations.length > 0) {
-      throw new InvalidArgumentError(`invalid request: ${violations.map((v) => `${v.field} ${v.description}`).join("; ")}`, violations);
-    }
+    await throwViolations(validateWatch(req));
     const context = requestContext(ctx);
     const release = this.#slots.acquire(credentialName(context.credential));
     const call = this.#calls.open(ctx.signal);
@@ -88,5 +97,25 @@ export class OperationsHandler implements ServiceImpl<typeof OperationService> {
       call.close();
       release();
     }
+  }
+
+  async listArtifacts(req: ListArtifactsRequest, ctx: HandlerContext): Promise<ListArtifactsResponse> {
+    const page = await this.#artifacts.list(requestContext(ctx), req.operationId, { pageSize: req.pageSize, pageToken: req.pageToken });
+    return create(ListArtifactsResponseSchema, { artifacts: page.items.map(toArtifactMessage), nextPageToken: page.nextPageToken });
+  }
+
+  async *downloadArtifact(req: DownloadArtifactRequest, ctx: HandlerContext): AsyncGenerator<DownloadArtifactResponse> {
+    await throwViolations(validateDownload(req));
+    const download = await this.#artifacts.download(requestContext(ctx), req.operationId, req.name, Number(req.offset), Number(req.limit));
+    yield create(DownloadArtifactResponseSchema, { item: { case: "artifact", value: toArtifactMessage(download.artifact) } });
+    for await (const chunk of download.bytes) yield create(DownloadArtifactResponseSchema, { item: { case: "chunk", value: chunk } });
+  }
+}
+
+/** A stream's request checked against its proto rules (the validation interceptor checks unary requests only). */
+async function throwViolations(check: ReturnType<typeof validateWatch>): Promise<void> {
+  const violations = await check;
+  if (violations.length > 0) {
+    throw new InvalidArgumentError(`invalid request: ${violations.map((v) => `${v.field} ${v.description}`).join("; ")}`, violations);
   }
 }

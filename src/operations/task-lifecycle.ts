@@ -200,6 +200,15 @@ export class TaskLifecycle {
     return tasks.map((t) => released.get(t.id) ?? t);
   }
 
+  /**
+   * The task and its (row-locked) operation, if `leaseToken` is the task's
+   * current lease; FAILED_PRECONDITION (`LEASE_LOST`) otherwise — the refusal
+   * every call of a fenced worker gets (artifact uploads check it too).
+   */
+  holding(tx: Repositories, taskId: string, leaseToken: string): Promise<{ operation: Operation; task: Task }> {
+    return this.#leased(tx, taskId, leaseToken);
+  }
+
   /** The task and its (row-locked) operation, if `leaseToken` is the task's current lease; FAILED_PRECONDITION otherwise. */
   async #leased(tx: Repositories, taskId: string, leaseToken: string): Promise<{ operation: Operation; task: Task }> {
     // The operation found through its task and locked in one statement, then the task: the one lock order.

@@ -18,6 +18,9 @@ import {
   StreamTasksRequestSchema,
   type StreamTasksResponse,
   StreamTasksResponseSchema,
+  type UploadArtifactRequest,
+  type UploadArtifactResponse,
+  UploadArtifactResponseSchema,
   type WorkerService,
 } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { credentialName } from "../auth/principal.js";
@@ -25,6 +28,8 @@ import { toStatus } from "../rpc/error-mapping.js";
 import { requestContext } from "../rpc/request-context.js";
 import { compileRequestValidator } from "../rpc/validation/field-rules.js";
 import { FailedPreconditionError, InvalidArgumentError, type NotFoundError } from "../shared/errors.js";
+import { splitUpload, toArtifactMessage } from "../artifacts/artifact-messages.js";
+import type { ArtifactsService } from "../artifacts/artifacts.service.js";
 import type { DrainSignals } from "./drain-signals.js";
 import { durationMs, logLevels, operationStates, toOperationMessage, toTaskMessage } from "./operation-messages.js";
 import type { StreamSlots } from "./stream-slots.js";
@@ -39,9 +44,11 @@ export class WorkersHandler implements ServiceImpl<typeof WorkerService> {
   readonly #workers: WorkersService;
   readonly #calls: DrainSignals;
   readonly #waits: StreamSlots;
+  readonly #artifacts: ArtifactsService;
 
   /** `calls` abort when the instance drains: waiting claims then return empty. `waits` caps waiting claims per credential. */
-  constructor(workers: WorkersService, calls: DrainSignals, waits: StreamSlots) {
+  constructor(workers: WorkersService, calls: DrainSignals, waits: StreamSlots, artifacts: ArtifactsService) {
+    this.#artifacts = artifacts;
     this.#workers = workers;
     this.#calls = calls;
     this.#waits = waits;
@@ -117,6 +124,12 @@ export class WorkersHandler implements ServiceImpl<typeof WorkerService> {
         : { taskId: a.taskId, operationId: a.operation.id, operationState: operationStates.toMessage(a.operation.state) },
     );
     return create(BatchCompleteTasksResponseSchema, { results });
+  }
+
+  async uploadArtifact(requests: AsyncIterable<UploadArtifactRequest>, ctx: HandlerContext): Promise<UploadArtifactResponse> {
+    const { header, content } = await splitUpload(requests);
+    const artifact = await this.#artifacts.upload(requestContext(ctx), header, content);
+    return create(UploadArtifactResponseSchema, { artifact: toArtifactMessage(artifact) });
   }
 }
 

@@ -1,4 +1,4 @@
-import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { create, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import type { ContextValues, Interceptor } from "@connectrpc/connect";
 import type { ChangeAudit, NewAuditEvent } from "../audit/audit-event.js";
@@ -30,7 +30,16 @@ export function mutatingMethods(services: readonly DescService[]): ReadonlySet<D
 export function auditInterceptor(mutating: ReadonlySet<DescMethod>, refusals: RefusalAudit): Interceptor {
   return (next) => async (req) => {
     if (mutating.has(req.method) && !req.stream) {
-      req.contextValues.set(changeAuditKey, new CallChangeAudit(req.method, req.message, req.header, req.contextValues));
+      const message = req.message;
+      req.contextValues.set(changeAuditKey, new CallChangeAudit(req.method, () => message, req.header, req.contextValues));
+    } else if (req.stream && mutating.has(req.method) && req.method.methodKind === "client_streaming") {
+      // A client stream (an artifact upload) is audited with its first
+      // message, the header that says what is changed; the handler has read
+      // it before any of its transactions writes.
+      const first: { message?: Parameters<typeof redactedJson>[1] } = {};
+      const stream = req;
+      req = { ...stream, message: rememberFirst(stream.message, first) };
+      req.contextValues.set(changeAuditKey, new CallChangeAudit(req.method, () => first.message ?? create(req.method.input), req.header, req.contextValues));
     }
     // A mutating server stream (StreamTasks leases tasks) is audited like a
     // unary call: its one request is read before the handler runs, and its
@@ -57,7 +66,7 @@ export function auditInterceptor(mutating: ReadonlySet<DescMethod>, refusals: Re
 /** The request messages of a stream, each setting the call's ChangeAudit as it is read. */
 async function* auditedAsRead<I>(method: DescMethod, messages: AsyncIterable<I>, headers: HeaderSource, values: ContextValues): AsyncIterable<I> {
   for await (const message of messages) {
-    values.set(changeAuditKey, new CallChangeAudit(method, message as Parameters<typeof redactedJson>[1], headers, values));
+    values.set(changeAuditKey, new CallChangeAudit(method, () => message as Parameters<typeof redactedJson>[1], headers, values));
     yield message;
   }
 }
@@ -70,13 +79,13 @@ async function* auditedAsRead<I>(method: DescMethod, messages: AsyncIterable<I>,
  */
 class CallChangeAudit implements ChangeAudit {
   readonly #method: DescMethod;
-  readonly #message: Parameters<typeof redactedJson>[1];
+  readonly #message: () => Parameters<typeof redactedJson>[1];
   readonly #headers: HeaderSource;
   readonly #values: ContextValues;
   #base: Omit<NewAuditEvent, "time" | "resourceIds"> | undefined;
   #requestIds: string[] = [];
 
-  constructor(method: DescMethod, message: Parameters<typeof redactedJson>[1], headers: HeaderSource, values: ContextValues) {
+  constructor(method: DescMethod, message: () => Parameters<typeof redactedJson>[1], headers: HeaderSource, values: ContextValues) {
     this.#method = method;
     this.#message = message;
     this.#headers = headers;
@@ -90,7 +99,7 @@ class CallChangeAudit implements ChangeAudit {
 
   #make(): Omit<NewAuditEvent, "time" | "resourceIds"> {
     const principal = this.#values.get(principalKey);
-    this.#requestIds = requestResourceIds(this.#method.input, this.#message);
+    this.#requestIds = requestResourceIds(this.#method.input, this.#message());
     return {
       tenant: principal?.tenant ?? "",
       kind: "mutation",
@@ -104,8 +113,20 @@ class CallChangeAudit implements ChangeAudit {
       outcome: 0,
       clientAddress: this.#values.get(clientAddressKey),
       userAgent: userAgentOf(this.#headers),
-      parameters: redactedJson(this.#method.input, this.#message),
+      parameters: redactedJson(this.#method.input, this.#message()),
       droppedCount: 0,
     };
+  }
+}
+
+/** The stream's messages, unchanged, with the first one kept in `first`. */
+async function* rememberFirst<T>(messages: AsyncIterable<T>, first: { message?: unknown }): AsyncGenerator<T> {
+  let seen = false;
+  for await (const m of messages) {
+    if (!seen) {
+      first.message = m;
+      seen = true;
+    }
+    yield m;
   }
 }

@@ -296,5 +296,6 @@ function operationsSettings(config: Config) {
     watch: { pollMs: config.operationsPollMs, keepAliveMs: config.watchKeepAliveMs, batchSize: 100 },
     maxStreamsPerPrincipal: config.maxStreamsPerPrincipal,
     maxClaimWaitsPerCredential: config.maxClaimWaitsPerCredential,
+    maxArtifactBytes: config.maxArtifactBytes,
   };
 }

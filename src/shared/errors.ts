@@ -108,6 +108,11 @@ export class ResourceExhaustedError extends DomainError {
   readonly reason: string = "RESOURCE_EXHAUSTED";
 }
 
+/** A position past the end was asked for (a byte range beyond a file). */
+export class OutOfRangeError extends DomainError {
+  readonly reason = "OUT_OF_RANGE";
+}
+
 /** The limit that refused a call, as plain facts for the error's details. */
 export interface RefusingLimit {
   /** The policy's name: the tier, or `ip` for callers without a valid credential. */

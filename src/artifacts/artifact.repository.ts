@@ -1,0 +1,120 @@
+import { randomUUID } from "node:crypto";
+import type { Selectable, Transaction } from "kysely";
+import type { Database } from "../db/schema.js";
+import { NotFoundError } from "../shared/errors.js";
+import type { Artifact } from "./artifact.js";
+import type { ArtifactTable } from "./artifact.table.js";
+
+/**
+ * Queries over `artifacts` and `artifact_chunks`, within one transaction and
+ * one tenant. Chunks are written and read one at a time: no query ever
+ * carries a whole file.
+ */
+export class ArtifactRepository {
+  readonly #trx: Transaction<Database>;
+  readonly #tenant: string;
+
+  constructor(trx: Transaction<Database>, tenant: string) {
+    this.#trx = trx;
+    this.#tenant = tenant;
+  }
+
+  /** A new artifact in state `uploading`; invisible until `finish`. Returns its id. */
+  async begin(operationId: string, taskId: string, name: string, contentType: string, chunkBytes: number): Promise<string> {
+    const id = randomUUID();
+    await this.#trx
+      .insertInto("artifacts")
+      .values({ tenant_id: this.#tenant, id, operation_id: operationId, task_id: taskId, name, content_type: contentType, chunk_bytes: chunkBytes, state: "uploading" })
+      .execute();
+    return id;
+  }
+
+  /** Stores chunk `seq` of an uploading artifact. */
+  async putChunk(artifactId: string, seq: number, data: Uint8Array): Promise<void> {
+    await this.#trx.insertInto("artifact_chunks").values({ tenant_id: this.#tenant, artifact_id: artifactId, seq, data }).execute();
+    // Keeps the upload from looking abandoned to housekeeping while it runs.
+    if (seq % 64 === 0) await this.#trx.updateTable("artifacts").set({ update_time: new Date() }).where("tenant_id", "=", this.#tenant).where("id", "=", artifactId).execute();
+  }
+
+  /**
+   * Makes an uploaded artifact visible, replacing a ready artifact of the
+   * same name in its operation (deleted with its chunks).
+   */
+  async finish(artifactId: string, sizeBytes: number, sha256: string): Promise<Artifact> {
+    const upload = await this.#trx.selectFrom("artifacts").selectAll().where("tenant_id", "=", this.#tenant).where("id", "=", artifactId).executeTakeFirst();
+    if (upload === undefined) throw new NotFoundError("artifact upload", artifactId);
+    await this.#trx
+      .deleteFrom("artifacts")
+      .where("tenant_id", "=", this.#tenant)
+      .where("operation_id", "=", upload.operation_id)
+      .where("name", "=", upload.name)
+      .where("state", "=", "ready")
+      .execute();
+    const row = await this.#trx
+      .updateTable("artifacts")
+      .set({ state: "ready", size_bytes: sizeBytes, sha256, update_time: new Date() })
+      .where("tenant_id", "=", this.#tenant)
+      .where("id", "=", artifactId)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toArtifact(row);
+  }
+
+  /** Deletes an upload that failed, with the chunks it stored. */
+  async discard(artifactId: string): Promise<void> {
+    await this.#trx.deleteFrom("artifacts").where("tenant_id", "=", this.#tenant).where("id", "=", artifactId).where("state", "=", "uploading").execute();
+  }
+
+  /** The ready artifact `name` of the operation, or NOT_FOUND. */
+  async get(operationId: string, name: string): Promise<Artifact> {
+    const row = await this.#trx
+      .selectFrom("artifacts")
+      .selectAll()
+      .where("tenant_id", "=", this.#tenant)
+      .where("operation_id", "=", operationId)
+      .where("name", "=", name)
+      .where("state", "=", "ready")
+      .executeTakeFirst();
+    if (row === undefined) throw new NotFoundError("artifact", `operations/${operationId}/artifacts/${name}`);
+    return toArtifact(row);
+  }
+
+  /** Up to `limit` ready artifacts of the operation, by name, after `after`. */
+  async list(operationId: string, limit: number, after: string | undefined): Promise<Artifact[]> {
+    let query = this.#trx
+      .selectFrom("artifacts")
+      .selectAll()
+      .where("tenant_id", "=", this.#tenant)
+      .where("operation_id", "=", operationId)
+      .where("state", "=", "ready");
+    if (after !== undefined) query = query.where("name", ">", after);
+    return (await query.orderBy("name").limit(limit).execute()).map(toArtifact);
+  }
+
+  /** Chunk `seq` of an artifact; NOT_FOUND when it is gone (the artifact was replaced or deleted meanwhile). */
+  async chunk(artifactId: string, seq: number): Promise<Uint8Array> {
+    const row = await this.#trx
+      .selectFrom("artifact_chunks")
+      .select("data")
+      .where("tenant_id", "=", this.#tenant)
+      .where("artifact_id", "=", artifactId)
+      .where("seq", "=", seq)
+      .executeTakeFirst();
+    if (row === undefined) throw new NotFoundError("artifact chunk", `${artifactId}/${seq}`);
+    return row.data;
+  }
+}
+
+function toArtifact(row: Selectable<ArtifactTable>): Artifact {
+  return {
+    id: row.id,
+    operationId: row.operation_id,
+    taskId: row.task_id,
+    name: row.name,
+    contentType: row.content_type,
+    sizeBytes: Number(row.size_bytes),
+    chunkBytes: row.chunk_bytes,
+    sha256: row.sha256 ?? "",
+    createTime: row.create_time,
+  };
+}

@@ -1,0 +1,37 @@
+/** A file a task attached to its operation. Only ready artifacts are ever shown. */
+export interface Artifact {
+  readonly id: string;
+  readonly operationId: string;
+  readonly taskId: string;
+  readonly name: string;
+  readonly contentType: string;
+  readonly sizeBytes: number;
+  /** Every chunk but the last holds exactly this many bytes. */
+  readonly chunkBytes: number;
+  /** Hex SHA-256 of the content. */
+  readonly sha256: string;
+  readonly createTime: Date;
+}
+
+/** What an upload declares before its first byte. */
+export interface ArtifactHeader {
+  readonly taskId: string;
+  readonly leaseToken: string;
+  readonly name: string;
+  /** Empty: `application/octet-stream`. */
+  readonly contentType: string;
+  /** The bytes the content will have; undefined when not known in advance (a chunked PUT). */
+  readonly sizeBytes: number | undefined;
+}
+
+/** A byte range of an artifact: `[start, end)`. */
+export interface ByteRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** Bytes per stored chunk: large enough for few rows, small enough to hold one per transfer. */
+export const artifactChunkBytes = 256 * 1024;
+
+/** Names are one path segment, safe in a URL and a `Content-Disposition`: no `/`, no leading dot. */
+export const artifactNamePattern = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$/;

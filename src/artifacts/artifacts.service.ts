@@ -1,0 +1,154 @@
+import { createHash } from "node:crypto";
+import type { UnitOfWork } from "../db/unit-of-work.js";
+import type { TaskLifecycle } from "../operations/task-lifecycle.js";
+import { InvalidArgumentError, OutOfRangeError, ResourceExhaustedError } from "../shared/errors.js";
+import type { KeysetPager, KeysetQuery } from "../shared/keyset-pager.js";
+import type { Page, PageRequest } from "../shared/pagination.js";
+import type { Scope } from "../shared/scope.js";
+import { type Artifact, type ArtifactHeader, artifactChunkBytes, artifactNamePattern, type ByteRange } from "./artifact.js";
+
+function artifactsOf(operationId: string): KeysetQuery<Artifact> {
+  return { query: `operations/${operationId}/artifacts`, shape: ["string"], keyOf: (a) => [a.name] };
+}
+
+/** A download: the artifact, the byte range served, and those bytes, read a chunk at a time as they are pulled. */
+export interface ArtifactDownload {
+  readonly artifact: Artifact;
+  readonly range: ByteRange;
+  readonly bytes: AsyncIterable<Uint8Array>;
+}
+
+/**
+ * The artifact use cases. An upload is several short transactions, never
+ * one long one: the first checks the lease and opens the upload, each
+ * stored chunk is one more, and the last checks the lease again and makes
+ * the artifact visible (the change that is audited). A long transaction
+ * would pin a connection — the embedded database's only one — for as long
+ * as a client takes to send its file. Downloads read one chunk per
+ * statement, as the client takes them.
+ */
+export class ArtifactsService {
+  readonly #uow: UnitOfWork;
+  readonly #pager: KeysetPager;
+  readonly #lifecycle: TaskLifecycle;
+  readonly #maxBytes: number;
+
+  constructor(uow: UnitOfWork, pager: KeysetPager, lifecycle: TaskLifecycle, maxBytes: number) {
+    this.#uow = uow;
+    this.#pager = pager;
+    this.#lifecycle = lifecycle;
+    this.#maxBytes = maxBytes;
+  }
+
+  /** The largest artifact accepted, in bytes. */
+  get maxBytes(): number {
+    return this.#maxBytes;
+  }
+
+  /**
+   * Stores `content` as the artifact `header` names, attached to the
+   * operation of the leased task. FAILED_PRECONDITION (`LEASE_LOST`) when the
+   * lease is not held at the start or at the end; RESOURCE_EXHAUSTED past
+   * the size limit; INVALID_ARGUMENT when the bytes differ from the declared
+   * size. Whatever fails, nothing stays stored.
+   */
+  async upload(scope: Scope, header: ArtifactHeader, content: AsyncIterable<Uint8Array>): Promise<Artifact> {
+    if (!artifactNamePattern.test(header.name)) throw InvalidArgumentError.field("header.name", "must be letters, digits, '.', '_' or '-', not starting with '.', at most 255 characters");
+    if (header.sizeBytes !== undefined && header.sizeBytes > this.#maxBytes) throw this.#tooLarge();
+    const unaudited: Scope = { tenant: scope.tenant, deadline: scope.deadline };
+    const contentType = header.contentType || "application/octet-stream";
+    const id = await this.#uow.transact(unaudited, async (tx) => {
+      const { task } = await this.#lifecycle.holding(tx, header.taskId, header.leaseToken);
+      return tx.artifacts.begin(task.operationId, task.id, header.name, contentType, artifactChunkBytes);
+    });
+    try {
+      const hash = createHash("sha256");
+      let size = 0;
+      let seq = 0;
+      for await (const chunk of rechunk(content, artifactChunkBytes)) {
+        size += chunk.byteLength;
+        if (size > this.#maxBytes) throw this.#tooLarge();
+        if (header.sizeBytes !== undefined && size > header.sizeBytes) throw InvalidArgumentError.field("header.size_bytes", `the content is longer than the declared ${header.sizeBytes} bytes`);
+        hash.update(chunk);
+        const n = seq++;
+        await this.#uow.transact(unaudited, (tx) => tx.artifacts.putChunk(id, n, chunk));
+      }
+      if (header.sizeBytes !== undefined && size !== header.sizeBytes) {
+        throw InvalidArgumentError.field("header.size_bytes", `the content has ${size} bytes, not the declared ${header.sizeBytes}`);
+      }
+      const sha256 = hash.digest("hex");
+      return await this.#uow.transact(scope, async (tx) => {
+        // A worker fenced while it sent the file stores nothing.
+        await this.#lifecycle.holding(tx, header.taskId, header.leaseToken);
+        return tx.artifacts.finish(id, size, sha256);
+      });
+    } catch (err) {
+      // Without the deadline: it may be what failed the upload, and the stored chunks must go regardless.
+      await this.#uow.transact({ tenant: scope.tenant }, (tx) => tx.artifacts.discard(id)).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** The operation's ready artifacts by name; NOT_FOUND when the operation does not exist. */
+  list(scope: Scope, operationId: string, page: PageRequest): Promise<Page<Artifact>> {
+    return this.#pager.page(scope, page, artifactsOf(operationId), (limit, after) =>
+      this.#uow.read(scope, async (tx) => {
+        const artifacts = await tx.artifacts.list(operationId, limit, after?.[0] as string | undefined);
+        if (artifacts.length === 0) await tx.operations.get(operationId);
+        return artifacts;
+      }),
+    );
+  }
+
+  /**
+   * The artifact and the bytes `[offset, offset + limit)` (limit 0: to the
+   * end). NOT_FOUND when the operation or artifact does not exist in the
+   * tenant; OUT_OF_RANGE when `offset` is past the end.
+   */
+  async download(scope: Scope, operationId: string, name: string, offset: number, limit: number): Promise<ArtifactDownload> {
+    const artifact = await this.#uow.read(scope, (tx) => tx.artifacts.get(operationId, name));
+    if (offset > artifact.sizeBytes) throw new OutOfRangeError(`offset ${offset} is past the end of the ${artifact.sizeBytes}-byte artifact`);
+    const end = limit === 0 ? artifact.sizeBytes : Math.min(artifact.sizeBytes, offset + limit);
+    const range = { start: offset, end };
+    return { artifact, range, bytes: this.#bytes(scope, artifact, range) };
+  }
+
+  async *#bytes(scope: Scope, artifact: Artifact, range: ByteRange): AsyncGenerator<Uint8Array> {
+    const size = artifact.chunkBytes;
+    for (let seq = Math.floor(range.start / size); seq * size < range.end; seq++) {
+      const data = await this.#uow.read({ tenant: scope.tenant }, (tx) => tx.artifacts.chunk(artifact.id, seq));
+      const from = Math.max(0, range.start - seq * size);
+      const to = Math.min(data.byteLength, range.end - seq * size);
+      yield from === 0 && to === data.byteLength ? data : data.subarray(from, to);
+    }
+  }
+
+  #tooLarge(): ResourceExhaustedError {
+    return new ResourceExhaustedError(`an artifact may have at most ${this.#maxBytes} bytes`, { limit: String(this.#maxBytes) });
+  }
+}
+
+/**
+ * The bytes of `content` regrouped into chunks of exactly `size` bytes (the
+ * last one shorter), copying into one buffer per chunk: at most one chunk is
+ * held, however the sender cut its messages.
+ */
+export async function* rechunk(content: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+  let buffer = Buffer.allocUnsafe(size);
+  let filled = 0;
+  for await (const piece of content) {
+    let at = 0;
+    while (at < piece.byteLength) {
+      const n = Math.min(size - filled, piece.byteLength - at);
+      buffer.set(piece.subarray(at, at + n), filled);
+      filled += n;
+      at += n;
+      if (filled === size) {
+        yield buffer;
+        buffer = Buffer.allocUnsafe(size);
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) yield buffer.subarray(0, filled);
+}
