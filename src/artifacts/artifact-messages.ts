@@ -37,7 +37,7 @@ export async function splitUpload(messages: AsyncIterable<UploadArtifactRequest>
     throw new InvalidArgumentError(`invalid request: ${violations.map((v) => `${v.field} ${v.description}`).join("; ")}`, violations);
   }
   const h = first.value.item.value;
-  const header = { taskId: h.taskId, leaseToken: h.leaseToken, name: h.name, contentType: h.contentType, sizeBytes: Number(h.sizeBytes) };
+  const header = { taskId: h.taskId, leaseToken: h.leaseToken, name: h.name, contentType: h.contentType, sizeBytes: h.sizeBytes === undefined ? undefined : Number(h.sizeBytes) };
   async function* content(): AsyncGenerator<Uint8Array> {
     for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) {
       if (next.value.item.case !== "chunk") throw InvalidArgumentError.field("chunk", "every message after the header must be a chunk");

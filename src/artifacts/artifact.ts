@@ -35,3 +35,21 @@ export const artifactChunkBytes = 256 * 1024;
 
 /** Names are one path segment, safe in a URL and a `Content-Disposition`: no `/`, no leading dot. */
 export const artifactNamePattern = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$/;
+
+/** Which bytes a download asks for: `[offset, offset + limit)` (limit 0: to the end), or the last `suffixBytes`. */
+export interface RangeRequest {
+  readonly offset: number;
+  readonly limit: number;
+  /** 0: unset. */
+  readonly suffixBytes: number;
+}
+
+/**
+ * The bytes of a `size`-byte artifact that `request` selects; undefined when
+ * `offset` is past the end. An offset at the very end selects nothing.
+ */
+export function resolveRange(size: number, request: RangeRequest): ByteRange | undefined {
+  if (request.suffixBytes > 0) return { start: Math.max(0, size - request.suffixBytes), end: size };
+  if (request.offset > size) return undefined;
+  return { start: request.offset, end: request.limit === 0 ? size : Math.min(size, request.offset + request.limit) };
+}

@@ -5,16 +5,16 @@ import { InvalidArgumentError, OutOfRangeError, ResourceExhaustedError } from ".
 import type { KeysetPager, KeysetQuery } from "../shared/keyset-pager.js";
 import type { Page, PageRequest } from "../shared/pagination.js";
 import type { Scope } from "../shared/scope.js";
-import { type Artifact, type ArtifactHeader, artifactChunkBytes, artifactNamePattern, type ByteRange } from "./artifact.js";
+import { type Artifact, type ArtifactHeader, artifactChunkBytes, artifactNamePattern, type ByteRange, type RangeRequest, resolveRange } from "./artifact.js";
 
 function artifactsOf(operationId: string): KeysetQuery<Artifact> {
   return { query: `operations/${operationId}/artifacts`, shape: ["string"], keyOf: (a) => [a.name] };
 }
 
-/** A download: the artifact, the byte range served, and those bytes, read a chunk at a time as they are pulled. */
+/** A download: the artifact, the byte range served (undefined: unsatisfiable), and those bytes, read a chunk at a time as they are pulled. */
 export interface ArtifactDownload {
   readonly artifact: Artifact;
-  readonly range: ByteRange;
+  readonly range: ByteRange | undefined;
   readonly bytes: AsyncIterable<Uint8Array>;
 }
 
@@ -101,16 +101,16 @@ export class ArtifactsService {
   }
 
   /**
-   * The artifact and the bytes `[offset, offset + limit)` (limit 0: to the
-   * end). NOT_FOUND when the operation or artifact does not exist in the
-   * tenant; OUT_OF_RANGE when `offset` is past the end.
+   * The artifact and the bytes of `request`'s range, pulled a chunk at a
+   * time. NOT_FOUND when the operation or artifact does not exist in the
+   * tenant; the range is undefined (unsatisfiable) when `offset` is past
+   * the end.
    */
-  async download(scope: Scope, operationId: string, name: string, offset: number, limit: number): Promise<ArtifactDownload> {
+  async download(scope: Scope, operationId: string, name: string, request: RangeRequest): Promise<ArtifactDownload> {
+    if (request.suffixBytes > 0 && (request.offset > 0 || request.limit > 0)) throw InvalidArgumentError.field("suffix_bytes", "cannot be combined with offset or limit");
     const artifact = await this.#uow.read(scope, (tx) => tx.artifacts.get(operationId, name));
-    if (offset > artifact.sizeBytes) throw new OutOfRangeError(`offset ${offset} is past the end of the ${artifact.sizeBytes}-byte artifact`);
-    const end = limit === 0 ? artifact.sizeBytes : Math.min(artifact.sizeBytes, offset + limit);
-    const range = { start: offset, end };
-    return { artifact, range, bytes: this.#bytes(scope, artifact, range) };
+    const range = resolveRange(artifact.sizeBytes, request);
+    return { artifact, range, bytes: range === undefined ? pastTheEnd(artifact, request.offset) : this.#bytes(scope, artifact, range) };
   }
 
   async *#bytes(scope: Scope, artifact: Artifact, range: ByteRange): AsyncGenerator<Uint8Array> {
@@ -126,6 +126,11 @@ export class ArtifactsService {
   #tooLarge(): ResourceExhaustedError {
     return new ResourceExhaustedError(`an artifact may have at most ${this.#maxBytes} bytes`, { limit: String(this.#maxBytes) });
   }
+}
+
+/** The bytes of an unsatisfiable range: none, only OUT_OF_RANGE once pulled (the artifact itself was found). */
+async function* pastTheEnd(artifact: Artifact, offset: number): AsyncGenerator<Uint8Array> {
+  throw new OutOfRangeError(`offset ${offset} is past the end of the ${artifact.sizeBytes}-byte artifact`);
 }
 
 /**

@@ -106,7 +106,9 @@ export class OperationsHandler implements ServiceImpl<typeof OperationService> {
 
   async *downloadArtifact(req: DownloadArtifactRequest, ctx: HandlerContext): AsyncGenerator<DownloadArtifactResponse> {
     await throwViolations(validateDownload(req));
-    const download = await this.#artifacts.download(requestContext(ctx), req.operationId, req.name, Number(req.offset), Number(req.limit));
+    const range = { offset: Number(req.offset), limit: Number(req.limit), suffixBytes: Number(req.suffixBytes) };
+    const download = await this.#artifacts.download(requestContext(ctx), req.operationId, req.name, range);
+    // The description first, even for a range past the end: its size says which ranges there are.
     yield create(DownloadArtifactResponseSchema, { item: { case: "artifact", value: toArtifactMessage(download.artifact) } });
     for await (const chunk of download.bytes) yield create(DownloadArtifactResponseSchema, { item: { case: "chunk", value: chunk } });
   }

@@ -50,7 +50,8 @@ import { createWatchSocketRoute } from "./websocket/watch-socket-route.js";
 import { createWebhookDeliveryRoute } from "./webhooks/webhook-delivery-route.js";
 import { WebhookDeliveriesService } from "../webhooks/webhook-deliveries.service.js";
 import { WebhookEndpointRepository } from "../webhooks/webhook-endpoint.repository.js";
-import { OperationService } from "../../gen/anvil/operations/v1/operations_pb.js";
+import { OperationService, WorkerService } from "../../gen/anvil/operations/v1/operations_pb.js";
+import { createArtifactRoutes } from "./artifacts/artifact-routes.js";
 import { Metrics } from "../metrics/metrics.js";
 import { createMetricsRoute } from "../metrics/metrics-route.js";
 import { readQueueSnapshot } from "../metrics/queue-snapshot.js";
@@ -202,6 +203,13 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
         compressMinBytes: config.compressMinBytes,
         calls,
         log,
+      }),
+      createArtifactRoutes({
+        upload: connect.clientStreamCalls.get(WorkerService.method.uploadArtifact)!,
+        download: connect.streamCalls.get(OperationService.method.downloadArtifact)!,
+        authenticator,
+        calls,
+        compressMinBytes: config.compressMinBytes,
       }),
       createRestHandler({ routes: rest.routes, unaryCalls: connect.unaryCalls, streamCalls: connect.streamCalls, streamHandlers: connect.handlers, sse: sseBindings, authenticator, refusals, bodyLimits, compressMinBytes: config.compressMinBytes, log, calls }),
     ];

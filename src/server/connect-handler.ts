@@ -26,7 +26,7 @@ import { encodeGrpcMessageAsSpecified } from "./grpc-message-encoding.js";
 import { codeFromHttpStatus } from "@connectrpc/connect/protocol-connect";
 import type { CallMeter, RpcProtocol } from "../metrics/rpc-metrics.js";
 import { callMeterKey } from "../rpc/metrics-interceptor.js";
-import { composeServerStreamCall, isServerStreaming, type ServerStreamCall } from "./stream-call.js";
+import { type ClientStreamCall, composeClientStreamCall, composeServerStreamCall, isClientStreaming, isServerStreaming, type ServerStreamCall } from "./stream-call.js";
 import type { RefusalAudit } from "../rpc/refusal-audit.js";
 import { protocolOf } from "../rpc/call-facts.js";
 
@@ -119,6 +119,19 @@ function composeStreamCalls(services: readonly Registration[], options: ConnectR
   return calls;
 }
 
+/** The interceptor chain and implementation of every registered client-streaming method. */
+function composeClientStreamCalls(services: readonly Registration[], options: ConnectRouterOptions): Map<DescMethod, ClientStreamCall> {
+  const calls = new Map<DescMethod, ClientStreamCall>();
+  for (const { service, impl } of services) {
+    for (const method of service.methods) {
+      const fn = impl[method.localName];
+      if (!isClientStreaming(method) || typeof fn !== "function") continue;
+      calls.set(method, composeClientStreamCall(method, fn.bind(impl) as never, options.interceptors ?? []));
+    }
+  }
+  return calls;
+}
+
 /** A fast-path handler for every unary method, by request path. */
 function fastUnaryRoutes(calls: ReadonlyMap<DescMethod, UnaryCall>, options: ConnectHandlerOptions): Map<string, RouteHandler> {
   const routes = new Map<string, RouteHandler>();
@@ -155,6 +168,8 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
   unaryCalls: ReadonlyMap<DescMethod, UnaryCall>;
   /** Every server-streaming method's interceptors and implementation, for SSE and WebSocket. */
   streamCalls: ReadonlyMap<DescMethod, ServerStreamCall>;
+  /** Every client-streaming method's interceptors and implementation, for the artifact upload's plain PUT. */
+  clientStreamCalls: ReadonlyMap<DescMethod, ClientStreamCall>;
 } {
   const routerOptions = {
     acceptCompression: [compressionGzip, compressionBrotli],
@@ -239,7 +254,13 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
     answer.res = uRes;
     await universalResponseToNodeResponse(countSent(uRes, meter), res);
   }
-  return { handle, handlers: router.handlers, unaryCalls, streamCalls: composeStreamCalls(registered.services, routerOptions) };
+  return {
+    handle,
+    handlers: router.handlers,
+    unaryCalls,
+    streamCalls: composeStreamCalls(registered.services, routerOptions),
+    clientStreamCalls: composeClientStreamCalls(registered.services, routerOptions),
+  };
 }
 
 /**

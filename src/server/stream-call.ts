@@ -1,4 +1,4 @@
-import type { DescMethod, DescMethodServerStreaming, Message } from "@bufbuild/protobuf";
+import type { DescMethod, DescMethodClientStreaming, DescMethodServerStreaming, Message } from "@bufbuild/protobuf";
 import { type ContextValues, createHandlerContext, createMethodImplSpec, type Interceptor, type MethodImpl } from "@connectrpc/connect";
 import { createAsyncIterable, transformInvokeImplementation } from "@connectrpc/connect/protocol";
 
@@ -57,4 +57,43 @@ export function composeServerStreamCall(method: DescMethodServerStreaming, impl:
 /** Whether a method is server streaming (the only kind SSE and WebSocket serve). */
 export function isServerStreaming(method: DescMethod): method is DescMethodServerStreaming {
   return method.methodKind === "server_streaming";
+}
+
+/** One call of a client-streaming method through its interceptors: the single response. */
+export type ClientStreamCall = (init: StreamCallInit, input: AsyncIterable<Message>) => Promise<Message>;
+
+/**
+ * Runs a client-streaming implementation through the interceptor chain, as
+ * composeServerStreamCall does for server streams: the plain `PUT` of an
+ * artifact upload calls WorkerService.UploadArtifact through this, its body
+ * cut into the method's request messages.
+ */
+export function composeClientStreamCall(method: DescMethodClientStreaming, impl: MethodImpl<DescMethodClientStreaming>, interceptors: readonly Interceptor[]): ClientStreamCall {
+  const spec = createMethodImplSpec(method, impl);
+  return async (init, input) => {
+    const context = createHandlerContext({
+      service: method.parent,
+      method,
+      protocolName: init.protocolName,
+      requestMethod: init.requestMethod,
+      url: init.url,
+      timeoutMs: init.timeoutMs,
+      requestSignal: init.signal,
+      requestHeader: init.requestHeader,
+      contextValues: init.contextValues,
+    });
+    try {
+      let response: Message | undefined;
+      for await (const m of transformInvokeImplementation(spec, context, [...interceptors])(input)) response = m;
+      if (response === undefined) throw new Error(`${method.parent.typeName}/${method.name} answered nothing`);
+      return response;
+    } finally {
+      context.abort();
+    }
+  };
+}
+
+/** Whether a method is client streaming. */
+export function isClientStreaming(method: DescMethod): method is DescMethodClientStreaming {
+  return method.methodKind === "client_streaming";
 }
