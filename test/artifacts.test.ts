@@ -64,7 +64,7 @@ describe.each(databaseKinds)("artifacts on %s", (kind) => {
     fetch(`${server.baseUrl}/v1/tasks/${task.id}/artifacts/${name}`, {
       method: "PUT",
       headers: { authorization: `Bearer ${worker}`, "anvil-lease-token": task.leaseToken, "content-type": "text/plain", ...headers },
-      body,
+      body: body as unknown as BodyInit,
     });
 
   it("uploads over a gRPC client stream; lists, downloads whole and ranged, ETag and 304, and streams it back over RPC", async () => {

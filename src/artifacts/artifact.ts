@@ -30,8 +30,14 @@ export interface ByteRange {
   readonly end: number;
 }
 
-/** Bytes per stored chunk: large enough for few rows, small enough to hold one per transfer. */
-export const artifactChunkBytes = 256 * 1024;
+/**
+ * Bytes per stored chunk. PostgreSQL sends a bytea as hex text: 60 KiB make
+ * a string just under V8's 128 KiB large-object size, so each chunk's
+ * transient copies die young and are collected at once instead of piling up
+ * until a full collection (which is what kept the gateway's memory flat
+ * while 50 MiB passed through it, test/artifacts-memory.test.ts).
+ */
+export const artifactChunkBytes = 60 * 1024;
 
 /** Names are one path segment, safe in a URL and a `Content-Disposition`: no `/`, no leading dot. */
 export const artifactNamePattern = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$/;

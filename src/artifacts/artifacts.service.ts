@@ -135,11 +135,14 @@ async function* pastTheEnd(artifact: Artifact, offset: number): AsyncGenerator<U
 
 /**
  * The bytes of `content` regrouped into chunks of exactly `size` bytes (the
- * last one shorter), copying into one buffer per chunk: at most one chunk is
- * held, however the sender cut its messages.
+ * last one shorter), copied into one buffer that every chunk reuses: the
+ * caller must be done with a chunk (stored, hashed) before it pulls the
+ * next. An upload then allocates no chunk-sized garbage of its own, which
+ * Node would only free when V8 next collects (external memory triggers a
+ * collection only every 64 MiB or so).
  */
 export async function* rechunk(content: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
-  let buffer = Buffer.allocUnsafe(size);
+  const buffer = Buffer.allocUnsafe(size);
   let filled = 0;
   for await (const piece of content) {
     let at = 0;
@@ -150,7 +153,6 @@ export async function* rechunk(content: AsyncIterable<Uint8Array>, size: number)
       at += n;
       if (filled === size) {
         yield buffer;
-        buffer = Buffer.allocUnsafe(size);
         filled = 0;
       }
     }

@@ -16,11 +16,10 @@ export interface TestDatabase {
 
 /**
  * Creates a database of its own for one server: a new in-memory PGlite, or a
- * new database on the TEST_DATABASE_URL server named anvil_test_<random>.
+ * new database on the TEST_DATABASE_URL server (or `adminUrl`'s) named anvil_test_<random>.
  */
-export async function createTestDatabase(kind: DatabaseKind): Promise<TestDatabase> {
+export async function createTestDatabase(kind: DatabaseKind, adminUrl = process.env.TEST_DATABASE_URL): Promise<TestDatabase> {
   if (kind === "pglite") return { kind, url: undefined, drop: async () => {} };
-  const adminUrl = process.env.TEST_DATABASE_URL;
   if (!adminUrl) throw new Error("TEST_DATABASE_URL is not set");
   const name = `anvil_test_${randomBytes(6).toString("hex")}`;
   await admin(adminUrl, `create database ${name}`);

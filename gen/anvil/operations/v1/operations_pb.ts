@@ -1839,7 +1839,7 @@ export const OperationService: GenService<{
   },
   /**
    * Streams the bytes of one artifact: first its description, then its
-   * content in chunks of at most 256 KiB, in order, read from the database
+   * content in chunks of at most 60 KiB, in order, read from the database
    * one chunk at a time. `offset` and `limit` (or `suffix_bytes`) select a
    * byte range; an `offset` past the end is answered OUT_OF_RANGE after the
    * description. Over
