@@ -33,6 +33,11 @@ export async function callRpc(protocol: Protocol, baseUrl: string, token: string
   const client = createClient(method.parent, transportFor(protocol, baseUrl, token)) as unknown as Record<string, (req: unknown, o?: object) => unknown>;
   const request = fromJson(method.input, json);
   try {
+    if (method.methodKind === "client_streaming") {
+      // A client stream gets the request as its only message (for an upload: a header, and no content).
+      const res = await (client[method.localName]!((async function* () { yield request; })(), { timeoutMs: 20_000 }) as Promise<never>);
+      return { code: "ok", json: toJson(method.output, res) };
+    }
     if (method.methodKind === "server_streaming") {
       const out: JsonValue[] = [];
       for await (const m of client[method.localName]!(request, { timeoutMs: 10_000 }) as AsyncIterable<never>) out.push(toJson(method.output, m));
@@ -108,7 +113,8 @@ export async function callRest(baseUrl: string, token: string, route: RestRoute,
 export function callOver(family: Family, baseUrl: string, token: string, method: DescMethod, json: JsonObject, routes: readonly RestRoute[]): Promise<Answer> {
   if (family !== "rest") return callRpc(family, baseUrl, token, method, json);
   const route = routes.find((r) => r.method === method);
-  if (!route) throw new Error(`${method.parent.typeName}.${method.name} has no REST route`);
+  // A method without a REST route (the artifact streams: their HTTP routes are plain PUT and GET, not transcoded JSON) answers over RPC.
+  if (!route) return callRpc("connect-json", baseUrl, token, method, json);
   return callRest(baseUrl, token, route, json);
 }
 

@@ -205,6 +205,16 @@ export const methodRules: Readonly<Record<string, MethodRule>> = {
     valid: async (o, s) => ({ id: (await o.run(s)).id }),
   },
   WatchOperation: { foreign: (a) => [{ id: a.leasedOperation.id }], foreignCodes: notFound, valid: async (o, s) => ({ id: (await o.run(s)).id }) },
+  ListArtifacts: {
+    foreign: (a) => [{ operationId: a.leasedOperation.id }, { operationId: a.leasedOperation.id, pageToken: a.pageTokens.ListArtifacts! }],
+    foreignCodes: ["not_found", "invalid_argument"],
+    valid: async (o, s) => ({ operationId: (await o.artifact(s)).operationId }),
+  },
+  DownloadArtifact: {
+    foreign: (a) => [{ operationId: a.leasedOperation.id, name: a.artifactName }],
+    foreignCodes: notFound,
+    valid: async (o, s) => await o.artifact(s),
+  },
 
   // --- API keys
   GetApiKey: { foreign: (a) => [{ id: a.apiKeys[0]!.id }], foreignCodes: notFound, valid: async (o, s) => ({ id: (await o.apiKey(s)).id! }) },
@@ -278,6 +288,14 @@ export const methodRules: Readonly<Record<string, MethodRule>> = {
     valid: async (o, s) => {
       const task = await o.leased(s);
       return { taskId: task.id, leaseToken: task.leaseToken, progress: 0.5, stage: "half" };
+    },
+  },
+  UploadArtifact: {
+    foreign: (a) => [{ header: { taskId: a.leasedTask.id, leaseToken: a.leasedTask.leaseToken, name: a.artifactName, contentType: "text/plain" } }],
+    foreignCodes: notFound,
+    valid: async (o, s) => {
+      const task = await o.leased(s);
+      return { header: { taskId: task.id, leaseToken: task.leaseToken, name: `${s}.txt` } };
     },
   },
   CompleteTask: {

@@ -24,6 +24,8 @@ export interface OwnClients {
   run(seed: string, kind?: string): Promise<Operation>;
   /** A task of a kind of its own, claimed with a long lease. */
   leased(seed: string): Promise<Task>;
+  /** An empty artifact `<seed>.txt` uploaded by a leased task of its own; its operation's id and its name. */
+  artifact(seed: string): Promise<{ operationId: string; name: string }>;
   /** An API key (ApiKeyService), as proto3 JSON. */
   apiKey(seed: string): Promise<JsonObject>;
   /** A webhook endpoint (WebhookService) running a fresh workflow, as proto3 JSON. */
@@ -78,6 +80,12 @@ export async function ownClients(server: TestServer, keyId = "acme-admin"): Prom
       const claimed = await workers.claimTask({ kinds: [kind], workerId: "props", maxWait: { seconds: 5n }, leaseDuration: { seconds: 600n } });
       if (!claimed.task) throw new Error(`no ${kind} task to claim`);
       return claimed.task;
+    },
+    artifact: async (seed) => {
+      const task = await own.leased(seed);
+      const name = `${seed}.txt`;
+      await own.call("UploadArtifact", { header: { taskId: task.id, leaseToken: task.leaseToken, name, contentType: "text/plain" } });
+      return { operationId: task.operationId, name };
     },
     apiKey: async (seed) => (await own.call("CreateApiKey", { apiKey: { displayName: seed, roles: ["viewer"] } })).apiKey as JsonObject,
     webhook: async (seed) =>

@@ -43,6 +43,8 @@ export interface TenantWorld {
   readonly apiKeys: readonly JsonObject[];
   /** Webhook endpoints (WebhookService), as proto3 JSON; none while the gateway serves no such service. */
   readonly webhooks: readonly JsonObject[];
+  /** The name of an artifact of `leasedOperation` (it has two, so ListArtifacts has a next page). */
+  readonly artifactName: string;
   /** Kinds of every task A has (queued or leased). */
   readonly taskKinds: readonly string[];
   /** A next-page token A was given, by list method name. */
@@ -141,6 +143,11 @@ export async function buildTenantWorld(server: TestServer, keyId = "acme-admin")
   };
   // Services without typed clients here, called by name through the descriptors.
   const own = await ownClients(server, keyId);
+  const artifactName = `${tag}.txt`;
+  for (const name of [artifactName, `${tag}-2.txt`]) {
+    await own.call("UploadArtifact", { header: { taskId: leasedTask.id, leaseToken: leasedTask.leaseToken, name, contentType: "text/plain" } });
+  }
+  pageTokens.ListArtifacts = (await own.call("ListArtifacts", { operationId: leasedOperation.id, pageSize: 1 })).nextPageToken as string;
   const apiKeys: JsonObject[] = [];
   if (methodNamed("CreateApiKey")) {
     for (const n of [1, 2]) {
@@ -179,6 +186,7 @@ export async function buildTenantWorld(server: TestServer, keyId = "acme-admin")
     requestIds,
     apiKeys,
     webhooks,
+    artifactName,
     taskKinds: kinds.map((k) => k.kind).sort(),
     pageTokens,
   };
