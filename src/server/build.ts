@@ -51,7 +51,7 @@ import { createWebhookDeliveryRoute } from "./webhooks/webhook-delivery-route.js
 import { WebhookDeliveriesService } from "../webhooks/webhook-deliveries.service.js";
 import { WebhookEndpointRepository } from "../webhooks/webhook-endpoint.repository.js";
 import { OperationService, WorkerService } from "../../gen/anvil/operations/v1/operations_pb.js";
-import { createArtifactRoutes } from "./artifacts/artifact-routes.js";
+import { artifactHttpMethods, createArtifactRoutes } from "./artifacts/artifact-routes.js";
 import { Metrics } from "../metrics/metrics.js";
 import { createMetricsRoute } from "../metrics/metrics-route.js";
 import { readQueueSnapshot } from "../metrics/queue-snapshot.js";
@@ -184,7 +184,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       fastUnary: config.fastUnary,
       log,
     });
-    for (const m of rest.unannotated) log.warn({ rpc: `${m.parent.typeName}/${m.name}` }, "RPC has no google.api.http annotation: not reachable over REST");
+    for (const m of rest.unannotated.filter((m) => !artifactHttpMethods.has(m))) log.warn({ rpc: `${m.parent.typeName}/${m.name}` }, "RPC has no google.api.http annotation: not reachable over REST");
     const routes: RouteHandler[] = [
       createCors({ origins: config.corsOrigins, restMethods: rest.routes.map((r) => r.httpMethod) }),
       withPrivateGetCaching(connect.handle),

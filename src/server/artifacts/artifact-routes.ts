@@ -1,4 +1,4 @@
-import { create, type Message, toJsonString } from "@bufbuild/protobuf";
+import { create, type DescMethod, type Message, toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout } from "@connectrpc/connect/protocol-connect";
 import {
@@ -34,6 +34,13 @@ export interface ArtifactRoutesOptions {
   readonly calls: CallObserver;
   readonly compressMinBytes: number;
 }
+
+/**
+ * The methods served over HTTP by these routes instead of a transcoded
+ * `google.api.http` annotation: their bodies are a file's raw bytes, which
+ * JSON transcoding cannot carry.
+ */
+export const artifactHttpMethods: ReadonlySet<DescMethod> = new Set([WorkerService.method.uploadArtifact, OperationService.method.downloadArtifact]);
 
 const uploadPath = /^\/v1\/tasks\/([^/]+)\/artifacts\/([^/]+)$/;
 const downloadPath = /^\/v1\/operations\/([^/]+)\/artifacts\/([^/]+)$/;
