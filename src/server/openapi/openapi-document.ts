@@ -7,6 +7,8 @@ import { servedAsJsonLines } from "../rest/rest-stream.js";
 import { type Schema, SchemaCollector } from "./json-schema.js";
 import { protoComment } from "./proto-comments.js";
 import { transportPaths } from "./transport-paths.js";
+import { artifactPaths } from "./artifact-paths.js";
+import { WorkerService } from "../../../gen/anvil/operations/v1/operations_pb.js";
 
 /** Options of buildOpenApiDocument. */
 export interface OpenApiOptions {
@@ -33,7 +35,7 @@ const connectCodes = [
 /**
  * Builds the OpenAPI 3.1 document of `services` from their descriptors:
  * one operation per `google.api.http` binding (the same route table the
- * REST handler serves), schemas per the proto3 JSON mapping, descriptions
+ * REST handler serves) and the artifact routes, schemas per the proto3 JSON mapping, descriptions
  * from the proto comments when the descriptors carry source info (see
  * src/cli/openapi.ts), bearer authentication, and the error shape.
  */
@@ -51,6 +53,8 @@ export function buildOpenApiDocument(services: readonly DescService[], options: 
     paths[path][route.httpMethod.toLowerCase()] = operation(route, n === 0 ? base : `${base}_${n}`, collector);
   }
   Object.assign(paths, transportPaths(services, collector));
+  // The artifact routes carry raw bytes, not transcoded JSON: described by hand.
+  if (services.some((s) => s.typeName === WorkerService.typeName)) Object.assign(paths, artifactPaths(collector));
   return {
     openapi: "3.1.0",
     info: { title: options.title, version: options.version, ...(options.description ? { description: options.description } : {}) },
