@@ -40,7 +40,11 @@ export const demo: TaskHandler = async (ctx) => {
       logs: [{ level: LogLine_Level.INFO, message: `finished part ${i} of ${steps}` }],
     });
   }
-  return { ok: true, step: ctx.task.step, took_ms: Date.now() - started };
+  const took = Date.now() - started;
+  // A small report, attached to the operation as `<step>-report.md` (`report.md` for a single task): what the quick start downloads.
+  const report = [`# ${ctx.task.step || ctx.task.kind} report`, "", `- parts: ${steps}`, `- took: ${took} ms`, `- attempt: ${ctx.task.attempt}`, ""].join("\n");
+  await ctx.attach(ctx.task.step ? `${ctx.task.step}-report.md` : "report.md", "text/markdown; charset=utf-8", new TextEncoder().encode(report));
+  return { ok: true, step: ctx.task.step, took_ms: took };
 };
 
 /**

@@ -6,6 +6,7 @@ import {
   Operation_State,
   type ReportProgressRequestSchema,
   type Task,
+  type UploadArtifactRequestSchema,
   type WorkerService,
 } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { Code as RpcCode } from "../../gen/google/rpc/code_pb.js";
@@ -28,6 +29,12 @@ export interface TaskContext {
   readonly task: Task;
   readonly signal: AbortSignal;
   report(update: TaskReport): Promise<void>;
+  /**
+   * Attaches a file to the task's operation (WorkerService.UploadArtifact,
+   * streamed in pieces as `content` yields them); one of the same name is
+   * replaced. Throws when the lease is lost.
+   */
+  attach(name: string, contentType: string, content: Uint8Array | AsyncIterable<Uint8Array>): Promise<void>;
 }
 
 /** Carries out one kind of task; resolves with the result, or throws TaskFailedError. */
@@ -167,7 +174,10 @@ async function handleTask(options: WorkerOptions, task: Task, completions: Compl
   let outcome: NonNullable<MessageInitShape<typeof CompleteTaskRequestSchema>["outcome"]> | "abandoned";
   try {
     const handler = options.handlers[task.kind]!;
-    const run = () => handler({ task, signal: stop.signal, report: (u) => send("progress report", { ...u, logs: u.logs ? [...u.logs] : [] }) });
+    const attach = async (name: string, contentType: string, content: Uint8Array | AsyncIterable<Uint8Array>) => {
+      await options.client.uploadArtifact(uploadMessages({ ...lease, name, contentType }, content), { signal: stop.signal });
+    };
+    const run = () => handler({ task, signal: stop.signal, report: (u) => send("progress report", { ...u, logs: u.logs ? [...u.logs] : [] }), attach });
     const work = inSpan(`execute ${task.kind}`, { "anvil.task.id": task.id }, run).then(
       (result): typeof outcome => ({ case: "result", value: result }),
       (err: unknown): typeof outcome => {
@@ -222,4 +232,17 @@ function pastGrace(options: WorkerOptions): { readonly expired: Promise<"abandon
       options.signal.removeEventListener("abort", onStop);
     },
   };
+}
+
+/** An upload's messages: the header, then the content in pieces of at most 1 MiB. */
+async function* uploadMessages(
+  header: { taskId: string; leaseToken: string; name: string; contentType: string },
+  content: Uint8Array | AsyncIterable<Uint8Array>,
+): AsyncGenerator<MessageInitShape<typeof UploadArtifactRequestSchema>> {
+  const whole = content instanceof Uint8Array ? content : undefined;
+  yield { item: { case: "header", value: { ...header, ...(whole && { sizeBytes: BigInt(whole.byteLength) }) } } };
+  const pieces = whole ? [whole] : content;
+  for await (const piece of pieces as AsyncIterable<Uint8Array>) {
+    for (let at = 0; at < piece.byteLength; at += 1 << 20) yield { item: { case: "chunk", value: piece.subarray(at, at + (1 << 20)) } };
+  }
 }
