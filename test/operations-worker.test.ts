@@ -1,4 +1,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Operation_State } from "../gen/anvil/operations/v1/operations_pb.js";
@@ -24,6 +27,7 @@ describe.each(databaseKinds)("the reference worker on %s", (kind) => {
   let c: OperationClients;
   let worker: ChildProcess;
   const output: string[] = [];
+  const tmp = mkdtempSync(join(tmpdir(), "anvil-artifacts-"));
 
   beforeAll(async () => {
     server = await startServer(kind);
@@ -53,6 +57,12 @@ describe.each(databaseKinds)("the reference worker on %s", (kind) => {
     const final = (await c.operations.getOperation({ id: op.id })).operation!;
     expect(final.state).toBe(Operation_State.SUCCEEDED);
     expect(Object.keys(final.result!.steps as object)).toEqual(["first", "second"]);
+    // Each demo step attached its report; the README's curl downloads one.
+    expect((await c.operations.listArtifacts({ operationId: op.id })).artifacts.map((a) => a.name)).toEqual(["first-report.md", "second-report.md"]);
+    const token = await server.token("acme-viewer");
+    const { stdout } = await promisify(execFile)("curl", ["-sfOJ", `${server.baseUrl}/v1/operations/${op.id}/artifacts/second-report.md`, "-H", `Authorization: Bearer ${token}`, "--output-dir", tmp], { timeout: 30_000 });
+    expect(stdout).toBe("");
+    expect(readFileSync(join(tmp, "second-report.md"), "utf8")).toMatch(/^# second report\n\n- parts: 2\n/);
   });
 
   it("fails on request without retrying, and stops a cancelled task", async () => {
