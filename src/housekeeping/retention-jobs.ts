@@ -11,7 +11,8 @@ const maxBatches = 200;
 
 /**
  * Deletes operations that ended (succeeded, failed or cancelled) more than
- * `retentionMs` ago, with their events and tasks. Queued and running
+ * `retentionMs` ago, with their events and tasks (and, by cascade, their
+ * artifacts and the artifacts' chunks). Queued and running
  * operations are never touched, however old.
  */
 export function operationsRetention(repository: RetentionRepository, retentionMs: number): HousekeepingJob {
@@ -43,6 +44,28 @@ export function idempotencyRetention(repository: RetentionRepository, windowMs: 
       await inBatches(keyBatch, maxBatches, signal, async () => {
         const n = await repository.deleteIdempotencyKeys(windowMs, keyBatch);
         count("idempotency_keys", n);
+        return n;
+      });
+    },
+  };
+}
+
+/** An upload no chunk arrived for this long is abandoned (its gateway died): far beyond any pause of a live one. */
+export const abandonedUploadMs = 60 * 60 * 1000;
+const uploadBatch = 10;
+
+/**
+ * Deletes artifact uploads abandoned mid-way, with their chunks. Finished
+ * artifacts go with their operation (operationsRetention, by cascade).
+ */
+export function abandonedUploads(repository: RetentionRepository, idleMs = abandonedUploadMs): HousekeepingJob {
+  return {
+    name: "abandoned_uploads",
+    counts: ["artifacts"],
+    run: async (signal, count) => {
+      await inBatches(uploadBatch, maxBatches, signal, async () => {
+        const n = await repository.deleteAbandonedUploads(idleMs, uploadBatch);
+        count("artifacts", n);
         return n;
       });
     },

@@ -68,6 +68,21 @@ export class RetentionRepository {
     return { operations: Number(row?.operations ?? 0), tasks: Number(row?.tasks ?? 0) };
   }
 
+  /**
+   * Deletes up to `limit` artifact uploads idle for `idleMs` (their gateway
+   * died mid-upload: a live upload touches its row as chunks arrive), with
+   * the chunks they stored. Returns how many.
+   */
+  async deleteAbandonedUploads(idleMs: number, limit: number): Promise<number> {
+    const result = await sql`
+      delete from artifacts where ctid = any(array(
+        select ctid from artifacts
+        where state = 'uploading' and update_time < ${cutoff(idleMs)}
+        limit ${limit}
+        for update skip locked))`.execute(this.#db);
+    return Number(result.numAffectedRows ?? 0n);
+  }
+
   /** Deletes up to `limit` idempotency keys first used more than `windowMs` ago. */
   async deleteIdempotencyKeys(windowMs: number, limit: number): Promise<number> {
     const result = await sql`

@@ -63,7 +63,7 @@ import { restRouteLabel } from "./rest/rest-handler.js";
 import { Housekeeper } from "../housekeeping/housekeeper.js";
 import type { HousekeepingJob } from "../housekeeping/housekeeping-job.js";
 import { leaseRecovery } from "../housekeeping/lease-recovery-job.js";
-import { type AuditRetentionStore, auditRetention, idempotencyRetention, operationsRetention } from "../housekeeping/retention-jobs.js";
+import { abandonedUploads, type AuditRetentionStore, auditRetention, idempotencyRetention, operationsRetention } from "../housekeeping/retention-jobs.js";
 import { RetentionRepository } from "../housekeeping/retention.repository.js";
 import { apiServices, infrastructureAccess, infrastructureServices, registerServices } from "./services.js";
 
@@ -274,6 +274,7 @@ function startHousekeeping(config: Config, database: DatabaseHandle, operations:
     leaseRecovery(retention, operations),
     operationsRetention(retention, settings.operationsRetentionMs),
     idempotencyRetention(retention, settings.idempotencyWindowMs),
+    abandonedUploads(retention),
     auditRetention(audit, config.auditRetentionMs),
   ];
   metrics.housekeeping.preinitialise(jobs);
