@@ -23,6 +23,7 @@ import type { BodyLimits } from "./body-limits.js";
 import { createFastUnaryHandler } from "./fast-unary/fast-unary-handler.js";
 import { composeUnaryCall, type UnaryCall, type UnaryImpl } from "./fast-unary/unary-call.js";
 import { encodeGrpcMessageAsSpecified } from "./grpc-message-encoding.js";
+import { decodeGrpcWebTextRequest, encodeGrpcWebTextResponse, isGrpcWebText } from "./grpc-web-text.js";
 import { codeFromHttpStatus } from "@connectrpc/connect/protocol-connect";
 import type { CallMeter, RpcProtocol } from "../metrics/rpc-metrics.js";
 import { callMeterKey } from "../rpc/metrics-interceptor.js";
@@ -191,7 +192,9 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
     const url = req.url ?? "";
     const q = url.indexOf("?");
     const path = q === -1 ? url : url.slice(0, q);
-    if (fast.get(path)?.(req, res)) return true;
+    // gRPC-Web text is translated around connect's handler (grpc-web-text.ts); the fast path serves binary only.
+    const text = isGrpcWebText(req.headers["content-type"]);
+    if (!text && fast.get(path)?.(req, res)) return true;
     const handler = paths.get(path);
     if (!handler) return false;
     const call = options.calls.begin(handler.method, universalProtocol(req.headers["content-type"]), req);
@@ -248,9 +251,12 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
     } else {
       body = readOrDiscard(req, meter);
     }
-    const uReq = { ...universalRequestFromNodeRequest(req, res, undefined, values), body };
+    const text = isGrpcWebText(req.headers["content-type"]);
+    const nodeReq = { ...universalRequestFromNodeRequest(req, res, undefined, values), body };
+    const uReq = text ? decodeGrpcWebTextRequest(nodeReq) : nodeReq;
     clampDeadlineHeaders(uReq.header);
-    const uRes = encodeGrpcMessageAsSpecified(await reclassifyBinaryParseErrors(withAllow(await handler(uReq), handler)));
+    const answered = encodeGrpcMessageAsSpecified(await reclassifyBinaryParseErrors(withAllow(await handler(uReq), handler)));
+    const uRes = text ? encodeGrpcWebTextResponse(answered) : answered;
     answer.res = uRes;
     await universalResponseToNodeResponse(countSent(uRes, meter), res);
   }
