@@ -100,17 +100,22 @@ describe.each(databaseKinds)("metrics scraped by a real Prometheus on %s", (kind
   });
 
   it("has every method's series from start, REST by route template", async () => {
+    // go-grpc-prometheus's names of the method kinds.
+    const grpcTypes = { unary: "unary", server_streaming: "server_stream", client_streaming: "client_stream", bidi_streaming: "bidi_stream" } as const;
     const text = await (await fetch(`${server.baseUrl}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } })).text();
     for (const service of [UserService, OperationService, WorkerService]) {
       for (const method of service.methods) {
         for (const protocol of ["grpc", "grpc_web", "connect"]) {
           expect(text).toContain(
-            `grpc_server_started_total{grpc_type="${method.methodKind === "unary" ? "unary" : "server_stream"}",grpc_service="${service.typeName}",grpc_method="${method.name}",protocol="${protocol}",http_route=""} `,
+            `grpc_server_started_total{grpc_type="${grpcTypes[method.methodKind]}",grpc_service="${service.typeName}",grpc_method="${method.name}",protocol="${protocol}",http_route=""} `,
           );
         }
       }
     }
     expect(text).toContain('grpc_method="GetUser",protocol="rest",http_route="GET /v1/users/{id}"');
+    // The artifact routes, which are not transcoded, by their templates too.
+    expect(text).toContain('grpc_method="UploadArtifact",protocol="rest",http_route="PUT /v1/tasks/{task_id}/artifacts/{name}"');
+    expect(text).toContain('grpc_method="DownloadArtifact",protocol="rest",http_route="GET /v1/operations/{operation_id}/artifacts/{name}"');
     // process and event-loop defaults
     expect(text).toContain("process_cpu_seconds_total");
     expect(text).toContain("nodejs_eventloop_lag_seconds");

@@ -51,7 +51,7 @@ import { createWebhookDeliveryRoute } from "./webhooks/webhook-delivery-route.js
 import { WebhookDeliveriesService } from "../webhooks/webhook-deliveries.service.js";
 import { WebhookEndpointRepository } from "../webhooks/webhook-endpoint.repository.js";
 import { OperationService, WorkerService } from "../../gen/anvil/operations/v1/operations_pb.js";
-import { artifactHttpMethods, createArtifactRoutes } from "./artifacts/artifact-routes.js";
+import { artifactHttpMethods, artifactRouteLabels, createArtifactRoutes } from "./artifacts/artifact-routes.js";
 import { Metrics } from "../metrics/metrics.js";
 import { createMetricsRoute } from "../metrics/metrics-route.js";
 import { readQueueSnapshot } from "../metrics/queue-snapshot.js";
@@ -169,7 +169,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     let draining = false;
     const monitor = new ServingMonitor(() => database.ping(), () => draining, { schemaCheck: () => schemaMismatch(database.db) });
     const rest = buildRestRoutes(apiServices);
-    metrics.rpc.preinitialise(served, rest.routes.map((r) => ({ method: r.method, route: restRouteLabel(r) })));
+    metrics.rpc.preinitialise(served, [...rest.routes.map((r) => ({ method: r.method, route: restRouteLabel(r) })), ...artifactRouteLabels]);
     const metricsRoute = createMetricsRoute({ metrics, token: config.metricsToken });
     // Counts, traces and logs every call, whichever transport serves it.
     const calls = new CallObserver(metrics.rpc, log);

@@ -47,6 +47,12 @@ const downloadPath = /^\/v1\/operations\/([^/]+)\/artifacts\/([^/]+)$/;
 export const uploadRoute = "PUT /v1/tasks/{task_id}/artifacts/{name}";
 export const downloadRoute = "GET /v1/operations/{operation_id}/artifacts/{name}";
 
+/** Each route's method and template, as the metrics label REST calls (their series exist from start). */
+export const artifactRouteLabels: ReadonlyArray<{ readonly method: DescMethod; readonly route: string }> = [
+  { method: WorkerService.method.uploadArtifact, route: uploadRoute },
+  { method: OperationService.method.downloadArtifact, route: downloadRoute },
+];
+
 /**
  * Artifacts over plain HTTP, for scripts and browsers:
  *   - `PUT /v1/tasks/{task_id}/artifacts/{name}` uploads the raw body as the
