@@ -2031,9 +2031,12 @@ export const OperationService: GenService<{
    * `cancel_requested`: tasks not yet claimed are dropped, the workers
    * holding its tasks learn it from ReportProgress, and the operation
    * becomes `STATE_CANCELLED` when they complete (or their leases expire).
-   * Cancelling a cancelled operation returns it unchanged. NOT_FOUND if the
-   * operation does not exist; FAILED_PRECONDITION (violation type
-   * `OPERATION_DONE`) if it already succeeded or failed.
+   * A workflow run whose completed steps declare compensations then
+   * compensates them (`STATE_COMPENSATING`) before it becomes
+   * `STATE_CANCELLED`. Cancelling a cancelled or compensating operation
+   * returns it unchanged: compensations, once started, run to the end.
+   * NOT_FOUND if the operation does not exist; FAILED_PRECONDITION
+   * (violation type `OPERATION_DONE`) if it already succeeded or failed.
    *
    * @generated from rpc anvil.operations.v1.OperationService.CancelOperation
    */
@@ -2157,7 +2160,9 @@ export const WorkerService: GenService<{
   /**
    * Completes a leased task with a result or an error. A retryable error
    * re-queues the task with exponential backoff until it has used up its
-   * attempts; then, like a non-retryable error, it fails the operation.
+   * attempts; then, like a non-retryable error, it fails the operation (a
+   * workflow run with steps to undo compensates first; a compensation that
+   * fails for good ends it `STATE_COMPENSATION_FAILED`).
    * NOT_FOUND if the task does not exist; FAILED_PRECONDITION (`LEASE_LOST`)
    * if the lease token is not the task's current one (nothing changes);
    * INVALID_ARGUMENT if neither `result` nor `error` is set.

@@ -731,8 +731,10 @@ export const WorkflowService: GenService<{
    * queued: kind `workflow.run`, resource `workflows/<id>`, one task per
    * step (of the step's kind, with the step's `config` as input). A step's
    * task becomes claimable only when every step it depends on has
-   * succeeded; the operation's progress is the share of steps done. Follow
-   * it with OperationService.WatchOperation. NOT_FOUND if the workflow does
+   * succeeded; the operation's progress is the share of steps done. When a
+   * step fails for good or the run is cancelled, the compensations of the
+   * steps that succeeded run as tasks too (see Workflow.Step.compensation).
+   * Follow it with OperationService.WatchOperation. NOT_FOUND if the workflow does
    * not exist; FAILED_PRECONDITION (violation type `WORKFLOW_NOT_ACTIVE`)
    * unless it is active. A retry with the same `request_id` returns the
    * first operation and starts nothing; INVALID_ARGUMENT if the retry's
