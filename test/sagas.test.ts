@@ -16,6 +16,8 @@ import { databaseKinds } from "./support/databases.js";
 import { expectCode } from "./support/expect-code.js";
 import { claim, eventsOf, type OperationClients, operationClients, runWorkflow, sequencesOf, type TestStep, until, watchWith, watchWithGrpcJs } from "./support/operations.js";
 import { startServer, type TestServer } from "./support/server.js";
+import { openEventStream } from "./support/sse.js";
+import { openSocket } from "./support/websocket.js";
 
 describe.each(databaseKinds)("sagas on %s", (kind) => {
   let server: TestServer;
@@ -59,11 +61,14 @@ describe.each(databaseKinds)("sagas on %s", (kind) => {
       compensation: { kind: k.undo, config: { undoes: name } },
     }));
 
-  it("a linear saga compensates its completed steps in reverse after a step fails for good, watched live gapless over gRPC and Connect", async () => {
+  it("a linear saga compensates its completed steps in reverse after a step fails for good, watched live gapless over gRPC, Connect, WebSocket and SSE", async () => {
     const k = freshKinds();
     const op = await runWorkflow(c, linear(k));
     const token = await server.token("acme-viewer");
     const watches = [watchWith(clientFor(OperationService, "connect-json", server.baseUrl, token), op.id), watchWithGrpcJs(server.port, token, op.id)];
+    const auth = { authorization: `Bearer ${token}` };
+    const socket = openSocket(`${server.baseUrl.replace(/^http/, "ws")}/ws/operations/${op.id}`, auth);
+    const sse = await openEventStream(`${server.baseUrl}/v1/operations/${op.id}:watch`, auth);
 
     await succeed((await claim(c, "w", { kinds: [k.step] }))!, { booked: "a-1" });
     await succeed((await claim(c, "w", { kinds: [k.step] }))!, { booked: "b-1" });
@@ -113,6 +118,19 @@ describe.each(databaseKinds)("sagas on %s", (kind) => {
       ["a", "CLAIMED"],
       ["a", "COMPLETED"],
     ]);
+    // The WebSocket and SSE views carry the same events, compensations included, without gaps.
+    await Promise.all([socket.closed, sse.done]);
+    expect(socket.messages.map((m) => m.sequence)).toEqual(seqs);
+    expect(socket.messages.filter((m) => m.type === "compensation").map((m) => [m.step, m.phase])).toEqual([
+      ["", "started"],
+      ["b", "claimed"],
+      ["b", "completed"],
+      ["a", "claimed"],
+      ["a", "completed"],
+    ]);
+    expect(socket.messages.at(-1)).toMatchObject({ type: "completion", status: "failed" });
+    expect(sse.events.filter((e) => e.id !== undefined).map((e) => Number(e.id))).toEqual(seqs);
+    expect(sse.events.filter((e) => e.event === "compensation")).toHaveLength(5);
     const last = watches[0]!.messages.at(-1)!.item;
     expect(last.case === "event" && last.value.payload.case === "completion" && last.value.payload.value.state).toBe(Operation_State.FAILED);
   });
