@@ -235,6 +235,8 @@ describe.each(databaseKinds)("sagas on %s", (kind) => {
       ["b", "COMPLETED"],
     ]);
     await expectCode(c.operations.cancelOperation({ id: op.id }), Code.FailedPrecondition);
+    const metrics = await (await fetch(`${server.baseUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^anvil_operations_completions_total\{outcome="compensation_failed"\} [1-9]/m);
   });
 
   it("compensations are part of the workflow and its revisions; a compensation's kind and retry policy are checked", async () => {

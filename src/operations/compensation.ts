@@ -113,7 +113,7 @@ export class Compensator {
       ? { code: broken.error!.code, message: `compensation of step ${broken.step} failed: ${broken.error!.message}; manual attention needed` }
       : (operation.error ?? { code: 2, message: state });
     events.push({ step: "", payload: { type: "completion", state, result: null, error } });
-    tx.onCommit(() => this.#events?.completed(state === "compensation_failed" ? "failed" : state));
+    tx.onCommit(() => this.#events?.completed(state));
     const patch = { state, stage: state, message: error.message, error, compensations: final, ended: true } as const;
     return (await tx.operations.record(operation.id, patch, events)).operation;
   }
