@@ -1,4 +1,5 @@
 import { Code } from "@connectrpc/connect";
+import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   CompensationRecord_Outcome as Outcome,
@@ -251,6 +252,18 @@ describe.each(databaseKinds)("sagas on %s", (kind) => {
         Code.InvalidArgument,
       );
     }
+  });
+
+  it("a RunWorkflow retried with its request_id replays an operation stored before sagas (no compensations) unchanged", async () => {
+    const k = freshKinds();
+    const requestId = crypto.randomUUID();
+    const op = await runWorkflow(c, [{ name: "a", kind: k.step }], requestId);
+    // The replay row as a gateway without sagas wrote it.
+    await sql`update idempotency_keys set response = response - 'compensations' where tenant_id = 'acme' and request_id = ${requestId}`.execute(server.app.database.db);
+    const workflowId = op.resource.replace("workflows/", "");
+    const replayed = (await c.workflows.runWorkflow({ id: workflowId, requestId })).operation!;
+    expect(replayed.id).toBe(op.id);
+    expect(replayed.compensations).toEqual([]);
   });
 
   it("a compensation's lease that expires is retried like any task", async () => {
