@@ -12,6 +12,7 @@ import * as housekeepingIndexes from "./20261129003000_housekeeping_indexes.js";
 import * as taskTraceParent from "./20261129005000_task_trace_parent.js";
 import * as webhooks from "./20261129006000_webhooks.js";
 import * as artifacts from "./20261129007000_artifacts.js";
+import * as sagas from "./20261129008000_sagas.js";
 
 /**
  * Every migration, by name; names sort in the order they apply. Listed
@@ -32,4 +33,5 @@ export const migrations: Record<string, Migration> = {
   "20261129005000_task_trace_parent": taskTraceParent,
   "20261129006000_webhooks": webhooks,
   "20261129007000_artifacts": artifacts,
+  "20261129008000_sagas": sagas,
 };

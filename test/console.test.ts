@@ -196,6 +196,36 @@ describe(`the console, in Chromium, on ${kind}`, () => {
     });
   });
 
+  it("shows a saga's compensations live: compensating, each step undone, then failed", async () => {
+    const c = await operationClients(server);
+    const steps = ["reserve", "charge"].map((name, i) => ({ name, kind: "console-saga", dependsOn: i === 0 ? [] : ["reserve"], compensation: { kind: "console-undo" } }));
+    const op = await runWorkflow(c, [...steps, { name: "ship", kind: "console-saga", dependsOn: ["charge"] }]);
+    await withPage(browser, "operation-saga", async (page) => {
+      await open(page, "acme-viewer");
+      await page.goto(`${server.baseUrl}/console/operations/${op.id}`);
+      const state = page.getByTestId("operation-state");
+      await expect.poll(() => state.innerText()).toBe("Queued");
+      const done = async (kind: string) => {
+        const t = (await claim(c, "console-worker", { kinds: [kind] }))!;
+        return c.workers.completeTask({ taskId: t.id, leaseToken: t.leaseToken, outcome: { case: "result", value: { ok: true } } });
+      };
+      await done("console-saga");
+      await done("console-saga");
+      const ship = (await claim(c, "console-worker", { kinds: ["console-saga"] }))!;
+      await c.workers.completeTask({ taskId: ship.id, leaseToken: ship.leaseToken, outcome: { case: "error", value: { code: 9, message: "no courier", retryable: false } } });
+      await expect.poll(() => state.innerText()).toBe("Compensating");
+      const list = page.getByRole("list", { name: "Compensations" });
+      await expect.poll(() => list.innerText()).toMatch(/charge Pending[\s\S]*reserve Pending/);
+      await done("console-undo");
+      await expect.poll(() => list.innerText()).toMatch(/charge Undone[\s\S]*reserve Pending/);
+      await done("console-undo");
+      await expect.poll(() => state.innerText()).toBe("Failed");
+      expect(await list.innerText()).toMatch(/charge Undone[\s\S]*reserve Undone/);
+      expect(await page.getByRole("list", { name: "Events" }).innerText()).toMatch(/Compensating charge, reserve after: no courier/);
+      expect(await accessibilityProblems(page)).toEqual([]);
+    });
+  });
+
   it("lets an editor cancel a running operation", async () => {
     const c = await operationClients(server);
     const op = await runWorkflow(c, [{ name: "slow" }]);

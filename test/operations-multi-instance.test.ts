@@ -89,12 +89,21 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("operations across three gateway
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("finishes every task exactly once while a gateway and a worker holding a lease are SIGKILLed", async () => {
+  it("finishes every task exactly once, and compensates every completed saga step exactly once, while a gateway and a worker holding a compensation's lease are SIGKILLed", async () => {
     const editor = await mintToken(keys.find((k) => k.key_id === "acme-editor")!);
     const worker = await mintToken(keys.find((k) => k.key_id === "acme-worker")!);
     const wf = client(WorkflowService, urls[0]!, editor);
-    const make = async (steps: Array<{ name: string; kind: string; dependsOn?: string[]; config: Record<string, number | boolean> }>) =>
+    type Step = { name: string; kind: string; dependsOn?: string[]; config: Record<string, number | boolean>; compensation?: { kind: string; config: Record<string, number> } };
+    const make = async (steps: Step[]) =>
       (await wf.createWorkflow({ workflow: { displayName: "load", state: Workflow_State.ACTIVE, steps: steps.map((s) => ({ dependsOn: [], ...s })) } })).workflow!.id;
+    // A three-step saga whose last step fails: its first two are undone, slowly enough to be killed mid-way.
+    const undo = { kind: "demo", config: { seconds: 0.6, steps: 2 } };
+    const saga = await make([
+      { name: "a", kind: "demo", config: { seconds: 0.1, steps: 1 }, compensation: undo },
+      { name: "b", kind: "demo", dependsOn: ["a"], config: { seconds: 0.1, steps: 1 }, compensation: undo },
+      { name: "c", kind: "demo-fail", dependsOn: ["b"], config: { seconds: 0.05, retryable: false } },
+    ]);
+    const sagaPlan = { count: 20, expect: Operation_State.FAILED, id: saga };
     const plans = [
       { count: 80, expect: Operation_State.SUCCEEDED, id: await make([{ name: "a", kind: "demo", config: { seconds: 0.2, steps: 2 } }]) },
       {
@@ -108,19 +117,6 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("operations across three gateway
       { count: 30, expect: Operation_State.SUCCEEDED, id: await make([{ name: "a", kind: "demo-fail", config: { seconds: 0.05, succeed_on_attempt: 2 } }]) },
       { count: 30, expect: Operation_State.FAILED, id: await make([{ name: "a", kind: "demo-fail", config: { seconds: 0.05, retryable: false } }]) },
     ];
-
-    // Start 200 runs, spread over the three gateways.
-    const expected = new Map<string, Operation_State>();
-    const runs = plans.flatMap((p) => Array.from({ length: p.count }, () => p));
-    for (let i = 0; i < runs.length; i += 20) {
-      await Promise.all(
-        runs.slice(i, i + 20).map(async (plan, j) => {
-          const op = (await client(WorkflowService, urls[(i + j) % 3]!, editor).runWorkflow({ id: plan.id })).operation!;
-          expected.set(op.id, plan.expect);
-        }),
-      );
-    }
-    const ids = [...expected.keys()];
 
     // Watchers on every gateway; a watcher whose gateway dies resumes on another with after_sequence.
     let resumed = 0;
@@ -143,23 +139,52 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("operations across three gateway
       }
       throw new Error(`watch of ${id} kept failing`);
     };
-    const watched = ids.filter((_, i) => i % 5 === 0);
-    const watches = watched.map((id, i) => watch(id, i % 3));
+    const watched: string[] = [];
+    const watches: Array<Promise<number[]>> = [];
+
+    // Start runs, spread over the three gateways, every fifth watched (every saga).
+    const expected = new Map<string, Operation_State>();
+    const sagaIds: string[] = [];
+    const start = async (list: ReadonlyArray<{ count: number; expect: Operation_State; id: string }>) => {
+      const runs = list.flatMap((p) => Array.from({ length: p.count }, () => p));
+      for (let i = 0; i < runs.length; i += 20) {
+        await Promise.all(
+          runs.slice(i, i + 20).map(async (plan, j) => {
+            const op = (await client(WorkflowService, urls[(i + j) % 3]!, editor).runWorkflow({ id: plan.id })).operation!;
+            expected.set(op.id, plan.expect);
+            if (plan.id === saga) sagaIds.push(op.id);
+            if (plan.id === saga || (i + j) % 5 === 0) {
+              watched.push(op.id);
+              watches.push(watch(op.id, (i + j) % 3));
+            }
+          }),
+        );
+      }
+    };
+    // The sagas first, alone: the queue is first in, first out, and their compensations should not wait behind the load.
+    await start([sagaPlan]);
 
     // Four reference workers: two on gateway 0, one each on 1 and 2.
     const startWorker = (name: string, url: string) =>
       spawnNode(["src/cli/worker.ts", "--url", url, "--token", worker, "--kinds", "demo,demo-fail", "--id", name, "--lease", "3", "--concurrency", "2"], {});
     workers.push(startWorker("w0", urls[0]!), startWorker("w1", urls[0]!), startWorker("w2", urls[1]!), startWorker("w3", urls[2]!));
 
-    // Kill w0 the moment it holds a lease it has not completed.
+    // Kill w0 the moment it holds the lease of a compensation it has not completed.
     const victim = workers[0]!;
-    const claimedBy = (p: Proc) => [...p.text().matchAll(/claimed \S+ (\S+)/g)].map((m) => m[1]!);
+    const claimedBy = (p: Proc, only = "") => [...p.text().matchAll(new RegExp(`claimed \\S+ (\\S+) \\(step [^,\\s]+${only}`, "g"))].map((m) => m[1]!);
     const completedBy = (p: Proc) => new Set([...p.text().matchAll(/completed (\S+):/g)].map((m) => m[1]!));
-    await until(() => claimedBy(victim).some((t) => !completedBy(victim).has(t)), 60_000, "w0 to hold a lease");
+    await until(() => claimedBy(victim, ", compensation").some((t) => !completedBy(victim).has(t)), 60_000, "w0 to hold a compensation's lease");
     victim.child.kill("SIGKILL");
     const orphaned = claimedBy(victim).filter((t) => !completedBy(victim).has(t));
+    // Then 180 more runs: the orphaned compensation, retried once its lease
+    // expires, queues behind them, so its saga is still compensating when
+    // the gateway dies.
+    await start(plans);
+    const ids = [...expected.keys()];
     // Then the third gateway, with its streams and its worker's connections.
     await sleep(500);
+    const compensating = await client(OperationService, urls[0]!, editor).listOperations({ state: Operation_State.COMPENSATING });
+    expect(compensating.operations.length).toBeGreaterThan(0);
     dead.add(2);
     gateways[2]!.child.kill("SIGKILL");
 
@@ -191,17 +216,27 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("operations across three gateway
       expect(events.rows).toHaveLength(ids.length);
       for (const r of events.rows) expect([r.n, r.max, r.completions], r.id).toEqual([r.last, r.last, 1]);
       const tasks = await db.query<{ state: string; n: number }>(`select state, count(*)::int n from tasks group by state`);
-      expect(tasks.rows).toEqual([{ state: "done", n: 260 }]);
-      // The killed worker's tasks were finished by others.
+      expect(tasks.rows).toEqual([{ state: "done", n: 260 + 20 * 5 }]);
+      // Each saga run: a and b succeeded and were compensated once each, c failed and was not.
+      const undone = await db.query<{ operation_id: string; steps: string }>(
+        `select s.operation_id, string_agg(s.step || ':' || s.outcome || ':' || coalesce(c.outcome, '-'), ',' order by s.step) steps
+         from tasks s left join tasks c on c.compensates = s.id
+         where s.compensates is null and s.operation_id = any($1::uuid[]) and s.step <> ''
+         group by s.operation_id`,
+        [sagaIds],
+      );
+      expect(undone.rows).toHaveLength(20);
+      for (const r of undone.rows) expect(r.steps, r.operation_id).toBe("a:succeeded:succeeded,b:succeeded:succeeded,c:failed:-");
+      // The killed worker's tasks were finished by others, the compensation it held among them. (A task
+      // whose completion w0 sent, and the gateway committed, just before the kill, before w0 logged it,
+      // stays w0's at its first attempt: its worker_id is w0's own.)
       expect(orphaned.length).toBeGreaterThan(0);
-      const rescued = await db.query<{ id: string; worker_id: string; outcome: string; attempt: number }>(
-        `select id, worker_id, outcome, attempt from tasks where id = any($1::uuid[])`,
+      const rescued = await db.query<{ id: string; worker_id: string; attempt: number; compensates: string | null }>(
+        `select id, worker_id, attempt, compensates from tasks where id = any($1::uuid[]) and worker_id <> 'w0'`,
         [orphaned],
       );
-      for (const t of rescued.rows) {
-        expect(t.worker_id, t.id).not.toMatch(/^w0\//);
-        expect(t.attempt).toBeGreaterThanOrEqual(2);
-      }
+      for (const t of rescued.rows) expect(t.attempt, t.id).toBeGreaterThanOrEqual(2);
+      expect(rescued.rows.filter((t) => t.compensates !== null).length).toBeGreaterThan(0);
     } finally {
       await db.end();
     }

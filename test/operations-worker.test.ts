@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Operation_State } from "../gen/anvil/operations/v1/operations_pb.js";
+import { CompensationRecord_Outcome, Operation_State } from "../gen/anvil/operations/v1/operations_pb.js";
 import { ensureProtoDeps, runBuf } from "./support/buf-cli.js";
 import { databaseKinds } from "./support/databases.js";
 import { type OperationClients, operationClients, runWorkflow, until, watchWith } from "./support/operations.js";
@@ -63,6 +63,23 @@ describe.each(databaseKinds)("the reference worker on %s", (kind) => {
     const { stdout } = await promisify(execFile)("curl", ["-sfOJ", `${server.baseUrl}/v1/operations/${op.id}/artifacts/second-report.md`, "-H", `Authorization: Bearer ${token}`, "--output-dir", tmp], { timeout: 30_000 });
     expect(stdout).toBe("");
     expect(readFileSync(join(tmp, "second-report.md"), "utf8")).toMatch(/^# second report\n\n- parts: 2\n/);
+  });
+
+  it("runs the README's three-step saga: the last step fails, the first two are undone in reverse", async () => {
+    const undo = { kind: "demo", config: { seconds: 0.2, steps: 1 } };
+    const op = await runWorkflow(c, [
+      { name: "flight", kind: "demo", config: { seconds: 0.2, steps: 1 }, compensation: undo },
+      { name: "hotel", kind: "demo", dependsOn: ["flight"], config: { seconds: 0.2, steps: 1 }, compensation: { ...undo, maxAttempts: 5 } },
+      { name: "payment", kind: "demo-fail", dependsOn: ["hotel"], config: { seconds: 0.1, retryable: false, message: "card declined" } },
+    ]);
+    expect(await watchWith(c.operations, op.id).done).toBeUndefined();
+    const final = (await c.operations.getOperation({ id: op.id })).operation!;
+    expect(final.state).toBe(Operation_State.FAILED);
+    expect(final.error?.message).toBe("step payment: card declined");
+    expect(final.compensations.map((r) => [r.step, r.outcome])).toEqual([
+      ["hotel", CompensationRecord_Outcome.SUCCEEDED],
+      ["flight", CompensationRecord_Outcome.SUCCEEDED],
+    ]);
   });
 
   it("fails on request without retrying, and stops a cancelled task", async () => {

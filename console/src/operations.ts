@@ -1,4 +1,4 @@
-import { Operation_State } from "../../gen/anvil/operations/v1/operations_pb.js";
+import { CompensationRecord_Outcome, Operation_State } from "../../gen/anvil/operations/v1/operations_pb.js";
 
 /** Operation states in the words a person reads. */
 export const operationStates: ReadonlyArray<{ value: Operation_State; label: string }> = [
@@ -7,6 +7,8 @@ export const operationStates: ReadonlyArray<{ value: Operation_State; label: str
   { value: Operation_State.SUCCEEDED, label: "Succeeded" },
   { value: Operation_State.FAILED, label: "Failed" },
   { value: Operation_State.CANCELLED, label: "Cancelled" },
+  { value: Operation_State.COMPENSATING, label: "Compensating" },
+  { value: Operation_State.COMPENSATION_FAILED, label: "Compensation failed" },
 ];
 
 export function operationStateLabel(s: Operation_State): string {
@@ -15,7 +17,23 @@ export function operationStateLabel(s: Operation_State): string {
 
 /** Whether the state is final: nothing more will happen to the operation. */
 export function isFinal(s: Operation_State): boolean {
-  return s === Operation_State.SUCCEEDED || s === Operation_State.FAILED || s === Operation_State.CANCELLED;
+  return s === Operation_State.SUCCEEDED || s === Operation_State.FAILED || s === Operation_State.CANCELLED || s === Operation_State.COMPENSATION_FAILED;
+}
+
+/** How a compensation of a saga stands, in words. */
+export function compensationOutcomeLabel(o: CompensationRecord_Outcome): string {
+  switch (o) {
+    case CompensationRecord_Outcome.PENDING:
+      return "Pending";
+    case CompensationRecord_Outcome.SUCCEEDED:
+      return "Undone";
+    case CompensationRecord_Outcome.FAILED:
+      return "Failed: needs attention";
+    case CompensationRecord_Outcome.SKIPPED:
+      return "Not run";
+    default:
+      return "Unknown";
+  }
 }
 
 /** A 0–1 share as a whole percentage. */

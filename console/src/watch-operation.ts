@@ -1,7 +1,18 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { useTransport } from "@connectrpc/connect-query";
 import { useEffect, useState } from "react";
-import { type Operation, type OperationEvent, Operation_State, OperationService } from "../../gen/anvil/operations/v1/operations_pb.js";
+import { create } from "@bufbuild/protobuf";
+import {
+  type CompensationRecord,
+  CompensationRecord_Outcome,
+  CompensationRecordSchema,
+  type Operation,
+  type OperationEvent,
+  type OperationEvent_CompensationChange,
+  OperationEvent_CompensationChange_Phase,
+  Operation_State,
+  OperationService,
+} from "../../gen/anvil/operations/v1/operations_pb.js";
 import { isFinal } from "./operations.js";
 
 /** What a watch has seen: the operation as it stands now, its events so far, and why the stream stopped if it did. */
@@ -16,7 +27,23 @@ const operationStageEffects: Readonly<Record<string, Partial<Operation>>> = {
   queued: { state: Operation_State.QUEUED },
   running: { state: Operation_State.RUNNING },
   cancelling: { cancelRequested: true },
+  compensating: { state: Operation_State.COMPENSATING },
 };
+
+/** The operation's compensation records after a compensation event (the gateway's compensation.ts keeps the same). */
+function compensated(op: Operation, change: OperationEvent_CompensationChange, step: string): CompensationRecord[] {
+  switch (change.phase) {
+    case OperationEvent_CompensationChange_Phase.STARTED:
+      return change.steps.map((s) => create(CompensationRecordSchema, { step: s, outcome: CompensationRecord_Outcome.PENDING }));
+    case OperationEvent_CompensationChange_Phase.COMPLETED:
+    case OperationEvent_CompensationChange_Phase.FAILED: {
+      const outcome = change.phase === OperationEvent_CompensationChange_Phase.COMPLETED ? CompensationRecord_Outcome.SUCCEEDED : CompensationRecord_Outcome.FAILED;
+      return op.compensations.map((r) => (r.step === step ? { ...r, kind: change.kind, outcome, attempt: change.attempt, error: change.error } : r));
+    }
+    default:
+      return op.compensations.map((r) => (r.step === step ? { ...r, kind: change.kind, attempt: change.attempt } : r));
+  }
+}
 
 /** The operation after one of its events. */
 function apply(op: Operation, event: OperationEvent): Operation {
@@ -27,9 +54,13 @@ function apply(op: Operation, event: OperationEvent): Operation {
     case "stage":
       // The operation's own stage events (no step) mark its moves between queued, running and cancelling.
       return { ...op, stage: p.value.stage, ...(event.step === "" && operationStageEffects[p.value.stage]), lastSequence: event.sequence };
+    case "compensation":
+      return { ...op, compensations: compensated(op, p.value, event.step), lastSequence: event.sequence };
     case "completion":
       return {
         ...op,
+        // Compensations still pending when a run ends never ran.
+        compensations: op.compensations.map((r) => (r.outcome === CompensationRecord_Outcome.PENDING ? { ...r, outcome: CompensationRecord_Outcome.SKIPPED } : r)),
         state: p.value.state,
         error: p.value.error,
         result: p.value.result,

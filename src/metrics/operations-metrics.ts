@@ -1,6 +1,7 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { QueueEvents } from "../operations/queue-events.js";
 import type { QueueGroup } from "./queue-snapshot.js";
+import type { FinalState } from "../operations/operation.js";
 
 /** Options of OperationsMetrics.watch. */
 export interface QueueWatchOptions {
@@ -52,7 +53,8 @@ export class OperationsMetrics implements QueueEvents {
       labelNames: ["outcome"],
       registers: [registry],
     });
-    for (const outcome of ["succeeded", "failed", "cancelled"]) this.#completions.inc({ outcome }, 0);
+    // compensation_failed: a saga's compensation failed for good; worth an alert, it needs a person.
+    for (const outcome of ["succeeded", "failed", "cancelled", "compensation_failed"]) this.#completions.inc({ outcome }, 0);
     const metrics = this;
     this.#depth = new Gauge({
       name: "anvil_operations_queue_tasks",
@@ -106,7 +108,7 @@ export class OperationsMetrics implements QueueEvents {
     this.#retries.inc({ kind });
   }
 
-  completed(outcome: "succeeded" | "failed" | "cancelled"): void {
+  completed(outcome: FinalState): void {
     this.#completions.inc({ outcome });
   }
 

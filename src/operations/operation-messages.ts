@@ -1,8 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import { type Duration, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
+  CompensationRecord_Outcome,
+  CompensationRecordSchema,
   LogLine_Level,
   LogLineSchema,
+  OperationEvent_CompensationChange_Phase,
+  OperationEvent_CompensationChangeSchema,
   OperationEvent_CompletionSchema,
   OperationEvent_ProgressSchema,
   OperationEvent_StageChangeSchema,
@@ -27,6 +31,22 @@ export const operationStates = enumMapping([
   [Operation_State.SUCCEEDED, "succeeded"],
   [Operation_State.FAILED, "failed"],
   [Operation_State.CANCELLED, "cancelled"],
+  [Operation_State.COMPENSATING, "compensating"],
+  [Operation_State.COMPENSATION_FAILED, "compensation_failed"],
+] as const);
+
+const compensationOutcomes = enumMapping([
+  [CompensationRecord_Outcome.PENDING, "pending"],
+  [CompensationRecord_Outcome.SUCCEEDED, "succeeded"],
+  [CompensationRecord_Outcome.FAILED, "failed"],
+  [CompensationRecord_Outcome.SKIPPED, "skipped"],
+] as const);
+
+const compensationPhases = enumMapping([
+  [OperationEvent_CompensationChange_Phase.STARTED, "started"],
+  [OperationEvent_CompensationChange_Phase.CLAIMED, "claimed"],
+  [OperationEvent_CompensationChange_Phase.COMPLETED, "completed"],
+  [OperationEvent_CompensationChange_Phase.FAILED, "failed"],
 ] as const);
 
 /** Log levels on the wire; unspecified reads as info. */
@@ -60,6 +80,9 @@ export function toOperationMessage(op: Operation): OperationMessage {
     result: op.result ?? undefined,
     error: status(op.error),
     cancelRequested: op.cancelRequested,
+    compensations: op.compensations.map((c) =>
+      create(CompensationRecordSchema, { step: c.step, kind: c.kind, outcome: compensationOutcomes.toMessage(c.outcome), attempt: c.attempt, error: status(c.error) }),
+    ),
     lastSequence: BigInt(op.lastSequence),
     createTime: timestampFromDate(op.createTime),
     updateTime: timestampFromDate(op.updateTime),
@@ -108,6 +131,18 @@ function payloadMessage(p: EventPayload): EventMessage["payload"] {
           retryTime: p.retryTime ? timestampFromDate(new Date(p.retryTime)) : undefined,
         }),
       };
+    case "compensation":
+      return {
+        case: "compensation",
+        value: create(OperationEvent_CompensationChangeSchema, {
+          phase: compensationPhases.toMessage(p.phase),
+          kind: p.kind,
+          attempt: p.attempt,
+          workerId: p.workerId,
+          error: status(p.error),
+          steps: [...p.steps],
+        }),
+      };
   }
 }
 
@@ -125,5 +160,6 @@ export function toTaskMessage({ task, resource }: ClaimedTask): TaskMessage {
     leaseExpireTime: task.leaseExpiresAt ? timestampFromDate(task.leaseExpiresAt) : undefined,
     resource,
     traceParent: task.traceParent ?? "",
+    compensation: task.compensates !== null,
   });
 }

@@ -5,7 +5,7 @@ import type { Database } from "../db/schema.js";
 import { ScopedTable } from "../db/scoped-table.js";
 import { NotFoundError } from "../shared/errors.js";
 import type { JsonObject } from "../shared/json.js";
-import type { EventPayload, NewEvent, Operation, OperationEvent, OperationFilter, OperationPatch, OperationState } from "./operation.js";
+import type { CompensationRecord, EventPayload, NewEvent, Operation, OperationEvent, OperationFilter, OperationPatch, OperationState } from "./operation.js";
 import type { OperationEventTable, OperationTable } from "./operation.table.js";
 
 /** The channel every appended event is announced on, as `<tenant>:<operation id>:<sequence>`. */
@@ -87,6 +87,7 @@ export class OperationRepository {
       ...(patch.result !== undefined && { result: patch.result === null ? null : JSON.stringify(patch.result) }),
       ...(patch.error !== undefined && { error: patch.error === null ? null : JSON.stringify(patch.error) }),
       ...(patch.cancelRequested !== undefined && { cancel_requested: patch.cancelRequested }),
+      ...(patch.compensations !== undefined && { compensations: JSON.stringify(patch.compensations) }),
       ...(patch.started && { start_time: sql`coalesce(start_time, now())` }),
       ...(patch.ended && { end_time: sql`now()` }),
       ...(events.length > 0 && { last_sequence: sql`last_sequence + ${events.length}` }),
@@ -150,6 +151,7 @@ function toOperation(row: Selectable<OperationTable>): Operation {
     result: row.result as JsonObject | null,
     error: row.error,
     cancelRequested: row.cancel_requested,
+    compensations: (row.compensations ?? []) as unknown as CompensationRecord[],
     lastSequence: row.last_sequence,
     createTime: row.create_time,
     updateTime: row.update_time,

@@ -15,6 +15,8 @@ export interface OperationTable {
   result: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
   error: ColumnType<{ code: number; message: string } | null, string | null | undefined, string | null>;
   cancel_requested: ColumnType<boolean, boolean | undefined, boolean>;
+  /** The record of a compensated run's compensations (JSON array); null: it never compensated. */
+  compensations: ColumnType<Record<string, unknown>[] | null, string | null | undefined, string | null>;
   last_sequence: ColumnType<number, number | undefined, number>;
   version: ColumnType<number, number | undefined, number>;
   create_time: ColumnType<Date, Date | string | undefined, never>;

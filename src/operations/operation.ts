@@ -1,15 +1,28 @@
 import type { JsonObject } from "../shared/json.js";
 
-/** Where an operation stands; the last three are final. */
-export type OperationState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+/** Where an operation stands; see FinalState for the final ones. */
+export type OperationState = "queued" | "running" | "compensating" | FinalState;
 
-/** The states an operation never leaves. */
-export type FinalState = "succeeded" | "failed" | "cancelled";
+/** The states an operation never leaves; `compensation_failed` needs manual attention. */
+export type FinalState = "succeeded" | "failed" | "cancelled" | "compensation_failed";
 
 /** Whether `state` is final: nothing happens to the operation any more. */
 export function isFinal(state: OperationState): state is FinalState {
-  return state === "succeeded" || state === "failed" || state === "cancelled";
+  return state === "succeeded" || state === "failed" || state === "cancelled" || state === "compensation_failed";
 }
+
+/** How one compensation of a compensating (or compensated) run stands. */
+export interface CompensationRecord {
+  /** The step it undoes. */
+  readonly step: string;
+  readonly kind: string;
+  readonly outcome: "pending" | "succeeded" | "failed" | "skipped";
+  readonly attempt: number;
+  readonly error: OperationError | null;
+}
+
+/** The phases of a compensation, as events report them. */
+export type CompensationPhase = "started" | "claimed" | "completed" | "failed";
 
 /** The largest event sequence an operation can reach (a PostgreSQL `integer` column). */
 export const maxSequence = 2_147_483_647;
@@ -38,6 +51,8 @@ export interface Operation {
   readonly result: JsonObject | null;
   readonly error: OperationError | null;
   readonly cancelRequested: boolean;
+  /** Empty unless the operation compensated. */
+  readonly compensations: readonly CompensationRecord[];
   readonly lastSequence: number;
   readonly createTime: Date;
   readonly updateTime: Date;
@@ -63,6 +78,16 @@ export type EventPayload =
       readonly willRetry: boolean;
       /** ISO time when the retry becomes claimable. */
       readonly retryTime: string | null;
+    }
+  | {
+      readonly type: "compensation";
+      readonly phase: CompensationPhase;
+      readonly kind: string;
+      readonly attempt: number;
+      readonly workerId: string;
+      readonly error: OperationError | null;
+      /** For `started`: the steps whose compensations were queued. */
+      readonly steps: readonly string[];
     };
 
 /** An event about to be appended; `step` is empty for the whole operation. */
@@ -88,6 +113,7 @@ export interface OperationPatch {
   readonly result?: JsonObject | null;
   readonly error?: OperationError | null;
   readonly cancelRequested?: boolean;
+  readonly compensations?: readonly CompensationRecord[];
   readonly started?: boolean;
   readonly ended?: boolean;
 }

@@ -1,3 +1,5 @@
+import type { FinalState } from "./operation.js";
+
 /**
  * What the task queue reports as it runs, after each change commits (the
  * metrics count these; a rolled-back claim was never a claim).
@@ -10,5 +12,5 @@ export interface QueueEvents {
   /** A failed attempt was put back in the queue for another try. */
   retried(kind: string): void;
   /** An operation ended. */
-  completed(outcome: "succeeded" | "failed" | "cancelled"): void;
+  completed(outcome: FinalState): void;
 }

@@ -46,6 +46,7 @@ export class OperationStarter {
       input: t.input,
       dependsOn: t.dependsOn.map((name) => ids.get(name)!),
       traceParent,
+      compensation: t.compensation,
     }));
     await tx.tasks.insert(operation.id, rows, this.#settings.maxAttempts);
     const queued = await tx.operations.record(operation.id, { stage: "queued" }, [{ step: "", payload: { type: "stage", stage: "queued" } }]);

@@ -1,5 +1,6 @@
 import type { Repositories } from "../db/repositories.js";
 import { FailedPreconditionError, NotFoundError } from "../shared/errors.js";
+import { Compensator } from "./compensation.js";
 import type { JsonObject } from "../shared/json.js";
 import { isFinal, type LogLevel, type NewEvent, type Operation, rpcCode } from "./operation.js";
 import { type QueueSettings, retryDelayMs } from "./queue-settings.js";
@@ -33,10 +34,12 @@ export interface ProgressReport {
 export class TaskLifecycle {
   readonly #settings: QueueSettings;
   readonly #events: QueueEvents | undefined;
+  readonly #compensator: Compensator;
 
   constructor(settings: QueueSettings, events?: QueueEvents) {
     this.#settings = settings;
     this.#events = events;
+    this.#compensator = new Compensator(settings, events);
   }
 
   /**
@@ -90,6 +93,7 @@ export class TaskLifecycle {
       for (const task of ofOperation) {
         const message = `claimed by ${workerId} (attempt ${task.attempt} of ${task.maxAttempts})`;
         events.push({ step: task.step, payload: { type: "log", level: "info", message } });
+        if (task.compensates !== null) events.push(this.#compensator.claimed(task, workerId));
       }
       const started = operation.state === "queued" ? ({ state: "running", stage: "running", started: true } as const) : {};
       await tx.operations.record(operationId, { attempt: operation.attempt + ofOperation.length, ...started }, events);
@@ -112,7 +116,8 @@ export class TaskLifecycle {
     for (const task of expired) {
       tx.onCommit(() => this.#events?.leaseExpired(task.kind));
       const operation = await tx.operations.get(task.operationId);
-      if (operation.cancelRequested) {
+      // A compensating operation's tasks are compensations: they run to the end, cancel or not.
+      if (operation.cancelRequested && operation.state !== "compensating") {
         await tx.tasks.finish(task.id, "cancelled");
         await this.#settleCancel(tx, operation);
         continue;
@@ -142,12 +147,17 @@ export class TaskLifecycle {
         ...(report.message !== "" && { message: report.message }),
       }, events);
     }
-    return { cancelRequested: operation.cancelRequested, leaseExpiresAt: extended.leaseExpiresAt! };
+    // Compensations run to the end even when a cancel made the operation compensate.
+    return { cancelRequested: operation.cancelRequested && operation.state !== "compensating", leaseExpiresAt: extended.leaseExpiresAt! };
   }
 
   /** Completes a leased task with a result or a failure; returns the operation afterwards. */
   async complete(tx: Repositories, taskId: string, leaseToken: string, outcome: { result: JsonObject } | { error: TaskFailure }): Promise<Operation> {
     const { operation, task } = await this.#leased(tx, taskId, leaseToken);
+    if (task.compensates !== null) {
+      if ("error" in outcome) return this.#failAttempt(tx, operation, task, outcome.error);
+      return this.#compensator.succeeded(tx, operation, task, outcome.result);
+    }
     if ("error" in outcome) {
       if (!operation.cancelRequested) return this.#failAttempt(tx, operation, task, outcome.error);
       await tx.tasks.finish(task.id, "cancelled");
@@ -177,7 +187,8 @@ export class TaskLifecycle {
    */
   async cancel(tx: Repositories, id: string): Promise<Operation> {
     const operation = await tx.operations.get(id, "update");
-    if (operation.state === "cancelled" || operation.cancelRequested) return operation;
+    // Compensations, once started, run to the end: a cancel changes nothing.
+    if (operation.state === "cancelled" || operation.cancelRequested || operation.state === "compensating") return operation;
     if (isFinal(operation.state)) {
       throw new FailedPreconditionError(`operation ${id} already ${operation.state}`, [
         { type: "OPERATION_DONE", subject: `operations/${id}`, description: `the operation already ${operation.state}; it cannot be cancelled` },
@@ -248,8 +259,11 @@ export class TaskLifecycle {
       await tx.tasks.requeue(task.id, delay);
       return (await tx.operations.record(operation.id, { message: failure.message }, [error])).operation;
     }
+    if (task.compensates !== null) return this.#compensator.failed(tx, operation, task, failure, [error]);
     await tx.tasks.finish(task.id, "failed");
     await tx.tasks.cancelOpen(operation.id, true);
+    const compensating = await this.#compensator.begin(tx, operation, { step: task.step, ...failure }, [error]);
+    if (compensating) return compensating;
     const final = { code: failure.code, message: task.step ? `step ${task.step}: ${failure.message}` : failure.message };
     const completion: NewEvent = { step: "", payload: { type: "completion", state: "failed", result: null, error: final } };
     const patch = { state: "failed", stage: "failed", message: final.message, error: final, ended: true } as const;
@@ -262,6 +276,8 @@ export class TaskLifecycle {
     const tasks = await tx.tasks.ofOperation(operation.id);
     if (tasks.some((t) => t.state === "leased")) return operation;
     await tx.tasks.cancelOpen(operation.id, true);
+    const compensating = await this.#compensator.begin(tx, operation, { step: "", code: rpcCode.cancelled, message: "cancelled" });
+    if (compensating) return compensating;
     const error = { code: rpcCode.cancelled, message: "cancelled" };
     const completion: NewEvent = { step: "", payload: { type: "completion", state: "cancelled", result: null, error } };
     const patch = { state: "cancelled", stage: "cancelled", message: "cancelled", error, ended: true } as const;

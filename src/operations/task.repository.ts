@@ -4,7 +4,7 @@ import type { Database } from "../db/schema.js";
 import { ScopedTable } from "../db/scoped-table.js";
 import type { JsonObject } from "../shared/json.js";
 import type { Operation, OperationState } from "./operation.js";
-import type { Task, TaskOutcome, TaskState } from "./task.js";
+import type { Task, TaskCompensation, TaskOutcome, TaskState } from "./task.js";
 import type { TaskTable } from "./task.table.js";
 
 /** The channel a newly claimable task is announced on, as `<tenant>:<kind>`. */
@@ -25,6 +25,22 @@ export interface TaskRow {
   readonly dependsOn: readonly string[];
   /** The starting call's traceparent, when it was traced. */
   readonly traceParent?: string | undefined;
+  /** How to undo the step once it succeeded. */
+  readonly compensation?: TaskCompensation | undefined;
+}
+
+/** A compensation task to insert (see compensation.ts). */
+export interface CompensationRow {
+  readonly id: string;
+  readonly step: string;
+  readonly kind: string;
+  readonly input: JsonObject;
+  /** Ids of the compensation tasks that must succeed first. */
+  readonly dependsOn: readonly string[];
+  /** The id of the task it undoes. */
+  readonly compensates: string;
+  readonly maxAttempts: number;
+  readonly traceParent: string | null;
 }
 
 /**
@@ -62,9 +78,34 @@ export class TaskRepository {
           depends_on: [...t.dependsOn],
           max_attempts: maxAttempts,
           trace_parent: t.traceParent ?? null,
+          compensation: t.compensation ? JSON.stringify({ kind: t.compensation.kind, config: t.compensation.config, max_attempts: t.compensation.maxAttempts }) : null,
         })),
       )
       // Queued tasks are announced by the insert itself (one round trip, not two).
+      .returning(announceQueued(this.#tenant))
+      .execute();
+  }
+
+  /** Inserts the compensation tasks of an operation that compensates: those waiting for none queued, the rest blocked. */
+  async insertCompensations(operationId: string, tasks: readonly CompensationRow[]): Promise<void> {
+    if (tasks.length === 0) return;
+    await this.#trx
+      .insertInto("tasks")
+      .values(
+        tasks.map((t) => ({
+          tenant_id: this.#tenant,
+          id: t.id,
+          operation_id: operationId,
+          step: t.step,
+          kind: t.kind,
+          input: JSON.stringify(t.input),
+          state: t.dependsOn.length === 0 ? "queued" : "blocked",
+          depends_on: [...t.dependsOn],
+          max_attempts: t.maxAttempts,
+          trace_parent: t.traceParent,
+          compensates: t.compensates,
+        })),
+      )
       .returning(announceQueued(this.#tenant))
       .execute();
   }
@@ -314,5 +355,7 @@ function toTask(row: Selectable<TaskTable>): Task {
     leaseMs: row.lease_ms,
     workerId: row.worker_id,
     traceParent: row.trace_parent,
+    compensation: row.compensation && { kind: row.compensation.kind, config: row.compensation.config as JsonObject, maxAttempts: row.compensation.max_attempts },
+    compensates: row.compensates,
   };
 }

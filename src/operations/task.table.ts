@@ -22,6 +22,10 @@ export interface TaskTable {
   worker_id: ColumnType<string, string | undefined, string>;
   /** The W3C traceparent of the call that started the operation; null when tracing was off. */
   trace_parent: ColumnType<string | null, string | null | undefined, never>;
+  /** The step's compensation as JSON ({kind, config, max_attempts}); null: none. */
+  compensation: ColumnType<{ kind: string; config: Record<string, unknown>; max_attempts: number } | null, string | null | undefined, never>;
+  /** On a compensation task, the task it undoes. */
+  compensates: ColumnType<string | null, string | null | undefined, never>;
   version: ColumnType<number, number | undefined, number>;
   create_time: ColumnType<Date, Date | string | undefined, never>;
   update_time: ColumnType<Date, Date | string | undefined, Date | string>;

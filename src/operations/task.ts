@@ -28,6 +28,18 @@ export interface Task {
   readonly workerId: string;
   /** The W3C traceparent of the call that started the operation (null when it was not traced): the worker continues that trace. */
   readonly traceParent: string | null;
+  /** How to undo the step once it succeeded; null: it needs no undoing. */
+  readonly compensation: TaskCompensation | null;
+  /** On a compensation task: the id of the task it undoes; null on every other task. */
+  readonly compensates: string | null;
+}
+
+/** How a step is undone (a saga): a task of its own, queued only when the operation compensates. */
+export interface TaskCompensation {
+  readonly kind: string;
+  readonly config: JsonObject;
+  /** Attempts in all; 0: the gateway's default. */
+  readonly maxAttempts: number;
 }
 
 /** A task to enqueue. `name` identifies it among its siblings for `dependsOn`. */
@@ -37,6 +49,8 @@ export interface TaskSpec {
   readonly input: JsonObject;
   /** Steps (by `step` name) that must succeed first. */
   readonly dependsOn: readonly string[];
+  /** How to undo the step once it succeeded; absent: it needs no undoing. */
+  readonly compensation?: TaskCompensation | undefined;
 }
 
 /** A task leased to a worker, with the resource its operation acts on. */

@@ -170,7 +170,7 @@ async function handleTask(options: WorkerOptions, task: Task, completions: Compl
   // a failure is logged by send, and the next beat tries again.
   const heartbeat = setInterval(() => void send("heartbeat", {}).catch(() => undefined), Math.max(250, options.leaseMs / 3));
   const grace = pastGrace(options);
-  options.log(`claimed ${task.kind} ${task.id} (step ${task.step || "-"}, attempt ${task.attempt}/${task.maxAttempts})`);
+  options.log(`claimed ${task.kind} ${task.id} (step ${task.step || "-"}${task.compensation ? ", compensation" : ""}, attempt ${task.attempt}/${task.maxAttempts})`);
   let outcome: NonNullable<MessageInitShape<typeof CompleteTaskRequestSchema>["outcome"]> | "abandoned";
   try {
     const handler = options.handlers[task.kind]!;

@@ -31,6 +31,7 @@ export function workflowRunSpec(
       kind: step.kind,
       input: { ...step.config, ...extra(step) },
       dependsOn: step.dependsOn,
+      compensation: step.compensation,
     })),
   };
 }

@@ -98,12 +98,26 @@ export class WorkflowRepository {
 }
 
 function stepsJson(steps: readonly WorkflowStep[]): string {
-  const rows: StepRow[] = steps.map((s) => ({ name: s.name, kind: s.kind, config: s.config, depends_on: [...s.dependsOn] }));
+  const rows: StepRow[] = steps.map((s) => ({
+    name: s.name,
+    kind: s.kind,
+    config: s.config,
+    depends_on: [...s.dependsOn],
+    ...(s.compensation && { compensation: { kind: s.compensation.kind, config: s.compensation.config, max_attempts: s.compensation.maxAttempts } }),
+  }));
   return JSON.stringify(rows);
 }
 
 function toSteps(rows: StepRow[]): WorkflowStep[] {
-  return rows.map((s) => ({ name: s.name, kind: s.kind, config: s.config as JsonObject, dependsOn: s.depends_on }));
+  return rows.map((s) => ({
+    name: s.name,
+    kind: s.kind,
+    config: s.config as JsonObject,
+    dependsOn: s.depends_on,
+    ...(s.compensation && {
+      compensation: { kind: s.compensation.kind, config: s.compensation.config as JsonObject, maxAttempts: s.compensation.max_attempts },
+    }),
+  }));
 }
 
 function toWorkflow(row: Selectable<WorkflowTable>): Workflow {

@@ -6,6 +6,8 @@ export interface StepRow {
   kind: string;
   config: { [key: string]: unknown };
   depends_on: string[];
+  /** Absent when the step declares no compensation (and in revisions written before sagas). */
+  compensation?: { kind: string; config: { [key: string]: unknown }; max_attempts: number };
 }
 
 /** Row type of `workflows`: the current revision of each workflow. */

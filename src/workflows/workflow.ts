@@ -1,3 +1,4 @@
+import type { TaskCompensation } from "../operations/task.js";
 import type { JsonObject } from "../shared/json.js";
 
 /** A workflow at one revision, as the domain sees it. */
@@ -17,6 +18,8 @@ export interface WorkflowStep {
   readonly kind: string;
   readonly config: JsonObject;
   readonly dependsOn: readonly string[];
+  /** How to undo the step when a later one fails for good or the run is cancelled; absent: nothing to undo. */
+  readonly compensation?: TaskCompensation | undefined;
 }
 
 export type WorkflowState = "draft" | "active" | "archived";

@@ -66,7 +66,15 @@ function newWorkflow(m: WorkflowMessage): NewWorkflow {
 }
 
 function toStep(m: StepMessage): WorkflowStep {
-  return { name: m.name, kind: m.kind, config: m.config ?? {}, dependsOn: m.dependsOn };
+  const c = m.compensation;
+  const compensation = c && { kind: c.kind, config: c.config ?? {}, maxAttempts: c.retryPolicy?.maxAttempts ?? 0 };
+  return { name: m.name, kind: m.kind, config: m.config ?? {}, dependsOn: m.dependsOn, ...(compensation && { compensation }) };
+}
+
+function toStepMessage(s: WorkflowStep) {
+  const c = s.compensation;
+  const compensation = c && { kind: c.kind, config: c.config, ...(c.maxAttempts > 0 && { retryPolicy: { maxAttempts: c.maxAttempts } }) };
+  return { name: s.name, kind: s.kind, config: s.config, dependsOn: [...s.dependsOn], compensation };
 }
 
 function toMessage(workflow: Workflow): WorkflowMessage {
@@ -74,7 +82,7 @@ function toMessage(workflow: Workflow): WorkflowMessage {
     id: workflow.id,
     displayName: workflow.displayName,
     description: workflow.description,
-    steps: workflow.steps.map((s) => ({ name: s.name, kind: s.kind, config: s.config, dependsOn: [...s.dependsOn] })),
+    steps: workflow.steps.map(toStepMessage),
     state: states.toMessage(workflow.state),
     revision: workflow.revision,
     etag: etagOf(workflow.revision),

@@ -20,6 +20,8 @@ export interface TestStep {
   readonly kind?: string;
   readonly dependsOn?: string[];
   readonly config?: Record<string, string | number | boolean>;
+  /** The step's compensation (a saga step). */
+  readonly compensation?: { readonly kind: string; readonly config?: Record<string, string | number | boolean>; readonly maxAttempts?: number };
 }
 
 /** Clients of one test server for an editor, a viewer and a worker. */
@@ -45,7 +47,15 @@ export async function runWorkflow(c: OperationClients, steps: TestStep[] = [{ na
       workflow: {
         displayName: "run",
         state: Workflow_State.ACTIVE,
-        steps: steps.map((s) => ({ name: s.name, kind: s.kind ?? "demo", dependsOn: s.dependsOn ?? [], config: s.config ?? {} })),
+        steps: steps.map((s) => ({
+          name: s.name,
+          kind: s.kind ?? "demo",
+          dependsOn: s.dependsOn ?? [],
+          config: s.config ?? {},
+          ...(s.compensation && {
+            compensation: { kind: s.compensation.kind, config: s.compensation.config ?? {}, retryPolicy: { maxAttempts: s.compensation.maxAttempts ?? 0 } },
+          }),
+        })),
       },
     })
   ).workflow!;

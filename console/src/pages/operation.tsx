@@ -1,9 +1,9 @@
 import { useMutation } from "@connectrpc/connect-query";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { type OperationEvent, OperationService } from "../../../gen/anvil/operations/v1/operations_pb.js";
+import { type OperationEvent, OperationEvent_CompensationChange_Phase, OperationService } from "../../../gen/anvil/operations/v1/operations_pb.js";
 import { Can } from "../caller.js";
 import { ErrorMessage } from "../errors.js";
-import { isFinal, operationStateLabel, percent } from "../operations.js";
+import { compensationOutcomeLabel, isFinal, operationStateLabel, percent } from "../operations.js";
 import { Link } from "../router.js";
 import { useWatchOperation } from "../watch-operation.js";
 
@@ -21,6 +21,19 @@ function describe(event: OperationEvent): string {
       return `Finished: ${operationStateLabel(p.value.state)}${p.value.error?.message ? ` (${p.value.error.message})` : ""}`;
     case "error":
       return `Attempt ${p.value.attempt} failed: ${p.value.message}${p.value.willRetry ? " (will retry)" : ""}`;
+    case "compensation":
+      switch (p.value.phase) {
+        case OperationEvent_CompensationChange_Phase.STARTED:
+          return `Compensating ${p.value.steps.join(", ")}${p.value.error?.message ? ` after: ${p.value.error.message}` : ""}`;
+        case OperationEvent_CompensationChange_Phase.CLAIMED:
+          return `Compensation claimed by ${p.value.workerId} (attempt ${p.value.attempt})`;
+        case OperationEvent_CompensationChange_Phase.COMPLETED:
+          return "Compensation done: step undone";
+        case OperationEvent_CompensationChange_Phase.FAILED:
+          return `Compensation failed for good: ${p.value.error?.message ?? ""}`;
+        default:
+          return "Compensation";
+      }
     default:
       return "Event";
   }
@@ -104,6 +117,20 @@ export function OperationPage({ id }: { id: string }) {
                 </li>
               ))}
             </ul>
+          )}
+          {op.compensations.length > 0 && (
+            <>
+              <h2>Compensations</h2>
+              <p className="hint">A step failed or the run was cancelled: what the completed steps did is undone, latest first.</p>
+              <ul className="steps" aria-label="Compensations">
+                {op.compensations.map((r) => (
+                  <li key={r.step}>
+                    <span className="mono">{r.step}</span> {compensationOutcomeLabel(r.outcome)}
+                    {r.error?.message ? ` (${r.error.message})` : ""}
+                  </li>
+                ))}
+              </ul>
+            </>
           )}
           <h2>Timeline</h2>
           {watched.events.length === 0 ? (

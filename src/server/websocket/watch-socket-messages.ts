@@ -1,11 +1,17 @@
 import type { JsonValue } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { type Operation, Operation_State, type OperationEvent, type WatchOperationResponse } from "../../../gen/anvil/operations/v1/operations_pb.js";
+import {
+  type Operation,
+  Operation_State,
+  type OperationEvent,
+  OperationEvent_CompensationChange_Phase,
+  type WatchOperationResponse,
+} from "../../../gen/anvil/operations/v1/operations_pb.js";
 import { Code as RpcCode } from "../../../gen/google/rpc/code_pb.js";
 import { logLevels } from "../../operations/operation-messages.js";
 
 /** A typed message of a WebSocket watch, snake_case keys (README: "WebSocket"). */
-export type WatchSocketMessage = { readonly type: "progress" | "log" | "error" | "completion"; readonly operation_id: string; readonly sequence: number } & Record<string, JsonValue>;
+export type WatchSocketMessage = { readonly type: "progress" | "log" | "error" | "completion" | "compensation"; readonly operation_id: string; readonly sequence: number } & Record<string, JsonValue>;
 
 /**
  * Turns a WatchOperation stream into the WebSocket protocol's typed
@@ -13,7 +19,8 @@ export type WatchSocketMessage = { readonly type: "progress" | "log" | "error" |
  * sequences have no gaps and `after_sequence` resumes exactly: progress
  * and stage changes are `progress` messages (each carries the progress in
  * percent and the stage as they stand after the event), logs `log`, task
- * errors `error`, and the completion `completion`. The leading operation
+ * errors `error`, compensation changes `compensation`, and the completion
+ * `completion`. The leading operation
  * only seeds the progress and stage; keep-alives become WebSocket pings.
  */
 export class WatchSocketMessages {
@@ -60,6 +67,18 @@ export class WatchSocketMessages {
             will_retry: p.value.willRetry,
             retry_time: p.value.retryTime ? timestampDate(p.value.retryTime).toISOString() : null,
           },
+          timestamp,
+        };
+      case "compensation":
+        return {
+          type: "compensation",
+          ...common,
+          phase: (OperationEvent_CompensationChange_Phase[p.value.phase] ?? "PHASE_UNSPECIFIED").replace("PHASE_", "").toLowerCase(),
+          kind: p.value.kind,
+          attempt: p.value.attempt,
+          worker_id: p.value.workerId,
+          steps: [...p.value.steps],
+          error: p.value.error ? { code: RpcCode[p.value.error.code] ?? "UNKNOWN", message: p.value.error.message } : null,
           timestamp,
         };
       case "completion":

@@ -25,7 +25,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file anvil/operations/v1/operations.proto.
  */
 export const file_anvil_operations_v1_operations: GenFile = /*@__PURE__*/
-  fileDesc("CiRhbnZpbC9vcGVyYXRpb25zL3YxL29wZXJhdGlvbnMucHJvdG8SE2FudmlsLm9wZXJhdGlvbnMudjEivQUKCU9wZXJhdGlvbhIPCgJpZBgBIAEoCUID4EEIEhEKBGtpbmQYAiABKAlCA+BBAxIVCghyZXNvdXJjZRgDIAEoCUID4EEDEjgKBXN0YXRlGAQgASgOMiQuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24uU3RhdGVCA+BBAxIVCghwcm9ncmVzcxgFIAEoAUID4EEDEhIKBXN0YWdlGAYgASgJQgPgQQMSFAoHbWVzc2FnZRgHIAEoCUID4EEDEhQKB2F0dGVtcHQYCCABKAVCA+BBAxIsCgZyZXN1bHQYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgPgQQMSJgoFZXJyb3IYCiABKAsyEi5nb29nbGUucnBjLlN0YXR1c0ID4EEDEh0KEGNhbmNlbF9yZXF1ZXN0ZWQYCyABKAhCA+BBAxIaCg1sYXN0X3NlcXVlbmNlGAwgASgDQgPgQQMSNAoLY3JlYXRlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSMwoKc3RhcnRfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI0Cgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxIxCghlbmRfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAyJ/CgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhAKDFNUQVRFX1FVRVVFRBABEhEKDVNUQVRFX1JVTk5JTkcQAhITCg9TVEFURV9TVUNDRUVERUQQAxIQCgxTVEFURV9GQUlMRUQQBBITCg9TVEFURV9DQU5DRUxMRUQQBSLJAQoHTG9nTGluZRI7CgVsZXZlbBgBIAEoDjIiLmFudmlsLm9wZXJhdGlvbnMudjEuTG9nTGluZS5MZXZlbEIIukgFggECEAESHwoHbWVzc2FnZRgCIAEoCUIO4EECukgIyAEBcgMYoB8iYAoFTGV2ZWwSFQoRTEVWRUxfVU5TUEVDSUZJRUQQABIPCgtMRVZFTF9ERUJVRxABEg4KCkxFVkVMX0lORk8QAhIOCgpMRVZFTF9XQVJOEAMSDwoLTEVWRUxfRVJST1IQBCLNBgoOT3BlcmF0aW9uRXZlbnQSFAoMb3BlcmF0aW9uX2lkGAEgASgJEhAKCHNlcXVlbmNlGAIgASgDEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHN0ZXAYBCABKAkSQAoIcHJvZ3Jlc3MYCiABKAsyLC5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbkV2ZW50LlByb2dyZXNzSAASKwoDbG9nGAsgASgLMhwuYW52aWwub3BlcmF0aW9ucy52MS5Mb2dMaW5lSAASQAoFc3RhZ2UYDCABKAsyLy5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbkV2ZW50LlN0YWdlQ2hhbmdlSAASRAoKY29tcGxldGlvbhgNIAEoCzIuLmFudmlsLm9wZXJhdGlvbnMudjEuT3BlcmF0aW9uRXZlbnQuQ29tcGxldGlvbkgAEj4KBWVycm9yGA4gASgLMi0uYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudC5UYXNrRXJyb3JIABpECghQcm9ncmVzcxIQCghwcm9ncmVzcxgBIAEoARIVCg1zdGVwX3Byb2dyZXNzGAIgASgBEg8KB21lc3NhZ2UYAyABKAkaHAoLU3RhZ2VDaGFuZ2USDQoFc3RhZ2UYASABKAkajQEKCkNvbXBsZXRpb24SMwoFc3RhdGUYASABKA4yJC5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbi5TdGF0ZRInCgZyZXN1bHQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiEKBWVycm9yGAMgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMapAEKCVRhc2tFcnJvchIeCgRjb2RlGAEgASgOMhAuZ29vZ2xlLnJwYy5Db2RlEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEg8KB2F0dGVtcHQYBCABKAUSEgoKd2lsbF9yZXRyeRgFIAEoCBIuCgpyZXRyeV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIJCgdwYXlsb2FkIowCCgRUYXNrEgoKAmlkGAEgASgJEhQKDG9wZXJhdGlvbl9pZBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBHN0ZXAYBCABKAkSJgoFaW5wdXQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg8KB2F0dGVtcHQYBiABKAUSFAoMbWF4X2F0dGVtcHRzGAcgASgFEhgKC2xlYXNlX3Rva2VuGAggASgJQgOAAQESNQoRbGVhc2VfZXhwaXJlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJlc291cmNlGAogASgJEhQKDHRyYWNlX3BhcmVudBgLIAEoCSJbCgtUYXNrRmFpbHVyZRIeCgRjb2RlGAEgASgOMhAuZ29vZ2xlLnJwYy5Db2RlEhkKB21lc3NhZ2UYAiABKAlCCLpIBXIDGKAfEhEKCXJldHJ5YWJsZRgDIAEoCCIxChNHZXRPcGVyYXRpb25SZXF1ZXN0EhoKAmlkGAEgASgJQg7gQQK6SAjIAQFyA7ABASJJChRHZXRPcGVyYXRpb25SZXNwb25zZRIxCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbiLDAQoVTGlzdE9wZXJhdGlvbnNSZXF1ZXN0EhoKCXBhZ2Vfc2l6ZRgBIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiACBI9CgVzdGF0ZRgDIAEoDjIkLmFudmlsLm9wZXJhdGlvbnMudjEuT3BlcmF0aW9uLlN0YXRlQgi6SAWCAQIQARIVCgRraW5kGAQgASgJQge6SARyAhhkEhoKCHJlc291cmNlGAUgASgJQgi6SAVyAxisAiJlChZMaXN0T3BlcmF0aW9uc1Jlc3BvbnNlEjIKCm9wZXJhdGlvbnMYASADKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNAoWQ2FuY2VsT3BlcmF0aW9uUmVxdWVzdBIaCgJpZBgBIAEoCUIO4EECukgIyAEBcgOwAQEiTAoXQ2FuY2VsT3BlcmF0aW9uUmVzcG9uc2USMQoJb3BlcmF0aW9uGAEgASgLMh4uYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24icgoaTGlzdE9wZXJhdGlvbkV2ZW50c1JlcXVlc3QSGgoCaWQYASABKAlCDuBBArpICMgBAXIDsAEBEhoKCXBhZ2Vfc2l6ZRgCIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJrChtMaXN0T3BlcmF0aW9uRXZlbnRzUmVzcG9uc2USMwoGZXZlbnRzGAEgAygLMiMuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiVAoVV2F0Y2hPcGVyYXRpb25SZXF1ZXN0EhoKAmlkGAEgASgJQg7gQQK6SAjIAQFyA7ABARIfCg5hZnRlcl9zZXF1ZW5jZRgCIAEoA0IHukgEIgIoACLBAQoWV2F0Y2hPcGVyYXRpb25SZXNwb25zZRIzCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbkgAEjQKBWV2ZW50GAIgASgLMiMuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudEgAEjQKCmtlZXBfYWxpdmUYAyABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLktlZXBBbGl2ZUgAQgYKBGl0ZW0iNQoJS2VlcEFsaXZlEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIuwBChBDbGFpbVRhc2tSZXF1ZXN0EjkKBWtpbmRzGAEgAygJQirgQQK6SCTIAQGSAR4QMhgBIhhyFhg/MhJeW2Etel1bYS16MC05Xy1dKiQSKwoIbWF4X3dhaXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SIQoJd29ya2VyX2lkGAMgASgJQg7gQQK6SAjIAQFyAxjIARIxCg5sZWFzZV9kdXJhdGlvbhgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIaCgltYXhfdGFza3MYBSABKAVCB7pIBBoCKAAiZgoRQ2xhaW1UYXNrUmVzcG9uc2USJwoEdGFzaxgBIAEoCzIZLmFudmlsLm9wZXJhdGlvbnMudjEuVGFzaxIoCgV0YXNrcxgCIAMoCzIZLmFudmlsLm9wZXJhdGlvbnMudjEuVGFzayLtAQoVUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0Eh8KB3Rhc2tfaWQYASABKAlCDuBBArpICMgBAXIDsAEBEiYKC2xlYXNlX3Rva2VuGAIgASgJQhGAAQHgQQK6SAjIAQFyA7ABARIVCghwcm9ncmVzcxgDIAEoAUgAiAEBEhYKBXN0YWdlGAQgASgJQge6SARyAhhkEhkKB21lc3NhZ2UYBSABKAlCCLpIBXIDGKAfEjQKBGxvZ3MYBiADKAsyHC5hbnZpbC5vcGVyYXRpb25zLnYxLkxvZ0xpbmVCCLpIBZIBAhBkQgsKCV9wcm9ncmVzcyJpChZSZXBvcnRQcm9ncmVzc1Jlc3BvbnNlEhgKEGNhbmNlbF9yZXF1ZXN0ZWQYASABKAgSNQoRbGVhc2VfZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIscBChNDb21wbGV0ZVRhc2tSZXF1ZXN0Eh8KB3Rhc2tfaWQYASABKAlCDuBBArpICMgBAXIDsAEBEiYKC2xlYXNlX3Rva2VuGAIgASgJQhGAAQHgQQK6SAjIAQFyA7ABARIpCgZyZXN1bHQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0SAASMQoFZXJyb3IYBCABKAsyIC5hbnZpbC5vcGVyYXRpb25zLnYxLlRhc2tGYWlsdXJlSABCCQoHb3V0Y29tZSJJChRDb21wbGV0ZVRhc2tSZXNwb25zZRIxCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbiJnChlCYXRjaENvbXBsZXRlVGFza3NSZXF1ZXN0EkoKCHJlcXVlc3RzGAEgAygLMiguYW52aWwub3BlcmF0aW9ucy52MS5Db21wbGV0ZVRhc2tSZXF1ZXN0Qg7gQQK6SAjIAQGSAQIQZCJSChpCYXRjaENvbXBsZXRlVGFza3NSZXNwb25zZRI0CgdyZXN1bHRzGAEgAygLMiMuYW52aWwub3BlcmF0aW9ucy52MS5UYXNrQ29tcGxldGlvbiKpAQoOVGFza0NvbXBsZXRpb24SDwoHdGFza19pZBgBIAEoCRIUCgxvcGVyYXRpb25faWQYAiABKAkSPQoPb3BlcmF0aW9uX3N0YXRlGAMgASgOMiQuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24uU3RhdGUSIQoFZXJyb3IYBCABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIOCgZyZWFzb24YBSABKAki9gEKElN0cmVhbVRhc2tzUmVxdWVzdBI5CgVraW5kcxgBIAMoCUIq4EECukgkyAEBkgEeEDIYASIYchYYPzISXlthLXpdW2EtejAtOV8tXSokEiEKCXdvcmtlcl9pZBgCIAEoCUIO4EECukgIyAEBcgMYyAESMQoObGVhc2VfZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHgoNbWF4X2luX2ZsaWdodBgEIAEoBUIHukgEGgIoABIvCgxtYXhfZHVyYXRpb24YBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24icwoTU3RyZWFtVGFza3NSZXNwb25zZRIoCgV0YXNrcxgBIAMoCzIZLmFudmlsLm9wZXJhdGlvbnMudjEuVGFzaxIyCgprZWVwX2FsaXZlGAIgASgLMh4uYW52aWwub3BlcmF0aW9ucy52MS5LZWVwQWxpdmUiqAEKCEFydGlmYWN0EhQKDG9wZXJhdGlvbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRISCgpzaXplX2J5dGVzGAQgASgDEgwKBGV0YWcYBSABKAkSDwoHdGFza19pZBgGIAEoCRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidgoUTGlzdEFydGlmYWN0c1JlcXVlc3QSJAoMb3BlcmF0aW9uX2lkGAEgASgJQg7gQQK6SAjIAQFyA7ABARIaCglwYWdlX3NpemUYAiABKAVCB7pIBBoCKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAgiYgoVTGlzdEFydGlmYWN0c1Jlc3BvbnNlEjAKCWFydGlmYWN0cxgBIAMoCzIdLmFudmlsLm9wZXJhdGlvbnMudjEuQXJ0aWZhY3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIq0BChdEb3dubG9hZEFydGlmYWN0UmVxdWVzdBIkCgxvcGVyYXRpb25faWQYASABKAlCDuBBArpICMgBAXIDsAEBEhwKBG5hbWUYAiABKAlCDuBBArpICMgBAXIDGP8BEhcKBm9mZnNldBgDIAEoA0IHukgEIgIoABIWCgVsaW1pdBgEIAEoA0IHukgEIgIoABIdCgxzdWZmaXhfYnl0ZXMYBSABKANCB7pIBCICKAAiZgoYRG93bmxvYWRBcnRpZmFjdFJlc3BvbnNlEjEKCGFydGlmYWN0GAEgASgLMh0uYW52aWwub3BlcmF0aW9ucy52MS5BcnRpZmFjdEgAEg8KBWNodW5rGAIgASgMSABCBgoEaXRlbSJ5ChVVcGxvYWRBcnRpZmFjdFJlcXVlc3QSOwoGaGVhZGVyGAEgASgLMikuYW52aWwub3BlcmF0aW9ucy52MS5VcGxvYWRBcnRpZmFjdEhlYWRlckgAEhsKBWNodW5rGAIgASgMQgq6SAd6BRiAgIACSABCBgoEaXRlbSLuAQoUVXBsb2FkQXJ0aWZhY3RIZWFkZXISHwoHdGFza19pZBgBIAEoCUIO4EECukgIyAEBcgOwAQESJgoLbGVhc2VfdG9rZW4YAiABKAlCEYABAeBBArpICMgBAXIDsAEBEjwKBG5hbWUYAyABKAlCLuBBArpIKMgBAXIjGP8BMh5eW0EtWmEtejAtOV8tXVtBLVphLXowLTkuXy1dKiQSHgoMY29udGVudF90eXBlGAQgASgJQgi6SAVyAxj/ARIgCgpzaXplX2J5dGVzGAUgASgDQge6SAQiAigASACIAQFCDQoLX3NpemVfYnl0ZXMiSQoWVXBsb2FkQXJ0aWZhY3RSZXNwb25zZRIvCghhcnRpZmFjdBgBIAEoCzIdLmFudmlsLm9wZXJhdGlvbnMudjEuQXJ0aWZhY3QynQkKEE9wZXJhdGlvblNlcnZpY2USoQEKDEdldE9wZXJhdGlvbhIoLmFudmlsLm9wZXJhdGlvbnMudjEuR2V0T3BlcmF0aW9uUmVxdWVzdBopLmFudmlsLm9wZXJhdGlvbnMudjEuR2V0T3BlcmF0aW9uUmVzcG9uc2UiPJACAcrzGA9vcGVyYXRpb25zLnJlYWSC0+STAiBiCW9wZXJhdGlvbhITL3YxL29wZXJhdGlvbnMve2lkfRKXAQoOTGlzdE9wZXJhdGlvbnMSKi5hbnZpbC5vcGVyYXRpb25zLnYxLkxpc3RPcGVyYXRpb25zUmVxdWVzdBorLmFudmlsLm9wZXJhdGlvbnMudjEuTGlzdE9wZXJhdGlvbnNSZXNwb25zZSIskAIByvMYD29wZXJhdGlvbnMucmVhZILT5JMCEBIOL3YxL29wZXJhdGlvbnMSsgEKD0NhbmNlbE9wZXJhdGlvbhIrLmFudmlsLm9wZXJhdGlvbnMudjEuQ2FuY2VsT3BlcmF0aW9uUmVxdWVzdBosLmFudmlsLm9wZXJhdGlvbnMudjEuQ2FuY2VsT3BlcmF0aW9uUmVzcG9uc2UiRMrzGBBvcGVyYXRpb25zLndyaXRlgtPkkwIqOgEqYglvcGVyYXRpb24iGi92MS9vcGVyYXRpb25zL3tpZH06Y2FuY2VsErIBChNMaXN0T3BlcmF0aW9uRXZlbnRzEi8uYW52aWwub3BlcmF0aW9ucy52MS5MaXN0T3BlcmF0aW9uRXZlbnRzUmVxdWVzdBowLmFudmlsLm9wZXJhdGlvbnMudjEuTGlzdE9wZXJhdGlvbkV2ZW50c1Jlc3BvbnNlIjiQAgHK8xgPb3BlcmF0aW9ucy5yZWFkgtPkkwIcEhovdjEvb3BlcmF0aW9ucy97aWR9L2V2ZW50cxKkAQoOV2F0Y2hPcGVyYXRpb24SKi5hbnZpbC5vcGVyYXRpb25zLnYxLldhdGNoT3BlcmF0aW9uUmVxdWVzdBorLmFudmlsLm9wZXJhdGlvbnMudjEuV2F0Y2hPcGVyYXRpb25SZXNwb25zZSI3kAIByvMYD29wZXJhdGlvbnMucmVhZILT5JMCGxIZL3YxL29wZXJhdGlvbnMve2lkfTp3YXRjaDABEq0BCg1MaXN0QXJ0aWZhY3RzEikuYW52aWwub3BlcmF0aW9ucy52MS5MaXN0QXJ0aWZhY3RzUmVxdWVzdBoqLmFudmlsLm9wZXJhdGlvbnMudjEuTGlzdEFydGlmYWN0c1Jlc3BvbnNlIkWQAgHK8xgPb3BlcmF0aW9ucy5yZWFkgtPkkwIpEicvdjEvb3BlcmF0aW9ucy97b3BlcmF0aW9uX2lkfS9hcnRpZmFjdHMSiQEKEERvd25sb2FkQXJ0aWZhY3QSLC5hbnZpbC5vcGVyYXRpb25zLnYxLkRvd25sb2FkQXJ0aWZhY3RSZXF1ZXN0Gi0uYW52aWwub3BlcmF0aW9ucy52MS5Eb3dubG9hZEFydGlmYWN0UmVzcG9uc2UiFpACAcrzGA9vcGVyYXRpb25zLnJlYWQwATKaBwoNV29ya2VyU2VydmljZRKEAQoJQ2xhaW1UYXNrEiUuYW52aWwub3BlcmF0aW9ucy52MS5DbGFpbVRhc2tSZXF1ZXN0GiYuYW52aWwub3BlcmF0aW9ucy52MS5DbGFpbVRhc2tSZXNwb25zZSIoyvMYCnRhc2tzLndvcmuC0+STAhQ6ASoiDy92MS90YXNrczpjbGFpbRKmAQoOUmVwb3J0UHJvZ3Jlc3MSKi5hbnZpbC5vcGVyYXRpb25zLnYxLlJlcG9ydFByb2dyZXNzUmVxdWVzdBorLmFudmlsLm9wZXJhdGlvbnMudjEuUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZSI7yvMYCnRhc2tzLndvcmuC0+STAic6ASoiIi92MS90YXNrcy97dGFza19pZH06cmVwb3J0UHJvZ3Jlc3MSmgEKDENvbXBsZXRlVGFzaxIoLmFudmlsLm9wZXJhdGlvbnMudjEuQ29tcGxldGVUYXNrUmVxdWVzdBopLmFudmlsLm9wZXJhdGlvbnMudjEuQ29tcGxldGVUYXNrUmVzcG9uc2UiNcrzGAp0YXNrcy53b3JrgtPkkwIhOgEqIhwvdjEvdGFza3Mve3Rhc2tfaWR9OmNvbXBsZXRlEpQBCgtTdHJlYW1UYXNrcxInLmFudmlsLm9wZXJhdGlvbnMudjEuU3RyZWFtVGFza3NSZXF1ZXN0GiguYW52aWwub3BlcmF0aW9ucy52MS5TdHJlYW1UYXNrc1Jlc3BvbnNlIjDK8xgKdGFza3Mud29ya4LT5JMCHDoBKmIFdGFza3MiEC92MS90YXNrczpzdHJlYW0wARKnAQoSQmF0Y2hDb21wbGV0ZVRhc2tzEi4uYW52aWwub3BlcmF0aW9ucy52MS5CYXRjaENvbXBsZXRlVGFza3NSZXF1ZXN0Gi8uYW52aWwub3BlcmF0aW9ucy52MS5CYXRjaENvbXBsZXRlVGFza3NSZXNwb25zZSIwyvMYCnRhc2tzLndvcmuC0+STAhw6ASoiFy92MS90YXNrczpiYXRjaENvbXBsZXRlEnsKDlVwbG9hZEFydGlmYWN0EiouYW52aWwub3BlcmF0aW9ucy52MS5VcGxvYWRBcnRpZmFjdFJlcXVlc3QaKy5hbnZpbC5vcGVyYXRpb25zLnYxLlVwbG9hZEFydGlmYWN0UmVzcG9uc2UiDsrzGAp0YXNrcy53b3JrKAFiBnByb3RvMw", [file_anvil_api_v1_annotations, file_buf_validate_validate, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_code, file_google_rpc_status]);
+  fileDesc("CiRhbnZpbC9vcGVyYXRpb25zL3YxL29wZXJhdGlvbnMucHJvdG8SE2FudmlsLm9wZXJhdGlvbnMudjEiugYKCU9wZXJhdGlvbhIPCgJpZBgBIAEoCUID4EEIEhEKBGtpbmQYAiABKAlCA+BBAxIVCghyZXNvdXJjZRgDIAEoCUID4EEDEjgKBXN0YXRlGAQgASgOMiQuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24uU3RhdGVCA+BBAxIVCghwcm9ncmVzcxgFIAEoAUID4EEDEhIKBXN0YWdlGAYgASgJQgPgQQMSFAoHbWVzc2FnZRgHIAEoCUID4EEDEhQKB2F0dGVtcHQYCCABKAVCA+BBAxIsCgZyZXN1bHQYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgPgQQMSJgoFZXJyb3IYCiABKAsyEi5nb29nbGUucnBjLlN0YXR1c0ID4EEDEh0KEGNhbmNlbF9yZXF1ZXN0ZWQYCyABKAhCA+BBAxIaCg1sYXN0X3NlcXVlbmNlGAwgASgDQgPgQQMSNAoLY3JlYXRlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgPgQQMSMwoKc3RhcnRfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI0Cgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxIxCghlbmRfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxJDCg1jb21wZW5zYXRpb25zGBEgAygLMicuYW52aWwub3BlcmF0aW9ucy52MS5Db21wZW5zYXRpb25SZWNvcmRCA+BBAyK2AQoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIQCgxTVEFURV9RVUVVRUQQARIRCg1TVEFURV9SVU5OSU5HEAISEwoPU1RBVEVfU1VDQ0VFREVEEAMSEAoMU1RBVEVfRkFJTEVEEAQSEwoPU1RBVEVfQ0FOQ0VMTEVEEAUSFgoSU1RBVEVfQ09NUEVOU0FUSU5HEAYSHQoZU1RBVEVfQ09NUEVOU0FUSU9OX0ZBSUxFRBAHIp8CChJDb21wZW5zYXRpb25SZWNvcmQSDAoEc3RlcBgBIAEoCRIMCgRraW5kGAIgASgJEkAKB291dGNvbWUYAyABKA4yLy5hbnZpbC5vcGVyYXRpb25zLnYxLkNvbXBlbnNhdGlvblJlY29yZC5PdXRjb21lEg8KB2F0dGVtcHQYBCABKAUSIQoFZXJyb3IYBSABKAsyEi5nb29nbGUucnBjLlN0YXR1cyJ3CgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABITCg9PVVRDT01FX1BFTkRJTkcQARIVChFPVVRDT01FX1NVQ0NFRURFRBACEhIKDk9VVENPTUVfRkFJTEVEEAMSEwoPT1VUQ09NRV9TS0lQUEVEEAQiyQEKB0xvZ0xpbmUSOwoFbGV2ZWwYASABKA4yIi5hbnZpbC5vcGVyYXRpb25zLnYxLkxvZ0xpbmUuTGV2ZWxCCLpIBYIBAhABEh8KB21lc3NhZ2UYAiABKAlCDuBBArpICMgBAXIDGKAfImAKBUxldmVsEhUKEUxFVkVMX1VOU1BFQ0lGSUVEEAASDwoLTEVWRUxfREVCVUcQARIOCgpMRVZFTF9JTkZPEAISDgoKTEVWRUxfV0FSThADEg8KC0xFVkVMX0VSUk9SEAQi0gkKDk9wZXJhdGlvbkV2ZW50EhQKDG9wZXJhdGlvbl9pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoAxIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRzdGVwGAQgASgJEkAKCHByb2dyZXNzGAogASgLMiwuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudC5Qcm9ncmVzc0gAEisKA2xvZxgLIAEoCzIcLmFudmlsLm9wZXJhdGlvbnMudjEuTG9nTGluZUgAEkAKBXN0YWdlGAwgASgLMi8uYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudC5TdGFnZUNoYW5nZUgAEkQKCmNvbXBsZXRpb24YDSABKAsyLi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbkV2ZW50LkNvbXBsZXRpb25IABI+CgVlcnJvchgOIAEoCzItLmFudmlsLm9wZXJhdGlvbnMudjEuT3BlcmF0aW9uRXZlbnQuVGFza0Vycm9ySAASTgoMY29tcGVuc2F0aW9uGA8gASgLMjYuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudC5Db21wZW5zYXRpb25DaGFuZ2VIABqyAgoSQ29tcGVuc2F0aW9uQ2hhbmdlEksKBXBoYXNlGAEgASgOMjwuYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25FdmVudC5Db21wZW5zYXRpb25DaGFuZ2UuUGhhc2USDAoEa2luZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgFEhEKCXdvcmtlcl9pZBgEIAEoCRIhCgVlcnJvchgFIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzEg0KBXN0ZXBzGAYgAygJImsKBVBoYXNlEhUKEVBIQVNFX1VOU1BFQ0lGSUVEEAASEQoNUEhBU0VfU1RBUlRFRBABEhEKDVBIQVNFX0NMQUlNRUQQAhITCg9QSEFTRV9DT01QTEVURUQQAxIQCgxQSEFTRV9GQUlMRUQQBBpECghQcm9ncmVzcxIQCghwcm9ncmVzcxgBIAEoARIVCg1zdGVwX3Byb2dyZXNzGAIgASgBEg8KB21lc3NhZ2UYAyABKAkaHAoLU3RhZ2VDaGFuZ2USDQoFc3RhZ2UYASABKAkajQEKCkNvbXBsZXRpb24SMwoFc3RhdGUYASABKA4yJC5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbi5TdGF0ZRInCgZyZXN1bHQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiEKBWVycm9yGAMgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMapAEKCVRhc2tFcnJvchIeCgRjb2RlGAEgASgOMhAuZ29vZ2xlLnJwYy5Db2RlEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEg8KB2F0dGVtcHQYBCABKAUSEgoKd2lsbF9yZXRyeRgFIAEoCBIuCgpyZXRyeV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIJCgdwYXlsb2FkIqICCgRUYXNrEgoKAmlkGAEgASgJEhQKDG9wZXJhdGlvbl9pZBgCIAEoCRIMCgRraW5kGAMgASgJEgwKBHN0ZXAYBCABKAkSJgoFaW5wdXQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg8KB2F0dGVtcHQYBiABKAUSFAoMbWF4X2F0dGVtcHRzGAcgASgFEhgKC2xlYXNlX3Rva2VuGAggASgJQgOAAQESNQoRbGVhc2VfZXhwaXJlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJlc291cmNlGAogASgJEhQKDHRyYWNlX3BhcmVudBgLIAEoCRIUCgxjb21wZW5zYXRpb24YDCABKAgiWwoLVGFza0ZhaWx1cmUSHgoEY29kZRgBIAEoDjIQLmdvb2dsZS5ycGMuQ29kZRIZCgdtZXNzYWdlGAIgASgJQgi6SAVyAxigHxIRCglyZXRyeWFibGUYAyABKAgiMQoTR2V0T3BlcmF0aW9uUmVxdWVzdBIaCgJpZBgBIAEoCUIO4EECukgIyAEBcgOwAQEiSQoUR2V0T3BlcmF0aW9uUmVzcG9uc2USMQoJb3BlcmF0aW9uGAEgASgLMh4uYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24iwwEKFUxpc3RPcGVyYXRpb25zUmVxdWVzdBIaCglwYWdlX3NpemUYASABKAVCB7pIBBoCKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAgSPQoFc3RhdGUYAyABKA4yJC5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbi5TdGF0ZUIIukgFggECEAESFQoEa2luZBgEIAEoCUIHukgEcgIYZBIaCghyZXNvdXJjZRgFIAEoCUIIukgFcgMYrAIiZQoWTGlzdE9wZXJhdGlvbnNSZXNwb25zZRIyCgpvcGVyYXRpb25zGAEgAygLMh4uYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjQKFkNhbmNlbE9wZXJhdGlvblJlcXVlc3QSGgoCaWQYASABKAlCDuBBArpICMgBAXIDsAEBIkwKF0NhbmNlbE9wZXJhdGlvblJlc3BvbnNlEjEKCW9wZXJhdGlvbhgBIAEoCzIeLmFudmlsLm9wZXJhdGlvbnMudjEuT3BlcmF0aW9uInIKGkxpc3RPcGVyYXRpb25FdmVudHNSZXF1ZXN0EhoKAmlkGAEgASgJQg7gQQK6SAjIAQFyA7ABARIaCglwYWdlX3NpemUYAiABKAVCB7pIBBoCKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAgiawobTGlzdE9wZXJhdGlvbkV2ZW50c1Jlc3BvbnNlEjMKBmV2ZW50cxgBIAMoCzIjLmFudmlsLm9wZXJhdGlvbnMudjEuT3BlcmF0aW9uRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlQKFVdhdGNoT3BlcmF0aW9uUmVxdWVzdBIaCgJpZBgBIAEoCUIO4EECukgIyAEBcgOwAQESHwoOYWZ0ZXJfc2VxdWVuY2UYAiABKANCB7pIBCICKAAiwQEKFldhdGNoT3BlcmF0aW9uUmVzcG9uc2USMwoJb3BlcmF0aW9uGAEgASgLMh4uYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb25IABI0CgVldmVudBgCIAEoCzIjLmFudmlsLm9wZXJhdGlvbnMudjEuT3BlcmF0aW9uRXZlbnRIABI0CgprZWVwX2FsaXZlGAMgASgLMh4uYW52aWwub3BlcmF0aW9ucy52MS5LZWVwQWxpdmVIAEIGCgRpdGVtIjUKCUtlZXBBbGl2ZRIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLsAQoQQ2xhaW1UYXNrUmVxdWVzdBI5CgVraW5kcxgBIAMoCUIq4EECukgkyAEBkgEeEDIYASIYchYYPzISXlthLXpdW2EtejAtOV8tXSokEisKCG1heF93YWl0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiEKCXdvcmtlcl9pZBgDIAEoCUIO4EECukgIyAEBcgMYyAESMQoObGVhc2VfZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGgoJbWF4X3Rhc2tzGAUgASgFQge6SAQaAigAImYKEUNsYWltVGFza1Jlc3BvbnNlEicKBHRhc2sYASABKAsyGS5hbnZpbC5vcGVyYXRpb25zLnYxLlRhc2sSKAoFdGFza3MYAiADKAsyGS5hbnZpbC5vcGVyYXRpb25zLnYxLlRhc2si7QEKFVJlcG9ydFByb2dyZXNzUmVxdWVzdBIfCgd0YXNrX2lkGAEgASgJQg7gQQK6SAjIAQFyA7ABARImCgtsZWFzZV90b2tlbhgCIAEoCUIRgAEB4EECukgIyAEBcgOwAQESFQoIcHJvZ3Jlc3MYAyABKAFIAIgBARIWCgVzdGFnZRgEIAEoCUIHukgEcgIYZBIZCgdtZXNzYWdlGAUgASgJQgi6SAVyAxigHxI0CgRsb2dzGAYgAygLMhwuYW52aWwub3BlcmF0aW9ucy52MS5Mb2dMaW5lQgi6SAWSAQIQZEILCglfcHJvZ3Jlc3MiaQoWUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZRIYChBjYW5jZWxfcmVxdWVzdGVkGAEgASgIEjUKEWxlYXNlX2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLHAQoTQ29tcGxldGVUYXNrUmVxdWVzdBIfCgd0YXNrX2lkGAEgASgJQg7gQQK6SAjIAQFyA7ABARImCgtsZWFzZV90b2tlbhgCIAEoCUIRgAEB4EECukgIyAEBcgOwAQESKQoGcmVzdWx0GAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEgAEjEKBWVycm9yGAQgASgLMiAuYW52aWwub3BlcmF0aW9ucy52MS5UYXNrRmFpbHVyZUgAQgkKB291dGNvbWUiSQoUQ29tcGxldGVUYXNrUmVzcG9uc2USMQoJb3BlcmF0aW9uGAEgASgLMh4uYW52aWwub3BlcmF0aW9ucy52MS5PcGVyYXRpb24iZwoZQmF0Y2hDb21wbGV0ZVRhc2tzUmVxdWVzdBJKCghyZXF1ZXN0cxgBIAMoCzIoLmFudmlsLm9wZXJhdGlvbnMudjEuQ29tcGxldGVUYXNrUmVxdWVzdEIO4EECukgIyAEBkgECEGQiUgoaQmF0Y2hDb21wbGV0ZVRhc2tzUmVzcG9uc2USNAoHcmVzdWx0cxgBIAMoCzIjLmFudmlsLm9wZXJhdGlvbnMudjEuVGFza0NvbXBsZXRpb24iqQEKDlRhc2tDb21wbGV0aW9uEg8KB3Rhc2tfaWQYASABKAkSFAoMb3BlcmF0aW9uX2lkGAIgASgJEj0KD29wZXJhdGlvbl9zdGF0ZRgDIAEoDjIkLmFudmlsLm9wZXJhdGlvbnMudjEuT3BlcmF0aW9uLlN0YXRlEiEKBWVycm9yGAQgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMSDgoGcmVhc29uGAUgASgJIvYBChJTdHJlYW1UYXNrc1JlcXVlc3QSOQoFa2luZHMYASADKAlCKuBBArpIJMgBAZIBHhAyGAEiGHIWGD8yEl5bYS16XVthLXowLTlfLV0qJBIhCgl3b3JrZXJfaWQYAiABKAlCDuBBArpICMgBAXIDGMgBEjEKDmxlYXNlX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEh4KDW1heF9pbl9mbGlnaHQYBCABKAVCB7pIBBoCKAASLwoMbWF4X2R1cmF0aW9uGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInMKE1N0cmVhbVRhc2tzUmVzcG9uc2USKAoFdGFza3MYASADKAsyGS5hbnZpbC5vcGVyYXRpb25zLnYxLlRhc2sSMgoKa2VlcF9hbGl2ZRgCIAEoCzIeLmFudmlsLm9wZXJhdGlvbnMudjEuS2VlcEFsaXZlIqgBCghBcnRpZmFjdBIUCgxvcGVyYXRpb25faWQYASABKAkSDAoEbmFtZRgCIAEoCRIUCgxjb250ZW50X3R5cGUYAyABKAkSEgoKc2l6ZV9ieXRlcxgEIAEoAxIMCgRldGFnGAUgASgJEg8KB3Rhc2tfaWQYBiABKAkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInYKFExpc3RBcnRpZmFjdHNSZXF1ZXN0EiQKDG9wZXJhdGlvbl9pZBgBIAEoCUIO4EECukgIyAEBcgOwAQESGgoJcGFnZV9zaXplGAIgASgFQge6SAQaAigAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIImIKFUxpc3RBcnRpZmFjdHNSZXNwb25zZRIwCglhcnRpZmFjdHMYASADKAsyHS5hbnZpbC5vcGVyYXRpb25zLnYxLkFydGlmYWN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKtAQoXRG93bmxvYWRBcnRpZmFjdFJlcXVlc3QSJAoMb3BlcmF0aW9uX2lkGAEgASgJQg7gQQK6SAjIAQFyA7ABARIcCgRuYW1lGAIgASgJQg7gQQK6SAjIAQFyAxj/ARIXCgZvZmZzZXQYAyABKANCB7pIBCICKAASFgoFbGltaXQYBCABKANCB7pIBCICKAASHQoMc3VmZml4X2J5dGVzGAUgASgDQge6SAQiAigAImYKGERvd25sb2FkQXJ0aWZhY3RSZXNwb25zZRIxCghhcnRpZmFjdBgBIAEoCzIdLmFudmlsLm9wZXJhdGlvbnMudjEuQXJ0aWZhY3RIABIPCgVjaHVuaxgCIAEoDEgAQgYKBGl0ZW0ieQoVVXBsb2FkQXJ0aWZhY3RSZXF1ZXN0EjsKBmhlYWRlchgBIAEoCzIpLmFudmlsLm9wZXJhdGlvbnMudjEuVXBsb2FkQXJ0aWZhY3RIZWFkZXJIABIbCgVjaHVuaxgCIAEoDEIKukgHegUYgICAAkgAQgYKBGl0ZW0i7gEKFFVwbG9hZEFydGlmYWN0SGVhZGVyEh8KB3Rhc2tfaWQYASABKAlCDuBBArpICMgBAXIDsAEBEiYKC2xlYXNlX3Rva2VuGAIgASgJQhGAAQHgQQK6SAjIAQFyA7ABARI8CgRuYW1lGAMgASgJQi7gQQK6SCjIAQFyIxj/ATIeXltBLVphLXowLTlfLV1bQS1aYS16MC05Ll8tXSokEh4KDGNvbnRlbnRfdHlwZRgEIAEoCUIIukgFcgMY/wESIAoKc2l6ZV9ieXRlcxgFIAEoA0IHukgEIgIoAEgAiAEBQg0KC19zaXplX2J5dGVzIkkKFlVwbG9hZEFydGlmYWN0UmVzcG9uc2USLwoIYXJ0aWZhY3QYASABKAsyHS5hbnZpbC5vcGVyYXRpb25zLnYxLkFydGlmYWN0Mp0JChBPcGVyYXRpb25TZXJ2aWNlEqEBCgxHZXRPcGVyYXRpb24SKC5hbnZpbC5vcGVyYXRpb25zLnYxLkdldE9wZXJhdGlvblJlcXVlc3QaKS5hbnZpbC5vcGVyYXRpb25zLnYxLkdldE9wZXJhdGlvblJlc3BvbnNlIjyQAgHK8xgPb3BlcmF0aW9ucy5yZWFkgtPkkwIgYglvcGVyYXRpb24SEy92MS9vcGVyYXRpb25zL3tpZH0SlwEKDkxpc3RPcGVyYXRpb25zEiouYW52aWwub3BlcmF0aW9ucy52MS5MaXN0T3BlcmF0aW9uc1JlcXVlc3QaKy5hbnZpbC5vcGVyYXRpb25zLnYxLkxpc3RPcGVyYXRpb25zUmVzcG9uc2UiLJACAcrzGA9vcGVyYXRpb25zLnJlYWSC0+STAhASDi92MS9vcGVyYXRpb25zErIBCg9DYW5jZWxPcGVyYXRpb24SKy5hbnZpbC5vcGVyYXRpb25zLnYxLkNhbmNlbE9wZXJhdGlvblJlcXVlc3QaLC5hbnZpbC5vcGVyYXRpb25zLnYxLkNhbmNlbE9wZXJhdGlvblJlc3BvbnNlIkTK8xgQb3BlcmF0aW9ucy53cml0ZYLT5JMCKjoBKmIJb3BlcmF0aW9uIhovdjEvb3BlcmF0aW9ucy97aWR9OmNhbmNlbBKyAQoTTGlzdE9wZXJhdGlvbkV2ZW50cxIvLmFudmlsLm9wZXJhdGlvbnMudjEuTGlzdE9wZXJhdGlvbkV2ZW50c1JlcXVlc3QaMC5hbnZpbC5vcGVyYXRpb25zLnYxLkxpc3RPcGVyYXRpb25FdmVudHNSZXNwb25zZSI4kAIByvMYD29wZXJhdGlvbnMucmVhZILT5JMCHBIaL3YxL29wZXJhdGlvbnMve2lkfS9ldmVudHMSpAEKDldhdGNoT3BlcmF0aW9uEiouYW52aWwub3BlcmF0aW9ucy52MS5XYXRjaE9wZXJhdGlvblJlcXVlc3QaKy5hbnZpbC5vcGVyYXRpb25zLnYxLldhdGNoT3BlcmF0aW9uUmVzcG9uc2UiN5ACAcrzGA9vcGVyYXRpb25zLnJlYWSC0+STAhsSGS92MS9vcGVyYXRpb25zL3tpZH06d2F0Y2gwARKtAQoNTGlzdEFydGlmYWN0cxIpLmFudmlsLm9wZXJhdGlvbnMudjEuTGlzdEFydGlmYWN0c1JlcXVlc3QaKi5hbnZpbC5vcGVyYXRpb25zLnYxLkxpc3RBcnRpZmFjdHNSZXNwb25zZSJFkAIByvMYD29wZXJhdGlvbnMucmVhZILT5JMCKRInL3YxL29wZXJhdGlvbnMve29wZXJhdGlvbl9pZH0vYXJ0aWZhY3RzEokBChBEb3dubG9hZEFydGlmYWN0EiwuYW52aWwub3BlcmF0aW9ucy52MS5Eb3dubG9hZEFydGlmYWN0UmVxdWVzdBotLmFudmlsLm9wZXJhdGlvbnMudjEuRG93bmxvYWRBcnRpZmFjdFJlc3BvbnNlIhaQAgHK8xgPb3BlcmF0aW9ucy5yZWFkMAEymgcKDVdvcmtlclNlcnZpY2UShAEKCUNsYWltVGFzaxIlLmFudmlsLm9wZXJhdGlvbnMudjEuQ2xhaW1UYXNrUmVxdWVzdBomLmFudmlsLm9wZXJhdGlvbnMudjEuQ2xhaW1UYXNrUmVzcG9uc2UiKMrzGAp0YXNrcy53b3JrgtPkkwIUOgEqIg8vdjEvdGFza3M6Y2xhaW0SpgEKDlJlcG9ydFByb2dyZXNzEiouYW52aWwub3BlcmF0aW9ucy52MS5SZXBvcnRQcm9ncmVzc1JlcXVlc3QaKy5hbnZpbC5vcGVyYXRpb25zLnYxLlJlcG9ydFByb2dyZXNzUmVzcG9uc2UiO8rzGAp0YXNrcy53b3JrgtPkkwInOgEqIiIvdjEvdGFza3Mve3Rhc2tfaWR9OnJlcG9ydFByb2dyZXNzEpoBCgxDb21wbGV0ZVRhc2sSKC5hbnZpbC5vcGVyYXRpb25zLnYxLkNvbXBsZXRlVGFza1JlcXVlc3QaKS5hbnZpbC5vcGVyYXRpb25zLnYxLkNvbXBsZXRlVGFza1Jlc3BvbnNlIjXK8xgKdGFza3Mud29ya4LT5JMCIToBKiIcL3YxL3Rhc2tzL3t0YXNrX2lkfTpjb21wbGV0ZRKUAQoLU3RyZWFtVGFza3MSJy5hbnZpbC5vcGVyYXRpb25zLnYxLlN0cmVhbVRhc2tzUmVxdWVzdBooLmFudmlsLm9wZXJhdGlvbnMudjEuU3RyZWFtVGFza3NSZXNwb25zZSIwyvMYCnRhc2tzLndvcmuC0+STAhw6ASpiBXRhc2tzIhAvdjEvdGFza3M6c3RyZWFtMAESpwEKEkJhdGNoQ29tcGxldGVUYXNrcxIuLmFudmlsLm9wZXJhdGlvbnMudjEuQmF0Y2hDb21wbGV0ZVRhc2tzUmVxdWVzdBovLmFudmlsLm9wZXJhdGlvbnMudjEuQmF0Y2hDb21wbGV0ZVRhc2tzUmVzcG9uc2UiMMrzGAp0YXNrcy53b3JrgtPkkwIcOgEqIhcvdjEvdGFza3M6YmF0Y2hDb21wbGV0ZRJ7Cg5VcGxvYWRBcnRpZmFjdBIqLmFudmlsLm9wZXJhdGlvbnMudjEuVXBsb2FkQXJ0aWZhY3RSZXF1ZXN0GisuYW52aWwub3BlcmF0aW9ucy52MS5VcGxvYWRBcnRpZmFjdFJlc3BvbnNlIg7K8xgKdGFza3Mud29yaygBYgZwcm90bzM", [file_anvil_api_v1_annotations, file_buf_validate_validate, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_code, file_google_rpc_status]);
 
 /**
  * A piece of long-running work and where it stands.
@@ -147,6 +147,16 @@ export type Operation = Message<"anvil.operations.v1.Operation"> & {
    * @generated from field: google.protobuf.Timestamp end_time = 16;
    */
   endTime?: Timestamp | undefined;
+
+  /**
+   * The compensations of a workflow run that compensated (see
+   * anvil.workflows.v1.Workflow.Compensation), one per completed step that
+   * declares one, in the order they were queued, each with how it ended.
+   * Empty for an operation that never compensated.
+   *
+   * @generated from field: repeated anvil.operations.v1.CompensationRecord compensations = 17;
+   */
+  compensations: CompensationRecord[];
 };
 
 /**
@@ -157,7 +167,8 @@ export const OperationSchema: GenMessage<Operation> = /*@__PURE__*/
   messageDesc(file_anvil_operations_v1_operations, 0);
 
 /**
- * Lifecycle of an operation. The last three states are final.
+ * Lifecycle of an operation. `STATE_SUCCEEDED`, `STATE_FAILED`,
+ * `STATE_CANCELLED` and `STATE_COMPENSATION_FAILED` are final.
  *
  * @generated from enum anvil.operations.v1.Operation.State
  */
@@ -203,6 +214,25 @@ export enum Operation_State {
    * @generated from enum value: STATE_CANCELLED = 5;
    */
   CANCELLED = 5,
+
+  /**
+   * A step failed for good or the run was cancelled, and the
+   * compensations of the completed steps are running; the operation then
+   * ends `STATE_FAILED` (or `STATE_CANCELLED`), with `error` the failure
+   * that made it compensate.
+   *
+   * @generated from enum value: STATE_COMPENSATING = 6;
+   */
+  COMPENSATING = 6,
+
+  /**
+   * A compensation failed for good: what the run did is only partly
+   * undone and needs manual attention. `error` names the compensation's
+   * step; `compensations` says which ran and how each ended.
+   *
+   * @generated from enum value: STATE_COMPENSATION_FAILED = 7;
+   */
+  COMPENSATION_FAILED = 7,
 }
 
 /**
@@ -210,6 +240,103 @@ export enum Operation_State {
  */
 export const Operation_StateSchema: GenEnum<Operation_State> = /*@__PURE__*/
   enumDesc(file_anvil_operations_v1_operations, 0, 0);
+
+/**
+ * One compensation of a compensated workflow run.
+ *
+ * @generated from message anvil.operations.v1.CompensationRecord
+ */
+export type CompensationRecord = Message<"anvil.operations.v1.CompensationRecord"> & {
+  /**
+   * The step it undoes.
+   *
+   * @generated from field: string step = 1;
+   */
+  step: string;
+
+  /**
+   * The compensation's task kind.
+   *
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * How it ended (or that it has not yet).
+   *
+   * @generated from field: anvil.operations.v1.CompensationRecord.Outcome outcome = 3;
+   */
+  outcome: CompensationRecord_Outcome;
+
+  /**
+   * Attempts used so far.
+   *
+   * @generated from field: int32 attempt = 4;
+   */
+  attempt: number;
+
+  /**
+   * Its last failure, when `outcome` is `OUTCOME_FAILED`.
+   *
+   * @generated from field: google.rpc.Status error = 5;
+   */
+  error?: Status | undefined;
+};
+
+/**
+ * Describes the message anvil.operations.v1.CompensationRecord.
+ * Use `create(CompensationRecordSchema)` to create a new message.
+ */
+export const CompensationRecordSchema: GenMessage<CompensationRecord> = /*@__PURE__*/
+  messageDesc(file_anvil_operations_v1_operations, 1);
+
+/**
+ * Where a compensation stands.
+ *
+ * @generated from enum anvil.operations.v1.CompensationRecord.Outcome
+ */
+export enum CompensationRecord_Outcome {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Queued, waiting for the compensations of later steps, or running.
+   *
+   * @generated from enum value: OUTCOME_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * The step was undone.
+   *
+   * @generated from enum value: OUTCOME_SUCCEEDED = 2;
+   */
+  SUCCEEDED = 2,
+
+  /**
+   * Failed for good.
+   *
+   * @generated from enum value: OUTCOME_FAILED = 3;
+   */
+  FAILED = 3,
+
+  /**
+   * Never ran: another compensation failed for good first.
+   *
+   * @generated from enum value: OUTCOME_SKIPPED = 4;
+   */
+  SKIPPED = 4,
+}
+
+/**
+ * Describes the enum anvil.operations.v1.CompensationRecord.Outcome.
+ */
+export const CompensationRecord_OutcomeSchema: GenEnum<CompensationRecord_Outcome> = /*@__PURE__*/
+  enumDesc(file_anvil_operations_v1_operations, 1, 0);
 
 /**
  * One line of a worker's log.
@@ -237,7 +364,7 @@ export type LogLine = Message<"anvil.operations.v1.LogLine"> & {
  * Use `create(LogLineSchema)` to create a new message.
  */
 export const LogLineSchema: GenMessage<LogLine> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 1);
+  messageDesc(file_anvil_operations_v1_operations, 2);
 
 /**
  * Severity of a log line.
@@ -285,7 +412,7 @@ export enum LogLine_Level {
  * Describes the enum anvil.operations.v1.LogLine.Level.
  */
 export const LogLine_LevelSchema: GenEnum<LogLine_Level> = /*@__PURE__*/
-  enumDesc(file_anvil_operations_v1_operations, 1, 0);
+  enumDesc(file_anvil_operations_v1_operations, 2, 0);
 
 /**
  * Something that happened to an operation. Events are append-only and
@@ -367,6 +494,15 @@ export type OperationEvent = Message<"anvil.operations.v1.OperationEvent"> & {
      */
     value: OperationEvent_TaskError;
     case: "error";
+  } | {
+    /**
+     * Something happened to a compensation (a compensation task's failed
+     * attempts are also reported as `error` events).
+     *
+     * @generated from field: anvil.operations.v1.OperationEvent.CompensationChange compensation = 15;
+     */
+    value: OperationEvent_CompensationChange;
+    case: "compensation";
   } | { case: undefined; value?: undefined };
 };
 
@@ -375,7 +511,114 @@ export type OperationEvent = Message<"anvil.operations.v1.OperationEvent"> & {
  * Use `create(OperationEventSchema)` to create a new message.
  */
 export const OperationEventSchema: GenMessage<OperationEvent> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 2);
+  messageDesc(file_anvil_operations_v1_operations, 3);
+
+/**
+ * A step of a compensation; `step` names the step being undone (empty
+ * for `PHASE_STARTED`, which concerns the whole operation).
+ *
+ * @generated from message anvil.operations.v1.OperationEvent.CompensationChange
+ */
+export type OperationEvent_CompensationChange = Message<"anvil.operations.v1.OperationEvent.CompensationChange"> & {
+  /**
+   * What happened.
+   *
+   * @generated from field: anvil.operations.v1.OperationEvent.CompensationChange.Phase phase = 1;
+   */
+  phase: OperationEvent_CompensationChange_Phase;
+
+  /**
+   * The compensation's task kind (empty for `PHASE_STARTED`).
+   *
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * The attempt, from 1, for `PHASE_CLAIMED`, `PHASE_COMPLETED` and
+   * `PHASE_FAILED`.
+   *
+   * @generated from field: int32 attempt = 3;
+   */
+  attempt: number;
+
+  /**
+   * The worker, for `PHASE_CLAIMED`.
+   *
+   * @generated from field: string worker_id = 4;
+   */
+  workerId: string;
+
+  /**
+   * The failure, for `PHASE_FAILED`; for `PHASE_STARTED`, the failure
+   * (or cancellation) that made the operation compensate.
+   *
+   * @generated from field: google.rpc.Status error = 5;
+   */
+  error?: Status | undefined;
+
+  /**
+   * For `PHASE_STARTED`: the steps whose compensations were queued.
+   *
+   * @generated from field: repeated string steps = 6;
+   */
+  steps: string[];
+};
+
+/**
+ * Describes the message anvil.operations.v1.OperationEvent.CompensationChange.
+ * Use `create(OperationEvent_CompensationChangeSchema)` to create a new message.
+ */
+export const OperationEvent_CompensationChangeSchema: GenMessage<OperationEvent_CompensationChange> = /*@__PURE__*/
+  messageDesc(file_anvil_operations_v1_operations, 3, 0);
+
+/**
+ * The phases of a compensation.
+ *
+ * @generated from enum anvil.operations.v1.OperationEvent.CompensationChange.Phase
+ */
+export enum OperationEvent_CompensationChange_Phase {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: PHASE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The operation began compensating.
+   *
+   * @generated from enum value: PHASE_STARTED = 1;
+   */
+  STARTED = 1,
+
+  /**
+   * A worker claimed a compensation task.
+   *
+   * @generated from enum value: PHASE_CLAIMED = 2;
+   */
+  CLAIMED = 2,
+
+  /**
+   * A compensation succeeded.
+   *
+   * @generated from enum value: PHASE_COMPLETED = 3;
+   */
+  COMPLETED = 3,
+
+  /**
+   * A compensation failed for good.
+   *
+   * @generated from enum value: PHASE_FAILED = 4;
+   */
+  FAILED = 4,
+}
+
+/**
+ * Describes the enum anvil.operations.v1.OperationEvent.CompensationChange.Phase.
+ */
+export const OperationEvent_CompensationChange_PhaseSchema: GenEnum<OperationEvent_CompensationChange_Phase> = /*@__PURE__*/
+  enumDesc(file_anvil_operations_v1_operations, 3, 0, 0);
 
 /**
  * Progress of the operation.
@@ -410,7 +653,7 @@ export type OperationEvent_Progress = Message<"anvil.operations.v1.OperationEven
  * Use `create(OperationEvent_ProgressSchema)` to create a new message.
  */
 export const OperationEvent_ProgressSchema: GenMessage<OperationEvent_Progress> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 2, 0);
+  messageDesc(file_anvil_operations_v1_operations, 3, 1);
 
 /**
  * A change of stage.
@@ -431,7 +674,7 @@ export type OperationEvent_StageChange = Message<"anvil.operations.v1.OperationE
  * Use `create(OperationEvent_StageChangeSchema)` to create a new message.
  */
 export const OperationEvent_StageChangeSchema: GenMessage<OperationEvent_StageChange> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 2, 1);
+  messageDesc(file_anvil_operations_v1_operations, 3, 2);
 
 /**
  * The end of an operation.
@@ -466,7 +709,7 @@ export type OperationEvent_Completion = Message<"anvil.operations.v1.OperationEv
  * Use `create(OperationEvent_CompletionSchema)` to create a new message.
  */
 export const OperationEvent_CompletionSchema: GenMessage<OperationEvent_Completion> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 2, 2);
+  messageDesc(file_anvil_operations_v1_operations, 3, 3);
 
 /**
  * One failed attempt of a task.
@@ -523,7 +766,7 @@ export type OperationEvent_TaskError = Message<"anvil.operations.v1.OperationEve
  * Use `create(OperationEvent_TaskErrorSchema)` to create a new message.
  */
 export const OperationEvent_TaskErrorSchema: GenMessage<OperationEvent_TaskError> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 2, 3);
+  messageDesc(file_anvil_operations_v1_operations, 3, 4);
 
 /**
  * A unit of work leased to one worker.
@@ -613,6 +856,14 @@ export type Task = Message<"anvil.operations.v1.Task"> & {
    * @generated from field: string trace_parent = 11;
    */
   traceParent: string;
+
+  /**
+   * Whether the task is the compensation of `step` (see
+   * anvil.workflows.v1.Workflow.Compensation) rather than the step itself.
+   *
+   * @generated from field: bool compensation = 12;
+   */
+  compensation: boolean;
 };
 
 /**
@@ -620,7 +871,7 @@ export type Task = Message<"anvil.operations.v1.Task"> & {
  * Use `create(TaskSchema)` to create a new message.
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 3);
+  messageDesc(file_anvil_operations_v1_operations, 4);
 
 /**
  * How a task failed.
@@ -656,7 +907,7 @@ export type TaskFailure = Message<"anvil.operations.v1.TaskFailure"> & {
  * Use `create(TaskFailureSchema)` to create a new message.
  */
 export const TaskFailureSchema: GenMessage<TaskFailure> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 4);
+  messageDesc(file_anvil_operations_v1_operations, 5);
 
 /**
  * Request for OperationService.GetOperation.
@@ -677,7 +928,7 @@ export type GetOperationRequest = Message<"anvil.operations.v1.GetOperationReque
  * Use `create(GetOperationRequestSchema)` to create a new message.
  */
 export const GetOperationRequestSchema: GenMessage<GetOperationRequest> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 5);
+  messageDesc(file_anvil_operations_v1_operations, 6);
 
 /**
  * Response of OperationService.GetOperation.
@@ -698,7 +949,7 @@ export type GetOperationResponse = Message<"anvil.operations.v1.GetOperationResp
  * Use `create(GetOperationResponseSchema)` to create a new message.
  */
 export const GetOperationResponseSchema: GenMessage<GetOperationResponse> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 6);
+  messageDesc(file_anvil_operations_v1_operations, 7);
 
 /**
  * Request for OperationService.ListOperations.
@@ -749,7 +1000,7 @@ export type ListOperationsRequest = Message<"anvil.operations.v1.ListOperationsR
  * Use `create(ListOperationsRequestSchema)` to create a new message.
  */
 export const ListOperationsRequestSchema: GenMessage<ListOperationsRequest> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 7);
+  messageDesc(file_anvil_operations_v1_operations, 8);
 
 /**
  * Response of OperationService.ListOperations.
@@ -777,7 +1028,7 @@ export type ListOperationsResponse = Message<"anvil.operations.v1.ListOperations
  * Use `create(ListOperationsResponseSchema)` to create a new message.
  */
 export const ListOperationsResponseSchema: GenMessage<ListOperationsResponse> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 8);
+  messageDesc(file_anvil_operations_v1_operations, 9);
 
 /**
  * Request for OperationService.CancelOperation.
@@ -798,7 +1049,7 @@ export type CancelOperationRequest = Message<"anvil.operations.v1.CancelOperatio
  * Use `create(CancelOperationRequestSchema)` to create a new message.
  */
 export const CancelOperationRequestSchema: GenMessage<CancelOperationRequest> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 9);
+  messageDesc(file_anvil_operations_v1_operations, 10);
 
 /**
  * Response of OperationService.CancelOperation.
@@ -820,7 +1071,7 @@ export type CancelOperationResponse = Message<"anvil.operations.v1.CancelOperati
  * Use `create(CancelOperationResponseSchema)` to create a new message.
  */
 export const CancelOperationResponseSchema: GenMessage<CancelOperationResponse> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 10);
+  messageDesc(file_anvil_operations_v1_operations, 11);
 
 /**
  * Request for OperationService.ListOperationEvents.
@@ -856,7 +1107,7 @@ export type ListOperationEventsRequest = Message<"anvil.operations.v1.ListOperat
  * Use `create(ListOperationEventsRequestSchema)` to create a new message.
  */
 export const ListOperationEventsRequestSchema: GenMessage<ListOperationEventsRequest> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 11);
+  messageDesc(file_anvil_operations_v1_operations, 12);
 
 /**
  * Response of OperationService.ListOperationEvents.
@@ -884,7 +1135,7 @@ export type ListOperationEventsResponse = Message<"anvil.operations.v1.ListOpera
  * Use `create(ListOperationEventsResponseSchema)` to create a new message.
  */
 export const ListOperationEventsResponseSchema: GenMessage<ListOperationEventsResponse> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 12);
+  messageDesc(file_anvil_operations_v1_operations, 13);
 
 /**
  * Request for OperationService.WatchOperation.
@@ -914,7 +1165,7 @@ export type WatchOperationRequest = Message<"anvil.operations.v1.WatchOperationR
  * Use `create(WatchOperationRequestSchema)` to create a new message.
  */
 export const WatchOperationRequestSchema: GenMessage<WatchOperationRequest> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 13);
+  messageDesc(file_anvil_operations_v1_operations, 14);
 
 /**
  * One message of OperationService.WatchOperation.
@@ -960,7 +1211,7 @@ export type WatchOperationResponse = Message<"anvil.operations.v1.WatchOperation
  * Use `create(WatchOperationResponseSchema)` to create a new message.
  */
 export const WatchOperationResponseSchema: GenMessage<WatchOperationResponse> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 14);
+  messageDesc(file_anvil_operations_v1_operations, 15);
 
 /**
  * A keep-alive message of an idle stream.
@@ -981,7 +1232,7 @@ export type KeepAlive = Message<"anvil.operations.v1.KeepAlive"> & {
  * Use `create(KeepAliveSchema)` to create a new message.
  */
 export const KeepAliveSchema: GenMessage<KeepAlive> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 15);
+  messageDesc(file_anvil_operations_v1_operations, 16);
 
 /**
  * Request for WorkerService.ClaimTask.
@@ -1037,7 +1288,7 @@ export type ClaimTaskRequest = Message<"anvil.operations.v1.ClaimTaskRequest"> &
  * Use `create(ClaimTaskRequestSchema)` to create a new message.
  */
 export const ClaimTaskRequestSchema: GenMessage<ClaimTaskRequest> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 16);
+  messageDesc(file_anvil_operations_v1_operations, 17);
 
 /**
  * Response of WorkerService.ClaimTask.
@@ -1067,7 +1318,7 @@ export type ClaimTaskResponse = Message<"anvil.operations.v1.ClaimTaskResponse">
  * Use `create(ClaimTaskResponseSchema)` to create a new message.
  */
 export const ClaimTaskResponseSchema: GenMessage<ClaimTaskResponse> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 17);
+  messageDesc(file_anvil_operations_v1_operations, 18);
 
 /**
  * Request for WorkerService.ReportProgress.
@@ -1123,7 +1374,7 @@ export type ReportProgressRequest = Message<"anvil.operations.v1.ReportProgressR
  * Use `create(ReportProgressRequestSchema)` to create a new message.
  */
 export const ReportProgressRequestSchema: GenMessage<ReportProgressRequest> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 18);
+  messageDesc(file_anvil_operations_v1_operations, 19);
 
 /**
  * Response of WorkerService.ReportProgress.
@@ -1152,7 +1403,7 @@ export type ReportProgressResponse = Message<"anvil.operations.v1.ReportProgress
  * Use `create(ReportProgressResponseSchema)` to create a new message.
  */
 export const ReportProgressResponseSchema: GenMessage<ReportProgressResponse> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 19);
+  messageDesc(file_anvil_operations_v1_operations, 20);
 
 /**
  * Request for WorkerService.CompleteTask.
@@ -1203,7 +1454,7 @@ export type CompleteTaskRequest = Message<"anvil.operations.v1.CompleteTaskReque
  * Use `create(CompleteTaskRequestSchema)` to create a new message.
  */
 export const CompleteTaskRequestSchema: GenMessage<CompleteTaskRequest> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 20);
+  messageDesc(file_anvil_operations_v1_operations, 21);
 
 /**
  * Response of WorkerService.CompleteTask.
@@ -1224,7 +1475,7 @@ export type CompleteTaskResponse = Message<"anvil.operations.v1.CompleteTaskResp
  * Use `create(CompleteTaskResponseSchema)` to create a new message.
  */
 export const CompleteTaskResponseSchema: GenMessage<CompleteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 21);
+  messageDesc(file_anvil_operations_v1_operations, 22);
 
 /**
  * Request for WorkerService.BatchCompleteTasks.
@@ -1245,7 +1496,7 @@ export type BatchCompleteTasksRequest = Message<"anvil.operations.v1.BatchComple
  * Use `create(BatchCompleteTasksRequestSchema)` to create a new message.
  */
 export const BatchCompleteTasksRequestSchema: GenMessage<BatchCompleteTasksRequest> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 22);
+  messageDesc(file_anvil_operations_v1_operations, 23);
 
 /**
  * Response of WorkerService.BatchCompleteTasks.
@@ -1266,7 +1517,7 @@ export type BatchCompleteTasksResponse = Message<"anvil.operations.v1.BatchCompl
  * Use `create(BatchCompleteTasksResponseSchema)` to create a new message.
  */
 export const BatchCompleteTasksResponseSchema: GenMessage<BatchCompleteTasksResponse> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 23);
+  messageDesc(file_anvil_operations_v1_operations, 24);
 
 /**
  * How one completion of a batch went.
@@ -1319,7 +1570,7 @@ export type TaskCompletion = Message<"anvil.operations.v1.TaskCompletion"> & {
  * Use `create(TaskCompletionSchema)` to create a new message.
  */
 export const TaskCompletionSchema: GenMessage<TaskCompletion> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 24);
+  messageDesc(file_anvil_operations_v1_operations, 25);
 
 /**
  * Request for WorkerService.StreamTasks.
@@ -1377,7 +1628,7 @@ export type StreamTasksRequest = Message<"anvil.operations.v1.StreamTasksRequest
  * Use `create(StreamTasksRequestSchema)` to create a new message.
  */
 export const StreamTasksRequestSchema: GenMessage<StreamTasksRequest> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 25);
+  messageDesc(file_anvil_operations_v1_operations, 26);
 
 /**
  * One message of WorkerService.StreamTasks.
@@ -1407,7 +1658,7 @@ export type StreamTasksResponse = Message<"anvil.operations.v1.StreamTasksRespon
  * Use `create(StreamTasksResponseSchema)` to create a new message.
  */
 export const StreamTasksResponseSchema: GenMessage<StreamTasksResponse> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 26);
+  messageDesc(file_anvil_operations_v1_operations, 27);
 
 /**
  * A file a task attached to its operation, e.g. a report.
@@ -1470,7 +1721,7 @@ export type Artifact = Message<"anvil.operations.v1.Artifact"> & {
  * Use `create(ArtifactSchema)` to create a new message.
  */
 export const ArtifactSchema: GenMessage<Artifact> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 27);
+  messageDesc(file_anvil_operations_v1_operations, 28);
 
 /**
  * Request for OperationService.ListArtifacts.
@@ -1506,7 +1757,7 @@ export type ListArtifactsRequest = Message<"anvil.operations.v1.ListArtifactsReq
  * Use `create(ListArtifactsRequestSchema)` to create a new message.
  */
 export const ListArtifactsRequestSchema: GenMessage<ListArtifactsRequest> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 28);
+  messageDesc(file_anvil_operations_v1_operations, 29);
 
 /**
  * Response of OperationService.ListArtifacts.
@@ -1534,7 +1785,7 @@ export type ListArtifactsResponse = Message<"anvil.operations.v1.ListArtifactsRe
  * Use `create(ListArtifactsResponseSchema)` to create a new message.
  */
 export const ListArtifactsResponseSchema: GenMessage<ListArtifactsResponse> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 29);
+  messageDesc(file_anvil_operations_v1_operations, 30);
 
 /**
  * Request for OperationService.DownloadArtifact.
@@ -1585,7 +1836,7 @@ export type DownloadArtifactRequest = Message<"anvil.operations.v1.DownloadArtif
  * Use `create(DownloadArtifactRequestSchema)` to create a new message.
  */
 export const DownloadArtifactRequestSchema: GenMessage<DownloadArtifactRequest> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 30);
+  messageDesc(file_anvil_operations_v1_operations, 31);
 
 /**
  * One message of OperationService.DownloadArtifact.
@@ -1622,7 +1873,7 @@ export type DownloadArtifactResponse = Message<"anvil.operations.v1.DownloadArti
  * Use `create(DownloadArtifactResponseSchema)` to create a new message.
  */
 export const DownloadArtifactResponseSchema: GenMessage<DownloadArtifactResponse> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 31);
+  messageDesc(file_anvil_operations_v1_operations, 32);
 
 /**
  * One message of WorkerService.UploadArtifact.
@@ -1659,7 +1910,7 @@ export type UploadArtifactRequest = Message<"anvil.operations.v1.UploadArtifactR
  * Use `create(UploadArtifactRequestSchema)` to create a new message.
  */
 export const UploadArtifactRequestSchema: GenMessage<UploadArtifactRequest> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 32);
+  messageDesc(file_anvil_operations_v1_operations, 33);
 
 /**
  * The first message of WorkerService.UploadArtifact.
@@ -1711,7 +1962,7 @@ export type UploadArtifactHeader = Message<"anvil.operations.v1.UploadArtifactHe
  * Use `create(UploadArtifactHeaderSchema)` to create a new message.
  */
 export const UploadArtifactHeaderSchema: GenMessage<UploadArtifactHeader> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 33);
+  messageDesc(file_anvil_operations_v1_operations, 34);
 
 /**
  * Response of WorkerService.UploadArtifact.
@@ -1732,7 +1983,7 @@ export type UploadArtifactResponse = Message<"anvil.operations.v1.UploadArtifact
  * Use `create(UploadArtifactResponseSchema)` to create a new message.
  */
 export const UploadArtifactResponseSchema: GenMessage<UploadArtifactResponse> = /*@__PURE__*/
-  messageDesc(file_anvil_operations_v1_operations, 34);
+  messageDesc(file_anvil_operations_v1_operations, 35);
 
 /**
  * Reads, watches and cancels the operations of the caller's tenant, in the
@@ -1780,9 +2031,12 @@ export const OperationService: GenService<{
    * `cancel_requested`: tasks not yet claimed are dropped, the workers
    * holding its tasks learn it from ReportProgress, and the operation
    * becomes `STATE_CANCELLED` when they complete (or their leases expire).
-   * Cancelling a cancelled operation returns it unchanged. NOT_FOUND if the
-   * operation does not exist; FAILED_PRECONDITION (violation type
-   * `OPERATION_DONE`) if it already succeeded or failed.
+   * A workflow run whose completed steps declare compensations then
+   * compensates them (`STATE_COMPENSATING`) before it becomes
+   * `STATE_CANCELLED`. Cancelling a cancelled or compensating operation
+   * returns it unchanged: compensations, once started, run to the end.
+   * NOT_FOUND if the operation does not exist; FAILED_PRECONDITION
+   * (violation type `OPERATION_DONE`) if it already succeeded or failed.
    *
    * @generated from rpc anvil.operations.v1.OperationService.CancelOperation
    */
@@ -1906,7 +2160,9 @@ export const WorkerService: GenService<{
   /**
    * Completes a leased task with a result or an error. A retryable error
    * re-queues the task with exponential backoff until it has used up its
-   * attempts; then, like a non-retryable error, it fails the operation.
+   * attempts; then, like a non-retryable error, it fails the operation (a
+   * workflow run with steps to undo compensates first; a compensation that
+   * fails for good ends it `STATE_COMPENSATION_FAILED`).
    * NOT_FOUND if the task does not exist; FAILED_PRECONDITION (`LEASE_LOST`)
    * if the lease token is not the task's current one (nothing changes);
    * INVALID_ARGUMENT if neither `result` nor `error` is set.

@@ -20,7 +20,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file anvil/workflows/v1/workflows.proto.
  */
 export const file_anvil_workflows_v1_workflows: GenFile = /*@__PURE__*/
-  fileDesc("CiJhbnZpbC93b3JrZmxvd3MvdjEvd29ya2Zsb3dzLnByb3RvEhJhbnZpbC53b3JrZmxvd3MudjEi+QQKCFdvcmtmbG93EhoKAmlkGAEgASgJQg7gQQi6SAjYAQFyA7ABARIkCgxkaXNwbGF5X25hbWUYAiABKAlCDuBBArpICMgBAXIDGMgBEh0KC2Rlc2NyaXB0aW9uGAMgASgJQgi6SAVyAxigHxI7CgVzdGVwcxgEIAMoCzIhLmFudmlsLndvcmtmbG93cy52MS5Xb3JrZmxvdy5TdGVwQgm6SAaSAQMQyAESOwoFc3RhdGUYBSABKA4yIi5hbnZpbC53b3JrZmxvd3MudjEuV29ya2Zsb3cuU3RhdGVCCLpIBYIBAhABEhUKCHJldmlzaW9uGAYgASgFQgPgQQMSDAoEZXRhZxgHIAEoCRI0CgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI0Cgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxqpAQoEU3RlcBIbCgRuYW1lGAEgASgJQg3gQQK6SAfIAQFyAhg/Ei8KBGtpbmQYAiABKAlCIeBBArpIG8gBAXIWGD8yEl5bYS16XVthLXowLTlfLV0qJBIsCgZjb25maWcYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgPgQQESJQoKZGVwZW5kc19vbhgEIAMoCUIRukgOkgELEMgBGAEiBHICGD8iVQoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIPCgtTVEFURV9EUkFGVBABEhAKDFNUQVRFX0FDVElWRRACEhIKDlNUQVRFX0FSQ0hJVkVEEAMiMAoSR2V0V29ya2Zsb3dSZXF1ZXN0EhoKAmlkGAEgASgJQg7gQQK6SAjIAQFyA7ABASJFChNHZXRXb3JrZmxvd1Jlc3BvbnNlEi4KCHdvcmtmbG93GAEgASgLMhwuYW52aWwud29ya2Zsb3dzLnYxLldvcmtmbG93IlAKFExpc3RXb3JrZmxvd3NSZXF1ZXN0EhoKCXBhZ2Vfc2l6ZRgBIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiACCJhChVMaXN0V29ya2Zsb3dzUmVzcG9uc2USLwoJd29ya2Zsb3dzGAEgAygLMhwuYW52aWwud29ya2Zsb3dzLnYxLldvcmtmbG93EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ2ChVDcmVhdGVXb3JrZmxvd1JlcXVlc3QSOQoId29ya2Zsb3cYASABKAsyHC5hbnZpbC53b3JrZmxvd3MudjEuV29ya2Zsb3dCCeBBArpIA8gBARIiCgpyZXF1ZXN0X2lkGAIgASgJQg7gQQG6SAjYAQFyA7ABASJIChZDcmVhdGVXb3JrZmxvd1Jlc3BvbnNlEi4KCHdvcmtmbG93GAEgASgLMhwuYW52aWwud29ya2Zsb3dzLnYxLldvcmtmbG93Io4BChVVcGRhdGVXb3JrZmxvd1JlcXVlc3QSOQoId29ya2Zsb3cYASABKAsyHC5hbnZpbC53b3JrZmxvd3MudjEuV29ya2Zsb3dCCeBBArpIA8gBARI6Cgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCCeBBArpIA8gBASJIChZVcGRhdGVXb3JrZmxvd1Jlc3BvbnNlEi4KCHdvcmtmbG93GAEgASgLMhwuYW52aWwud29ya2Zsb3dzLnYxLldvcmtmbG93IkEKFURlbGV0ZVdvcmtmbG93UmVxdWVzdBIaCgJpZBgBIAEoCUIO4EECukgIyAEBcgOwAQESDAoEZXRhZxgCIAEoCSIYChZEZWxldGVXb3JrZmxvd1Jlc3BvbnNlInQKHExpc3RXb3JrZmxvd1JldmlzaW9uc1JlcXVlc3QSGgoCaWQYASABKAlCDuBBArpICMgBAXIDsAEBEhoKCXBhZ2Vfc2l6ZRgCIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJpCh1MaXN0V29ya2Zsb3dSZXZpc2lvbnNSZXNwb25zZRIvCglyZXZpc2lvbnMYASADKAsyHC5hbnZpbC53b3JrZmxvd3MudjEuV29ya2Zsb3cSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlQKElJ1bldvcmtmbG93UmVxdWVzdBIaCgJpZBgBIAEoCUIO4EECukgIyAEBcgOwAQESIgoKcmVxdWVzdF9pZBgCIAEoCUIO4EEBukgI2AEBcgOwAQEiSAoTUnVuV29ya2Zsb3dSZXNwb25zZRIxCglvcGVyYXRpb24YASABKAsyHi5hbnZpbC5vcGVyYXRpb25zLnYxLk9wZXJhdGlvbjKWCQoPV29ya2Zsb3dTZXJ2aWNlEpkBCgtHZXRXb3JrZmxvdxImLmFudmlsLndvcmtmbG93cy52MS5HZXRXb3JrZmxvd1JlcXVlc3QaJy5hbnZpbC53b3JrZmxvd3MudjEuR2V0V29ya2Zsb3dSZXNwb25zZSI5kAIByvMYDndvcmtmbG93cy5yZWFkgtPkkwIeYgh3b3JrZmxvdxISL3YxL3dvcmtmbG93cy97aWR9EpABCg1MaXN0V29ya2Zsb3dzEiguYW52aWwud29ya2Zsb3dzLnYxLkxpc3RXb3JrZmxvd3NSZXF1ZXN0GikuYW52aWwud29ya2Zsb3dzLnYxLkxpc3RXb3JrZmxvd3NSZXNwb25zZSIqkAIByvMYDndvcmtmbG93cy5yZWFkgtPkkwIPEg0vdjEvd29ya2Zsb3dzEqUBCg5DcmVhdGVXb3JrZmxvdxIpLmFudmlsLndvcmtmbG93cy52MS5DcmVhdGVXb3JrZmxvd1JlcXVlc3QaKi5hbnZpbC53b3JrZmxvd3MudjEuQ3JlYXRlV29ya2Zsb3dSZXNwb25zZSI8yvMYD3dvcmtmbG93cy53cml0ZYLT5JMCIzoId29ya2Zsb3diCHdvcmtmbG93Ig0vdjEvd29ya2Zsb3dzErMBCg5VcGRhdGVXb3JrZmxvdxIpLmFudmlsLndvcmtmbG93cy52MS5VcGRhdGVXb3JrZmxvd1JlcXVlc3QaKi5hbnZpbC53b3JrZmxvd3MudjEuVXBkYXRlV29ya2Zsb3dSZXNwb25zZSJKyvMYD3dvcmtmbG93cy53cml0ZYLT5JMCMToId29ya2Zsb3diCHdvcmtmbG93MhsvdjEvd29ya2Zsb3dzL3t3b3JrZmxvdy5pZH0SmQEKDkRlbGV0ZVdvcmtmbG93EikuYW52aWwud29ya2Zsb3dzLnYxLkRlbGV0ZVdvcmtmbG93UmVxdWVzdBoqLmFudmlsLndvcmtmbG93cy52MS5EZWxldGVXb3JrZmxvd1Jlc3BvbnNlIjCQAgLK8xgPd29ya2Zsb3dzLndyaXRlgtPkkwIUKhIvdjEvd29ya2Zsb3dzL3tpZH0StwEKFUxpc3RXb3JrZmxvd1JldmlzaW9ucxIwLmFudmlsLndvcmtmbG93cy52MS5MaXN0V29ya2Zsb3dSZXZpc2lvbnNSZXF1ZXN0GjEuYW52aWwud29ya2Zsb3dzLnYxLkxpc3RXb3JrZmxvd1JldmlzaW9uc1Jlc3BvbnNlIjmQAgHK8xgOd29ya2Zsb3dzLnJlYWSC0+STAh4SHC92MS93b3JrZmxvd3Mve2lkfS9yZXZpc2lvbnMSnwEKC1J1bldvcmtmbG93EiYuYW52aWwud29ya2Zsb3dzLnYxLlJ1bldvcmtmbG93UmVxdWVzdBonLmFudmlsLndvcmtmbG93cy52MS5SdW5Xb3JrZmxvd1Jlc3BvbnNlIj/K8xgPd29ya2Zsb3dzLndyaXRlgtPkkwImOgEqYglvcGVyYXRpb24iFi92MS93b3JrZmxvd3Mve2lkfTpydW5iBnByb3RvMw", [file_anvil_api_v1_annotations, file_anvil_operations_v1_operations, file_buf_validate_validate, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiJhbnZpbC93b3JrZmxvd3MvdjEvd29ya2Zsb3dzLnByb3RvEhJhbnZpbC53b3JrZmxvd3MudjEipAcKCFdvcmtmbG93EhoKAmlkGAEgASgJQg7gQQi6SAjYAQFyA7ABARIkCgxkaXNwbGF5X25hbWUYAiABKAlCDuBBArpICMgBAXIDGMgBEh0KC2Rlc2NyaXB0aW9uGAMgASgJQgi6SAVyAxigHxI7CgVzdGVwcxgEIAMoCzIhLmFudmlsLndvcmtmbG93cy52MS5Xb3JrZmxvdy5TdGVwQgm6SAaSAQMQyAESOwoFc3RhdGUYBSABKA4yIi5hbnZpbC53b3JrZmxvd3MudjEuV29ya2Zsb3cuU3RhdGVCCLpIBYIBAhABEhUKCHJldmlzaW9uGAYgASgFQgPgQQMSDAoEZXRhZxgHIAEoCRI0CgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI0Cgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxrvAQoEU3RlcBIbCgRuYW1lGAEgASgJQg3gQQK6SAfIAQFyAhg/Ei8KBGtpbmQYAiABKAlCIeBBArpIG8gBAXIWGD8yEl5bYS16XVthLXowLTlfLV0qJBIsCgZjb25maWcYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgPgQQESJQoKZGVwZW5kc19vbhgEIAMoCUIRukgOkgELEMgBGAEiBHICGD8SRAoMY29tcGVuc2F0aW9uGAUgASgLMikuYW52aWwud29ya2Zsb3dzLnYxLldvcmtmbG93LkNvbXBlbnNhdGlvbkID4EEBGrIBCgxDb21wZW5zYXRpb24SLwoEa2luZBgBIAEoCUIh4EECukgbyAEBchYYPzISXlthLXpdW2EtejAtOV8tXSokEiwKBmNvbmZpZxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCA+BBARJDCgxyZXRyeV9wb2xpY3kYAyABKAsyKC5hbnZpbC53b3JrZmxvd3MudjEuV29ya2Zsb3cuUmV0cnlQb2xpY3lCA+BBARouCgtSZXRyeVBvbGljeRIfCgxtYXhfYXR0ZW1wdHMYASABKAVCCbpIBhoEGGQoACJVCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEg8KC1NUQVRFX0RSQUZUEAESEAoMU1RBVEVfQUNUSVZFEAISEgoOU1RBVEVfQVJDSElWRUQQAyIwChJHZXRXb3JrZmxvd1JlcXVlc3QSGgoCaWQYASABKAlCDuBBArpICMgBAXIDsAEBIkUKE0dldFdvcmtmbG93UmVzcG9uc2USLgoId29ya2Zsb3cYASABKAsyHC5hbnZpbC53b3JrZmxvd3MudjEuV29ya2Zsb3ciUAoUTGlzdFdvcmtmbG93c1JlcXVlc3QSGgoJcGFnZV9zaXplGAEgASgFQge6SAQaAigAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAIImEKFUxpc3RXb3JrZmxvd3NSZXNwb25zZRIvCgl3b3JrZmxvd3MYASADKAsyHC5hbnZpbC53b3JrZmxvd3MudjEuV29ya2Zsb3cSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInYKFUNyZWF0ZVdvcmtmbG93UmVxdWVzdBI5Cgh3b3JrZmxvdxgBIAEoCzIcLmFudmlsLndvcmtmbG93cy52MS5Xb3JrZmxvd0IJ4EECukgDyAEBEiIKCnJlcXVlc3RfaWQYAiABKAlCDuBBAbpICNgBAXIDsAEBIkgKFkNyZWF0ZVdvcmtmbG93UmVzcG9uc2USLgoId29ya2Zsb3cYASABKAsyHC5hbnZpbC53b3JrZmxvd3MudjEuV29ya2Zsb3cijgEKFVVwZGF0ZVdvcmtmbG93UmVxdWVzdBI5Cgh3b3JrZmxvdxgBIAEoCzIcLmFudmlsLndvcmtmbG93cy52MS5Xb3JrZmxvd0IJ4EECukgDyAEBEjoKC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0IJ4EECukgDyAEBIkgKFlVwZGF0ZVdvcmtmbG93UmVzcG9uc2USLgoId29ya2Zsb3cYASABKAsyHC5hbnZpbC53b3JrZmxvd3MudjEuV29ya2Zsb3ciQQoVRGVsZXRlV29ya2Zsb3dSZXF1ZXN0EhoKAmlkGAEgASgJQg7gQQK6SAjIAQFyA7ABARIMCgRldGFnGAIgASgJIhgKFkRlbGV0ZVdvcmtmbG93UmVzcG9uc2UidAocTGlzdFdvcmtmbG93UmV2aXNpb25zUmVxdWVzdBIaCgJpZBgBIAEoCUIO4EECukgIyAEBcgOwAQESGgoJcGFnZV9zaXplGAIgASgFQge6SAQaAigAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIImkKHUxpc3RXb3JrZmxvd1JldmlzaW9uc1Jlc3BvbnNlEi8KCXJldmlzaW9ucxgBIAMoCzIcLmFudmlsLndvcmtmbG93cy52MS5Xb3JrZmxvdxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiVAoSUnVuV29ya2Zsb3dSZXF1ZXN0EhoKAmlkGAEgASgJQg7gQQK6SAjIAQFyA7ABARIiCgpyZXF1ZXN0X2lkGAIgASgJQg7gQQG6SAjYAQFyA7ABASJIChNSdW5Xb3JrZmxvd1Jlc3BvbnNlEjEKCW9wZXJhdGlvbhgBIAEoCzIeLmFudmlsLm9wZXJhdGlvbnMudjEuT3BlcmF0aW9uMpYJCg9Xb3JrZmxvd1NlcnZpY2USmQEKC0dldFdvcmtmbG93EiYuYW52aWwud29ya2Zsb3dzLnYxLkdldFdvcmtmbG93UmVxdWVzdBonLmFudmlsLndvcmtmbG93cy52MS5HZXRXb3JrZmxvd1Jlc3BvbnNlIjmQAgHK8xgOd29ya2Zsb3dzLnJlYWSC0+STAh5iCHdvcmtmbG93EhIvdjEvd29ya2Zsb3dzL3tpZH0SkAEKDUxpc3RXb3JrZmxvd3MSKC5hbnZpbC53b3JrZmxvd3MudjEuTGlzdFdvcmtmbG93c1JlcXVlc3QaKS5hbnZpbC53b3JrZmxvd3MudjEuTGlzdFdvcmtmbG93c1Jlc3BvbnNlIiqQAgHK8xgOd29ya2Zsb3dzLnJlYWSC0+STAg8SDS92MS93b3JrZmxvd3MSpQEKDkNyZWF0ZVdvcmtmbG93EikuYW52aWwud29ya2Zsb3dzLnYxLkNyZWF0ZVdvcmtmbG93UmVxdWVzdBoqLmFudmlsLndvcmtmbG93cy52MS5DcmVhdGVXb3JrZmxvd1Jlc3BvbnNlIjzK8xgPd29ya2Zsb3dzLndyaXRlgtPkkwIjOgh3b3JrZmxvd2IId29ya2Zsb3ciDS92MS93b3JrZmxvd3MSswEKDlVwZGF0ZVdvcmtmbG93EikuYW52aWwud29ya2Zsb3dzLnYxLlVwZGF0ZVdvcmtmbG93UmVxdWVzdBoqLmFudmlsLndvcmtmbG93cy52MS5VcGRhdGVXb3JrZmxvd1Jlc3BvbnNlIkrK8xgPd29ya2Zsb3dzLndyaXRlgtPkkwIxOgh3b3JrZmxvd2IId29ya2Zsb3cyGy92MS93b3JrZmxvd3Mve3dvcmtmbG93LmlkfRKZAQoORGVsZXRlV29ya2Zsb3cSKS5hbnZpbC53b3JrZmxvd3MudjEuRGVsZXRlV29ya2Zsb3dSZXF1ZXN0GiouYW52aWwud29ya2Zsb3dzLnYxLkRlbGV0ZVdvcmtmbG93UmVzcG9uc2UiMJACAsrzGA93b3JrZmxvd3Mud3JpdGWC0+STAhQqEi92MS93b3JrZmxvd3Mve2lkfRK3AQoVTGlzdFdvcmtmbG93UmV2aXNpb25zEjAuYW52aWwud29ya2Zsb3dzLnYxLkxpc3RXb3JrZmxvd1JldmlzaW9uc1JlcXVlc3QaMS5hbnZpbC53b3JrZmxvd3MudjEuTGlzdFdvcmtmbG93UmV2aXNpb25zUmVzcG9uc2UiOZACAcrzGA53b3JrZmxvd3MucmVhZILT5JMCHhIcL3YxL3dvcmtmbG93cy97aWR9L3JldmlzaW9ucxKfAQoLUnVuV29ya2Zsb3cSJi5hbnZpbC53b3JrZmxvd3MudjEuUnVuV29ya2Zsb3dSZXF1ZXN0GicuYW52aWwud29ya2Zsb3dzLnYxLlJ1bldvcmtmbG93UmVzcG9uc2UiP8rzGA93b3JrZmxvd3Mud3JpdGWC0+STAiY6ASpiCW9wZXJhdGlvbiIWL3YxL3dvcmtmbG93cy97aWR9OnJ1bmIGcHJvdG8z", [file_anvil_api_v1_annotations, file_anvil_operations_v1_operations, file_buf_validate_validate, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A workflow definition: the steps a process goes through, in order.
@@ -140,6 +140,18 @@ export type Workflow_Step = Message<"anvil.workflows.v1.Workflow.Step"> & {
    * @generated from field: repeated string depends_on = 4;
    */
   dependsOn: string[];
+
+  /**
+   * How to undo the step (a saga): when a later step fails for good or
+   * the run is cancelled, the compensation of every step that succeeded
+   * runs as a task of its own, in the reverse order of the steps'
+   * dependencies (a step is compensated after every completed step that
+   * depended on it; independent steps are compensated in parallel). Unset:
+   * the step needs no undoing.
+   *
+   * @generated from field: anvil.workflows.v1.Workflow.Compensation compensation = 5;
+   */
+  compensation?: Workflow_Compensation | undefined;
 };
 
 /**
@@ -148,6 +160,69 @@ export type Workflow_Step = Message<"anvil.workflows.v1.Workflow.Step"> & {
  */
 export const Workflow_StepSchema: GenMessage<Workflow_Step> = /*@__PURE__*/
   messageDesc(file_anvil_workflows_v1_workflows, 0, 0);
+
+/**
+ * The undoing of a step, carried out by a worker like the step itself. It
+ * has no compensation of its own: a compensation that fails for good ends
+ * the run in `STATE_COMPENSATION_FAILED`, for people to look at.
+ *
+ * @generated from message anvil.workflows.v1.Workflow.Compensation
+ */
+export type Workflow_Compensation = Message<"anvil.workflows.v1.Workflow.Compensation"> & {
+  /**
+   * The kind of worker that carries the compensation out, as a short
+   * lowercase token.
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * Free-form settings for the worker. Its task's input is this config
+   * plus `saga`: `{step, result, error: {step, code, message}}` — the step
+   * it undoes, that step's result, and the failure (or cancellation) that
+   * made the run compensate.
+   *
+   * @generated from field: google.protobuf.Struct config = 2;
+   */
+  config?: JsonObject | undefined;
+
+  /**
+   * How often the compensation is tried; unset: as often as any task.
+   *
+   * @generated from field: anvil.workflows.v1.Workflow.RetryPolicy retry_policy = 3;
+   */
+  retryPolicy?: Workflow_RetryPolicy | undefined;
+};
+
+/**
+ * Describes the message anvil.workflows.v1.Workflow.Compensation.
+ * Use `create(Workflow_CompensationSchema)` to create a new message.
+ */
+export const Workflow_CompensationSchema: GenMessage<Workflow_Compensation> = /*@__PURE__*/
+  messageDesc(file_anvil_workflows_v1_workflows, 0, 1);
+
+/**
+ * How often a task is tried before it fails for good.
+ *
+ * @generated from message anvil.workflows.v1.Workflow.RetryPolicy
+ */
+export type Workflow_RetryPolicy = Message<"anvil.workflows.v1.Workflow.RetryPolicy"> & {
+  /**
+   * Attempts in all, the first included, from 1 to 100; 0: the gateway's
+   * default (ANVIL_TASK_MAX_ATTEMPTS).
+   *
+   * @generated from field: int32 max_attempts = 1;
+   */
+  maxAttempts: number;
+};
+
+/**
+ * Describes the message anvil.workflows.v1.Workflow.RetryPolicy.
+ * Use `create(Workflow_RetryPolicySchema)` to create a new message.
+ */
+export const Workflow_RetryPolicySchema: GenMessage<Workflow_RetryPolicy> = /*@__PURE__*/
+  messageDesc(file_anvil_workflows_v1_workflows, 0, 2);
 
 /**
  * Lifecycle state of a workflow.
@@ -656,8 +731,10 @@ export const WorkflowService: GenService<{
    * queued: kind `workflow.run`, resource `workflows/<id>`, one task per
    * step (of the step's kind, with the step's `config` as input). A step's
    * task becomes claimable only when every step it depends on has
-   * succeeded; the operation's progress is the share of steps done. Follow
-   * it with OperationService.WatchOperation. NOT_FOUND if the workflow does
+   * succeeded; the operation's progress is the share of steps done. When a
+   * step fails for good or the run is cancelled, the compensations of the
+   * steps that succeeded run as tasks too (see Workflow.Step.compensation).
+   * Follow it with OperationService.WatchOperation. NOT_FOUND if the workflow does
    * not exist; FAILED_PRECONDITION (violation type `WORKFLOW_NOT_ACTIVE`)
    * unless it is active. A retry with the same `request_id` returns the
    * first operation and starts nothing; INVALID_ARGUMENT if the retry's
