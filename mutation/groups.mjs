@@ -14,6 +14,7 @@ export const groups = [
     name: "auth",
     mutate: ["src/auth/**/*.ts"],
     suites: [
+      "test/auth-rules.test.ts",
       "test/auth.test.ts",
       "test/apikeys.test.ts",
       "test/oidc.test.ts",
