@@ -5,9 +5,11 @@
 // (audit files refusals under that credential's tenant). Found by `npm run
 // mutate`: these mutants survived every suite.
 import { describe, expect, it } from "vitest";
-import { header } from "../src/auth/authenticator.js";
+import { Authenticator, type CredentialVerifier, header, type OidcTokenVerifier } from "../src/auth/authenticator.js";
 import { claimedCredential } from "../src/auth/credential-claim.js";
+import type { Principal } from "../src/auth/principal.js";
 import { rolesCover, rolesGrant } from "../src/auth/roles.js";
+import type { TokenVerifier } from "../src/auth/token-verifier.js";
 import { apiMethods, declaredPermission } from "./properties/support/method-walk.js";
 
 // role → the declared permissions it grants; every other one it refuses.
@@ -110,5 +112,87 @@ describe("header", () => {
     expect(header({ "x-a": "1" }, "x-a")).toBe("1");
     expect(header({ "x-a": undefined }, "x-a")).toBeUndefined();
     expect(header({}, "x-a")).toBeUndefined();
+  });
+});
+
+/** A verifier that knows `known` credentials (cached ones in `cache`) and records what it was asked. */
+function verifier(kind: string, known: readonly string[], cache: readonly string[] = []) {
+  const asked: string[] = [];
+  const principal = (c: string): Principal => ({
+    subject: `${kind}:${c}`,
+    tenant: "t",
+    roles: [],
+    credential: { kind: "service_account", id: c },
+    tier: "free",
+  });
+  return {
+    asked,
+    cached: (c: string) => (cache.includes(c) ? principal(c) : undefined),
+    verify: async (c: string) => {
+      asked.push(c);
+      if (!known.includes(c)) throw new Error(`${kind} refuses ${c}`);
+      return principal(c);
+    },
+    claims: (c: string) => c.startsWith("oidc."),
+  };
+}
+
+/** The reason an Authenticator gave for refusing (the client sees only UNAUTHENTICATED). */
+async function refusal(p: Promise<unknown>): Promise<string> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e as Error,
+  );
+  expect(err?.name).toBe("UnauthenticatedError");
+  return ((err as Error).cause as Error).message;
+}
+
+describe("Authenticator dispatch", () => {
+  const setup = (options: { apiKeys?: boolean } = {}) => {
+    const serviceAccounts = verifier("sa", ["sa.tok"], ["sa.cached"]);
+    const apiKeys = verifier("key", [apiKey], [apiKey]);
+    const oidc = verifier("oidc", ["oidc.tok"], ["oidc.cached"]);
+    const auth = new Authenticator({
+      serviceAccounts: serviceAccounts as unknown as TokenVerifier,
+      ...(options.apiKeys === false ? {} : { apiKeys: apiKeys as CredentialVerifier }),
+      oidc: oidc as OidcTokenVerifier,
+    });
+    return { auth, serviceAccounts, apiKeys, oidc };
+  };
+
+  it("sends each credential to its verifier: API keys trimmed, bearer tokens in any case, cached ones without verifying", async () => {
+    const { auth, serviceAccounts, apiKeys, oidc } = setup();
+    expect((await auth.authenticate({ "x-api-key": ` ${apiKey}  ` })).subject).toBe(`key:${apiKey}`);
+    expect((await auth.authenticate({ authorization: `Bearer ${apiKey}` })).subject).toBe(`key:${apiKey}`);
+    expect((await auth.authenticate({ authorization: " bearer   sa.tok " })).subject).toBe("sa:sa.tok");
+    expect((await auth.authenticate({ authorization: "Bearer oidc.tok" })).subject).toBe("oidc:oidc.tok");
+    expect((await auth.authenticate({ authorization: "Bearer sa.cached" })).subject).toBe("sa:sa.cached");
+    expect((await auth.authenticate({ authorization: "Bearer oidc.cached" })).subject).toBe("oidc:oidc.cached");
+    expect(apiKeys.asked).toEqual([apiKey, apiKey]);
+    expect(serviceAccounts.asked).toEqual(["sa.tok"]);
+    expect(oidc.asked).toEqual(["oidc.tok"]);
+  });
+
+  it("refuses two credentials at once, API keys when they are off, and a malformed Authorization header", async () => {
+    const { auth } = setup();
+    expect(await refusal(auth.authenticate({ "x-api-key": apiKey, authorization: "Bearer sa.tok" }))).toBe("both x-api-key and Authorization sent");
+    expect(await refusal(setup({ apiKeys: false }).auth.authenticate({ "x-api-key": apiKey }))).toBe("API keys are not enabled");
+    for (const authorization of [undefined, "Basic sa.tok", "xBearer sa.tok", "Bearer sa.tok extra", "Bearer", "Bearer a/b"]) {
+      expect(await refusal(auth.authenticate({ authorization })), String(authorization)).toBe("missing or malformed Authorization: Bearer header");
+    }
+  });
+
+  it("answers from its caches alone, and nothing for a credential not cached or a malformed header", () => {
+    const { auth, serviceAccounts, apiKeys, oidc } = setup();
+    expect(auth.cached({ "x-api-key": ` ${apiKey} ` })?.subject).toBe(`key:${apiKey}`);
+    expect(auth.cached(new Headers({ authorization: `bearer  ${apiKey} ` }))?.subject).toBe(`key:${apiKey}`);
+    expect(auth.cached({ authorization: "Bearer sa.cached" })?.subject).toBe("sa:sa.cached");
+    expect(auth.cached({ authorization: " BEARER   oidc.cached " })?.subject).toBe("oidc:oidc.cached");
+    expect(auth.cached({ "x-api-key": apiKey, authorization: "Bearer sa.cached" })).toBeUndefined();
+    expect(setup({ apiKeys: false }).auth.cached({ "x-api-key": apiKey })).toBeUndefined();
+    for (const authorization of [undefined, "Bearer sa.tok", "Basic sa.cached", "xBearer sa.cached", "Bearer sa.cached extra", "Bearer a/b"]) {
+      expect(auth.cached({ authorization }), String(authorization)).toBeUndefined();
+    }
+    expect([...serviceAccounts.asked, ...apiKeys.asked, ...oidc.asked]).toEqual([]);
   });
 });
