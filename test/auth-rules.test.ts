@@ -91,6 +91,7 @@ describe("claimedCredential", () => {
     expect(claimedCredential({ authorization: `Bearer ${jws({ kid: "k".repeat(200) })}` })).toEqual({ kind: "service_account", id: "k".repeat(200) });
     expect(claimedCredential({ authorization: `Bearer ${jws({ kid: "k".repeat(201) })}` })).toBeUndefined();
     expect(claimedCredential({ authorization: `Bearer ${jws({ kid: 7 })}` })).toBeUndefined();
+    expect(claimedCredential({ authorization: `Bearer ${jws({ kid: ["ci-key"] })}` })).toBeUndefined();
     expect(claimedCredential({ authorization: `Bearer ${jws({})}` })).toBeUndefined();
     expect(claimedCredential({ authorization: "Bearer not.a.jws" })).toBeUndefined();
   });
@@ -190,6 +191,10 @@ describe("Authenticator dispatch", () => {
     expect(auth.cached({ authorization: " BEARER   oidc.cached " })?.subject).toBe("oidc:oidc.cached");
     expect(auth.cached({ "x-api-key": apiKey, authorization: "Bearer sa.cached" })).toBeUndefined();
     expect(setup({ apiKeys: false }).auth.cached({ "x-api-key": apiKey })).toBeUndefined();
+    expect(setup({ apiKeys: false }).auth.cached({ authorization: `Bearer ${apiKey}` })).toBeUndefined();
+    const withoutOidc = new Authenticator({ serviceAccounts: serviceAccounts as unknown as TokenVerifier });
+    expect(withoutOidc.cached({ authorization: "Bearer sa.cached" })?.subject).toBe("sa:sa.cached");
+    expect(withoutOidc.cached({ authorization: "Bearer oidc.cached" })).toBeUndefined();
     for (const authorization of [undefined, "Bearer sa.tok", "Basic sa.cached", "xBearer sa.cached", "Bearer sa.cached extra", "Bearer a/b"]) {
       expect(auth.cached({ authorization }), String(authorization)).toBeUndefined();
     }
