@@ -28,6 +28,7 @@ export const groups = [
     name: "db",
     mutate: ["src/db/**/*.ts"],
     suites: [
+      "test/db-rules.test.ts",
       "test/unit-of-work.test.ts",
       "test/migrations.test.ts",
       "test/database-resilience.test.ts",
