@@ -17,9 +17,10 @@ const expected: Record<string, readonly string[]> = {
   admin: ["*"],
   editor: [
     "agents.read", "agents.write", "apikeys.manage", "findings.create", "findings.read", "findings.write",
-    "ipas.read", "ipas.write", "operations.read", "operations.write", "workflows.read", "workflows.write",
+    "ipas.read", "ipas.write", "operations.read", "operations.write", "webhooks.read", "webhooks.write",
+    "workflows.read", "workflows.write",
   ],
-  viewer: ["agents.read", "findings.read", "ipas.read", "operations.read", "workflows.read"],
+  viewer: ["agents.read", "findings.read", "ipas.read", "operations.read", "webhooks.read", "workflows.read"],
   analyzer: ["findings.create", "findings.read"],
   worker: ["tasks.work"],
 };
@@ -30,7 +31,8 @@ describe("roles", () => {
   it("grant exactly the permissions of the table, for every permission the protos declare", () => {
     expect(declared).toEqual(expect.arrayContaining(["audit.read", "users.read", "users.write", "tasks.work"]));
     for (const [role, granted] of Object.entries(expected)) {
-      for (const p of declared) expect(rolesGrant([role], p), `${role} ${p}`).toBe(granted[0] === "*" || granted.includes(p));
+      // Every role may ask who it is (IdentityService.GetCaller).
+      for (const p of declared) expect(rolesGrant([role], p), `${role} ${p}`).toBe(granted[0] === "*" || granted.includes(p) || p === "identity.read");
     }
   });
 
