@@ -4,7 +4,19 @@ import pg from "pg";
 /** The databases a suite runs against: always the embedded one, plus PostgreSQL when TEST_DATABASE_URL is set. */
 export type DatabaseKind = "pglite" | "postgres";
 
-export const databaseKinds: DatabaseKind[] = process.env.TEST_DATABASE_URL ? ["pglite", "postgres"] : ["pglite"];
+/**
+ * TEST_ONE_DATABASE=1 (set by the mutation-testing config) keeps one of them:
+ * PostgreSQL when it is there, else the embedded one. Each mutant reruns the
+ * suites that cover it, and a second database would double that for the same
+ * code paths.
+ */
+export const databaseKinds: DatabaseKind[] = oneDatabase(
+  process.env.TEST_DATABASE_URL ? ["pglite", "postgres"] : ["pglite"],
+);
+
+function oneDatabase(kinds: DatabaseKind[]): DatabaseKind[] {
+  return process.env.TEST_ONE_DATABASE === "1" ? kinds.slice(-1) : kinds;
+}
 
 /** A fresh, empty database for one test server, dropped by `drop()`. */
 export interface TestDatabase {

@@ -1,0 +1,64 @@
+// `node mutation/summarize.mjs <group>…` (run by mutation/run.mjs after each
+// Stryker run): reads reports/mutation/<group>.json and writes the group's
+// mutation score to mutation/baseline.json, mutation/baseline.md and the
+// README's table, which are committed: a change that lowers a score shows in
+// their diff, and this script names the folder whose score fell. Groups not
+// named keep their previous figures.
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { groups } from "./groups.mjs";
+
+const baselineJson = "mutation/baseline.json";
+const baselineMd = "mutation/baseline.md";
+const readme = "README.md";
+const readmeMarks = ["<!-- mutation-baseline:start -->\n", "<!-- mutation-baseline:end -->"];
+const statuses = ["Killed", "Timeout", "Survived", "NoCoverage", "Ignored", "RuntimeError", "CompileError"];
+
+const previous = existsSync(baselineJson) ? JSON.parse(readFileSync(baselineJson, "utf8")) : { groups: {} };
+const figures = { ...previous.groups };
+for (const name of process.argv.slice(2)) {
+  const report = JSON.parse(readFileSync(`reports/mutation/${name}.json`, "utf8"));
+  const counts = Object.fromEntries(statuses.map((s) => [s, 0]));
+  const files = Object.values(report.files);
+  for (const file of files) for (const m of file.mutants) counts[m.status] = (counts[m.status] ?? 0) + 1;
+  const detected = counts.Killed + counts.Timeout;
+  const valid = detected + counts.Survived + counts.NoCoverage;
+  figures[name] = {
+    files: files.length,
+    mutants: Object.values(counts).reduce((a, b) => a + b, 0),
+    ...counts,
+    // Stryker's mutation score: detected / (detected + survived + no coverage); ignored mutants do not count.
+    score: valid === 0 ? null : Math.round((10_000 * detected) / valid) / 100,
+    measured: new Date().toISOString().slice(0, 10),
+    // A run narrowed with --mutate measured only these files of the group.
+    ...(process.env.MUTATION_NARROWED ? { onlyFiles: process.env.MUTATION_NARROWED } : {}),
+  };
+  const before = previous.groups[name]?.score;
+  if (before != null && figures[name].score != null && figures[name].score < before) {
+    process.stderr.write(`mutation score fell in ${name}: ${before}% → ${figures[name].score}%\n`);
+  }
+}
+
+const ordered = Object.fromEntries(groups.filter((g) => figures[g.name]).map((g) => [g.name, figures[g.name]]));
+const table = markdown(ordered);
+writeFileSync(baselineJson, `${JSON.stringify({ groups: ordered }, null, 2)}\n`);
+writeFileSync(baselineMd, `# Mutation scores (\`npm run mutate\`)\n\n${table}`);
+const text = readFileSync(readme, "utf8");
+const [start, end] = readmeMarks.map((mark) => text.indexOf(mark));
+if (start >= 0 && end > start) {
+  writeFileSync(readme, text.slice(0, start + readmeMarks[0].length) + table + text.slice(end));
+}
+process.stdout.write(table);
+
+function markdown(all) {
+  const folder = (name) => groups.find((g) => g.name === name).mutate.map((m) => `\`${m}\``).join(" ");
+  const rows = Object.entries(all).map(
+    ([name, f]) =>
+      `| ${folder(name)}${f.onlyFiles ? ` (only ${f.onlyFiles.split(",").map((m) => `\`${m}\``).join(", ")})` : ""} | ${f.score == null ? "–" : `${f.score}%`} | ${f.mutants} | ${f.Killed} | ${f.Timeout} | ${f.Survived} | ${f.NoCoverage} | ${f.Ignored} | ${f.measured} |`,
+  );
+  return [
+    "| mutated | score | mutants | killed | timed out | survived | no coverage | ignored (static) | measured |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ...rows,
+    "",
+  ].join("\n");
+}
