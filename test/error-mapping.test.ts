@@ -189,6 +189,7 @@ describe("the error table, written independently", () => {
     RateLimitedError: Code.ResourceExhausted,
     UnavailableError: Code.Unavailable,
     DeadlineExceededError: Code.DeadlineExceeded,
+    OutOfRangeError: Code.OutOfRange,
     InternalError: Code.Internal,
   };
   // https://connectrpc.com/docs/protocol/#error-codes
