@@ -61,12 +61,15 @@ describe("buf curl --schema proto after npm start's preparation, on a fresh clon
   let clone: string;
   let server: TestServer;
   beforeAll(async () => {
-    // A fresh clone: the tracked files buf and the start hook read, and no .proto-deps/ (git-ignored).
+    // A fresh clone: the tracked files buf and the start hook read (the console's build reads its sources, the
+    // generated clients and the lock file), and neither .proto-deps/ nor console/dist/ (both git-ignored).
     // It sits under node_modules/.cache so that the hook's scripts resolve the installed packages
     // by walking up, with no symlink to node_modules that an install step could empty.
     mkdirSync(join(repoRoot, "node_modules/.cache"), { recursive: true });
     clone = mkdtempSync(join(repoRoot, "node_modules/.cache/anvil-fresh-clone-"));
-    for (const f of ["proto", ".ci", "buf.yaml"]) cpSync(join(repoRoot, f), join(clone, f), { recursive: true });
+    for (const f of ["proto", ".ci", "buf.yaml", "console", "gen", "package.json", "package-lock.json", "tsconfig.json"]) {
+      cpSync(join(repoRoot, f), join(clone, f), { recursive: true, filter: (from) => !from.startsWith(join(repoRoot, "console", "dist")) });
+    }
     server = await startServer(databaseKinds[0]!);
   });
   afterAll(async () => {
