@@ -5,8 +5,12 @@ import type { Page, PageRequest } from "../shared/pagination.js";
 import type { Scope } from "../shared/scope.js";
 import type { AuditEvent, AuditFilter, AuditRange } from "./audit-event.js";
 
-/** Events an export reads (and holds) at once. */
-export const exportBatchSize = 500;
+/**
+ * Events an export reads (and holds, and sends as one message) at once:
+ * small enough that encoding one batch keeps the event loop well under its
+ * 50 ms bound (500 took 16–64 ms warm, more while the JIT warms up).
+ */
+export const exportBatchSize = 200;
 
 /**
  * Reading the audit log of the caller's tenant: pages of events newest

@@ -21,7 +21,7 @@ export function isTier(name: string): name is Tier {
 
 /** Who called: established from a verified credential. */
 export interface Principal {
-  /** The caller as it names itself (token `sub`, the key's creator-given name). */
+  /** The caller as it is named: a token's `sub`, or `apikeys/<id>` for an API key (not its display name, which says nothing about who holds it). */
   readonly subject: string;
   readonly tenant: string;
   readonly roles: readonly string[];
