@@ -319,7 +319,10 @@ function connectionLimits(limits: ConnectionLimits): ConnectionLimits {
 
 function oidcOptions(env: NodeJS.ProcessEnv): OidcOptions | undefined {
   const issuer = env.ANVIL_OIDC_ISSUER;
-  if (issuer === undefined || issuer === "") return undefined;
+  if (issuer === undefined || issuer === "") {
+    if (env.ANVIL_OIDC_CONSOLE_CLIENT_ID) throw new Error("ANVIL_OIDC_CONSOLE_CLIENT_ID needs ANVIL_OIDC_ISSUER (the provider the console signs in with)");
+    return undefined;
+  }
   if (!URL.canParse(issuer)) throw new Error(`ANVIL_OIDC_ISSUER must be a URL, got ${JSON.stringify(issuer)}`);
   const audience = env.ANVIL_OIDC_AUDIENCE;
   if (audience === undefined || audience === "") throw new Error("ANVIL_OIDC_AUDIENCE must be set with ANVIL_OIDC_ISSUER (the audience Anvil's tokens carry)");
@@ -335,7 +338,15 @@ function oidcOptions(env: NodeJS.ProcessEnv): OidcOptions | undefined {
     tier,
     tierClaim: env.ANVIL_OIDC_TIER_CLAIM || "tier",
     tenantTiers: tenantTiers(env.ANVIL_TENANT_TIERS),
+    consoleClientId: env.ANVIL_OIDC_CONSOLE_CLIENT_ID || undefined,
+    consoleScopes: consoleScopes(env.ANVIL_OIDC_CONSOLE_SCOPES),
   };
+}
+
+/** The console's sign-in scopes: space- or comma-separated, `openid` always among them (first). */
+function consoleScopes(raw: string | undefined): string[] {
+  const named = (raw || "openid profile").split(/[\s,]+/).filter((s) => s !== "" && s !== "openid");
+  return ["openid", ...new Set(named)];
 }
 
 function reflectionAccess(raw: string | undefined): ReflectionAccess {

@@ -1,14 +1,16 @@
-import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import AxeBuilder from "@axe-core/playwright";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Finding_Severity, Finding_Status, type FindingSchema, FindingService } from "../gen/anvil/findings/v1/findings_pb.js";
 import { launchChromium, withPage } from "./support/browser.js";
 import { clientFor } from "./support/clients.js";
+import { accessibilityProblems, ensureConsoleBuilt, signInWithCredential } from "./support/console-page.js";
 import { Workflow_State, WorkflowService } from "../gen/anvil/workflows/v1/workflows_pb.js";
+import { AgentService } from "../gen/anvil/agents/v1/agents_pb.js";
+import { Ipa_State, IpaService } from "../gen/anvil/ipas/v1/ipas_pb.js";
 import { claim, operationClients, runWorkflow } from "./support/operations.js";
+import { startReferenceWorker } from "./support/reference-worker.js";
 import { startServer, type TestServer } from "./support/server.js";
 
 // Browser suites run on PostgreSQL when the run has it (CI does), else on the embedded database: never skipped.
@@ -29,8 +31,7 @@ describe(`the console, in Chromium, on ${kind}`, () => {
   let server: TestServer;
   let browser: Browser;
   beforeAll(async () => {
-    // As `npm test` does before the suites (pretest): build the console when its sources are newer than the build.
-    execFileSync(process.execPath, [".ci/ensure-console.mjs"], { stdio: "inherit" });
+    ensureConsoleBuilt();
     [server, browser] = await Promise.all([startServer(kind), launchChromium()]);
   });
   afterAll(async () => {
@@ -38,21 +39,8 @@ describe(`the console, in Chromium, on ${kind}`, () => {
     await server?.close();
   });
 
-  const open = async (page: Page, keyId: string) => {
-    await page.goto(`${server.baseUrl}/console`);
-    await page.getByLabel("API key or token").fill(await server.token(keyId));
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.getByRole("heading", { level: 1, name: "Findings" }).waitFor();
-  };
+  const open = async (page: Page, keyId: string) => signInWithCredential(page, server.baseUrl, await server.token(keyId));
   const count = (page: Page, label: string) => page.getByRole("article", { name: label }).locator(".card-value");
-
-  /** axe's serious and critical violations on the page as it is now, as "rule: target" lines. */
-  const accessibilityProblems = async (page: Page) => {
-    const result = await new AxeBuilder({ page }).analyze();
-    return result.violations
-      .filter((v) => v.impact === "serious" || v.impact === "critical")
-      .flatMap((v) => v.nodes.map((n) => `${v.id}: ${n.target.join(" ")}`));
-  };
 
   it("is served from the gateway's port: index for every client route, hashed assets immutable, compressed", async () => {
     for (const path of ["/console", "/console/", "/console/operations/some-id"]) {
@@ -166,9 +154,10 @@ describe(`the console, in Chromium, on ${kind}`, () => {
     });
   });
 
-  it("moves an operation's progress live as a worker reports, without a reload, and lists it", async () => {
+  it("moves an operation's progress live as the reference worker (its own process) reports, without a reload, and lists it", async () => {
     const c = await operationClients(server);
-    const op = await runWorkflow(c, [{ name: "build" }]);
+    // Four parts over four seconds: a report a second, each moving the bar a quarter.
+    const op = await runWorkflow(c, [{ name: "build", kind: "demo", config: { seconds: 4, steps: 4 } }]);
     await withPage(browser, "operation-live", async (page) => {
       await open(page, "acme-viewer");
       await page.getByRole("link", { name: "Operations" }).click();
@@ -182,16 +171,24 @@ describe(`the console, in Chromium, on ${kind}`, () => {
       await expect.poll(() => state.innerText()).toBe("Queued");
       // A viewer may watch but not cancel.
       expect(await page.getByRole("button", { name: "Cancel operation" }).count()).toBe(0);
-      const task = (await claim(c, "console-worker"))!;
-      await c.workers.reportProgress({ taskId: task.id, leaseToken: task.leaseToken, progress: 0.4, stage: "compiling", message: "compiling sources" });
-      await expect.poll(() => progress.innerText()).toBe("40%");
-      expect(await state.innerText()).toBe("Running");
-      await c.workers.reportProgress({ taskId: task.id, leaseToken: task.leaseToken, progress: 0.8 });
-      await expect.poll(() => progress.innerText()).toBe("80%");
-      expect(await page.getByRole("list", { name: "Events" }).innerText()).toMatch(/Stage: compiling[\s\S]*Progress 40%: compiling sources[\s\S]*Progress 80%/);
-      await c.workers.completeTask({ taskId: task.id, leaseToken: task.leaseToken, outcome: { case: "result", value: { ok: true } } });
-      await expect.poll(() => state.innerText()).toBe("Succeeded");
+      // The page is open and waiting before any work starts: every move of the bar comes over the stream.
+      const navigations: string[] = [];
+      page.on("framenavigated", (f) => navigations.push(f.url()));
+      const seen = new Set<string>();
+      const worker = await startReferenceWorker(server.baseUrl, await server.token("acme-worker"), "demo");
+      try {
+        await expect
+          .poll(async () => (seen.add(await progress.innerText()), state.innerText()), { timeout: 30_000, interval: 100 })
+          .toBe("Succeeded");
+      } finally {
+        await worker.stop();
+      }
+      // At least two of the worker's intermediate reports were shown on their way to 100%.
+      expect([...seen].filter((p) => ["25%", "50%", "75%"].includes(p)).length, [...seen].join(" ")).toBeGreaterThanOrEqual(2);
       expect(await progress.innerText()).toBe("100%");
+      expect(navigations).toEqual([]);
+      expect(await page.getByRole("list", { name: "Events" }).innerText()).toMatch(/Stage: part 2 of 4[\s\S]*Progress 100%/);
+      expect(worker.output.join("")).toContain("claiming demo");
       expect(await accessibilityProblems(page)).toEqual([]);
     });
   });
@@ -383,6 +380,124 @@ describe(`the console, in Chromium, on ${kind}`, () => {
       await page.getByRole("button", { name: "Execute Review bot" }).click();
       await page.getByRole("heading", { level: 1, name: /^Operation / }).waitFor();
       await expect.poll(() => page.getByTestId("operation-state").innerText()).toBe("Queued");
+    });
+  });
+  it("shows two revisions of a workflow side by side: fields and steps, what changed said in words", async () => {
+    const editor = clientFor(WorkflowService, "connect-json", server.baseUrl, await server.token("acme-editor"));
+    const created = (
+      await editor.createWorkflow({ workflow: { displayName: "Release", steps: [{ name: "compile", kind: "build" }, { name: "test", kind: "build", dependsOn: ["compile"] }] } })
+    ).workflow!;
+    await editor.updateWorkflow({
+      workflow: { id: created.id, description: "ships it", steps: [{ name: "compile", kind: "build", config: { target: "es2022" } }, { name: "lint", kind: "check", dependsOn: ["compile"] }] },
+      updateMask: { paths: ["description", "steps"] },
+    });
+    await editor.updateWorkflow({ workflow: { id: created.id, displayName: "Release train" }, updateMask: { paths: ["display_name"] } });
+    await withPage(browser, "workflow-revisions", async (page) => {
+      await open(page, "acme-viewer");
+      await page.goto(`${server.baseUrl}/console/workflows/${created.id}`);
+      await page.getByRole("heading", { level: 1, name: "Release train" }).waitFor();
+      const revisions = page.getByRole("region", { name: "Revisions side by side" });
+      // The revision before the current one against the current one, to begin with.
+      const latest = revisions.getByRole("table", { name: "Revision 2 compared with revision 3" });
+      await latest.waitFor();
+      const cells = (table: typeof latest, label: string) =>
+        table.getByRole("row").filter({ has: page.getByRole("rowheader", { name: label, exact: true }) }).getByRole("cell").allInnerTexts();
+      expect(await cells(latest, "Name")).toEqual(["Release", "Release train", "Changed"]);
+      expect(await cells(latest, "Step compile")).toEqual(['kind build; after nothing; config {"target":"es2022"}', 'kind build; after nothing; config {"target":"es2022"}', "Unchanged"]);
+      await revisions.getByLabel("Compare revision").selectOption({ label: "Revision 1" });
+      const first = revisions.getByRole("table", { name: "Revision 1 compared with revision 3" });
+      await first.waitFor();
+      expect(await cells(first, "Description")).toEqual(["—", "ships it", "Changed"]);
+      expect(await cells(first, "State")).toEqual(["Draft", "Draft", "Unchanged"]);
+      expect(await cells(first, "Step compile")).toEqual(["kind build; after nothing", 'kind build; after nothing; config {"target":"es2022"}', "Changed"]);
+      expect(await cells(first, "Step lint")).toEqual(["—", "kind check; after compile", "Added"]);
+      expect(await cells(first, "Step test")).toEqual(["kind build; after compile", "—", "Removed"]);
+      expect(await revisions.getByRole("status").innerText()).toBe("5 differences.");
+      expect(await accessibilityProblems(page)).toEqual([]);
+    });
+  });
+
+  it("edits an agent on its own page: the violation at its field, a concurrent edit refused as a conflict, then saved", async () => {
+    const agents = clientFor(AgentService, "connect-json", server.baseUrl, await server.token("acme-editor"));
+    const agent = (await agents.createAgent({ agent: { displayName: "Summarizer", model: "claude-haiku", tools: ["read_file"] } })).agent!;
+    await withPage(browser, "agent-edit", async (page) => {
+      await open(page, "acme-editor");
+      await page.getByRole("link", { name: "Agents" }).click();
+      await page.getByRole("link", { name: "Summarizer" }).click();
+      await page.getByRole("heading", { level: 1, name: "Summarizer" }).waitFor();
+      expect(await page.getByLabel("Model").inputValue()).toBe("claude-haiku");
+      const tools = page.getByLabel("Tools");
+      await tools.fill("Not A Tool");
+      await page.getByRole("button", { name: "Save changes" }).click();
+      await expect.poll(() => tools.getAttribute("aria-invalid")).toBe("true");
+      expect(await page.locator(`[id="${(await tools.getAttribute("aria-describedby"))!}"]`).innerText()).not.toBe("");
+      expect(await page.getByLabel("Name", { exact: true }).getAttribute("aria-invalid")).toBe("false");
+      expect(await accessibilityProblems(page)).toEqual([]);
+      await tools.fill("read_file, search");
+      await page.getByRole("button", { name: "Save changes" }).click();
+      await page.getByRole("status").filter({ hasText: "Saved “Summarizer”." }).waitFor();
+      expect((await agents.getAgent({ id: agent.id })).agent!.tools).toEqual(["read_file", "search"]);
+
+      // Someone else changes the agent after this save: the next save is refused, nothing is overwritten.
+      await agents.updateAgent({ agent: { id: agent.id, model: "claude-opus" }, updateMask: { paths: ["model"] } });
+      await page.getByLabel("Name", { exact: true }).fill("Summarizer II");
+      await page.getByRole("button", { name: "Save changes" }).click();
+      await expect.poll(() => page.getByRole("alert").first().innerText()).toMatch(/Someone else changed this meanwhile/);
+      expect((await agents.getAgent({ id: agent.id })).agent!.displayName).toBe("Summarizer");
+      await page.getByRole("button", { name: /Load the latest version/ }).click();
+      await expect.poll(() => page.getByLabel("Model").inputValue()).toBe("claude-opus");
+      await page.getByLabel("Name", { exact: true }).fill("Summarizer II");
+      await page.getByRole("button", { name: "Save changes" }).click();
+      await page.getByRole("heading", { level: 1, name: "Summarizer II" }).waitFor();
+      expect((await agents.getAgent({ id: agent.id })).agent).toMatchObject({ displayName: "Summarizer II", model: "claude-opus" });
+    });
+  });
+
+  it("runs an IPA's life on its own page: deploy refused with why, bound and deployed, a stale undeploy refused, undeployed", async () => {
+    const token = await server.token("acme-editor");
+    const workflow = (
+      await clientFor(WorkflowService, "connect-json", server.baseUrl, token).createWorkflow({
+        workflow: { displayName: "Triage pipeline", state: Workflow_State.ACTIVE, steps: [{ name: "fetch", kind: "http" }, { name: "triage", kind: "agent", dependsOn: ["fetch"] }] },
+      })
+    ).workflow!;
+    await clientFor(AgentService, "connect-json", server.baseUrl, token).createAgent({ agent: { displayName: "Triager", model: "claude-haiku" } });
+    const ipas = clientFor(IpaService, "connect-json", server.baseUrl, token);
+    const ipa = (await ipas.createIpa({ ipa: { displayName: "Triage bot", workflowId: workflow.id } })).ipa!;
+    await withPage(browser, "ipa-page", async (page) => {
+      await open(page, "acme-editor");
+      await page.getByRole("link", { name: "IPAs" }).click();
+      await page.getByRole("link", { name: "Triage bot" }).click();
+      await page.getByRole("heading", { level: 1, name: "Triage bot" }).waitFor();
+      const state = page.getByTestId("ipa-state");
+      expect(await state.innerText()).toBe("Draft");
+      // Unbound, the deploy is refused and the page lists why.
+      await page.getByRole("button", { name: "Deploy", exact: true }).click();
+      const refused = page.getByRole("alert");
+      await expect.poll(() => refused.innerText()).toMatch(/Not allowed in its current state[\s\S]*triage/);
+      expect(await refused.getByRole("listitem").count()).toBeGreaterThan(0);
+      const binding = page.getByLabel("Agent for step triage");
+      await binding.selectOption({ label: "Triager" });
+      await page.getByRole("button", { name: "Save changes" }).click();
+      await page.getByRole("status").filter({ hasText: "Saved “Triage bot”." }).waitFor();
+      await page.getByRole("button", { name: "Deploy", exact: true }).click();
+      await expect.poll(() => state.innerText()).toBe("Deployed");
+      await page.getByRole("status").filter({ hasText: "Deployed, pinned to workflow revision 1." }).waitFor();
+      // Deployed: its workflow and agents are not offered for change.
+      expect(await binding.isDisabled()).toBe(true);
+      expect(await accessibilityProblems(page)).toEqual([]);
+
+      // Renamed elsewhere meanwhile: the undeploy carries the old etag and is refused.
+      await ipas.updateIpa({ ipa: { id: ipa.id, displayName: "Triage bot v2" }, updateMask: { paths: ["display_name"] } });
+      await page.getByRole("button", { name: "Undeploy" }).click();
+      await expect.poll(() => page.getByRole("alert").first().innerText()).toMatch(/Someone else changed this meanwhile/);
+      expect((await ipas.getIpa({ id: ipa.id })).ipa!.state).toBe(Ipa_State.DEPLOYED);
+      await page.getByRole("button", { name: /Load the latest version/ }).click();
+      await page.getByRole("heading", { level: 1, name: "Triage bot v2" }).waitFor();
+      await page.getByRole("button", { name: "Undeploy" }).click();
+      await expect.poll(() => page.getByTestId("ipa-state").innerText()).toBe("Retired");
+      await page.getByRole("status").filter({ hasText: "Undeployed: retired until deployed again." }).waitFor();
+      expect(await page.getByLabel("Agent for step triage").isDisabled()).toBe(false);
+      expect(await accessibilityProblems(page)).toEqual([]);
     });
   });
 });

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,39 +8,22 @@ import { CompensationRecord_Outcome, Operation_State } from "../gen/anvil/operat
 import { ensureProtoDeps, runBuf } from "./support/buf-cli.js";
 import { databaseKinds } from "./support/databases.js";
 import { type OperationClients, operationClients, runWorkflow, until, watchWith } from "./support/operations.js";
+import { type ReferenceWorker, startReferenceWorker } from "./support/reference-worker.js";
 import { startServer, type TestServer } from "./support/server.js";
-
-/** Starts the reference worker (`npm run worker`) as its own process. */
-function startWorker(server: TestServer, token: string, output: string[]): ChildProcess {
-  // Node itself with tsx's loader (not npx): signals reach the worker, not a wrapper.
-  const args = ["--import", "tsx", "src/cli/worker.ts", "--url", server.baseUrl, "--token", token, "--kinds", "demo,demo-fail", "--lease", "5"];
-  const child = spawn(process.execPath, args, {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  child.stdout!.on("data", (chunk: Buffer) => output.push(chunk.toString()));
-  child.stderr!.on("data", (chunk: Buffer) => output.push(chunk.toString()));
-  return child;
-}
 
 describe.each(databaseKinds)("the reference worker on %s", (kind) => {
   let server: TestServer;
   let c: OperationClients;
-  let worker: ChildProcess;
-  const output: string[] = [];
+  let worker: ReferenceWorker;
   const tmp = mkdtempSync(join(tmpdir(), "anvil-artifacts-"));
 
   beforeAll(async () => {
     server = await startServer(kind);
     c = await operationClients(server);
-    worker = startWorker(server, await server.token("acme-worker"), output);
-    await until(() => output.join("").includes("claiming"), 30_000, "the worker to start");
+    worker = await startReferenceWorker(server.baseUrl, await server.token("acme-worker"));
   });
   afterAll(async () => {
-    if (worker && worker.exitCode === null) {
-      const exited = new Promise((resolve) => worker.once("exit", resolve));
-      worker.kill("SIGTERM");
-      await exited;
-    }
+    await worker?.stop();
     await server?.close();
   });
 

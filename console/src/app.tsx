@@ -2,17 +2,20 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { Caller_CredentialKind } from "../../gen/anvil/identity/v1/identity_pb.js";
 import { Can, CallerProvider, useCallerQuery } from "./caller.js";
 import { ErrorMessage } from "./errors.js";
+import { AgentPage } from "./pages/agent.js";
 import { Agents } from "./pages/agents.js";
 import { ApiKeys } from "./pages/api-keys.js";
 import { AuditLog } from "./pages/audit.js";
 import { Dashboard } from "./pages/dashboard.js";
 import { OperationPage } from "./pages/operation.js";
+import { IpaPage } from "./pages/ipa.js";
 import { Ipas } from "./pages/ipas.js";
 import { Operations } from "./pages/operations.js";
 import { Users } from "./pages/users.js";
 import { WorkflowPage } from "./pages/workflow.js";
 import { Workflows } from "./pages/workflows.js";
-import { SignIn } from "./pages/sign-in.js";
+import { FinishSignIn, SignIn } from "./pages/sign-in.js";
+import { callbackPath } from "./single-sign-on.js";
 import { Link, usePath } from "./router.js";
 import { signOut, useCredential } from "./session.js";
 
@@ -26,7 +29,8 @@ const kinds: Record<Caller_CredentialKind, string> = {
 /** Signed out: the sign-in page. Signed in: the shell with who is signed in, the navigation and the page. */
 export function App() {
   const credential = useCredential();
-  if (credential === undefined) return <SignIn />;
+  const path = usePath();
+  if (credential === undefined) return path === callbackPath ? <FinishSignIn /> : <SignIn />;
   return <SignedIn />;
 }
 
@@ -96,6 +100,10 @@ function route(path: string) {
   if (path === "/workflows/new") return <WorkflowPage key="new" id={undefined} />;
   const workflow = /^\/workflows\/([0-9a-f-]{36})$/.exec(path);
   if (workflow) return <WorkflowPage key={workflow[1]} id={workflow[1]!} />;
+  const agent = /^\/agents\/([0-9a-f-]{36})$/.exec(path);
+  if (agent) return <AgentPage key={agent[1]} id={agent[1]!} />;
+  const ipa = /^\/ipas\/([0-9a-f-]{36})$/.exec(path);
+  if (ipa) return <IpaPage key={ipa[1]} id={ipa[1]!} />;
   return undefined;
 }
 

@@ -20,9 +20,10 @@ export function usePath(): string {
   );
 }
 
-/** Goes to a console path without reloading. */
-export function navigate(path: string): void {
-  history.pushState(null, "", basePath + path);
+/** Goes to a console path without reloading; `replace` leaves no history entry for the page it leaves. */
+export function navigate(path: string, options: { replace?: boolean } = {}): void {
+  if (options.replace === true) history.replaceState(null, "", basePath + path);
+  else history.pushState(null, "", basePath + path);
   listeners.forEach((l) => l());
   // The new page's heading takes focus so that keyboard and screen-reader users land on it.
   queueMicrotask(() => document.querySelector<HTMLElement>("main h1")?.focus());

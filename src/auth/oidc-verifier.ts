@@ -10,6 +10,13 @@ export interface OidcOptions {
   readonly issuer: string;
   /** The audience Anvil's tokens carry (ANVIL_OIDC_AUDIENCE). */
   readonly audience: string;
+  /**
+   * The console's client id at the provider (ANVIL_OIDC_CONSOLE_CLIENT_ID): tokens issued to the console
+   * (its ID token's audience is its client id) are accepted as well as those for `audience`.
+   */
+  readonly consoleClientId?: string;
+  /** The scopes the console requests when it signs in (ANVIL_OIDC_CONSOLE_SCOPES, default `openid profile`). */
+  readonly consoleScopes?: readonly string[];
   /** Claim naming the caller's tenant; a dotted path reaches into objects (ANVIL_OIDC_TENANT_CLAIM, default `tenant`). */
   readonly tenantClaim: string;
   /** Claim listing the caller's roles, an array or a space-separated string (ANVIL_OIDC_ROLES_CLAIM, default `roles`). */
@@ -88,7 +95,7 @@ export class OidcVerifier implements OidcTokenVerifier {
     try {
       ({ payload } = await jwtVerify(token, keys, {
         issuer: o.issuer,
-        audience: o.audience,
+        audience: o.consoleClientId === undefined ? o.audience : [o.audience, o.consoleClientId],
         algorithms,
         clockTolerance: o.clockToleranceSec ?? 30,
         requiredClaims: ["sub", "exp"],

@@ -175,7 +175,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     const calls = new CallObserver(metrics.rpc, log);
     const connect = createConnectHandler({
       calls,
-      routes: registerServices({ uow, pager, monitor, operations, tenantTiers: config.tenantTiers, permissions: declaredPermissions(policies) }),
+      routes: registerServices({ uow, pager, monitor, operations, tenantTiers: config.tenantTiers, permissions: declaredPermissions(policies), oidc: config.oidc }),
       interceptors,
       authenticator,
       refusals,
@@ -190,7 +190,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       withPrivateGetCaching(connect.handle),
       // Exact paths before the REST templates: a probe never waits on route matching.
       createProbes(database, monitor),
-      createConsoleRoute(log),
+      createConsoleRoute(log, { identityProvider: config.oidc?.consoleClientId === undefined ? undefined : config.oidc.issuer }),
       ...(config.metricsPort === undefined ? [metricsRoute] : []),
       limitedPerAddress(createOpenApiRoute(config.compressMinBytes), "/openapi.json", authenticator, config.compressMinBytes),
       createWebhookDeliveryRoute({

@@ -19,12 +19,27 @@ const contentTypes: Readonly<Record<string, string>> = {
   ".json": "application/json",
 };
 
-// Same origin only, no inline script, no framing: the page holds a credential.
-const securityHeaders = {
-  "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-  "x-content-type-options": "nosniff",
-  "referrer-policy": "no-referrer",
-};
+/**
+ * Same origin only, no inline script, no framing: the page holds a credential.
+ * With single sign-on, the page may also fetch from the identity provider
+ * (its discovery document and token endpoint, for the code exchange).
+ */
+function securityHeaders(identityProvider: string | undefined): Readonly<Record<string, string>> {
+  const connect = identityProvider === undefined ? "" : `; connect-src 'self' ${new URL(identityProvider).origin}`;
+  return {
+    "content-security-policy": `default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'${connect}`,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+  };
+}
+
+/** Options of createConsoleRoute. */
+export interface ConsoleRouteOptions {
+  /** Where the build is (default console/dist). */
+  readonly dir?: string;
+  /** The OpenID provider's issuer when the console signs in with it: the page may fetch from its origin. */
+  readonly identityProvider?: string | undefined;
+}
 
 /** One built file, held in memory with its compressed forms made on first use. */
 class Asset {
@@ -52,7 +67,9 @@ class Asset {
  * once). Bodies are compressed per Accept-Encoding. Without a build the route
  * answers 503 with how to make one, and the API is unaffected.
  */
-export function createConsoleRoute(log: Logger, dir: string = consoleDistDir): RouteHandler {
+export function createConsoleRoute(log: Logger, options: ConsoleRouteOptions = {}): RouteHandler {
+  const dir = options.dir ?? consoleDistDir;
+  const headers = securityHeaders(options.identityProvider);
   const index = existsSync(join(dir, "index.html")) ? new Asset(readFileSync(join(dir, "index.html")), contentTypes[".html"]!, "no-cache") : undefined;
   if (index === undefined) log.warn({ dir }, "console not built: GET /console answers 503 (npm start builds it)");
   const assets = new Map<string, Asset>();
@@ -77,7 +94,7 @@ export function createConsoleRoute(log: Logger, dir: string = consoleDistDir): R
         // A missing hashed file is a stale page, not a client route: never answer it with index.html.
         res.writeHead(404, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-cache" });
         res.end("not found\n");
-      } else send(req, res, asset);
+      } else send(req, res, asset, headers);
       return true;
     }
     if (index === undefined) {
@@ -85,13 +102,13 @@ export function createConsoleRoute(log: Logger, dir: string = consoleDistDir): R
       res.end("The console is not built. `npm start` builds it; or run `npm run console:build`.\n");
       return true;
     }
-    send(req, res, index);
+    send(req, res, index, headers);
     return true;
   };
 }
 
-function send(req: Parameters<RouteHandler>[0], res: Parameters<RouteHandler>[1], asset: Asset): void {
-  const headers: Record<string, string> = { ...securityHeaders, "content-type": asset.type, "cache-control": asset.cacheControl, etag: asset.etag };
+function send(req: Parameters<RouteHandler>[0], res: Parameters<RouteHandler>[1], asset: Asset, security: Readonly<Record<string, string>>): void {
+  const headers: Record<string, string> = { ...security, "content-type": asset.type, "cache-control": asset.cacheControl, etag: asset.etag };
   appendVary(res, "Accept-Encoding");
   if (req.headers["if-none-match"] === asset.etag) {
     res.writeHead(304, headers);

@@ -4,7 +4,7 @@ import { AgentService } from "../../gen/anvil/agents/v1/agents_pb.js";
 import { ApiKeyService } from "../../gen/anvil/apikeys/v1/apikeys_pb.js";
 import { AuditService } from "../../gen/anvil/audit/v1/audit_pb.js";
 import { FindingService } from "../../gen/anvil/findings/v1/findings_pb.js";
-import { IdentityService } from "../../gen/anvil/identity/v1/identity_pb.js";
+import { IdentityService, SignInService } from "../../gen/anvil/identity/v1/identity_pb.js";
 import { IpaService } from "../../gen/anvil/ipas/v1/ipas_pb.js";
 import { OperationService, WorkerService } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { UserService } from "../../gen/anvil/users/v1/users_pb.js";
@@ -29,6 +29,8 @@ import { IpasService } from "../ipas/ipas.service.js";
 import type { OperationsModule } from "../operations/operations-module.js";
 import type { KeysetPager } from "../shared/keyset-pager.js";
 import { identityHandler } from "../identity/identity.handler.js";
+import { signInHandler } from "../identity/sign-in.handler.js";
+import type { OidcOptions } from "../auth/oidc-verifier.js";
 import { usersHandler } from "../users/users.handler.js";
 import { UsersService } from "../users/users.service.js";
 import { workflowsHandler } from "../workflows/workflows.handler.js";
@@ -52,6 +54,8 @@ export interface ServiceDependencies {
   readonly tenantTiers?: ReadonlyMap<string, Tier>;
   /** Every permission the served methods declare: IdentityService tells callers which of them they hold. */
   readonly permissions: ReadonlySet<string>;
+  /** The OpenID provider, if any: SignInService tells the console how to sign in with it. */
+  readonly oidc?: OidcOptions;
 }
 
 /** Every Anvil API service, in the order it is registered. */
@@ -67,7 +71,14 @@ export const apiServices: readonly DescService[] = [
   AuditService,
   WebhookService,
   IdentityService,
+  SignInService,
 ];
+
+/**
+ * API services that need no credential: how to sign in must be readable before
+ * anyone is. Their methods declare no permission; calls are limited per client address.
+ */
+export const publicApiServices: ReadonlySet<string> = new Set([SignInService.typeName]);
 
 /**
  * gRPC's own services served next to the API: health and reflection. Kept
@@ -77,7 +88,8 @@ export const apiServices: readonly DescService[] = [
 export const infrastructureServices: readonly DescService[] = [Health, ...reflectionServices];
 
 /**
- * Access to the infrastructure services: health is always public (probes
+ * Which services need no credential, and the permission of those whose protos
+ * are not ours: the public API services and health are always public (probes
  * carry no token); reflection is public or needs `reflection.read`
  * according to ANVIL_REFLECTION.
  */
@@ -87,8 +99,8 @@ export function infrastructureAccess(reflection: ReflectionAccess): {
 } {
   const names = reflectionServices.map((s) => s.typeName);
   return reflection === "public"
-    ? { publicServices: new Set([Health.typeName, ...names]), permissions: new Map() }
-    : { publicServices: new Set([Health.typeName]), permissions: new Map(names.map((n) => [n, "reflection.read"])) };
+    ? { publicServices: new Set([...publicApiServices, Health.typeName, ...names]), permissions: new Map() }
+    : { publicServices: new Set([...publicApiServices, Health.typeName]), permissions: new Map(names.map((n) => [n, "reflection.read"])) };
 }
 
 /**
@@ -109,6 +121,7 @@ export function registerServices(deps: ServiceDependencies): (router: ConnectRou
   const audit = auditHandler(new AuditUseCases(deps.uow, deps.pager));
   const webhooks = webhooksHandler(new WebhooksService(deps.uow, deps.pager));
   const identity = identityHandler(deps.permissions);
+  const signIn = signInHandler(deps.oidc);
   const served = [...apiServices, ...infrastructureServices];
   const health = createHealthHandler(served.map((s) => s.typeName), deps.monitor);
   const reflection = createReflectionHandlers(served);
@@ -124,6 +137,7 @@ export function registerServices(deps: ServiceDependencies): (router: ConnectRou
     router.service(AuditService, audit);
     router.service(WebhookService, webhooks);
     router.service(IdentityService, identity);
+    router.service(SignInService, signIn);
     router.service(Health, health);
     router.service(reflectionServices[0], reflection.v1);
     router.service(reflectionServices[1], reflection.v1alpha);

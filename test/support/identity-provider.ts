@@ -10,6 +10,18 @@ export interface TestOidcClient {
   readonly claims: Record<string, unknown>;
 }
 
+/**
+ * A browser client of the test provider: public (no secret), authorization code with PKCE,
+ * people signing in through the provider's own login and consent pages (oidc-provider's
+ * development interactions: any login name with any password).
+ */
+export interface TestBrowserClient {
+  readonly id: string;
+  readonly redirectUri: string;
+  /** The claims of each person by login name, given with the `anvil` scope (e.g. tenant and roles). */
+  readonly people: Readonly<Record<string, Record<string, unknown>>>;
+}
+
 /** A real OpenID provider (the `oidc-provider` package) on a free loopback port. */
 export interface TestIdentityProvider {
   /** Its issuer identifier, `http://127.0.0.1:<port>`. */
@@ -20,6 +32,8 @@ export interface TestIdentityProvider {
   signingKey(): JWK;
   /** Rotates its signing key: a new key signs from now on; the old one stays published. */
   rotate(): Promise<void>;
+  /** Registers a browser client (its redirect URI is often known only once the gateway listens). */
+  addBrowserClient(client: TestBrowserClient): void;
   close(): Promise<void>;
 }
 
@@ -30,6 +44,8 @@ export async function startIdentityProvider(audience: string, clients: readonly 
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const keys: JWK[] = [];
+  const browsers: TestBrowserClient[] = [];
+  const person = (login: string) => browsers.map((b) => b.people[login]).find((p) => p !== undefined) ?? {};
   const newKey = async () => {
     const { privateKey } = await generateKeyPair("RS256", { extractable: true });
     const jwk = await exportJWK(privateKey);
@@ -37,21 +53,36 @@ export async function startIdentityProvider(audience: string, clients: readonly 
   };
   const build = () => {
     const provider = new Provider(issuer, {
-      clients: clients.map((c) => ({
-        client_id: c.id,
-        client_secret: c.secret,
-        grant_types: ["client_credentials"],
-        redirect_uris: [],
-        response_types: [],
-      })),
+      clients: [
+        ...clients.map((c) => ({
+          client_id: c.id,
+          client_secret: c.secret,
+          grant_types: ["client_credentials"],
+          redirect_uris: [],
+          response_types: [],
+        })),
+        ...browsers.map((b) => ({
+          client_id: b.id,
+          token_endpoint_auth_method: "none",
+          grant_types: ["authorization_code"],
+          response_types: ["code"],
+          redirect_uris: [b.redirectUri],
+        })),
+      ],
+      // The claims of the `anvil` scope go into the ID token itself: the console signs in with it.
+      claims: { openid: ["sub"], profile: ["name"], anvil: ["tenant", "roles"] },
+      conformIdTokenClaims: false,
+      findAccount: (_ctx: unknown, sub: string) => ({ accountId: sub, claims: () => ({ sub, ...person(sub) }) }),
       // The first key signs; all are published at jwks_uri.
       jwks: { keys: [...keys] },
       features: {
         clientCredentials: { enabled: true },
-        devInteractions: { enabled: false },
+        // The provider's own login and consent pages, for the browser clients.
+        devInteractions: { enabled: browsers.length > 0 },
         resourceIndicators: {
           enabled: true,
-          defaultResource: () => audience,
+          // A browser client asks for no API access token: it signs in with its ID token.
+          defaultResource: (_ctx: unknown, client: { clientId: string }) => (browsers.some((b) => b.id === client.clientId) ? undefined : audience),
           useGrantedResource: () => true,
           getResourceServerInfo: (_ctx: unknown, resource: string) => ({
             scope: "api",
@@ -87,6 +118,10 @@ export async function startIdentityProvider(audience: string, clients: readonly 
     signingKey: () => keys[0]!,
     rotate: async () => {
       keys.unshift(await newKey());
+      build();
+    },
+    addBrowserClient: (client) => {
+      browsers.push(client);
       build();
     },
     close: () => new Promise((resolve) => server.close(() => resolve())),

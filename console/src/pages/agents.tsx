@@ -7,6 +7,7 @@ import { Field } from "../components/field.js";
 import { ErrorMessage, errorReport } from "../errors.js";
 import { ListStatus } from "../components/list-status.js";
 import { Pager, usePageTokens } from "../paging.js";
+import { Link } from "../router.js";
 
 /** Agents: the list, and creating one (field violations at their fields) for those who may write them. */
 export function Agents() {
@@ -32,7 +33,9 @@ export function Agents() {
           <tbody>
             {agents.map((a) => (
               <tr key={a.id}>
-                <td>{a.displayName}</td>
+                <td>
+                  <Link to={`/agents/${a.id}`}>{a.displayName}</Link>
+                </td>
                 <td className="mono">{a.model}</td>
                 <td>{a.tools.join(", ") || "—"}</td>
                 <td>{a.state === Agent_State.DISABLED ? "Disabled" : "Enabled"}</td>

@@ -138,12 +138,15 @@ function FindingRow({ finding, canTriage }: { finding: Finding; canTriage: boole
   const id = useId();
   const [target, setTarget] = useState<Finding_Status | undefined>();
   const update = useMutation(FindingService.method.updateFinding, {
-    onSuccess: () => client.invalidateQueries(),
+    onSuccess: () => {
+      setTarget(undefined);
+      return client.invalidateQueries();
+    },
   });
   const tone = severities.find((s) => s.value === finding.severity)?.tone ?? "info";
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    if (target === undefined) return;
+    if (target === undefined || update.isPending) return;
     update.mutate({ finding: { id: finding.id, etag: finding.etag, status: target }, updateMask: { paths: ["status"] } });
   };
   const location = `${finding.filePath}:${finding.line}`;
@@ -172,7 +175,8 @@ function FindingRow({ finding, canTriage }: { finding: Finding; canTriage: boole
                   </option>
                 ))}
             </select>
-            <button type="submit" disabled={target === undefined || update.isPending} aria-label={`Apply status to ${location}`}>
+            {/* aria-disabled, not disabled: a disabled button drops the keyboard focus it has, mid-triage. */}
+            <button type="submit" aria-disabled={target === undefined || update.isPending} aria-label={`Apply status to ${location}`}>
               Apply
             </button>
           </form>

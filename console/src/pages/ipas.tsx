@@ -1,22 +1,16 @@
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, useId, useState } from "react";
-import { AgentService } from "../../../gen/anvil/agents/v1/agents_pb.js";
 import { type Ipa, Ipa_State, IpaService } from "../../../gen/anvil/ipas/v1/ipas_pb.js";
 import { WorkflowService } from "../../../gen/anvil/workflows/v1/workflows_pb.js";
 import { useCan } from "../caller.js";
+import { ipaStateLabels } from "../ipas.js";
+import { AgentBindings, bindingsFor } from "../components/agent-bindings.js";
 import { Field } from "../components/field.js";
 import { ErrorMessage, errorReport } from "../errors.js";
 import { ListStatus } from "../components/list-status.js";
 import { Pager, usePageTokens } from "../paging.js";
-import { navigate } from "../router.js";
-
-const stateLabels: Record<Ipa_State, string> = {
-  [Ipa_State.UNSPECIFIED]: "Unknown",
-  [Ipa_State.DRAFT]: "Draft",
-  [Ipa_State.DEPLOYED]: "Deployed",
-  [Ipa_State.RETIRED]: "Retired",
-};
+import { Link, navigate } from "../router.js";
 
 /** IPAs: the list with deploy, undeploy and execute (the server's violations listed), and creating one. */
 export function Ipas() {
@@ -60,8 +54,10 @@ function IpaRow({ ipa, canWrite }: { ipa: Ipa; canWrite: boolean }) {
   const failed = [deploy, undeploy, execute].find((m) => m.isError);
   return (
     <tr>
-      <td>{ipa.displayName}</td>
-      <td>{stateLabels[ipa.state]}</td>
+      <td>
+        <Link to={`/ipas/${ipa.id}`}>{ipa.displayName}</Link>
+      </td>
+      <td>{ipaStateLabels[ipa.state]}</td>
       <td>{ipa.deployedRevision || "—"}</td>
       {canWrite && (
         <td>
@@ -95,7 +91,6 @@ function CreateIpa() {
   const [workflowId, setWorkflowId] = useState("");
   const [bindings, setBindings] = useState<Record<string, string>>({});
   const workflows = useQuery(WorkflowService.method.listWorkflows, { pageSize: 100 });
-  const agents = useQuery(AgentService.method.listAgents, { pageSize: 100 });
   const create = useMutation(IpaService.method.createIpa, {
     onSuccess: () => {
       setName("");
@@ -104,11 +99,9 @@ function CreateIpa() {
   });
   const report = create.isError ? errorReport(create.error) : undefined;
   const workflow = workflows.data?.workflows.find((w) => w.id === workflowId);
-  const agentSteps = workflow?.steps.filter((s) => s.kind === "agent") ?? [];
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    const agentBindings = Object.fromEntries(Object.entries(bindings).filter(([step, agent]) => agent !== "" && agentSteps.some((s) => s.name === step)));
-    create.mutate({ ipa: { displayName: name, workflowId, agentBindings } });
+    create.mutate({ ipa: { displayName: name, workflowId, agentBindings: bindingsFor(workflow, bindings) } });
   };
   return (
     <section aria-label="Create an IPA">
@@ -127,19 +120,7 @@ function CreateIpa() {
           </select>
           {report?.fields.get("ipa.workflow_id") && <p className="field-error">{report.fields.get("ipa.workflow_id")}</p>}
         </div>
-        {agentSteps.map((s) => (
-          <div className="field" key={s.name}>
-            <label htmlFor={`${id}-${s.name}`}>Agent for step {s.name}</label>
-            <select id={`${id}-${s.name}`} value={bindings[s.name] ?? ""} onChange={(e) => setBindings({ ...bindings, [s.name]: e.target.value })}>
-              <option value="">Choose an agent…</option>
-              {agents.data?.agents.map((a) => (
-                <option key={a.id} value={a.id}>
-                  {a.displayName}
-                </option>
-              ))}
-            </select>
-          </div>
-        ))}
+        <AgentBindings workflow={workflow} bindings={bindings} onChange={setBindings} />
         <div className="actions">
           <button type="submit" disabled={create.isPending}>
             Create IPA

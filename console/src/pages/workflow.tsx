@@ -1,10 +1,11 @@
-import { Code } from "@connectrpc/connect";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, useId, useState } from "react";
 import { type Workflow, Workflow_State, WorkflowService } from "../../../gen/anvil/workflows/v1/workflows_pb.js";
 import { useCan } from "../caller.js";
+import { Loaded, loadOnce, SaveOutcome } from "../components/editing.js";
 import { Field } from "../components/field.js";
+import { RevisionCompare } from "../components/revision-compare.js";
 import { StepGraph } from "../components/step-graph.js";
 import { ErrorMessage, errorReport } from "../errors.js";
 import { Link, navigate } from "../router.js";
@@ -43,27 +44,15 @@ function workflowOf(d: Draft) {
   };
 }
 
-/** `/workflows/new` and `/workflows/<id>`: the loaded workflow (read once: a later change by someone else is a conflict, not a silent swap). */
+/** `/workflows/new` and `/workflows/<id>`: the loaded workflow in its editor. */
 export function WorkflowPage({ id }: { id: string | undefined }) {
-  const loaded = useQuery(WorkflowService.method.getWorkflow, id === undefined ? undefined : { id }, {
-    enabled: id !== undefined,
-    staleTime: Infinity,
-    refetchOnWindowFocus: false,
-  });
-  // Bumped only by "Load the latest version": the form then starts afresh from it. A refetch alone
-  // (after a save of ours) leaves the form and its messages as they are.
-  const [generation, setGeneration] = useState(0);
+  const loaded = useQuery(WorkflowService.method.getWorkflow, id === undefined ? undefined : { id }, { enabled: id !== undefined, ...loadOnce });
   if (id === undefined) return <WorkflowEditor workflow={undefined} reload={() => undefined} />;
-  if (loaded.isError)
-    return (
-      <>
-        <h1 tabIndex={-1}>Workflow</h1>
-        <ErrorMessage error={loaded.error} />
-      </>
-    );
-  if (loaded.isPending) return <p role="status">Loading the workflow…</p>;
-  const reload = () => void loaded.refetch().then(() => setGeneration((g) => g + 1));
-  return <WorkflowEditor key={generation} workflow={loaded.data.workflow!} reload={reload} />;
+  return (
+    <Loaded query={loaded} title="Workflow" loading="Loading the workflow…">
+      {(data, reload) => <WorkflowEditor workflow={data.workflow!} reload={reload} />}
+    </Loaded>
+  );
 }
 
 function WorkflowEditor({ workflow, reload }: { workflow: Workflow | undefined; reload: () => void }) {
@@ -148,13 +137,7 @@ function WorkflowEditor({ workflow, reload }: { workflow: Workflow | undefined; 
             </button>
           )}
         </fieldset>
-        {saving.isError && <ErrorMessage error={saving.error} />}
-        {update.isError && errorReport(update.error).code === Code.Aborted && (
-          <button type="button" className="secondary" onClick={reload}>
-            Load the latest version (discards your changes)
-          </button>
-        )}
-        {update.isSuccess && <p role="status">Saved revision {base?.revision}.</p>}
+        <SaveOutcome error={saving.error} saved={update.isSuccess ? `Saved revision ${base?.revision}.` : undefined} reload={reload} />
         {canWrite && (
           <div className="actions">
             <button type="submit" disabled={saving.isPending}>
@@ -173,6 +156,10 @@ function WorkflowEditor({ workflow, reload }: { workflow: Workflow | undefined; 
         <>
           <h2>Step graph</h2>
           <StepGraph steps={base.steps} />
+          <section aria-labelledby="revisions-heading">
+            <h2 id="revisions-heading">Revisions side by side</h2>
+            <RevisionCompare id={base.id} />
+          </section>
         </>
       )}
     </>

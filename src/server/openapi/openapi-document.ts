@@ -1,4 +1,5 @@
-import type { DescField, DescMessage, DescService } from "@bufbuild/protobuf";
+import { type DescField, type DescMessage, type DescService, hasOption } from "@bufbuild/protobuf";
+import { permission } from "../../../gen/anvil/api/v1/annotations_pb.js";
 import { protoPath } from "../rest/field-path.js";
 import type { TemplateSegment } from "../rest/path-template.js";
 import { isQueryableMessage } from "../rest/query-values.js";
@@ -107,6 +108,8 @@ function operation(route: RestRoute, operationId: string, collector: SchemaColle
   };
   if (method.methodKind === "server_streaming" && route.httpMethod === "GET" && !servedAsJsonLines(route)) describeEventStream(op, route, collector);
   if (method.proto.options?.deprecated) op.deprecated = true;
+  // An API method that declares no permission is public (SignInService): it needs no credential.
+  if (!hasOption(method, permission)) op.security = [];
   if (route.body.kind !== "none") {
     op.requestBody = {
       required: true,

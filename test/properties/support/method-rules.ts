@@ -271,6 +271,12 @@ export const methodRules: Readonly<Record<string, MethodRule>> = {
     foreignCodes: ["ok"],
     valid: async () => ({}),
   },
+  GetSignInOptions: {
+    // Public: the gateway's sign-in configuration, the same for everyone and about no tenant.
+    foreign: () => [{}],
+    foreignCodes: ["ok"],
+    valid: async () => ({}),
+  },
 
   // --- workers
   ClaimTask: {

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file anvil/identity/v1/identity.proto.
  */
 export const file_anvil_identity_v1_identity: GenFile = /*@__PURE__*/
-  fileDesc("CiBhbnZpbC9pZGVudGl0eS92MS9pZGVudGl0eS5wcm90bxIRYW52aWwuaWRlbnRpdHkudjEiEgoQR2V0Q2FsbGVyUmVxdWVzdCI+ChFHZXRDYWxsZXJSZXNwb25zZRIpCgZjYWxsZXIYASABKAsyGS5hbnZpbC5pZGVudGl0eS52MS5DYWxsZXIioAIKBkNhbGxlchIPCgdzdWJqZWN0GAEgASgJEg4KBnRlbmFudBgCIAEoCRINCgVyb2xlcxgDIAMoCRITCgtwZXJtaXNzaW9ucxgEIAMoCRJBCg9jcmVkZW50aWFsX2tpbmQYBSABKA4yKC5hbnZpbC5pZGVudGl0eS52MS5DYWxsZXIuQ3JlZGVudGlhbEtpbmQijQEKDkNyZWRlbnRpYWxLaW5kEh8KG0NSRURFTlRJQUxfS0lORF9VTlNQRUNJRklFRBAAEhsKF0NSRURFTlRJQUxfS0lORF9BUElfS0VZEAESIwofQ1JFREVOVElBTF9LSU5EX1NFUlZJQ0VfQUNDT1VOVBACEhgKFENSRURFTlRJQUxfS0lORF9PSURDEAMymgEKD0lkZW50aXR5U2VydmljZRKGAQoJR2V0Q2FsbGVyEiMuYW52aWwuaWRlbnRpdHkudjEuR2V0Q2FsbGVyUmVxdWVzdBokLmFudmlsLmlkZW50aXR5LnYxLkdldENhbGxlclJlc3BvbnNlIi6QAgHK8xgNaWRlbnRpdHkucmVhZILT5JMCFGIGY2FsbGVyEgovdjEvY2FsbGVyYgZwcm90bzM", [file_anvil_api_v1_annotations, file_google_api_annotations]);
+  fileDesc("CiBhbnZpbC9pZGVudGl0eS92MS9pZGVudGl0eS5wcm90bxIRYW52aWwuaWRlbnRpdHkudjEiEgoQR2V0Q2FsbGVyUmVxdWVzdCI+ChFHZXRDYWxsZXJSZXNwb25zZRIpCgZjYWxsZXIYASABKAsyGS5hbnZpbC5pZGVudGl0eS52MS5DYWxsZXIioAIKBkNhbGxlchIPCgdzdWJqZWN0GAEgASgJEg4KBnRlbmFudBgCIAEoCRINCgVyb2xlcxgDIAMoCRITCgtwZXJtaXNzaW9ucxgEIAMoCRJBCg9jcmVkZW50aWFsX2tpbmQYBSABKA4yKC5hbnZpbC5pZGVudGl0eS52MS5DYWxsZXIuQ3JlZGVudGlhbEtpbmQijQEKDkNyZWRlbnRpYWxLaW5kEh8KG0NSRURFTlRJQUxfS0lORF9VTlNQRUNJRklFRBAAEhsKF0NSRURFTlRJQUxfS0lORF9BUElfS0VZEAESIwofQ1JFREVOVElBTF9LSU5EX1NFUlZJQ0VfQUNDT1VOVBACEhgKFENSRURFTlRJQUxfS0lORF9PSURDEAMiGQoXR2V0U2lnbkluT3B0aW9uc1JlcXVlc3QiRwoYR2V0U2lnbkluT3B0aW9uc1Jlc3BvbnNlEisKBG9pZGMYASABKAsyHS5hbnZpbC5pZGVudGl0eS52MS5PaWRjU2lnbkluIj8KCk9pZGNTaWduSW4SDgoGaXNzdWVyGAEgASgJEhEKCWNsaWVudF9pZBgCIAEoCRIOCgZzY29wZXMYAyADKAkymgEKD0lkZW50aXR5U2VydmljZRKGAQoJR2V0Q2FsbGVyEiMuYW52aWwuaWRlbnRpdHkudjEuR2V0Q2FsbGVyUmVxdWVzdBokLmFudmlsLmlkZW50aXR5LnYxLkdldENhbGxlclJlc3BvbnNlIi6QAgHK8xgNaWRlbnRpdHkucmVhZILT5JMCFGIGY2FsbGVyEgovdjEvY2FsbGVyMp0BCg1TaWduSW5TZXJ2aWNlEosBChBHZXRTaWduSW5PcHRpb25zEiouYW52aWwuaWRlbnRpdHkudjEuR2V0U2lnbkluT3B0aW9uc1JlcXVlc3QaKy5hbnZpbC5pZGVudGl0eS52MS5HZXRTaWduSW5PcHRpb25zUmVzcG9uc2UiHpACAYLT5JMCFRITL3YxL3NpZ24taW4tb3B0aW9uc2IGcHJvdG8z", [file_anvil_api_v1_annotations, file_google_api_annotations]);
 
 /**
  * Request for IdentityService.GetCaller. Empty: the caller is the credential
@@ -147,6 +147,82 @@ export const Caller_CredentialKindSchema: GenEnum<Caller_CredentialKind> = /*@__
   enumDesc(file_anvil_identity_v1_identity, 2, 0);
 
 /**
+ * Request for SignInService.GetSignInOptions. Empty.
+ *
+ * @generated from message anvil.identity.v1.GetSignInOptionsRequest
+ */
+export type GetSignInOptionsRequest = Message<"anvil.identity.v1.GetSignInOptionsRequest"> & {
+};
+
+/**
+ * Describes the message anvil.identity.v1.GetSignInOptionsRequest.
+ * Use `create(GetSignInOptionsRequestSchema)` to create a new message.
+ */
+export const GetSignInOptionsRequestSchema: GenMessage<GetSignInOptionsRequest> = /*@__PURE__*/
+  messageDesc(file_anvil_identity_v1_identity, 3);
+
+/**
+ * Response of SignInService.GetSignInOptions.
+ *
+ * @generated from message anvil.identity.v1.GetSignInOptionsResponse
+ */
+export type GetSignInOptionsResponse = Message<"anvil.identity.v1.GetSignInOptionsResponse"> & {
+  /**
+   * Single sign-on with the gateway's OpenID provider; unset when the gateway
+   * trusts no provider or has no console client configured
+   * (ANVIL_OIDC_CONSOLE_CLIENT_ID).
+   *
+   * @generated from field: anvil.identity.v1.OidcSignIn oidc = 1;
+   */
+  oidc?: OidcSignIn | undefined;
+};
+
+/**
+ * Describes the message anvil.identity.v1.GetSignInOptionsResponse.
+ * Use `create(GetSignInOptionsResponseSchema)` to create a new message.
+ */
+export const GetSignInOptionsResponseSchema: GenMessage<GetSignInOptionsResponse> = /*@__PURE__*/
+  messageDesc(file_anvil_identity_v1_identity, 4);
+
+/**
+ * How a browser signs in with the OpenID provider: the authorization code
+ * flow with PKCE, as a public client (no secret). The gateway accepts the ID
+ * token it obtains, whose audience is `client_id`.
+ *
+ * @generated from message anvil.identity.v1.OidcSignIn
+ */
+export type OidcSignIn = Message<"anvil.identity.v1.OidcSignIn"> & {
+  /**
+   * The provider's issuer identifier; its discovery document is at
+   * `<issuer>/.well-known/openid-configuration`.
+   *
+   * @generated from field: string issuer = 1;
+   */
+  issuer: string;
+
+  /**
+   * The console's client id at the provider (ANVIL_OIDC_CONSOLE_CLIENT_ID).
+   *
+   * @generated from field: string client_id = 2;
+   */
+  clientId: string;
+
+  /**
+   * The scopes to request, `openid` first (ANVIL_OIDC_CONSOLE_SCOPES).
+   *
+   * @generated from field: repeated string scopes = 3;
+   */
+  scopes: string[];
+};
+
+/**
+ * Describes the message anvil.identity.v1.OidcSignIn.
+ * Use `create(OidcSignInSchema)` to create a new message.
+ */
+export const OidcSignInSchema: GenMessage<OidcSignIn> = /*@__PURE__*/
+  messageDesc(file_anvil_identity_v1_identity, 5);
+
+/**
  * Tells callers about themselves. Needs any valid credential: every role
  * grants `identity.read`.
  *
@@ -169,4 +245,29 @@ export const IdentityService: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_anvil_identity_v1_identity, 0);
+
+/**
+ * Tells a client, before anyone is signed in, how a person can sign in: the
+ * console asks it to offer single sign-on with the configured OpenID provider.
+ * Public: needs no credential (it says nothing a login page would not), and
+ * like every public method it is rate-limited per client address.
+ *
+ * Errors: RESOURCE_EXHAUSTED (rate limited), UNAVAILABLE.
+ *
+ * @generated from service anvil.identity.v1.SignInService
+ */
+export const SignInService: GenService<{
+  /**
+   * Returns the ways to sign in that this gateway offers besides pasting an
+   * API key or token.
+   *
+   * @generated from rpc anvil.identity.v1.SignInService.GetSignInOptions
+   */
+  getSignInOptions: {
+    methodKind: "unary";
+    input: typeof GetSignInOptionsRequestSchema;
+    output: typeof GetSignInOptionsResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_anvil_identity_v1_identity, 1);
 
