@@ -20,5 +20,7 @@ function newest(path) {
 const stale = !existsSync(built) || inputs.some((p) => newest(p) > statSync(built).mtimeMs);
 if (stale) {
   process.stderr.write("building the console (vite build)…\n");
-  execSync("npx vite build --config console/vite.config.ts", { stdio: ["ignore", "inherit", "inherit"] });
+  // Always a production build: run from a test runner, NODE_ENV=test would otherwise bundle React's
+  // development build (half again as large, and not what `npm start` serves).
+  execSync("npx vite build --config console/vite.config.ts", { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, NODE_ENV: "production" } });
 }
