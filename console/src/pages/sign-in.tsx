@@ -58,7 +58,7 @@ function PasteCredential({ heading }: { heading: boolean }) {
     if (value.trim() !== "") signIn(value);
   };
   return (
-    <form onSubmit={submit} aria-label="Sign in with an API key or token">
+    <form onSubmit={submit}>
       {heading && <h2>Or paste an API key or token</h2>}
       <label htmlFor={id}>API key or token</label>
       <input
