@@ -158,7 +158,7 @@ describe("Authenticator dispatch", () => {
     const auth = new Authenticator({
       serviceAccounts: serviceAccounts as unknown as TokenVerifier,
       ...(options.apiKeys === false ? {} : { apiKeys: apiKeys as CredentialVerifier }),
-      oidc: oidc as OidcTokenVerifier,
+      oidc: { ...oidc, issuer: "https://idp.example" } as OidcTokenVerifier,
     });
     return { auth, serviceAccounts, apiKeys, oidc };
   };

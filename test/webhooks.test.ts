@@ -2,8 +2,11 @@ import { create } from "@bufbuild/protobuf";
 import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
 import { Code, type Client } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Webhook as Signer } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ApiKeyService } from "../gen/anvil/apikeys/v1/apikeys_pb.js";
 import { AuditEvent_Kind, AuditService } from "../gen/anvil/audit/v1/audit_pb.js";
 import { FindingService, Finding_Severity } from "../gen/anvil/findings/v1/findings_pb.js";
 import { OperationService } from "../gen/anvil/operations/v1/operations_pb.js";
@@ -14,8 +17,9 @@ import { databaseKinds } from "./support/databases.js";
 import { failure, readyIpa, domainClients } from "./support/domain-fixtures.js";
 import { describeResource } from "./support/resource-suite.js";
 import { until } from "./support/operations.js";
-import { keyOfTier, limitEnv } from "./support/rate-limits.js";
+import { keyOfTier, limitEnv, outcome } from "./support/rate-limits.js";
 import { startServer, type TestServer } from "./support/server.js";
+import { mintToken, type TestKey } from "./support/tokens.js";
 
 const alertTarget = { case: "correlateAlert" as const, value: { maxResults: 5 } };
 
@@ -60,7 +64,9 @@ describe.each(databaseKinds)("webhook deliveries on %s", (kind) => {
   let hook: { webhook: Webhook; secret: string };
 
   beforeAll(async () => {
-    server = await startServer(kind, { env: { ANVIL_MAX_WEBHOOK_BYTES: "4096", ...limitEnv(), ANVIL_RATE_LIMIT_IP: JSON.stringify({ burst: 30, ratePerMinute: 1 }) } });
+    server = await startServer(kind, {
+      env: { ANVIL_MAX_WEBHOOK_BYTES: "4096", ...limitEnv(), ANVIL_RATE_LIMIT_IP: JSON.stringify({ burst: 30, ratePerMinute: 1 }), ANVIL_KEYS_POLL_MS: "100" },
+    });
     editor = await server.token("acme-editor");
     webhooks = clientFor(WebhookService, "connect-json", server.baseUrl, editor);
     operations = clientFor(OperationService, "connect-json", server.baseUrl, editor);
@@ -241,6 +247,86 @@ describe.each(databaseKinds)("webhook deliveries on %s", (kind) => {
     expect(fresh).toEqual({ status: 200, json: {} });
     const notJson = await deliver(alerts.webhook!, alerts.secret, { body: "not json" });
     expect(notJson.status).toBe(400);
+  });
+
+  /** A delivery refused because of its endpoint's creator: 403, saying why, starting nothing. */
+  async function refusedForCreator(webhook: Webhook, secret: string, why: string): Promise<void> {
+    const before = await runsOf(workflowId);
+    const res = await deliver(webhook, secret);
+    expect(res.status, JSON.stringify(res.json)).toBe(403);
+    expect(res.json.code).toBe("permission_denied");
+    expect(String(res.json.message)).toContain(webhook.creator);
+    expect(String(res.json.message)).toContain(why);
+    expect(await runsOf(workflowId)).toEqual(before);
+  }
+
+  const runTarget = () => ({ case: "runWorkflow" as const, value: { workflowId } });
+
+  it("acts as its creator as it is now: endpoints of a revoked or expired API key are refused with 403, starting nothing", async () => {
+    const admin = clientFor(ApiKeyService, "connect-json", server.baseUrl, await server.token("acme-admin"));
+    const revoked = await admin.createApiKey({ apiKey: { displayName: `hook-${randomUUID()}`, roles: ["editor"] } });
+    const keyed = clientFor(WebhookService, "connect-json", server.baseUrl, revoked.secret);
+    const made = await keyed.createWebhook({ webhook: { displayName: "keyed", target: runTarget() } });
+    expect(made.webhook!.creator).toBe(`api_key:${revoked.apiKey!.id}`);
+    expect((await deliver(made.webhook!, made.secret)).status).toBe(202);
+    await admin.revokeApiKey({ id: revoked.apiKey!.id });
+    // Once the revocation reached this instance (the key's own calls are refused), so has it for its endpoints.
+    await until(async () => (await outcome(keyed.listWebhooks({})))?.code === Code.Unauthenticated, 5_000, "the revoked key refused");
+    await refusedForCreator(made.webhook!, made.secret, "revoked");
+    // The refusal is audited as the creator's, through the webhook.
+    const audit = clientFor(AuditService, "connect-json", server.baseUrl, await server.token("acme-admin"));
+    await until(
+      async () =>
+        (await audit.listAuditEvents({ subject: `webhooks/${made.webhook!.id}`, pageSize: 100 })).events.some(
+          (e) => e.kind === AuditEvent_Kind.REFUSAL && Number(e.outcome) === Code.PermissionDenied && e.credentialId === revoked.apiKey!.id,
+        ),
+      15_000,
+      "the refusal in the audit log",
+    );
+
+    const expiring = await admin.createApiKey({ apiKey: { displayName: `hook-${randomUUID()}`, roles: ["editor"], expireTime: timestampFromDate(new Date(Date.now() + 2_000)) } });
+    const soon = clientFor(WebhookService, "connect-json", server.baseUrl, expiring.secret);
+    const short = await soon.createWebhook({ webhook: { displayName: "expiring", target: runTarget() } });
+    expect((await deliver(short.webhook!, short.secret)).status).toBe(202);
+    await new Promise((r) => setTimeout(r, 2_100));
+    await refusedForCreator(short.webhook!, short.secret, "expired");
+  });
+
+  it("acts as its service-account creator as the keys file has it now: a removed key, or one that lost the role, is refused with 403", async () => {
+    const write = (keys: readonly TestKey[]) => writeFileSync(server.keysFile, JSON.stringify({ keys }));
+    const all = Object.values(server.keys);
+    const hooker: TestKey = { ...server.keys["acme-editor"]!, key_id: "acme-hooker", principal: "hooker@acme" };
+    write([...all, hooker]);
+    const token = await mintToken(hooker);
+    const client = clientFor(WebhookService, "connect-json", server.baseUrl, token);
+    await until(async () => (await outcome(client.listWebhooks({}))) === undefined, 5_000, "the added key accepted");
+    const made = await client.createWebhook({ webhook: { displayName: "sa", target: runTarget() } });
+    expect((await deliver(made.webhook!, made.secret)).status).toBe(202);
+    try {
+      // Demoted to viewer: its tokens still work, but not for starting workflows.
+      write([...all, { ...hooker, roles: ["viewer"] }]);
+      await until(async () => (await outcome(client.listWebhooks({}))) !== undefined, 5_000, "the changed key's old tokens refused");
+      await refusedForCreator(made.webhook!, made.secret, "no longer holds workflows.write");
+      write(all);
+      await new Promise((r) => setTimeout(r, 500));
+      await refusedForCreator(made.webhook!, made.secret, "no longer in the keys file");
+    } finally {
+      write(all);
+    }
+  });
+
+  it("audits an alert correlation a delivery made, once however often it is replayed", async () => {
+    const alerts = await webhooks.createWebhook({ webhook: { displayName: "iris-audit", target: alertTarget } });
+    const id = `msg_${randomUUID()}`;
+    const alert = JSON.stringify({ file_path: "src/none.ts", line: 1, error_message: "boom", source: "iris" });
+    expect((await deliver(alerts.webhook!, alerts.secret, { id, body: alert })).status).toBe(200);
+    expect((await deliver(alerts.webhook!, alerts.secret, { id, body: alert })).status).toBe(200);
+    const audit = clientFor(AuditService, "connect-json", server.baseUrl, await server.token("acme-admin"));
+    const events = (await audit.listAuditEvents({ subject: `webhooks/${alerts.webhook!.id}`, pageSize: 100 })).events;
+    const changes = events.filter((e) => e.kind === AuditEvent_Kind.MUTATION);
+    expect(changes).toHaveLength(1);
+    expect(changes[0]).toMatchObject({ method: expect.stringContaining("CorrelateAlert"), protocol: "webhook", credentialKind: "service_account", credentialId: "acme-editor", outcome: 0 });
+    expect(changes[0]!.parameters?.filePath ?? changes[0]!.parameters?.file_path).toBe("src/none.ts");
   });
 
   // Last: it leaves this address refused.

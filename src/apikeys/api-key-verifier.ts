@@ -97,6 +97,16 @@ export class ApiKeyVerifier implements CredentialVerifier {
     return principal;
   }
 
+  /**
+   * The key `keyId` as it stands now, read as `verify` reads it (cached,
+   * dropped at once on revocation), without its secret: for a grant the key
+   * made earlier (a webhook it created). UNAUTHENTICATED when revoked,
+   * expired or deleted.
+   */
+  async current(keyId: string): Promise<Principal> {
+    return this.#checkState(this.#fresh(keyId) ?? (await this.#load(keyId)));
+  }
+
   /** Drops what is known of one key (it was revoked or deleted). */
   forget(keyId: string): void {
     this.#cache.delete(keyId);

@@ -1,5 +1,6 @@
 import { UnauthenticatedError } from "../shared/errors.js";
 import type { Principal } from "./principal.js";
+import { rolesCover } from "./roles.js";
 import type { TokenVerifier } from "./token-verifier.js";
 
 /**
@@ -15,12 +16,20 @@ export interface CredentialVerifier {
   /** The principal of a credential verified before and still valid, or undefined (cheap: no I/O, no crypto beyond a hash). */
   cached(credential: string): Principal | undefined;
   verify(credential: string): Promise<Principal>;
+  /**
+   * The principal of credential `id` as it stands now, looked up by id
+   * without its secret (for a grant stored earlier); UNAUTHENTICATED when it
+   * is gone, revoked or expired. Absent: such credentials cannot be rechecked.
+   */
+  current?(id: string): Promise<Principal>;
 }
 
 /** A verifier of JWTs from an OpenID provider, which says which tokens are its to verify. */
 export interface OidcTokenVerifier extends CredentialVerifier {
   /** Whether the token claims this verifier's issuer (decoded, not verified). */
   claims(token: string): boolean;
+  /** The issuer whose tokens this verifier trusts (OIDC credential ids are `<issuer>#<sub>`). */
+  readonly issuer: string;
 }
 
 /** The verifiers an Authenticator dispatches to. */
@@ -86,6 +95,48 @@ export class Authenticator {
     const token = match[1] as string;
     if (token.startsWith(apiKeyPrefix)) return apiKeys?.cached(token);
     return serviceAccounts.cached(token) ?? oidc?.cached(token);
+  }
+
+  /**
+   * A principal verified earlier and stored — a webhook endpoint's creator,
+   * kept with the roles it had — as its credential stands now, so that what
+   * acts for it later can do no more than it could do now. Never more roles
+   * than `earlier` had; UNAUTHENTICATED (the reason kept as the cause) when
+   * the credential may no longer act:
+   *   - an API key is read as authentication reads it (cached, dropped at
+   *     once on revocation): revoked, expired or deleted keys are refused,
+   *     and its roles and tier are the key's;
+   *   - a service-account key must still be in the keys file as last loaded,
+   *     unexpired and in the same tenant; the roles kept are those the key
+   *     still grants, the tier the key's;
+   *   - an OIDC user cannot be asked about without a token of theirs: the
+   *     roles its token had are kept for as long as the gateway trusts that
+   *     token's issuer (ANVIL_OIDC_ISSUER unchanged). Taking a user's access
+   *     away at the provider does not reach what it created here.
+   */
+  async current(earlier: Principal): Promise<Principal> {
+    const { serviceAccounts, apiKeys, oidc } = this.#options;
+    const { credential } = earlier;
+    let now: Principal;
+    switch (credential.kind) {
+      case "api_key":
+        if (apiKeys?.current === undefined) throw new UnauthenticatedError("API keys are not enabled");
+        now = await apiKeys.current(credential.id);
+        break;
+      case "service_account": {
+        const key = serviceAccounts.key(credential.id);
+        now = { ...earlier, tenant: key.tenant, roles: earlier.roles.filter((r) => rolesCover(key.roles, [r])), tier: key.tier };
+        break;
+      }
+      case "oidc":
+        if (oidc === undefined || !credential.id.startsWith(`${oidc.issuer}#`)) throw new UnauthenticatedError("the OIDC issuer is no longer trusted");
+        now = earlier;
+        break;
+      default:
+        throw new UnauthenticatedError(`unknown credential kind ${String(credential.kind)}`);
+    }
+    if (now.tenant !== earlier.tenant) throw new UnauthenticatedError("the credential now belongs to another tenant");
+    return { ...earlier, roles: earlier.roles.filter((r) => now.roles.includes(r)), tier: now.tier };
   }
 
   #apiKey(secret: string): Promise<Principal> {

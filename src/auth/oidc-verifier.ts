@@ -70,6 +70,10 @@ export class OidcVerifier implements OidcTokenVerifier {
     this.#options = options;
   }
 
+  get issuer(): string {
+    return this.#options.issuer;
+  }
+
   claims(token: string): boolean {
     try {
       return decodeJwt(token).iss === this.#options.issuer;

@@ -113,6 +113,14 @@ export class TokenVerifier {
     return principal;
   }
 
+  /** The signing key `keyId` as the keys file holds it now; UNAUTHENTICATED when it was removed or has expired. */
+  key(keyId: string): ServiceAccountKey {
+    const key = this.#keys.get(keyId);
+    if (key === undefined) throw new UnauthenticatedError("service-account key no longer in the keys file");
+    if (expired(key, Date.now())) throw new UnauthenticatedError("service-account key expired", { expired: true });
+    return key;
+  }
+
   /** Drops every cached token of `keyId` (the key was removed, replaced or expired). */
   forgetKey(keyId: string): void {
     for (const [token, entry] of this.#cache) if (entry.key.keyId === keyId) this.#cache.delete(token);

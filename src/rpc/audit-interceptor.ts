@@ -72,6 +72,16 @@ async function* auditedAsRead<I>(method: DescMethod, messages: AsyncIterable<I>,
 }
 
 /**
+ * The audit of a call the chain reads as a read but whose caller changes
+ * something around it — a webhook delivery's alert correlation, recorded as
+ * the delivery's answer: made for `method` with `message`, as the call's
+ * context (caller, protocol, request id) says once it has run.
+ */
+export function changeAuditOf(method: DescMethod, message: Parameters<typeof redactedJson>[1], headers: HeaderSource, values: ContextValues): ChangeAudit {
+  return new CallChangeAudit(method, () => message, headers, values);
+}
+
+/**
  * The audit of one mutating call. Built before authentication has run, so
  * it reads the caller from the call's context when the event is made (by
  * then the handler runs, so the caller is known); the redacted parameters

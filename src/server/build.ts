@@ -136,8 +136,9 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       events: metrics.rateLimits,
     });
     closing.push(() => limiter.close());
+    const credentials = new Authenticator({ serviceAccounts, apiKeys, oidc: config.oidc && new OidcVerifier(config.oidc) });
     const authenticator = new CallAuthenticator(
-      new Authenticator({ serviceAccounts, apiKeys, oidc: config.oidc && new OidcVerifier(config.oidc) }),
+      credentials,
       policies,
       { limiter, addresses: new ClientAddresses(config.trustedProxies), unlimitedServices: new Set([Health.typeName]) },
     );
@@ -198,7 +199,9 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
         deliveries: new WebhookDeliveriesService(uow),
         unaryCalls: connect.unaryCalls,
         authenticator,
+        credentials,
         refusals,
+        auditChanges: config.audit,
         maxBodyBytes: config.maxWebhookBytes,
         compressMinBytes: config.compressMinBytes,
         calls,

@@ -1,5 +1,8 @@
 import { createHash } from "node:crypto";
 import type { Principal } from "../auth/principal.js";
+import { rolesGrant } from "../auth/roles.js";
+import { PermissionDeniedError, UnauthenticatedError } from "../shared/errors.js";
+import { targetPermissions } from "./webhook.js";
 import type { WebhookEndpoint } from "./webhook-endpoint.repository.js";
 
 /** How far a delivery's `webhook-timestamp` may be from now, either way (Standard Webhooks' tolerance). */
@@ -35,7 +38,7 @@ export function headerProblem(id: string | undefined, timestamp: string | undefi
   return undefined;
 }
 
-/** The principal a delivery acts as: its endpoint's creator, with the roles and tier it had at creation. */
+/** The principal a delivery acts as: its endpoint's creator, with the roles and tier it had at creation. See actingCreator. */
 export function deliveryPrincipal(endpoint: WebhookEndpoint): Principal {
   const colon = endpoint.creator.indexOf(":");
   const credential = { kind: endpoint.creator.slice(0, colon), id: endpoint.creator.slice(colon + 1) } as Principal["credential"];
@@ -43,3 +46,38 @@ export function deliveryPrincipal(endpoint: WebhookEndpoint): Principal {
   return { subject: `webhooks/${endpoint.id}`, tenant: endpoint.tenant, roles: endpoint.roles, credential, tier: endpoint.tier };
 }
 
+
+/** Rechecks a stored principal's credential as it stands now (Authenticator.current). */
+export interface CredentialRecheck {
+  current(earlier: Principal): Promise<Principal>;
+}
+
+/**
+ * The principal a delivery acts as: its endpoint's creator as the
+ * creator's credential stands now (see Authenticator.current), never with
+ * more roles than it had at creation. PERMISSION_DENIED, naming the creator
+ * and why, when that credential was revoked, expired or removed, or no
+ * longer grants what the target needs: the sender's signature is fine — a
+ * 401 would tell it to fix credentials it cannot fix — it is the endpoint
+ * that may no longer act, until someone who may recreates it.
+ */
+export async function actingCreator(endpoint: WebhookEndpoint, credentials: CredentialRecheck): Promise<Principal> {
+  let now: Principal;
+  try {
+    now = await credentials.current(deliveryPrincipal(endpoint));
+  } catch (err) {
+    if (!(err instanceof UnauthenticatedError)) throw err;
+    const why = err.cause instanceof Error ? err.cause.message : "invalid credentials";
+    throw new PermissionDeniedError(`webhook ${endpoint.id} acts as ${endpoint.creator}, which can no longer act (${why}); recreate the webhook with a valid credential`, {
+      creator: endpoint.creator,
+    });
+  }
+  const permission = targetPermissions[endpoint.target.kind];
+  if (!rolesGrant(now.roles, permission)) {
+    throw new PermissionDeniedError(`webhook ${endpoint.id} acts as ${endpoint.creator}, which no longer holds ${permission}; recreate the webhook with a credential that does`, {
+      creator: endpoint.creator,
+      permission,
+    });
+  }
+  return now;
+}

@@ -15,7 +15,7 @@ export interface WebhookTable {
   signing_key: Buffer;
   /** `kind:id` of the creating credential. */
   creator: string;
-  /** The creator's roles and tier at creation: what deliveries act with. */
+  /** The creator's roles and tier at creation: the most deliveries act with (each delivery rechecks the credential, actingCreator). */
   creator_roles: string[];
   creator_tier: string;
   version: ColumnType<number, number | undefined, number>;

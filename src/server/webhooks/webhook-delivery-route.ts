@@ -7,6 +7,7 @@ import { CorrelateAlertRequestSchema, FindingService } from "../../../gen/anvil/
 import { ExecuteIpaRequestSchema, IpaService } from "../../../gen/anvil/ipas/v1/ipas_pb.js";
 import { RunWorkflowRequestSchema, WorkflowService } from "../../../gen/anvil/workflows/v1/workflows_pb.js";
 import { authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
+import { changeAuditOf } from "../../rpc/audit-interceptor.js";
 import { toConnectError } from "../../rpc/error-mapping.js";
 import { rateLimitHeaders } from "../../rpc/rate-limit-headers.js";
 import { requestIdHeader, requestIdOf } from "../../rpc/request-id-interceptor.js";
@@ -15,7 +16,7 @@ import type { Principal } from "../../auth/principal.js";
 import { protocolKey, requestIdKey } from "../../rpc/request-context.js";
 import type { WebhookTarget } from "../../webhooks/webhook.js";
 import type { WebhookDeliveriesService } from "../../webhooks/webhook-deliveries.service.js";
-import { deliveryPrincipal, deliveryRequestId, headerProblem } from "../../webhooks/webhook-delivery.js";
+import { actingCreator, type CredentialRecheck, deliveryPrincipal, deliveryRequestId, headerProblem } from "../../webhooks/webhook-delivery.js";
 import type { WebhookEndpoint, WebhookEndpointRepository } from "../../webhooks/webhook-endpoint.repository.js";
 import { secretOf } from "../../webhooks/webhook-secret.js";
 import type { CallObserver, ObservedCall } from "../call-observer.js";
@@ -35,7 +36,11 @@ export interface WebhookDeliveryRouteOptions {
   /** Every unary method's interceptor chain and implementation: a delivery calls its target's RPC through it. */
   readonly unaryCalls: ReadonlyMap<DescMethod, UnaryCall>;
   readonly authenticator: CallAuthenticator;
+  /** Rechecks the endpoint creator's credential at each delivery (Authenticator.current). */
+  readonly credentials: CredentialRecheck;
   readonly refusals: RefusalAudit;
+  /** Whether changes are audited (ANVIL_AUDIT): a correlation a delivery made is then recorded as a change. */
+  readonly auditChanges: boolean;
   /** Largest body read (ANVIL_MAX_WEBHOOK_BYTES). */
   readonly maxBodyBytes: number;
   readonly compressMinBytes: number;
@@ -94,9 +99,12 @@ const targetCalls: Readonly<Record<WebhookTarget["kind"], TargetCall>> = {
  * small cap (413 beyond), and the signature checked (401). A valid delivery
  * calls its target's RPC through the same interceptor chain as any call
  * (permissions, validation, audit, metrics, logs), as the endpoint's
- * creator, with a request id derived from the delivery's `webhook-id`, so a
- * replay starts nothing twice and gets the first answer. Failed deliveries
- * are charged to the sender's address like failed authentications.
+ * creator as its credential stands now (actingCreator: a creator revoked,
+ * expired, removed or stripped of the target's permission is 403, told
+ * only to a sender whose signature is valid, and starts nothing), with a
+ * request id derived from the delivery's `webhook-id`, so a replay starts
+ * nothing twice and gets the first answer. Failed deliveries are charged to
+ * the sender's address like failed authentications.
  */
 export function createWebhookDeliveryRoute(options: WebhookDeliveryRouteOptions): RouteHandler {
   return (req, res) => {
@@ -162,31 +170,38 @@ async function deliverTo(
   const timestamp = headers.get("webhook-timestamp") ?? undefined;
   const signature = headers.get("webhook-signature") ?? undefined;
   const problem = headerProblem(deliveryId, timestamp, signature, Date.now());
-  const principal = deliveryPrincipal(endpoint);
+  const stored = deliveryPrincipal(endpoint);
   if (problem !== undefined) {
     const error = new ConnectError(problem, Code.Unauthenticated);
     meter.code(error.code);
-    options.refusals.record(error, refusedDelivery(call, headers, options.authenticator.clientAddress(req.socket?.remoteAddress, headers), principal, meter));
+    options.refusals.record(error, refusedDelivery(call, headers, options.authenticator.clientAddress(req.socket?.remoteAddress, headers), stored, meter));
     meter.sent(await refuse(req, res, headers, error, options));
     return;
   }
-  const auth = await options.authenticator.decideFor(principal, headers, req.socket?.remoteAddress);
+  // Checked before the rate limit, which then takes the creator's tier as it is now.
+  const creator = await actingCreator(endpoint, options.credentials).then(
+    (principal) => ({ principal }),
+    (refused: unknown) => ({ refused }),
+  );
+  const decided = await options.authenticator.decideFor("principal" in creator ? creator.principal : stored, headers, req.socket?.remoteAddress);
   const requestId = deliveryRequestId(endpoint.id, deliveryId!);
   // Over its owner's limit: the body is never read; the chain refuses the call (mapped, audited, with RateLimit fields).
   let body = "";
-  if (!("refused" in auth)) {
+  if (!("refused" in decided)) {
     try {
       body = await readRequestBody(req, options.maxBodyBytes, (n) => meter.received(n));
       new Verifier(secretOf(endpoint.signingKey)).verify(body, { "webhook-id": deliveryId!, "webhook-timestamp": timestamp!, "webhook-signature": signature! }, { jsonParse: false });
     } catch (err) {
       const error = err instanceof WebhookVerificationError ? new ConnectError("webhook-signature does not match the payload", Code.Unauthenticated) : ConnectError.from(err);
       meter.code(error.code);
-      options.refusals.record(error, refusedDelivery(call, headers, auth.client, auth.principal, meter));
-      if (auth.limit !== undefined) for (const [name, value] of rateLimitHeaders(auth.limit)) res.setHeader(name, value);
+      options.refusals.record(error, refusedDelivery(call, headers, decided.client, decided.principal, meter));
+      if (decided.limit !== undefined) for (const [name, value] of rateLimitHeaders(decided.limit)) res.setHeader(name, value);
       meter.sent(error.code === Code.Unauthenticated ? await refuse(req, res, headers, error, options) : await sendRestError(req, res, error, options.compressMinBytes, errorStatus(error)));
       return;
     }
   }
+  // A creator that may no longer act is refused by the chain (mapped, audited), once the signature proved the sender.
+  const auth = "refused" in creator && !("refused" in decided) ? { ...decided, refused: creator.refused, principal: stored } : decided;
   meter.values.set(authOutcomeKey, auth);
   const responseHeader = new Headers();
   let status = call.status;
@@ -210,8 +225,14 @@ async function deliverTo(
       input,
     );
     out = toJson(call.method.output, response.message) as JsonValue;
-    // An operation's replay is its request id's record; a correlation's is recorded here.
-    if (endpoint.target.kind === "correlate_alert") out = (await options.deliveries.firstAnswer({ tenant: endpoint.tenant }, endpoint.id, requestId, out)) as JsonValue;
+    // An operation's replay is its request id's record; a correlation's is
+    // recorded here, and audited as the change from outside it is (the chain
+    // audits CorrelateAlert as a read, which it is for any other caller). A
+    // replay records nothing, so it audits nothing either.
+    if (endpoint.target.kind === "correlate_alert") {
+      const audit = options.auditChanges ? changeAuditOf(call.method, input, headers, meter.values) : undefined;
+      out = (await options.deliveries.firstAnswer({ tenant: endpoint.tenant, audit }, endpoint.id, requestId, out)) as JsonValue;
+    }
     meter.code(0);
   } catch (err) {
     // The chain's errors are mapped already; recording a correlation's answer is not in the chain.

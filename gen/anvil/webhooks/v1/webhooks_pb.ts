@@ -88,7 +88,8 @@ export type Webhook = Message<"anvil.webhooks.v1.Webhook"> & {
 
   /**
    * Which credential created the endpoint, as `<kind>:<id>`. Deliveries act
-   * with its roles and rate-limit tier as they were at creation.
+   * as it is now: its roles at creation that it still holds, its current
+   * rate-limit tier; refused (403) once it is revoked, expired or gone.
    *
    * @generated from field: string creator = 7;
    */
@@ -451,8 +452,8 @@ export const DeleteWebhookResponseSchema: GenMessage<DeleteWebhookResponse> = /*
  * Manages the webhook endpoints of the caller's tenant. Reading needs
  * `webhooks.read` (roles `viewer`, `editor`, `admin`), writing
  * `webhooks.write` (roles `editor`, `admin`). An endpoint's deliveries act
- * with the roles and the rate-limit tier of the credential that created it,
- * so creating one whose target the caller may not start is PERMISSION_DENIED.
+ * as the credential that created it, so creating one whose target the
+ * caller may not start is PERMISSION_DENIED.
  *
  * Deliveries are not an RPC: the sender POSTs its payload to the endpoint's
  * `delivery_path` (`/hooks/{id}`), signed as Standard Webhooks says
@@ -460,6 +461,17 @@ export const DeleteWebhookResponseSchema: GenMessage<DeleteWebhookResponse> = /*
  * the endpoint's secret). A valid delivery is answered 202 with the
  * operation it started (or, for alerts, the correlation); a replayed
  * `webhook-id` gets the first delivery's answer and starts nothing again.
+ * Each delivery rechecks its creator as it is now, the way authentication
+ * would: with the roles it had at creation that its credential still grants
+ * and its current rate-limit tier. A valid delivery whose creator can no
+ * longer act — an API key revoked, expired or deleted; a service-account
+ * key gone from the keys file or expired; roles that no longer grant the
+ * target's permission — is answered 403 (PERMISSION_DENIED, naming the
+ * creator and why) and starts nothing: the sender's signature is fine, so
+ * 401 would be wrong; the endpoint must be recreated by a credential that
+ * may act. An OIDC creator cannot be asked about without a token of its
+ * own: its endpoints keep the roles its token had while the gateway trusts
+ * that issuer; delete them when their creator leaves.
  *
  * Errors every method may return: UNAUTHENTICATED (missing or invalid
  * credentials), PERMISSION_DENIED (the caller's roles lack the permission),
