@@ -1,56 +1,23 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserService } from "../gen/anvil/users/v1/users_pb.js";
 import { clientFor } from "./support/clients.js";
 import { createTestDatabase, type TestDatabase } from "./support/databases.js";
 import { startServer, type TestServer } from "./support/server.js";
+import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.js";
 
-/**
- * A TCP proxy in front of PostgreSQL that can silently stop forwarding —
- * the network cut that neither side notices, where the server's own
- * statement_timeout cannot help because its answer never arrives.
- */
-async function blackholeProxy(target: URL): Promise<{ port: number; cut(on: boolean): void; close(): void }> {
-  let cut = false;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(Number(target.port || 5432), target.hostname);
-    sockets.add(client).add(upstream);
-    const forward = (from: net.Socket, to: net.Socket) =>
-      from.on("data", (chunk) => {
-        if (!cut) to.write(chunk);
-      });
-    forward(client, upstream);
-    forward(upstream, client);
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("error", end).on("close", end);
-    upstream.on("error", end).on("close", end);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    cut: (on) => {
-      cut = on;
-    },
-    close: () => {
-      for (const s of sockets) s.destroy();
-      server.close();
-    },
-  };
-}
+// PostgreSQL behind a proxy that can silently stop forwarding — the network
+// cut that neither side notices, where the server's own statement_timeout
+// cannot help because its answer never arrives.
 
 describe.skipIf(!process.env.TEST_DATABASE_URL)("a silent network drop to PostgreSQL", () => {
   let database: TestDatabase;
-  let proxy: Awaited<ReturnType<typeof blackholeProxy>>;
+  let proxy: TcpProxy;
   let server: TestServer;
   beforeAll(async () => {
     database = await createTestDatabase("postgres");
     const url = new URL(database.url!);
-    proxy = await blackholeProxy(url);
+    proxy = await startTcpProxy(Number(url.port || 5432), url.hostname);
     const viaProxy = new URL(database.url!);
     viaProxy.host = `127.0.0.1:${proxy.port}`;
     server = await startServer("postgres", {
@@ -60,14 +27,14 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("a silent network drop to Postgr
   });
   afterAll(async () => {
     await server?.close();
-    proxy?.close();
+    await proxy?.close();
     await database?.drop();
   });
 
   it("fails the request UNAVAILABLE within the client-side bound and frees the pool", async () => {
     const users = clientFor(UserService, "connect-json", server.baseUrl, await server.token());
     const { user } = await users.createUser({ user: { email: "cut@example.com" } });
-    proxy.cut(true);
+    proxy.blackhole(true);
     const started = Date.now();
     const calls = [1, 2].map(() =>
       users.getUser({ id: user!.id }).then(
@@ -83,7 +50,7 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("a silent network drop to Postgr
     }
     // statement timeout 300 ms + 5 s client-side margin, plus slack for a loaded machine.
     expect(elapsed).toBeLessThan(12_000);
-    proxy.cut(false);
+    proxy.blackhole(false);
     // Both pooled connections were poisoned; had they gone back to the pool, these would hang.
     for (let i = 0; i < 4; i++) {
       const got = await users.getUser({ id: user!.id }, { timeoutMs: 5_000 });
