@@ -150,6 +150,11 @@ export interface ConnectionLimits {
   readonly headersTimeoutMs: number;
   /** From a request's first byte until its body is complete (HTTP/1.1 and HTTP/2 alike). */
   readonly requestTimeoutMs: number;
+  /**
+   * A body a route streams as it arrives (an artifact upload) is not bound
+   * by `requestTimeoutMs` but may go no longer than this without a piece.
+   */
+  readonly bodyIdleTimeoutMs: number;
   /** HTTP/1.1: how long a keep-alive connection may wait for its next request. */
   readonly keepAliveTimeoutMs: number;
   /** HTTP/2: how long a session may have no open stream before it gets GOAWAY and is closed. */
@@ -177,7 +182,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxRequestBytes: int(env, "ANVIL_MAX_REQUEST_BYTES", 10 * 1024 * 1024, 1024, 1024 ** 3),
     maxWebhookBytes: int(env, "ANVIL_MAX_WEBHOOK_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
     maxArtifactBytes: int(env, "ANVIL_MAX_ARTIFACT_BYTES", 100 * 1024 * 1024, 1, 1024 ** 4),
-    connectionLimits: connectionLimits({
+    connectionLimits: connectionLimits(env, {
       sniffTimeoutMs: int(env, "ANVIL_SNIFF_TIMEOUT_MS", 10_000, 10, 600_000),
       headersTimeoutMs: int(env, "ANVIL_HEADERS_TIMEOUT_MS", 15_000, 10, 600_000),
       requestTimeoutMs: int(env, "ANVIL_REQUEST_TIMEOUT_MS", 60_000, 10, 3_600_000),
@@ -309,12 +314,13 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
   return value;
 }
 
-function connectionLimits(limits: ConnectionLimits): ConnectionLimits {
+function connectionLimits(env: NodeJS.ProcessEnv, limits: Omit<ConnectionLimits, "bodyIdleTimeoutMs">): ConnectionLimits {
   // Headers are part of the request: a bound on them longer than on the whole request means nothing.
   if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
     throw new Error(`ANVIL_HEADERS_TIMEOUT_MS (${limits.headersTimeoutMs}) must not exceed ANVIL_REQUEST_TIMEOUT_MS (${limits.requestTimeoutMs})`);
   }
-  return limits;
+  // By default a stalled stream is cut no later than a whole request would be.
+  return { ...limits, bodyIdleTimeoutMs: int(env, "ANVIL_BODY_IDLE_TIMEOUT_MS", Math.min(15_000, limits.requestTimeoutMs), 10, 3_600_000) };
 }
 
 function oidcOptions(env: NodeJS.ProcessEnv): OidcOptions | undefined {

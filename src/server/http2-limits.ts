@@ -1,5 +1,6 @@
 import http2 from "node:http2";
 import type { ConnectionLimits } from "../config.js";
+import type { BodyDeadlines } from "./body-deadlines.js";
 
 /** The HTTP/2 sessions of a server, as boundHttp2Sessions tracks them. */
 export interface Http2Sessions {
@@ -19,14 +20,11 @@ const pingAllowanceMs = 1_000;
  *   is closed (PING frames do not keep it: an idle timer counting only
  *   socket activity would let a client hold a session for ever by pinging);
  * - a stream whose request body is not complete `requestTimeoutMs` after it
- *   opened is reset with CANCEL, as HTTP/1.1's requestTimeout cuts a
- *   trickled body.
+ *   opened (or, streamed, goes too long without a piece: BodyDeadlines) is
+ *   reset with CANCEL, as a trickled HTTP/1.1 body is cut.
  */
-export function boundHttp2Sessions(server: http2.Http2Server | http2.Http2SecureServer, limits: ConnectionLimits): Http2Sessions {
+export function boundHttp2Sessions(server: http2.Http2Server | http2.Http2SecureServer, limits: ConnectionLimits, bodies: BodyDeadlines): Http2Sessions {
   const sessions = new Set<http2.ServerHttp2Session>();
-  const receiving = new Map<http2.ServerHttp2Stream, number>();
-  let sweep: NodeJS.Timeout | undefined;
-  const sweepEveryMs = Math.max(10, Math.min(1_000, Math.floor(limits.requestTimeoutMs / 10)));
 
   const goAway = (session: http2.ServerHttp2Session, graceMs = goAwayGraceMs) => {
     if (session.closed || session.destroyed) return;
@@ -52,19 +50,6 @@ export function boundHttp2Sessions(server: http2.Http2Server | http2.Http2Secure
     }
   };
 
-  const cutLateBodies = () => {
-    const now = performance.now();
-    for (const [stream, deadline] of receiving) {
-      if (deadline > now) continue;
-      receiving.delete(stream);
-      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
-    }
-    if (receiving.size === 0) {
-      clearInterval(sweep);
-      sweep = undefined;
-    }
-  };
-
   server.on("session", (session: http2.ServerHttp2Session) => {
     sessions.add(session);
     let open = 0;
@@ -76,9 +61,8 @@ export function boundHttp2Sessions(server: http2.Http2Server | http2.Http2Secure
       open++;
       // END_STREAM on the HEADERS frame: the request has no body to wait for.
       if ((flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0) {
-        receiving.set(stream, performance.now() + limits.requestTimeoutMs);
-        sweep ??= setInterval(cutLateBodies, sweepEveryMs).unref();
-        const received = () => receiving.delete(stream);
+        bodies.track(stream, () => stream.destroyed, () => stream.close(http2.constants.NGHTTP2_CANCEL));
+        const received = () => bodies.forget(stream);
         stream.once("end", received);
         stream.once("close", received);
       }

@@ -6,6 +6,7 @@ import type { TLSSocket } from "node:tls";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import type { ConnectionLimits } from "../config.js";
+import { BodyDeadlines } from "./body-deadlines.js";
 import type { NodeRequest, NodeResponse } from "./connect-handler.js";
 import { closeRefusedConnectionsGracefully } from "./client-errors.js";
 import { Http1Connections } from "./http1-connections.js";
@@ -55,8 +56,9 @@ const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * their first bytes: only HTTP/2 starts with the connection preface.
  *
  * Every phase of a connection is bounded by `connectionLimits`: the sniff
- * (or TLS handshake), HTTP/1.1 headers, the whole request, idle keep-alive
- * and idle HTTP/2 sessions.
+ * (or TLS handshake), HTTP/1.1 headers, the whole request (or, for a body a
+ * route streams, the time between two of its pieces: BodyDeadlines), idle
+ * keep-alive and idle HTTP/2 sessions.
  */
 export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, options: ListenOptions, upgrade?: UpgradeHandler): Promise<Listening> {
   const limits = options.connectionLimits;
@@ -66,18 +68,27 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
   // During a drain every HTTP/1.1 response says `Connection: close`, so a
   // keep-alive client does not send its next request to a closing server.
   const http1 = new Http1Connections();
+  const bodies = new BodyDeadlines(limits);
   let server: net.Server;
   let h2: http2.Http2Server | http2.Http2SecureServer;
   let h1: http.Server | undefined;
+  // The server that answers HTTP/1.1 client errors (the cleartext one, or the TLS server running HTTP/1.1 itself).
+  let h1Errors: http.Server;
   const serve = (req: NodeRequest, res: NodeResponse) => {
     http1.request(req, res);
+    if (res instanceof http.ServerResponse && !(req as http.IncomingMessage).complete) {
+      const request = req as http.IncomingMessage;
+      // Cut as Node's own requestTimeout cuts: 408 (when no answer has started) and the connection closed.
+      bodies.track(request, () => request.complete || request.socket.destroyed, () => h1Errors.emit("clientError", requestTimeout(), request.socket));
+    }
     handle(req, res);
   };
   const h2Options = { settings: { maxConcurrentStreams: 1000 }, maxSessionMemory: 64 };
   const h1Timeouts = {
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     headersTimeout: limits.headersTimeoutMs,
-    requestTimeout: limits.requestTimeoutMs,
+    // Request bodies are bounded by BodyDeadlines instead: Node's timer cannot spare a streamed body.
+    requestTimeout: 0,
     connectionsCheckingInterval: checkingInterval(limits),
   };
   if (options.tlsCert && options.tlsKey) {
@@ -97,6 +108,7 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
     // them as properties.
     Object.assign(secure, h1Timeouts);
     closeRefusedConnectionsGracefully(secure as unknown as http.Server, log);
+    h1Errors = secure as unknown as http.Server;
     // Told apart by ALPN: without "h2" the connection speaks HTTP/1.1.
     secure.on("secureConnection", (socket: TLSSocket) => {
       if (socket.alpnProtocol !== "h2") http1.add(socket);
@@ -107,6 +119,7 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
     const cleartextH2 = http2.createServer(h2Options, serve);
     const cleartextH1 = http.createServer(h1Timeouts, serve);
     closeRefusedConnectionsGracefully(cleartextH1, log);
+    h1Errors = cleartextH1;
     // Node arms headersTimeout and requestTimeout in the server's own
     // 'listening' handler. This server never listens (the sniffer hands it
     // its sockets), so without this it would enforce neither timer.
@@ -147,7 +160,7 @@ export function listen(handle: (req: NodeRequest, res: NodeResponse) => void, op
   (h2 as unknown as NodeJS.EventEmitter).on("tlsClientError", (err: NodeJS.ErrnoException, socket?: Duplex) =>
     log?.info({ err: errorFields(err), peer: socket && peerOf(socket) }, "TLS handshake failed"),
   );
-  const sessions = boundHttp2Sessions(h2, limits);
+  const sessions = boundHttp2Sessions(h2, limits, bodies);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => {
@@ -234,13 +247,18 @@ function reparseWithoutUpgrade(req: http.IncomingMessage, socket: Duplex, head: 
 }
 
 /**
- * How often Node checks HTTP/1.1 connections against headersTimeout and
- * requestTimeout: a tenth of the shorter one (Node's default is every 30 s,
- * which would let a slowloris client hold its socket up to 30 s past the
- * limit), at most once a second and at least every 10 ms.
+ * How often Node checks HTTP/1.1 connections against headersTimeout: a
+ * tenth of it (Node's default is every 30 s, which would let a slowloris
+ * client hold its socket up to 30 s past the limit), at most once a second
+ * and at least every 10 ms.
  */
 function checkingInterval(limits: ConnectionLimits): number {
-  return Math.max(10, Math.min(1_000, Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 10)));
+  return Math.max(10, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 10)));
+}
+
+/** The error Node reports for a request that took too long, which closeRefusedConnectionsGracefully answers with 408. */
+function requestTimeout(): NodeJS.ErrnoException {
+  return Object.assign(new Error("request body not complete in time"), { code: "ERR_HTTP_REQUEST_TIMEOUT" });
 }
 
 /**
