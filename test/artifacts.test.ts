@@ -2,6 +2,8 @@
 // plain PUT), clients list and download it (whole, ranged, conditional,
 // or as a server stream), and it goes with its operation.
 import { createHash, randomBytes } from "node:crypto";
+import http from "node:http";
+import http2 from "node:http2";
 import { Code } from "@connectrpc/connect";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -127,6 +129,63 @@ describe.each(databaseKinds)("artifacts on %s", (kind) => {
     expect((await c.operations.listArtifacts({ operationId })).artifacts).toHaveLength(1);
   });
 
+  it("answers HEAD with the headers of GET and no body, reading no content", async () => {
+    const { operationId, task } = await leased("art-head");
+    const content = randomBytes(200_000);
+    expect((await put(task, "head.bin", content, { "content-type": "application/x-thing" })).status).toBe(201);
+    const etag = `"${createHash("sha256").update(content).digest("hex")}"`;
+    const head = (headers: Record<string, string> = {}) =>
+      fetch(`${server.baseUrl}/v1/operations/${operationId}/artifacts/head.bin`, { method: "HEAD", headers: { authorization: `Bearer ${editor}`, ...headers } });
+    const whole = await head();
+    expect(whole.status).toBe(200);
+    expect(Object.fromEntries([...whole.headers].filter(([n]) => ["content-type", "content-length", "etag", "content-disposition", "accept-ranges"].includes(n)))).toEqual({
+      "content-type": "application/x-thing",
+      "content-length": "200000",
+      etag,
+      "content-disposition": 'attachment; filename="head.bin"',
+      "accept-ranges": "bytes",
+    });
+    expect((await whole.arrayBuffer()).byteLength).toBe(0);
+    const part = await head({ range: "bytes=10-19" });
+    expect(part.status).toBe(206);
+    expect(part.headers.get("content-range")).toBe("bytes 10-19/200000");
+    expect(part.headers.get("content-length")).toBe("10");
+    expect((await head({ "if-none-match": etag })).status).toBe(304);
+    expect((await head({ range: "bytes=200000-" })).status).toBe(416);
+    // Refused the same way GET is.
+    expect((await fetch(`${server.baseUrl}/v1/operations/${operationId}/artifacts/head.bin`, { method: "HEAD" })).status).toBe(401);
+    const post = await fetch(`${server.baseUrl}/v1/operations/${operationId}/artifacts/head.bin`, { method: "POST", headers: { authorization: `Bearer ${editor}` } });
+    expect(post.status).toBe(405);
+    expect(post.headers.get("allow")).toBe("GET, HEAD");
+  });
+
+  it("honours a Range only while If-Range names the current entity tag, else sends the whole file (RFC 9110)", async () => {
+    const { operationId, task } = await leased("art-if-range");
+    const old = randomBytes(150_000);
+    expect((await put(task, "resume.bin", old)).status).toBe(201);
+    const oldTag = `"${createHash("sha256").update(old).digest("hex")}"`;
+    const same = await download(operationId, "resume.bin", { range: "bytes=100000-", "if-range": oldTag });
+    expect(same.status).toBe(206);
+    expect(Buffer.from(await same.arrayBuffer()).equals(old.subarray(100_000))).toBe(true);
+    // The artifact is replaced: a client resuming its old copy gets the new one whole, never a splice.
+    const fresh = randomBytes(120_000);
+    expect((await put(task, "resume.bin", fresh)).status).toBe(201);
+    for (const validator of [oldTag, `W/${oldTag}`, "Tue, 01 Jan 2030 00:00:00 GMT"]) {
+      const resumed = await download(operationId, "resume.bin", { range: "bytes=100000-", "if-range": validator });
+      expect(resumed.status, validator).toBe(200);
+      expect(resumed.headers.get("content-range")).toBeNull();
+      expect(resumed.headers.get("content-length")).toBe("120000");
+      expect(Buffer.from(await resumed.arrayBuffer()).equals(fresh), validator).toBe(true);
+    }
+    // A range past the new end with a stale validator is no 416: the whole file.
+    expect((await download(operationId, "resume.bin", { range: "bytes=130000-", "if-range": oldTag })).status).toBe(200);
+    // If-Range alone (no Range) changes nothing; the RPC applies the same rule.
+    expect((await download(operationId, "resume.bin", { "if-range": oldTag })).status).toBe(200);
+    const chunks: Uint8Array[] = [];
+    for await (const m of c.operations.downloadArtifact({ operationId, name: "resume.bin", offset: 100_000n, ifRange: oldTag })) if (m.item.case === "chunk") chunks.push(m.item.value);
+    expect(Buffer.concat(chunks).equals(fresh)).toBe(true);
+  });
+
   it("refuses a fenced worker's upload with LEASE_LOST, over RPC and PUT, storing nothing", async () => {
     const { operationId, task } = await leased("art-fenced");
     // The lease ends: the task completes, so the token no longer holds it.
@@ -214,5 +273,106 @@ describe.each(databaseKinds)("artifacts on %s", (kind) => {
     const { rows } = await sql<{ n: string }>`select count(*) as n from artifact_chunks where artifact_id in (${sql.join(ids.map((r) => r.id))})`.execute(server.app.database.db);
     expect(Number(rows[0]!.n)).toBe(0);
     expect((await download(operationId, "gone.bin")).status).toBe(404);
+  });
+});
+
+/**
+ * A PUT upload whose body is sent `pieces` times `pieceBytes`, one piece
+ * every `everyMs`, stalling `stallMs` before the last piece; over HTTP/1.1
+ * or HTTP/2. Resolves with the answer's status, or "cut" when the server
+ * closed the connection or reset the stream instead.
+ */
+async function slowPut(
+  protocol: "http1" | "http2",
+  port: number,
+  task: Task,
+  token: string,
+  { pieces, pieceBytes, everyMs, stallMs = 0 }: { pieces: number; pieceBytes: number; everyMs: number; stallMs?: number },
+): Promise<number | "cut"> {
+  const headers = { authorization: `Bearer ${token}`, "anvil-lease-token": task.leaseToken, "content-type": "application/octet-stream", "content-length": String(pieces * pieceBytes) };
+  const path = `/v1/tasks/${task.id}/artifacts/slow.bin`;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  if (protocol === "http1") {
+    const req = http.request({ host: "127.0.0.1", port, path, method: "PUT", headers, agent: false });
+    const answer = new Promise<number | "cut">((resolve) => {
+      req.on("response", (res) => (res.resume(), resolve(res.statusCode!)));
+      req.on("error", () => resolve("cut"));
+    });
+    for (let i = 0; i < pieces && !req.destroyed; i++) {
+      if (i === pieces - 1) await sleep(stallMs);
+      req.write(randomBytes(pieceBytes));
+      await sleep(everyMs);
+    }
+    req.end();
+    return answer;
+  }
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on("error", () => undefined);
+  try {
+    const stream = session.request({ ":method": "PUT", ":path": path, ...headers });
+    const answer = new Promise<number | "cut">((resolve) => {
+      stream.on("response", (h) => resolve(Number(h[":status"])));
+      stream.on("close", () => resolve("cut"));
+      stream.on("error", () => resolve("cut"));
+    });
+    stream.resume();
+    for (let i = 0; i < pieces && !stream.destroyed; i++) {
+      if (i === pieces - 1) await sleep(stallMs);
+      stream.write(randomBytes(pieceBytes));
+      await sleep(everyMs);
+    }
+    if (!stream.destroyed) stream.end();
+    return await answer;
+  } finally {
+    session.close();
+  }
+}
+
+describe("slow uploads against ANVIL_REQUEST_TIMEOUT_MS (PostgreSQL)", () => {
+  let server: TestServer;
+  let c: OperationClients;
+  let worker: string;
+  beforeAll(async () => {
+    // A 1 s request limit: every upload below takes 3 s or more.
+    server = await startServer("postgres", { env: { ANVIL_HEADERS_TIMEOUT_MS: "500", ANVIL_REQUEST_TIMEOUT_MS: "1000", ANVIL_BODY_IDLE_TIMEOUT_MS: "700" } });
+    c = await operationClients(server, "grpc");
+    worker = await server.token("acme-worker");
+  });
+  afterAll(() => server?.close());
+
+  async function task(kindName: string): Promise<Task> {
+    await runWorkflow(c, [{ name: "only", kind: kindName }]);
+    return (await claim(c, `w-${kindName}`, { kinds: [kindName], leaseMs: 60_000 }))!;
+  }
+
+  it.each(["http1", "http2"] as const)("lets a slow but steady upload run past the request limit, and cuts one that stalls longer than the idle limit (%s)", async (protocol) => {
+    const t = await task(`slow-${protocol}`);
+    // 3 s of 16 KiB every 100 ms: three times the request limit, never idle for long.
+    const steady = await slowPut(protocol, server.port, t, worker, { pieces: 30, pieceBytes: 16 * 1024, everyMs: 100 });
+    expect(steady).toBe(201);
+    expect((await c.operations.listArtifacts({ operationId: t.operationId })).artifacts.map((a) => a.sizeBytes)).toEqual([30n * 16n * 1024n]);
+    // Steady for 1.5 s, then silent for 1.5 s: cut (408 or a reset), and nothing new is stored.
+    const t2 = await task(`stall-${protocol}`);
+    const stalled = await slowPut(protocol, server.port, t2, worker, { pieces: 16, pieceBytes: 16 * 1024, everyMs: 100, stallMs: 1_500 });
+    expect([408, "cut"]).toContain(stalled);
+    await until(async () => (await c.operations.listArtifacts({ operationId: t2.operationId })).artifacts.length === 0, 5_000, "no artifact stored");
+  });
+
+  it("still cuts a body nobody streams (an unauthenticated upload, a JSON call) at the request limit", async () => {
+    const t = await task("slow-anon");
+    const anonymous = await slowPut("http1", server.port, t, "not-a-token", { pieces: 30, pieceBytes: 1024, everyMs: 100 });
+    // Refused from its headers (401) before its body is read; either way never stored.
+    expect([401, "cut"]).toContain(anonymous);
+    const editor = await server.token("acme-editor");
+    const start = Date.now();
+    const json = await new Promise<number | "cut">((resolve) => {
+      const req = http.request({ host: "127.0.0.1", port: server.port, path: "/anvil.operations.v1.OperationService/ListOperations", method: "POST", agent: false, headers: { "content-type": "application/json", authorization: `Bearer ${editor}`, "content-length": "100000" } });
+      req.on("response", (res) => (res.resume(), resolve(res.statusCode!)));
+      req.on("error", () => resolve("cut"));
+      const timer = setInterval(() => (req.destroyed ? clearInterval(timer) : req.write(" ")), 50);
+      req.on("close", () => clearInterval(timer));
+    });
+    expect([408, "cut"]).toContain(json);
+    expect(Date.now() - start).toBeLessThan(1_000 + 2_000);
   });
 });

@@ -56,8 +56,8 @@ describe.each(databaseKinds)("GET /openapi.json on %s", (kind) => {
     expect(routes.length).toBeGreaterThan(0);
     let operations = 0;
     for (const path of Object.values(doc.paths) as Record<string, unknown>[]) operations += Object.keys(path).length;
-    // Besides the REST routes: the WebSocket watch and webhook deliveries (transport-paths.ts), and the artifact routes (artifact-paths.ts).
-    expect(operations).toBe(routes.length + 2 + artifactHttpMethods.size);
+    // Besides the REST routes: the WebSocket watch and webhook deliveries (transport-paths.ts), and the artifact routes (artifact-paths.ts; the download answers HEAD too).
+    expect(operations).toBe(routes.length + 2 + artifactHttpMethods.size + 1);
     for (const route of routes) {
       const op = doc.paths[openApiPath(route)]?.[route.httpMethod.toLowerCase()];
       expect(op, `${route.httpMethod} ${route.template.source}`).toBeDefined();
@@ -96,7 +96,14 @@ describe.each(databaseKinds)("GET /openapi.json on %s", (kind) => {
     const get = doc.paths["/v1/operations/{operation_id}/artifacts/{name}"].get;
     expect(Object.keys(get.responses).sort()).toEqual(["200", "206", "304", "416", "default"]);
     expect(Object.keys(get.responses["200"].content)).toEqual(["*/*"]);
-    expect(get.parameters.map((p: Doc) => p.name)).toEqual(["operation_id", "name", "Range", "If-None-Match"]);
+    expect(get.parameters.map((p: Doc) => p.name)).toEqual(["operation_id", "name", "Range", "If-Range", "If-None-Match"]);
+    // HEAD: the same parameters and statuses, no content.
+    const head = doc.paths["/v1/operations/{operation_id}/artifacts/{name}"].head;
+    expect(head.operationId).toBe("OperationService_DownloadArtifact_Head");
+    expect(head.parameters).toEqual(get.parameters);
+    expect(Object.keys(head.responses).sort()).toEqual(["200", "206", "304", "416", "default"]);
+    expect(Object.values(head.responses).some((r) => (r as Doc).content !== undefined)).toBe(false);
+    expect(head.responses["200"].headers.ETag).toBeDefined();
   });
 
   it("maps messages per proto3 JSON, with descriptions from the proto comments", () => {

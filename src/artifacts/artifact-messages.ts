@@ -12,10 +12,26 @@ export function toArtifactMessage(a: Artifact): ArtifactMessage {
     name: a.name,
     contentType: a.contentType,
     sizeBytes: BigInt(a.sizeBytes),
-    etag: `"${a.sha256}"`,
+    etag: etagOfContent(a.sha256),
     taskId: a.taskId,
     createTime: timestampFromDate(a.createTime),
   });
+}
+
+/** An artifact's entity tag: its content's hash, so equal tags mean equal bytes (a strong validator). */
+function etagOfContent(sha256: string): string {
+  return `"${sha256}"`;
+}
+
+/**
+ * The content an `if_range` entity tag names, for RangeRequest.ifContent:
+ * undefined when empty (no condition); a weak tag, a date or anything else
+ * that is no artifact's tag names no content, so the whole artifact is sent.
+ */
+export function contentOfIfRange(ifRange: string): string | undefined {
+  if (ifRange === "") return undefined;
+  const m = /^"([0-9a-f]{64})"$/.exec(ifRange.trim());
+  return m === null ? "" : m[1];
 }
 
 // The validation interceptor checks unary requests only; a client stream's

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Selectable, Transaction } from "kysely";
+import { type Selectable, sql, type Transaction } from "kysely";
 import type { Database } from "../db/schema.js";
 import { NotFoundError } from "../shared/errors.js";
 import type { Artifact } from "./artifact.js";
@@ -91,17 +91,32 @@ export class ArtifactRepository {
     return (await query.orderBy("name").limit(limit).execute()).map(toArtifact);
   }
 
-  /** Chunk `seq` of an artifact; NOT_FOUND when it is gone (the artifact was replaced or deleted meanwhile). */
-  async chunk(artifactId: string, seq: number): Promise<Uint8Array> {
+  /**
+   * Chunk `seq` of an artifact, written into `into` (at least the
+   * artifact's chunk size); returns its length. NOT_FOUND when it is gone
+   * (the artifact was replaced or deleted meanwhile). Read as base64 text
+   * and decoded in place: node-postgres receives a bytea as hex text (twice
+   * its size) and decodes it into a new buffer per row, garbage that only a
+   * collection frees; base64 is a third of the size, and decoding it into
+   * the caller's buffer leaves nothing but the string behind.
+   */
+  async chunkInto(artifactId: string, seq: number, into: Buffer): Promise<number> {
     const row = await this.#trx
       .selectFrom("artifact_chunks")
-      .select("data")
+      .select(sql<string>`encode(data, 'base64')`.as("data"))
       .where("tenant_id", "=", this.#tenant)
       .where("artifact_id", "=", artifactId)
       .where("seq", "=", seq)
       .executeTakeFirst();
     if (row === undefined) throw new NotFoundError("artifact chunk", `${artifactId}/${seq}`);
-    return row.data;
+    // PostgreSQL breaks base64 into lines; Node's decoder skips the newlines.
+    const length = into.write(row.data, 0, "base64");
+    // V8 soon allocates node-postgres's row objects straight in the old
+    // generation (they often outlive a minor collection), and a dead old
+    // row still keeps its young string alive until the next full
+    // collection: dropped here, the string goes with the next minor one.
+    row.data = "";
+    return length;
   }
 }
 

@@ -31,11 +31,12 @@ export interface ByteRange {
 }
 
 /**
- * Bytes per stored chunk. PostgreSQL sends a bytea as hex text: 60 KiB make
- * a string just under V8's 128 KiB large-object size, so each chunk's
- * transient copies die young and are collected at once instead of piling up
- * until a full collection (which is what kept the gateway's memory flat
- * while 50 MiB passed through it, test/artifacts-memory.test.ts).
+ * Bytes per stored chunk: one row, one statement, one buffer a transfer
+ * holds at a time. Read back as base64 text (82 KiB), under V8's 128 KiB
+ * large-object size, so each chunk's transient string is an ordinary young
+ * object that a minor collection frees at once (see
+ * ArtifactRepository.chunkInto and TransferGarbage, which keep the gateway's
+ * memory flat while 50 MiB pass through it, test/artifacts-memory.test.ts).
  */
 export const artifactChunkBytes = 60 * 1024;
 
@@ -48,6 +49,18 @@ export interface RangeRequest {
   readonly limit: number;
   /** 0: unset. */
   readonly suffixBytes: number;
+  /**
+   * The content (hex SHA-256) the range was meant for, when the client
+   * resumes a copy it holds part of: an artifact with other content is sent
+   * whole instead. Undefined: the range applies to whatever is there.
+   */
+  readonly ifContent?: string | undefined;
+}
+
+/** The bytes of `artifact` that `request` selects: the whole artifact when its content is not the one the range was meant for (see resolveRange). */
+export function rangeOf(artifact: Pick<Artifact, "sizeBytes" | "sha256">, request: RangeRequest): ByteRange | undefined {
+  if (request.ifContent !== undefined && request.ifContent !== artifact.sha256) return { start: 0, end: artifact.sizeBytes };
+  return resolveRange(artifact.sizeBytes, request);
 }
 
 /**

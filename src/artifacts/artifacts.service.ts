@@ -5,13 +5,17 @@ import { InvalidArgumentError, OutOfRangeError, ResourceExhaustedError } from ".
 import type { KeysetPager, KeysetQuery } from "../shared/keyset-pager.js";
 import type { Page, PageRequest } from "../shared/pagination.js";
 import type { Scope } from "../shared/scope.js";
-import { type Artifact, type ArtifactHeader, artifactChunkBytes, artifactNamePattern, type ByteRange, type RangeRequest, resolveRange } from "./artifact.js";
+import { type Artifact, type ArtifactHeader, artifactChunkBytes, artifactNamePattern, type ByteRange, type RangeRequest, rangeOf } from "./artifact.js";
 
 function artifactsOf(operationId: string): KeysetQuery<Artifact> {
   return { query: `operations/${operationId}/artifacts`, shape: ["string"], keyOf: (a) => [a.name] };
 }
 
-/** A download: the artifact, the byte range served (undefined: unsatisfiable), and those bytes, read a chunk at a time as they are pulled. */
+/**
+ * A download: the artifact, the byte range served (undefined:
+ * unsatisfiable), and those bytes, read a chunk at a time as they are
+ * pulled; each chunk is valid only until the next is pulled.
+ */
 export interface ArtifactDownload {
   readonly artifact: Artifact;
   readonly range: ByteRange | undefined;
@@ -32,12 +36,15 @@ export class ArtifactsService {
   readonly #pager: KeysetPager;
   readonly #lifecycle: TaskLifecycle;
   readonly #maxBytes: number;
+  readonly #moved: (bytes: number) => void;
 
-  constructor(uow: UnitOfWork, pager: KeysetPager, lifecycle: TaskLifecycle, maxBytes: number) {
+  /** `moved` is told of every chunk stored or read (for whoever frees the transfer's garbage: TransferGarbage). */
+  constructor(uow: UnitOfWork, pager: KeysetPager, lifecycle: TaskLifecycle, maxBytes: number, moved: (bytes: number) => void = () => {}) {
     this.#uow = uow;
     this.#pager = pager;
     this.#lifecycle = lifecycle;
     this.#maxBytes = maxBytes;
+    this.#moved = moved;
   }
 
   /** The largest artifact accepted, in bytes. */
@@ -72,6 +79,7 @@ export class ArtifactsService {
         hash.update(chunk);
         const n = seq++;
         await this.#uow.transact(unaudited, (tx) => tx.artifacts.putChunk(id, n, chunk));
+        this.#moved(chunk.byteLength);
       }
       if (header.sizeBytes !== undefined && size !== header.sizeBytes) {
         throw InvalidArgumentError.field("header.size_bytes", `the content has ${size} bytes, not the declared ${header.sizeBytes}`);
@@ -104,22 +112,31 @@ export class ArtifactsService {
    * The artifact and the bytes of `request`'s range, pulled a chunk at a
    * time. NOT_FOUND when the operation or artifact does not exist in the
    * tenant; the range is undefined (unsatisfiable) when `offset` is past
-   * the end.
+   * the end, and the whole artifact when its content is not `ifContent`.
    */
   async download(scope: Scope, operationId: string, name: string, request: RangeRequest): Promise<ArtifactDownload> {
     if (request.suffixBytes > 0 && (request.offset > 0 || request.limit > 0)) throw InvalidArgumentError.field("suffix_bytes", "cannot be combined with offset or limit");
     const artifact = await this.#uow.read(scope, (tx) => tx.artifacts.get(operationId, name));
-    const range = resolveRange(artifact.sizeBytes, request);
+    const range = rangeOf(artifact, request);
     return { artifact, range, bytes: range === undefined ? pastTheEnd(artifact, request.offset) : this.#bytes(scope, artifact, range) };
   }
 
+  /**
+   * The bytes of `range`, a chunk per statement, each read into one buffer
+   * that every chunk of the download reuses (as rechunk does for uploads):
+   * the caller must be done with a chunk — written out, not merely queued —
+   * before it pulls the next. However slow its client, a download then
+   * holds one chunk, and allocates no chunk-sized buffer per chunk.
+   */
   async *#bytes(scope: Scope, artifact: Artifact, range: ByteRange): AsyncGenerator<Uint8Array> {
     const size = artifact.chunkBytes;
+    const buffer = Buffer.allocUnsafe(size);
     for (let seq = Math.floor(range.start / size); seq * size < range.end; seq++) {
-      const data = await this.#uow.read({ tenant: scope.tenant }, (tx) => tx.artifacts.chunk(artifact.id, seq));
+      const length = await this.#uow.read({ tenant: scope.tenant }, (tx) => tx.artifacts.chunkInto(artifact.id, seq, buffer));
+      this.#moved(length);
       const from = Math.max(0, range.start - seq * size);
-      const to = Math.min(data.byteLength, range.end - seq * size);
-      yield from === 0 && to === data.byteLength ? data : data.subarray(from, to);
+      const to = Math.min(length, range.end - seq * size);
+      yield buffer.subarray(from, to);
     }
   }
 

@@ -25,6 +25,8 @@ export interface OperationsSettings {
   readonly maxClaimWaitsPerCredential: number;
   /** Largest artifact a task may upload, in bytes. */
   readonly maxArtifactBytes: number;
+  /** Told of every artifact chunk stored or read (TransferGarbage). */
+  readonly artifactBytesMoved?: (bytes: number) => void;
   /** Told of claims, expiries, retries and completions (the metrics). */
   readonly events?: QueueEvents;
 }
@@ -59,7 +61,7 @@ export class OperationsModule {
     this.claimWaits = new StreamSlots(settings.maxClaimWaitsPerCredential, "waiting claims");
     this.starter = new OperationStarter(settings.queue);
     const watcher = new OperationWatcher(uow, hub, settings.watch);
-    this.artifacts = new ArtifactsService(uow, pager, lifecycle, settings.maxArtifactBytes);
+    this.artifacts = new ArtifactsService(uow, pager, lifecycle, settings.maxArtifactBytes, settings.artifactBytesMoved);
     this.operationsHandler = new OperationsHandler(new OperationsService(uow, pager, lifecycle), watcher, this.slots, calls, this.artifacts);
     this.workersHandler = new WorkersHandler(
       new WorkersService(uow, lifecycle, hub, settings.watch.pollMs, settings.watch.keepAliveMs),

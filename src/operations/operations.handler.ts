@@ -28,7 +28,7 @@ import {
   WatchOperationResponseSchema,
 } from "../../gen/anvil/operations/v1/operations_pb.js";
 import { requestContext } from "../rpc/request-context.js";
-import { toArtifactMessage } from "../artifacts/artifact-messages.js";
+import { contentOfIfRange, toArtifactMessage } from "../artifacts/artifact-messages.js";
 import type { ArtifactsService } from "../artifacts/artifacts.service.js";
 import { compileRequestValidator } from "../rpc/validation/field-rules.js";
 import { credentialName } from "../auth/principal.js";
@@ -106,7 +106,7 @@ export class OperationsHandler implements ServiceImpl<typeof OperationService> {
 
   async *downloadArtifact(req: DownloadArtifactRequest, ctx: HandlerContext): AsyncGenerator<DownloadArtifactResponse> {
     await throwViolations(validateDownload(req));
-    const range = { offset: Number(req.offset), limit: Number(req.limit), suffixBytes: Number(req.suffixBytes) };
+    const range = { offset: Number(req.offset), limit: Number(req.limit), suffixBytes: Number(req.suffixBytes), ifContent: contentOfIfRange(req.ifRange) };
     const download = await this.#artifacts.download(requestContext(ctx), req.operationId, req.name, range);
     // The description first, even for a range past the end: its size says which ranges there are.
     yield create(DownloadArtifactResponseSchema, { item: { case: "artifact", value: toArtifactMessage(download.artifact) } });

@@ -47,6 +47,7 @@ import { sseBindings } from "./sse/watch-operation-sse.js";
 import { useAllocationFreeUtf8Checks } from "./text-encoding.js";
 import type { UpgradeHandler } from "./listener.js";
 import { createWatchSocketRoute } from "./websocket/watch-socket-route.js";
+import { TransferGarbage } from "./transfer-garbage.js";
 import { createWebhookDeliveryRoute } from "./webhooks/webhook-delivery-route.js";
 import { WebhookDeliveriesService } from "../webhooks/webhook-deliveries.service.js";
 import { WebhookEndpointRepository } from "../webhooks/webhook-endpoint.repository.js";
@@ -309,5 +310,7 @@ function operationsSettings(config: Config) {
     maxStreamsPerPrincipal: config.maxStreamsPerPrincipal,
     maxClaimWaitsPerCredential: config.maxClaimWaitsPerCredential,
     maxArtifactBytes: config.maxArtifactBytes,
+    // A minor collection per 2 MiB moved (at most one per 50 ms) keeps a transfer's dead buffers to a few MiB.
+    artifactBytesMoved: new TransferGarbage({ everyBytes: 2 * 1024 * 1024, minIntervalMs: 50 }).moved,
   };
 }

@@ -3,6 +3,7 @@
 // runner, which would otherwise measure itself. Started by
 // gateway-process.ts through fork(); builds and listens exactly as main.ts
 // does (and stops as it does), then answers the parent's questions over IPC.
+import { readFileSync, writeFileSync } from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import pino from "pino";
 import { loadConfig } from "../../src/config.js";
@@ -34,9 +35,9 @@ async function main(): Promise<void> {
           maxDelayMs: delay.max / 1e6,
           p99DelayMs: delay.percentile(99) / 1e6,
           rssBytes: process.memoryUsage().rss,
-          // The kernel's high-water mark (KiB): a spike between two samples
-          // shows here even after the memory was given back.
-          peakRssBytes: process.resourceUsage().maxRSS * 1024,
+          // The kernel's high-water mark: a spike between two samples shows
+          // here even after the memory was given back.
+          peakRssBytes: peakRss(),
           cpuMicros: process.cpuUsage().user + process.cpuUsage().system,
           heapUsedBytes: process.memoryUsage().heapUsed,
         });
@@ -44,6 +45,9 @@ async function main(): Promise<void> {
       case "reset":
         delay.reset();
         send({ type: "reset", id: m.id });
+        break;
+      case "resetPeak":
+        send({ type: "resetPeak", id: m.id, reset: resetPeakRss() });
         break;
       case "gc":
         (globalThis as { gc?: () => void }).gc?.();
@@ -58,6 +62,27 @@ async function main(): Promise<void> {
   process.on("SIGHUP", () => void app.keys.reload());
   process.on("disconnect", () => shutdown.signal("disconnect"));
   send({ type: "ready", port: server.port });
+}
+
+/** VmHWM, the high-water mark resetPeakRss lowers; getrusage's maxRSS (never lowered) where /proc is missing. */
+function peakRss(): number {
+  try {
+    const kib = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync("/proc/self/status", "latin1"))?.[1];
+    if (kib !== undefined) return Number(kib) * 1024;
+  } catch {
+    // Not Linux.
+  }
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+/** Sets the high-water mark to the current RSS (Linux ≥ 4.0: `5` to clear_refs); false where not allowed. */
+function resetPeakRss(): boolean {
+  try {
+    writeFileSync("/proc/self/clear_refs", "5");
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 main().catch((err: unknown) => {

@@ -7,12 +7,13 @@ import { createTestDatabase, type DatabaseKind, type TestDatabase } from "./data
 import { mintToken, type MintOptions, type TestKey, testKeys, testLimitEnv } from "./tokens.js";
 
 /** Questions the parent asks a gateway child over IPC. */
-export type ChildRequest = { type: "stats" | "reset" | "gc"; id: number };
+export type ChildRequest = { type: "stats" | "reset" | "gc" | "resetPeak"; id: number };
 
 /** The child's answers. */
 export type ChildReply =
   | { type: "ready"; port: number }
   | { type: "reset" | "gc"; id: number }
+  | { type: "resetPeak"; id: number; reset: boolean }
   | {
       type: "stats";
       id: number;
@@ -30,7 +31,7 @@ export interface GatewayStats {
   readonly maxDelayMs: number;
   readonly p99DelayMs: number;
   readonly rssBytes: number;
-  /** Highest RSS the process ever had (not reset by reset()). */
+  /** Highest RSS the process had (the kernel's high-water mark; not reset by reset(), only by resetPeak()). */
   readonly peakRssBytes: number;
   /** CPU time (user + system) the process has used since it started, in µs. */
   readonly cpuMicros: number;
@@ -55,6 +56,12 @@ export interface GatewayProcess {
   reset(): Promise<void>;
   /** Runs a full garbage collection in the child (it runs with --expose-gc). */
   gc(): Promise<void>;
+  /**
+   * Lowers the kernel's RSS high-water mark to the RSS of now (Linux:
+   * `/proc/self/clear_refs`), so peakRssBytes then says how high memory went
+   * during what follows; false where the kernel does not allow it.
+   */
+  resetPeak(): Promise<boolean>;
   /** Whether the child is still running. */
   alive(): boolean;
   /** Sends the child a signal (SIGTERM starts its drain, as in main.ts). */
@@ -189,6 +196,7 @@ export async function startGatewayProcess(kind: DatabaseKind, options: GatewayPr
     },
     reset: async () => void (await ask("reset")),
     gc: async () => void (await ask("gc")),
+    resetPeak: async () => (await ask("resetPeak")).reset,
     alive: () => child.exitCode === null && child.signalCode === null,
     kill: (signal) => void child.kill(signal),
     exited,

@@ -14,6 +14,7 @@ import { resolveRange } from "../../artifacts/artifact.js";
 import { authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
 import { toConnectError } from "../../rpc/error-mapping.js";
 import { clampTimerMs } from "../../shared/timer-limit.js";
+import { streamingBody } from "../body-deadlines.js";
 import type { CallObserver, ObservedCall } from "../call-observer.js";
 import type { NodeRequest, NodeResponse, RouteHandler } from "../connect-handler.js";
 import { RequestHeaders } from "../fast-unary/request-headers.js";
@@ -66,7 +67,10 @@ export const artifactRouteLabels: ReadonlyArray<{ readonly method: DescMethod; r
  *   - `GET /v1/operations/{operation_id}/artifacts/{name}` downloads it with
  *     `Content-Type`, `Content-Length`, a strong `ETag`,
  *     `Content-Disposition: attachment`, one `Range` (206, or 416 past the
- *     end) and `If-None-Match` (304).
+ *     end) honoured only while `If-Range`, when sent, names the current
+ *     entity tag (else 200 with the whole file, RFC 9110 §13.1.5), and
+ *     `If-None-Match` (304). `HEAD` answers the same status and headers
+ *     without reading any content.
  * Both are the RPCs (WorkerService.UploadArtifact,
  * OperationService.DownloadArtifact) run through the same interceptors —
  * authentication, permissions, limits, audit, metrics, access log — with the
@@ -82,13 +86,13 @@ export function createArtifactRoutes(options: ArtifactRoutesOptions): RouteHandl
     const down = up === null ? downloadPath.exec(path) : null;
     if (up === null && down === null) return false;
     const method = up !== null ? WorkerService.method.uploadArtifact : OperationService.method.downloadArtifact;
-    const allowed = up !== null ? "PUT" : "GET";
+    const allowed = up !== null ? ["PUT"] : ["GET", "HEAD"];
     const meter = options.calls.begin(method, "rest", req, up !== null ? uploadRoute : downloadRoute);
     const serve = async () => {
-      if (req.method !== allowed) {
-        res.setHeader("allow", allowed);
+      if (!allowed.includes(req.method ?? "")) {
+        res.setHeader("allow", allowed.join(", "));
         meter.code(Code.Unimplemented);
-        meter.sent(await sendRestError(req, res, new ConnectError(`${req.method} is not allowed on ${path}; use ${allowed}`, Code.Unimplemented), options.compressMinBytes, 405));
+        meter.sent(await sendRestError(req, res, new ConnectError(`${req.method} is not allowed on ${path}; use ${allowed.join(" or ")}`, Code.Unimplemented), options.compressMinBytes, 405));
         return;
       }
       const [a, b] = (up ?? down)!.slice(1).map((s) => decodeURIComponent(s!));
@@ -186,11 +190,18 @@ async function* one(message: Message): AsyncGenerator<Message> {
   yield message;
 }
 
-/** The header, then each piece of the body as it arrives as one chunk message (the service regroups them). */
+/**
+ * The header, then each piece of the body as it arrives as one chunk
+ * message (the service regroups them). Only an authenticated caller's body
+ * is read here, so only it is timed by the gap between pieces rather than
+ * by the request deadline (streamingBody): a large file may take as long as
+ * it takes while it keeps arriving.
+ */
 async function* bodyMessages(req: NodeRequest, header: Message, meter: ObservedCall): AsyncGenerator<Message> {
   yield header;
   try {
     for await (const piece of req.iterator({ destroyOnReturn: false })) {
+      streamingBody(req);
       meter.received((piece as Uint8Array).byteLength);
       yield create(UploadArtifactRequestSchema, { item: { case: "chunk", value: piece as Uint8Array } });
     }
@@ -205,7 +216,10 @@ async function serveDownload(req: NodeRequest, res: NodeResponse, operationId: s
   try {
     const rangeHeader = req.headers.range;
     const requested: RequestedRange | undefined = typeof rangeHeader === "string" ? parseByteRange(rangeHeader) : undefined;
-    const input = create(OperationService.method.downloadArtifact.input, { operationId, name, ...rangeFields(requested) });
+    // If-Range without a Range means nothing (RFC 9110): only a range is conditional.
+    const ifRangeHeader = req.headers["if-range"];
+    const ifRange = requested === undefined || typeof ifRangeHeader !== "string" ? undefined : ifRangeHeader;
+    const input = create(OperationService.method.downloadArtifact.input, { operationId, name, ...rangeFields(requested), ifRange: ifRange ?? "" });
     messages = options.download(call.init, input)[Symbol.asyncIterator]();
     const first = await messages.next();
     const item = first.done === true ? undefined : (first.value as DownloadArtifactResponse).item;
@@ -219,8 +233,10 @@ async function serveDownload(req: NodeRequest, res: NodeResponse, operationId: s
       res.end();
       return;
     }
-    const range = requested === undefined ? undefined : resolveRange(size, requested);
-    if (requested !== undefined && (range === undefined || range.start >= size)) {
+    // The RPC applied the same rule: a range meant for other content is the whole artifact.
+    const honoured = requested !== undefined && (ifRange === undefined || ifRange.trim() === artifact.etag);
+    const range = honoured ? resolveRange(size, requested) : undefined;
+    if (honoured && (range === undefined || range.start >= size)) {
       res.writeHead(416, { ...common, "content-range": `bytes */${size}` });
       res.end();
       return;
@@ -233,6 +249,10 @@ async function serveDownload(req: NodeRequest, res: NodeResponse, operationId: s
       ...(range !== undefined && { "content-range": `bytes ${range.start}-${range.end - 1}/${size}` }),
     };
     res.writeHead(range === undefined ? 200 : 206, headers);
+    if (req.method === "HEAD") {
+      res.end();
+      return;
+    }
     for (let next = await messages.next(); next.done !== true; next = await messages.next()) {
       const piece = (next.value as DownloadArtifactResponse).item;
       if (piece.case === "chunk") await write(res, piece.value, meter);
@@ -268,19 +288,23 @@ function matchesEtag(header: string | undefined, etag: string): boolean {
   });
 }
 
-/** Writes one chunk; waits until the client took it when the socket's buffer is full, so a slow client holds one chunk, not the file. */
+/**
+ * Writes one chunk and resolves once it has gone out to the socket (its
+ * write callback), not merely been queued: the download reads the next
+ * chunk into the same buffer (ArtifactsService), and a slow client holds
+ * one chunk, not the file.
+ */
 function write(res: NodeResponse, bytes: Uint8Array, meter: ObservedCall): Promise<void> {
   meter.sent(bytes.byteLength);
   return new Promise((resolve, reject) => {
-    if (res.destroyed) return reject(new ConnectError("client disconnected", Code.Canceled));
-    if ((res as NodeJS.WritableStream).write(bytes)) return resolve();
-    const done = () => {
-      res.off("drain", done);
-      res.off("close", done);
-      if (res.destroyed && !res.writableFinished) reject(new ConnectError("client disconnected", Code.Canceled));
+    const gone = () => reject(new ConnectError("client disconnected", Code.Canceled));
+    if (res.destroyed) return gone();
+    // A response destroyed with the write still queued may never call back.
+    res.once("close", gone);
+    (res as NodeJS.WritableStream).write(bytes, (err) => {
+      res.off("close", gone);
+      if (err) gone();
       else resolve();
-    };
-    res.on("drain", done);
-    res.on("close", done);
+    });
   });
 }

@@ -19,6 +19,7 @@ const uuidParameter = (name: string, description: string): Schema => ({ name, in
  */
 export function artifactPaths(collector: SchemaCollector): Record<string, Record<string, Schema>> {
   const artifact = collector.message(ArtifactSchema);
+  const download = downloadOperation();
   return {
     "/v1/tasks/{task_id}/artifacts/{name}": {
       put: {
@@ -42,7 +43,26 @@ export function artifactPaths(collector: SchemaCollector): Record<string, Record
       },
     },
     "/v1/operations/{operation_id}/artifacts/{name}": {
-      get: {
+      get: download,
+      head: {
+        ...download,
+        operationId: "OperationService_DownloadArtifact_Head",
+        summary: "The headers a download of the artifact would have (size, ETag, range), without its content.",
+        description: "Answers as `GET` does — the same status and headers, ranges and conditions included — with no body.",
+        responses: Object.fromEntries(Object.entries(download.responses as Record<string, Schema>).map(([status, r]) => [status, withoutContent(r)])),
+      },
+    },
+  };
+}
+
+/** A response as HEAD answers it: its headers, no content. */
+function withoutContent({ content: _content, ...response }: Schema): Schema {
+  return response;
+}
+
+/** The download, as the GET route serves it (and HEAD, without content). */
+function downloadOperation(): Schema {
+  return {
         operationId: "OperationService_DownloadArtifact_Get",
         tags: [OperationService.name],
         summary: "Downloads an artifact of the operation.",
@@ -51,6 +71,12 @@ export function artifactPaths(collector: SchemaCollector): Record<string, Record
           uuidParameter("operation_id", "The operation's id."),
           nameParameter("The artifact's name."),
           { name: "Range", in: "header", description: "One byte range: `bytes=a-b`, `bytes=a-` or `bytes=-n` (several ranges: the whole file).", schema: { type: "string" } },
+          {
+            name: "If-Range",
+            in: "header",
+            description: "The entity tag of the copy the client resumes: the Range is honoured only while the artifact still has it (else 200 with the whole file).",
+            schema: { type: "string" },
+          },
           { name: "If-None-Match", in: "header", description: "Entity tags the client holds: 304 when the artifact's is among them.", schema: { type: "string" } },
         ],
         responses: {
@@ -68,7 +94,5 @@ export function artifactPaths(collector: SchemaCollector): Record<string, Record
           "416": { description: "The range starts at or past the end; `Content-Range: bytes */<size>`.", headers: { "Content-Range": { schema: { type: "string" } } } },
           default: errorResponse,
         },
-      },
-    },
   };
 }
