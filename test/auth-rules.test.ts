@@ -10,6 +10,7 @@ import { claimedCredential } from "../src/auth/credential-claim.js";
 import type { Principal } from "../src/auth/principal.js";
 import { rolesCover, rolesGrant } from "../src/auth/roles.js";
 import type { TokenVerifier } from "../src/auth/token-verifier.js";
+import { UnauthenticatedError } from "../src/shared/errors.js";
 import { apiMethods, declaredPermission } from "./properties/support/method-walk.js";
 
 // role → the declared permissions it grants; every other one it refuses.
@@ -201,5 +202,62 @@ describe("Authenticator dispatch", () => {
       expect(auth.cached({ authorization }), String(authorization)).toBeUndefined();
     }
     expect([...serviceAccounts.asked, ...apiKeys.asked, ...oidc.asked]).toEqual([]);
+  });
+});
+
+describe("Authenticator.current (a stored creator as its credential stands now)", () => {
+  const earlier = (kind: "api_key" | "service_account" | "oidc", id: string, roles: string[]): Principal => ({
+    subject: "webhooks/w",
+    tenant: "acme",
+    roles,
+    credential: { kind, id },
+    tier: "free",
+  });
+  const keys = new Map<string, { roles: string[]; tenant: string; expired?: boolean }>([
+    ["sa-editor", { roles: ["editor"], tenant: "acme" }],
+    ["sa-viewer", { roles: ["viewer"], tenant: "acme" }],
+    ["sa-moved", { roles: ["admin"], tenant: "globex" }],
+  ]);
+  const apiKeys = new Map<string, Principal | Error>([
+    ["k-live", { ...earlier("api_key", "k-live", ["editor"]), tier: "pro" }],
+    ["k-revoked", new UnauthenticatedError("API key revoked")],
+  ]);
+  const auth = (oidcIssuer?: string) =>
+    new Authenticator({
+      serviceAccounts: {
+        key: (id: string) => {
+          const k = keys.get(id);
+          if (k === undefined) throw new UnauthenticatedError("service-account key no longer in the keys file");
+          return { keyId: id, roles: k.roles, tenant: k.tenant, tier: "enterprise" };
+        },
+      } as unknown as TokenVerifier,
+      apiKeys: {
+        current: async (id: string) => {
+          const k = apiKeys.get(id);
+          if (k === undefined || k instanceof Error) throw k ?? new UnauthenticatedError("unknown API key");
+          return k;
+        },
+      } as unknown as CredentialVerifier,
+      ...(oidcIssuer !== undefined && { oidc: { issuer: oidcIssuer } as OidcTokenVerifier }),
+    });
+
+  it("keeps the roles the credential still grants and takes its tier now", async () => {
+    expect(await auth().current(earlier("api_key", "k-live", ["editor"]))).toMatchObject({ roles: ["editor"], tier: "pro", subject: "webhooks/w" });
+    // A token of an editor key may have claimed editor and viewer; the key, now viewer, grants only viewer.
+    expect((await auth().current(earlier("service_account", "sa-viewer", ["editor", "viewer"]))).roles).toEqual(["viewer"]);
+    expect(await auth().current(earlier("service_account", "sa-editor", ["editor"]))).toMatchObject({ roles: ["editor"], tier: "enterprise" });
+    // Never more than it had: an editor key does not lift a viewer's grant.
+    expect((await auth().current(earlier("service_account", "sa-editor", ["viewer"]))).roles).toEqual(["viewer"]);
+  });
+
+  it("refuses a revoked, deleted or moved credential, and OIDC once its issuer is not trusted", async () => {
+    expect(await refusal(auth().current(earlier("api_key", "k-revoked", ["editor"])))).toBe("API key revoked");
+    expect(await refusal(auth().current(earlier("api_key", "k-gone", ["editor"])))).toBe("unknown API key");
+    expect(await refusal(auth().current(earlier("service_account", "sa-gone", ["editor"])))).toBe("service-account key no longer in the keys file");
+    expect(await refusal(auth().current(earlier("service_account", "sa-moved", ["admin"])))).toBe("the credential now belongs to another tenant");
+    const user = earlier("oidc", "https://idp.example#alice", ["editor"]);
+    expect(await auth("https://idp.example").current(user)).toEqual(user);
+    expect(await refusal(auth("https://other.example").current(user))).toBe("the OIDC issuer is no longer trusted");
+    expect(await refusal(auth().current(user))).toBe("the OIDC issuer is no longer trusted");
   });
 });
