@@ -358,6 +358,18 @@ describe("slow uploads against ANVIL_REQUEST_TIMEOUT_MS (PostgreSQL)", () => {
     await until(async () => (await c.operations.listArtifacts({ operationId: t2.operationId })).artifacts.length === 0, 5_000, "no artifact stored");
   });
 
+  it("lets a slow but steady gRPC client-stream upload run past the request limit too", async () => {
+    const t = await task("slow-grpc");
+    async function* slowly(): AsyncGenerator<UploadArtifactRequest> {
+      for await (const m of uploadMessages(t, "slow.bin", randomBytes(30 * 16 * 1024), { piece: 16 * 1024 })) {
+        yield m;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    const { artifact } = await c.workers.uploadArtifact(slowly());
+    expect(artifact!.sizeBytes).toBe(30n * 16n * 1024n);
+  });
+
   it("still cuts a body nobody streams (an unauthenticated upload, a JSON call) at the request limit", async () => {
     const t = await task("slow-anon");
     const anonymous = await slowPut("http1", server.port, t, "not-a-token", { pieces: 30, pieceBytes: 1024, everyMs: 100 });

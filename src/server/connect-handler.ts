@@ -15,6 +15,7 @@ import { toConnectError } from "../rpc/error-mapping.js";
 import { setRateLimitHeaders } from "../rpc/rate-limit-headers.js";
 import { requestIdHeader } from "../rpc/request-id-interceptor.js";
 import { requestIdKey } from "../rpc/request-context.js";
+import { streamingBody } from "./body-deadlines.js";
 import type { CallObserver, ObservedCall } from "./call-observer.js";
 import { reclassifyBinaryParseErrors } from "./binary-parse-errors.js";
 import { clampDeadlineHeaders } from "./deadline-headers.js";
@@ -249,7 +250,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
       meter.code(error.code);
       body = refusedBody(error);
     } else {
-      body = readOrDiscard(req, meter);
+      body = readOrDiscard(req, meter, handler.method.methodKind === "client_streaming" || handler.method.methodKind === "bidi_streaming");
     }
     const text = isGrpcWebText(req.headers["content-type"]);
     const nodeReq = { ...universalRequestFromNodeRequest(req, res, undefined, values), body };
@@ -299,9 +300,13 @@ function withAllow(res: UniversalServerResponse, handler: UniversalHandler): Uni
  * HTTP/1.1 socket paused mid-body, so the next request on that connection
  * would hang. The fast path discards the same way (fast-unary/read-body.ts).
  */
-async function* readOrDiscard(req: NodeRequest, meter: CallMeter): AsyncIterable<Uint8Array> {
+async function* readOrDiscard(req: NodeRequest, meter: CallMeter, streamed: boolean): AsyncIterable<Uint8Array> {
   try {
     for await (const chunk of req.iterator({ destroyOnReturn: false })) {
+      // A client stream (an artifact upload) is read by its handler as it
+      // arrives, for an authenticated caller: timed by the gap between
+      // pieces, not the request deadline. A unary body is read whole first.
+      if (streamed) streamingBody(req);
       meter.received((chunk as Uint8Array).byteLength);
       yield chunk as Uint8Array;
     }
