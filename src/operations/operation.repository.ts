@@ -11,6 +11,15 @@ import type { OperationEventTable, OperationTable } from "./operation.table.js";
 /** The channel every appended event is announced on, as `<tenant>:<operation id>:<sequence>`. */
 export const operationEventsChannel = "anvil_operation_events";
 
+/** One claim's record on one operation: the tasks it took there and the events saying so. */
+export interface ClaimRecord {
+  readonly operationId: string;
+  /** Tasks claimed: one attempt each. */
+  readonly claimed: number;
+  /** In order, after the `running` stage event when the claim starts the operation. */
+  readonly events: readonly NewEvent[];
+}
+
 /** Operations are listed newest first; the id breaks ties between equal times. */
 export const operationOrder: readonly SortKey[] = [
   { column: "create_time", direction: "desc" },
@@ -20,9 +29,10 @@ export const operationOrder: readonly SortKey[] = [
 /**
  * Queries over `operations` and `operation_events`, within one transaction
  * and one tenant. Events are only ever appended together with the update of
- * their operation's `last_sequence`: the operation's row lock orders them,
- * so sequences have no gaps and no duplicates, and the NOTIFY announcing
- * them is delivered only if the transaction commits.
+ * their operation's `last_sequence`, which locks its row until the commit
+ * (FOR UPDATE, or FOR NO KEY UPDATE for a claim): the row lock orders
+ * them, so sequences have no gaps and no duplicates, and the NOTIFY
+ * announcing them is delivered only if the transaction commits.
  */
 export class OperationRepository {
   readonly #trx: Transaction<Database>;
@@ -116,6 +126,70 @@ export class OperationRepository {
     const row = result.rows[0];
     if (!row) throw new NotFoundError("operation", id);
     return { operation: toOperation(row) };
+  }
+
+  /**
+   * Shares the operation's row until the transaction ends (FOR KEY SHARE):
+   * what a claim's pick takes, waited for here by a claim whose pick found
+   * the operation held by another writer. Other claims share it too; a
+   * completion, report or cancel waits for them all.
+   */
+  async shareForClaims(id: string): Promise<void> {
+    await this.#trx.selectFrom("operations").select("id").where("tenant_id", "=", this.#tenant).where("id", "=", id).forKeyShare().execute();
+  }
+
+  /**
+   * Records one claim on each of its operations, in one statement: counts
+   * the attempts, starts a queued operation (a `running` stage event first)
+   * and appends the claim's events. The rows are taken FOR NO KEY UPDATE in
+   * id order: the claim's pick already shares them, so no completion,
+   * report or cancel holds them and the only wait is for another claim's
+   * append to the same operation — in one order, so never in a circle.
+   * Whether an operation starts is decided on its row as locked (the
+   * newest version), not as the pick saw it: two claims of one queued
+   * operation's tasks start it once.
+   */
+  async appendClaims(claims: readonly ClaimRecord[]): Promise<void> {
+    if (claims.length === 0) return;
+    const running = { step: "", payload: { type: "stage", stage: "running" } } as const;
+    // i = 0: the stage event, kept only where the operation starts.
+    const events = claims.flatMap((c) => [running, ...c.events].map((e, i) => ({ operationId: c.operationId, i, e })));
+    const rows = sql.join(events.map(({ operationId, i, e }) => sql`(${operationId}::uuid, ${i}::int, ${e.step}::text, ${e.payload.type}::text, ${JSON.stringify(payloadJson(e.payload))}::jsonb)`));
+    const attempts = sql.join(claims.map((c) => sql`(${c.operationId}::uuid, ${c.claimed}::int)`));
+    await sql`
+      with l as (
+        select id, state = 'queued' as starts from operations
+        where tenant_id = ${this.#tenant} and id in (${sql.join(claims.map((c) => c.operationId))})
+        order by id
+        for no key update
+      ),
+      v (operation_id, i, step, type, payload) as (values ${rows}),
+      k as (
+        select v.operation_id, v.step, v.type, v.payload, row_number() over (partition by v.operation_id order by v.i)::int as n
+        from v join l on l.id = v.operation_id
+        where v.i > 0 or l.starts
+      ),
+      s as (select operation_id, count(*)::int as events from k group by operation_id),
+      a (operation_id, claimed) as (values ${attempts}),
+      u as (
+        update operations o set
+          state = case when l.starts then 'running' else o.state end,
+          stage = case when l.starts then 'running' else o.stage end,
+          start_time = coalesce(o.start_time, now()),
+          attempt = o.attempt + a.claimed,
+          last_sequence = o.last_sequence + s.events,
+          version = o.version + 1,
+          update_time = now()
+        from l join s on s.operation_id = l.id join a on a.operation_id = l.id
+        where o.tenant_id = ${this.#tenant} and o.id = l.id
+        returning o.id, o.last_sequence, s.events
+      ),
+      e as (
+        insert into operation_events (tenant_id, operation_id, sequence, step, type, payload)
+        select ${this.#tenant}, u.id, u.last_sequence - u.events + k.n, k.step, k.type, k.payload
+        from u join k on k.operation_id = u.id
+      )
+      select pg_notify(${operationEventsChannel}, ${`${this.#tenant}:`}::text || u.id::text || ':' || u.last_sequence::text) as announced from u`.execute(this.#trx);
   }
 
   /** Up to `limit` events of the operation with a sequence greater than `after`, in order. */

@@ -7,6 +7,7 @@ import { type QueueSettings, retryDelayMs } from "./queue-settings.js";
 import type { QueueEvents } from "./queue-events.js";
 import type { ClaimedTask, Task } from "./task.js";
 import type { ReadyTask } from "./task.repository.js";
+import type { ClaimRecord } from "./operation.repository.js";
 
 /** How a worker says a task failed. */
 export interface TaskFailure {
@@ -25,11 +26,16 @@ export interface ProgressReport {
 
 /**
  * The task state machine, run inside one transaction per step. Lock order is
- * always operation row, then task rows (a claim takes both with SKIP LOCKED
- * and never waits; its second try waits for one operation, holding nothing
- * else, then for its tasks), so concurrent claims, reports, completions and
- * cancels cannot deadlock. Every change to an operation appends its events
- * in the same transaction.
+ * always operation row, then task rows, so concurrent claims, reports,
+ * completions and cancels cannot deadlock. A claim's pick takes both with
+ * SKIP LOCKED and never waits; it only shares the operation (FOR KEY
+ * SHARE), so claims of one fan-out's tasks run side by side, and its one
+ * wait is to append its events: for another claim appending to the same
+ * operation (rows in id order), never for a completion, report or cancel,
+ * which lock the operation FOR UPDATE and so cannot hold it while a claim
+ * shares it. A claim's second try waits for one operation, holding nothing
+ * else. Every change to an operation appends its events in the same
+ * transaction.
  */
 export class TaskLifecycle {
   readonly #settings: QueueSettings;
@@ -44,8 +50,8 @@ export class TaskLifecycle {
 
   /**
    * Leases up to `limit` of the oldest ready tasks of `kinds` to the worker
-   * whose operations no other transaction holds: none when there are none
-   * (see readyBehindHeldOperation). A claim that finds nothing ready returns
+   * whose operations no completion, report or cancel holds (other claims
+   * may share them): none when there are none (see readyBehindHeldOperation). A claim that finds nothing ready returns
    * expired leases to the queue (or fails tasks out of attempts) before it
    * waits; a claim that finds work leaves them to the housekeeping sweeper
    * (lease-recovery-job.ts), so a busy queue pays one statement per claim
@@ -59,9 +65,9 @@ export class TaskLifecycle {
 
   /**
    * The operation of the oldest ready task of `kinds`, whoever holds it;
-   * read without locking. claim() skips every task whose operation another
-   * transaction holds — and a claim holds its operation until it commits,
-   * so without a second try the ready siblings of a fan-out would go to one
+   * read without locking. claim() skips every task whose operation a
+   * completion, report or cancel holds — a sibling's completion in a
+   * fan-out — so without a second try the ready siblings would go to one
    * waiting worker per poll. Run it outside claim()'s transaction.
    */
   readyBehindHeldOperation(tx: Repositories, kinds: readonly string[]): Promise<string | undefined> {
@@ -69,40 +75,35 @@ export class TaskLifecycle {
   }
 
   /**
-   * The second try: waits for the operation's row (a few milliseconds:
-   * claims and completions are short), then leases up to `limit` of its
-   * ready tasks. Run it in a transaction of its own that holds nothing
-   * else, so the only wait is operation, then task — the lock order of
-   * every other writer.
+   * The second try: waits for the operation's row to be free of the
+   * completion, report or cancel that holds it (a few milliseconds), shares
+   * it as a claim's pick does, then leases up to `limit` of its ready
+   * tasks. Run it in a transaction of its own that holds nothing else, so
+   * the only wait is operation, then task — the lock order of every other
+   * writer.
    */
   async claimFrom(tx: Repositories, operationId: string, kinds: readonly string[], workerId: string, leaseMs: number, limit = 1): Promise<ClaimedTask[]> {
-    await tx.operations.get(operationId, "update");
+    await tx.operations.shareForClaims(operationId);
     return this.#claimed(tx, await tx.tasks.leaseReady(kinds, limit, workerId, leaseMs, operationId), workerId);
   }
 
-  /** Records the claim of freshly leased tasks on their operations. */
+  /**
+   * Records the claim of freshly leased tasks on their operations: one
+   * statement for all of them, each operation's events in pick order.
+   */
   async #claimed(tx: Repositories, leased: readonly ReadyTask[], workerId: string): Promise<ClaimedTask[]> {
-    const tasks = leased.map((r) => r.task);
-    const operations = new Map(leased.map((r) => [r.task.operationId, r.operation]));
-    const claimed: ClaimedTask[] = [];
-    // One update and one set of events per operation, its tasks in pick order.
-    for (const [operationId, ofOperation] of byOperation(tasks)) {
-      const operation = operations.get(operationId)!;
-      const events: NewEvent[] = [];
-      if (operation.state === "queued") events.push({ step: "", payload: { type: "stage", stage: "running" } });
-      for (const task of ofOperation) {
+    const records: ClaimRecord[] = [...byOperation(leased.map((r) => r.task))].map(([operationId, tasks]) => ({
+      operationId,
+      claimed: tasks.length,
+      events: tasks.flatMap((task): NewEvent[] => {
         const message = `claimed by ${workerId} (attempt ${task.attempt} of ${task.maxAttempts})`;
-        events.push({ step: task.step, payload: { type: "log", level: "info", message } });
-        if (task.compensates !== null) events.push(this.#compensator.claimed(task, workerId));
-      }
-      const started = operation.state === "queued" ? ({ state: "running", stage: "running", started: true } as const) : {};
-      await tx.operations.record(operationId, { attempt: operation.attempt + ofOperation.length, ...started }, events);
-      for (const task of ofOperation) {
-        claimed.push({ task, resource: operation.resource });
-        tx.onCommit(() => this.#events?.claimed(task.kind));
-      }
-    }
-    return claimed;
+        const log: NewEvent = { step: task.step, payload: { type: "log", level: "info", message } };
+        return task.compensates === null ? [log] : [log, this.#compensator.claimed(task, workerId)];
+      }),
+    }));
+    await tx.operations.appendClaims(records);
+    for (const { task } of leased) tx.onCommit(() => this.#events?.claimed(task.kind));
+    return leased.map(({ task, resource }) => ({ task, resource }));
   }
 
   /**
@@ -163,9 +164,9 @@ export class TaskLifecycle {
       await tx.tasks.finish(task.id, "cancelled");
       return this.#settleCancel(tx, operation);
     }
-    await tx.tasks.finish(task.id, "succeeded", outcome.result);
-    if (operation.cancelRequested) return this.#settleCancel(tx, operation);
-    const tasks = await this.#released(tx, operation.id);
+    const finished = await tx.tasks.finishAmong(task.id, operation.id, "succeeded", outcome.result);
+    if (operation.cancelRequested) return this.#settleCancel(tx, operation, finished);
+    const tasks = await this.#released(tx, operation.id, finished);
     const done = `${task.step ? `step ${task.step}` : "task"} succeeded`;
     if (!tasks.every((t) => t.outcome === "succeeded")) {
       const progress = progressOf(tasks);
@@ -200,12 +201,12 @@ export class TaskLifecycle {
   }
 
   /**
-   * The operation's tasks after a success, its blocked tasks whose every
-   * dependency succeeded queued. Only an operation that has blocked tasks
-   * pays for the release statement: most have none.
+   * The operation's tasks after a success (`tasks`, as finishAmong read
+   * them), its blocked tasks whose every dependency succeeded queued. Only
+   * an operation that has blocked tasks pays for the release statement:
+   * most have none.
    */
-  async #released(tx: Repositories, operationId: string): Promise<Task[]> {
-    const tasks = await tx.tasks.ofOperation(operationId);
+  async #released(tx: Repositories, operationId: string, tasks: Task[]): Promise<Task[]> {
     if (!tasks.some((t) => t.state === "blocked")) return tasks;
     const released = new Map((await tx.tasks.release(operationId)).map((t) => [t.id, t]));
     return tasks.map((t) => released.get(t.id) ?? t);
@@ -272,8 +273,9 @@ export class TaskLifecycle {
   }
 
   /** A cancel-requested operation ends, cancelled, once no worker holds one of its tasks. */
-  async #settleCancel(tx: Repositories, operation: Operation): Promise<Operation> {
-    const tasks = await tx.tasks.ofOperation(operation.id);
+  async #settleCancel(tx: Repositories, operation: Operation, known?: Task[]): Promise<Operation> {
+    // `known`: the operation's tasks, when the caller just read them.
+    const tasks = known ?? (await tx.tasks.ofOperation(operation.id));
     if (tasks.some((t) => t.state === "leased")) return operation;
     await tx.tasks.cancelOpen(operation.id, true);
     const compensating = await this.#compensator.begin(tx, operation, { step: "", code: rpcCode.cancelled, message: "cancelled" });

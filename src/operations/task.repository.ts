@@ -2,18 +2,18 @@ import { randomUUID } from "node:crypto";
 import { type Selectable, sql, type Transaction } from "kysely";
 import type { Database } from "../db/schema.js";
 import { ScopedTable } from "../db/scoped-table.js";
+import { NotFoundError } from "../shared/errors.js";
 import type { JsonObject } from "../shared/json.js";
-import type { Operation, OperationState } from "./operation.js";
 import type { Task, TaskCompensation, TaskOutcome, TaskState } from "./task.js";
 import type { TaskTable } from "./task.table.js";
 
 /** The channel a newly claimable task is announced on, as `<tenant>:<kind>`. */
 export const tasksChannel = "anvil_tasks";
 
-/** A ready task, with what a claim needs of its operation. */
+/** A task just leased, with its operation's resource. */
 export interface ReadyTask {
   readonly task: Task;
-  readonly operation: Pick<Operation, "state" | "attempt" | "resource">;
+  readonly resource: string;
 }
 
 /** A task to insert, its dependencies already resolved to task ids. */
@@ -45,10 +45,10 @@ export interface CompensationRow {
 
 /**
  * The task queue: SQL over `tasks`, within one transaction and one tenant.
- * Claims lock the task and its operation with SKIP LOCKED, so two workers
- * never get the same task; every other write, and a claim that waits for a
- * held operation, locks the operation first (see task-lifecycle.ts), which
- * keeps the lock order one-way.
+ * Claims lock the task and share its operation with SKIP LOCKED, so two
+ * workers never get the same task; every other write, and a claim that
+ * waits for a held operation, locks the operation first (see
+ * task-lifecycle.ts), which keeps the lock order one-way.
  */
 export class TaskRepository {
   readonly #trx: Transaction<Database>;
@@ -160,17 +160,24 @@ export class TaskRepository {
   /**
    * Leases up to `limit` of the oldest ready tasks of `kinds` to `workerId`,
    * each with a fresh token, counting the attempt; picked and leased in one
-   * statement. Without `heldOperation` the pick locks each task with its
-   * operation and skips rows others hold. With it (the caller has locked
-   * that operation's row): its ready tasks only, waiting for task rows
-   * another claim's pick holds for a moment.
+   * statement. The pick locks each task (skipping tasks other claims hold)
+   * and shares its operation's row (FOR KEY SHARE, skipping operations a
+   * completion, report or cancel holds FOR UPDATE): claims of one
+   * operation's tasks run side by side and meet only when they append
+   * their events (OperationRepository.appendClaims), while every other
+   * writer of the operation waits for them, or they for it. With
+   * `sharedOperation` (the caller shares that operation's row already):
+   * its ready tasks only.
    */
-  async leaseReady(kinds: readonly string[], limit: number, workerId: string, leaseMs: number, heldOperation?: string): Promise<ReadyTask[]> {
+  async leaseReady(kinds: readonly string[], limit: number, workerId: string, leaseMs: number, sharedOperation?: string): Promise<ReadyTask[]> {
     const pick = this.#ready(kinds)
-      // What the claim needs of the operation, read with the pick (the row is locked with it).
-      .select(["t.id", "o.state as operation_state", "o.attempt as operation_attempt", "o.resource as operation_resource"])
+      // The operation's resource, read with the pick (it never changes).
+      .select(["t.id", "o.resource as operation_resource"])
       .limit(limit);
-    const picked = heldOperation === undefined ? pick.forUpdate(["t", "o"]).skipLocked() : pick.where("t.operation_id", "=", heldOperation).forUpdate(["t"]);
+    const picked =
+      sharedOperation === undefined
+        ? pick.modifyEnd(sql`for update of t skip locked for key share of o skip locked`)
+        : pick.where("t.operation_id", "=", sharedOperation).modifyEnd(sql`for update of t skip locked`);
     const rows = await this.#trx
       // Materialized: evaluated once. As a subquery in FROM, a join could run
       // it again per row, and each run picks and locks more tasks.
@@ -191,12 +198,9 @@ export class TaskRepository {
       .where("u.tenant_id", "=", this.#tenant)
       .whereRef("u.id", "=", "r.id")
       .returningAll("u")
-      .returning(["r.operation_state", "r.operation_attempt", "r.operation_resource"])
+      .returning(["r.operation_resource"])
       .execute();
-    return rows.map((r) => ({
-      task: toTask(r),
-      operation: { state: r.operation_state as OperationState, attempt: r.operation_attempt, resource: r.operation_resource },
-    }));
+    return rows.map((r) => ({ task: toTask(r), resource: r.operation_resource }));
   }
 
   /**
@@ -265,15 +269,31 @@ export class TaskRepository {
 
   /** Marks the task done; its lease, if any, is revoked. */
   async finish(id: string, outcome: TaskOutcome, result: JsonObject | null = null): Promise<Task> {
-    const values = {
-      state: "done",
-      outcome,
-      result: result === null ? null : JSON.stringify(result),
-      lease_token: null,
-      lease_expires_at: null,
-      ...(outcome === "succeeded" && { progress: 1 }),
-    };
-    return toTask(await this.#table.update(id, values, undefined));
+    return toTask(await this.#table.update(id, finished(outcome, result), undefined));
+  }
+
+  /**
+   * Marks the task done, as finish() does, and returns every task of its
+   * operation afterwards in creation order (ofOperation's): one statement
+   * where a completion took two. The caller holds the operation's row, so
+   * no other transaction changes its tasks meanwhile.
+   */
+  async finishAmong(id: string, operationId: string, outcome: TaskOutcome, result: JsonObject | null = null): Promise<Task[]> {
+    const update = this.#trx
+      .updateTable("tasks")
+      .set((eb) => ({ ...finished(outcome, result), version: eb("version", "+", 1), update_time: new Date() }))
+      .where("tenant_id", "=", this.#tenant)
+      .where("id", "=", id)
+      .returningAll();
+    // The statement's other part reads the tasks as they were before it: the finished one comes from the update.
+    const { rows } = await sql<Selectable<TaskTable>>`
+      with f as (${update})
+      select * from f
+      union all
+      select * from tasks where tenant_id = ${this.#tenant} and operation_id = ${operationId} and id <> ${id}
+      order by create_time, step`.execute(this.#trx);
+    if (!rows.some((r) => r.id === id)) throw new NotFoundError("task", id);
+    return rows.map(toTask);
   }
 
   /** Queues the blocked tasks of the operation whose every dependency succeeded. */
@@ -329,6 +349,18 @@ export class TaskRepository {
  */
 function announceQueued(tenant: string) {
   return sql<void>`case when state = 'queued' then pg_notify(${tasksChannel}, ${`${tenant}:`} || kind) end`.as("announced");
+}
+
+/** What marking a task done changes: its outcome and result; its lease, if any, is revoked. */
+function finished(outcome: TaskOutcome, result: JsonObject | null) {
+  return {
+    state: "done",
+    outcome,
+    result: result === null ? null : JSON.stringify(result),
+    lease_token: null,
+    lease_expires_at: null,
+    ...(outcome === "succeeded" && { progress: 1 }),
+  };
 }
 
 /** The database's now() plus `ms`: every lease and retry time comes from one clock. */

@@ -3,7 +3,7 @@ import type { UnitOfWork } from "../db/unit-of-work.js";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../shared/errors.js";
 import type { JsonObject } from "../shared/json.js";
 import type { Scope } from "../shared/scope.js";
-import type { NotificationHub } from "./notification-hub.js";
+import type { NotificationHub, Subscription } from "./notification-hub.js";
 import type { Operation } from "./operation.js";
 import type { ProgressReport, TaskFailure, TaskLifecycle } from "./task-lifecycle.js";
 import type { ClaimedTask } from "./task.js";
@@ -44,6 +44,26 @@ export interface StreamRequest {
   readonly maxDurationMs: number | undefined;
 }
 
+/** What a claim or a stream asks for, as #open checks it. */
+interface ClaimAsk {
+  readonly leaseMs: number | undefined;
+  /** The most tasks at once (max_tasks, max_in_flight); 0: one. */
+  readonly count: { readonly field: string; readonly value: number };
+  /** How long to wait (max_wait, max_duration), for its check. */
+  readonly wait: { readonly field: string; readonly ms: number | undefined };
+  /** When to stop waiting, by the request alone (the deadline is applied by #open). */
+  readonly until: number;
+}
+
+/** A claim or stream under way: its checked limits and its subscription to new work. */
+interface ClaimSession {
+  readonly scope: Scope;
+  readonly leaseMs: number;
+  readonly limit: number;
+  readonly until: number;
+  readonly subscription: Subscription;
+}
+
 /** One message of a task stream: tasks just claimed, or none (a keep-alive). */
 export type StreamItem = { readonly type: "tasks"; readonly tasks: ClaimedTask[] } | { readonly type: "keepAlive"; readonly time: Date };
 
@@ -80,19 +100,18 @@ export class WorkersService {
    * departure.
    */
   async *stream(scope: Scope, request: StreamRequest, signal: AbortSignal): AsyncGenerator<StreamItem> {
-    const leaseMs = leaseMsOf(request.leaseMs);
-    if (request.maxInFlight < 0) throw InvalidArgumentError.field("max_in_flight", "must not be negative");
-    const capacity = Math.min(Math.max(request.maxInFlight, 1), maxTasksPerClaim);
-    if (request.maxDurationMs !== undefined && request.maxDurationMs < 0) throw InvalidArgumentError.field("max_duration", "must not be negative");
-    // Ends (cleanly) a little before the client's deadline rather than after it.
-    let until = scope.deadline === undefined ? Infinity : scope.deadline - 250;
-    if (request.maxDurationMs) until = Math.min(until, Date.now() + request.maxDurationMs);
-    const subscription = this.#hub.subscribe(tasksChannel, scope.tenant);
-    const claimScope = { tenant: scope.tenant, audit: scope.audit };
+    const session = this.#open(scope, {
+      leaseMs: request.leaseMs,
+      count: { field: "max_in_flight", value: request.maxInFlight },
+      wait: { field: "max_duration", ms: request.maxDurationMs },
+      // Without max_duration (or 0): until the deadline.
+      until: request.maxDurationMs ? Date.now() + request.maxDurationMs : Infinity,
+    });
+    const { subscription, until } = session;
     let lastSent = Date.now();
     try {
       while (!signal.aborted && Date.now() < until) {
-        const claimed = await this.#claimOnce(claimScope, request, leaseMs, capacity, request.workerId);
+        const claimed = await this.#claimOnce(session, request, request.workerId);
         if (claimed.length > 0) {
           linkCallTo(claimed.map((c) => c.task.traceParent));
           for (const c of claimed) this.#streamed.set(c.task.id, subscription.waker);
@@ -120,40 +139,61 @@ export class WorkersService {
    * a short transaction of its own: nothing is held while waiting.
    */
   async claim(scope: Scope, request: ClaimRequest, signal: AbortSignal): Promise<ClaimedTask[]> {
-    if (request.maxWaitMs !== undefined && request.maxWaitMs < 0) throw InvalidArgumentError.field("max_wait", "must not be negative");
-    const leaseMs = leaseMsOf(request.leaseMs);
-    if (request.maxTasks < 0) throw InvalidArgumentError.field("max_tasks", "must not be negative");
-    const limit = Math.min(Math.max(request.maxTasks, 1), maxTasksPerClaim);
-    let until = Date.now() + Math.min(request.maxWaitMs ?? 0, maxClaimWaitMs);
-    // Answer (empty-handed) a little before the client's deadline rather than after it.
-    if (scope.deadline !== undefined) until = Math.min(until, scope.deadline - 250);
-    const subscription = this.#hub.subscribe(tasksChannel, scope.tenant);
+    const session = this.#open(scope, {
+      leaseMs: request.leaseMs,
+      count: { field: "max_tasks", value: request.maxTasks },
+      wait: { field: "max_wait", ms: request.maxWaitMs },
+      until: Date.now() + Math.min(request.maxWaitMs ?? 0, maxClaimWaitMs),
+    });
     try {
       for (;;) {
-        const claimed = await this.#claimOnce({ tenant: scope.tenant, audit: scope.audit }, request, leaseMs, limit);
-        const left = until - Date.now();
+        const claimed = await this.#claimOnce(session, request);
+        const left = session.until - Date.now();
         // The claim's own trace points at the operations it hands work from.
         if (claimed.length > 0) linkCallTo(claimed.map((c) => c.task.traceParent));
         if (claimed.length > 0 || left <= 0 || signal.aborted) return claimed;
-        await subscription.waker.wait(Math.min(left, this.#pollMs), signal);
+        await session.subscription.waker.wait(Math.min(left, this.#pollMs), signal);
       }
     } finally {
-      subscription.close();
+      session.subscription.close();
     }
   }
 
   /**
-   * One try: the tasks no other transaction holds; failing that, those of
-   * the oldest ready task's operation once its holder is done with it (a
-   * fan-out's siblings while another worker claims one), in a transaction
-   * of its own so that it waits holding nothing.
+   * What ClaimTask and StreamTasks share before their first try: the
+   * request's limits checked (INVALID_ARGUMENT naming the field), the
+   * lease, the most tasks at once, when to stop waiting — a little before
+   * the client's deadline rather than after it, so the answer or the
+   * stream's end is clean — and a subscription to the tenant's new work,
+   * which the caller closes.
    */
-  async #claimOnce(scope: Scope, request: Pick<ClaimRequest, "kinds" | "workerId">, leaseMs: number, limit: number, inFlightOf?: string): Promise<ClaimedTask[]> {
+  #open(scope: Scope, asked: ClaimAsk): ClaimSession {
+    if (asked.wait.ms !== undefined && asked.wait.ms < 0) throw InvalidArgumentError.field(asked.wait.field, "must not be negative");
+    const leaseMs = leaseMsOf(asked.leaseMs);
+    if (asked.count.value < 0) throw InvalidArgumentError.field(asked.count.field, "must not be negative");
+    return {
+      // The call's scope without its deadline (the claim bounds its own wait),
+      // but with its audit: a claim that takes tasks is a change.
+      scope: { tenant: scope.tenant, audit: scope.audit },
+      leaseMs,
+      limit: Math.min(Math.max(asked.count.value, 1), maxTasksPerClaim),
+      until: scope.deadline === undefined ? asked.until : Math.min(asked.until, scope.deadline - 250),
+      subscription: this.#hub.subscribe(tasksChannel, scope.tenant),
+    };
+  }
+
+  /**
+   * One try: the tasks no other claim holds, of operations no completion,
+   * report or cancel holds; failing that, those of the oldest ready task's
+   * operation once its holder is done with it (a fan-out's siblings while a
+   * sibling's completion holds it), in a transaction of its own so that it
+   * waits holding nothing.
+   */
+  async #claimOnce(session: ClaimSession, request: Pick<ClaimRequest, "kinds" | "workerId">, inFlightOf?: string): Promise<ClaimedTask[]> {
     const { kinds, workerId } = request;
+    const { scope, leaseMs, limit } = session;
     // A stream claims only its worker's free capacity, counted in the claim's transaction.
     const free = async (tx: Repositories) => (inFlightOf === undefined ? limit : limit - (await tx.tasks.leasedTo(inFlightOf)));
-    // The call's scope without its deadline (the claim bounds its own wait),
-    // but with its audit: a claim that takes tasks is a change.
     let full = false;
     const claimed = await this.#uow.transact(scope, async (tx) => {
       const n = await free(tx);
