@@ -63,6 +63,11 @@ export class TaskLifecycle {
     return this.#claimed(tx, leased, workerId);
   }
 
+  /** Whether claim() could find anything now (a ready task, an expired lease); read without locking. */
+  claimable(tx: Repositories, kinds: readonly string[]): Promise<boolean> {
+    return tx.tasks.claimable(kinds);
+  }
+
   /**
    * The operation of the oldest ready task of `kinds`, whoever holds it;
    * read without locking. claim() skips every task whose operation a

@@ -213,6 +213,21 @@ export class TaskRepository {
     return row?.operation_id;
   }
 
+  /**
+   * Whether a claim of `kinds` could find anything: a ready task, or an
+   * expired lease to return to the queue. One statement outside any
+   * transaction, for the claims a notification woke: every waiting worker
+   * of the tenant wakes for each one, and most find nothing.
+   */
+  async claimable(kinds: readonly string[]): Promise<boolean> {
+    const { rows } = await sql<{ claimable: boolean }>`select exists (
+        select 1 from tasks where tenant_id = ${this.#tenant} and state = 'queued' and kind in (${sql.join([...kinds])}) and run_after <= now()
+      ) or exists (
+        select 1 from tasks where tenant_id = ${this.#tenant} and state = 'leased' and lease_expires_at < now()
+      ) as claimable`.execute(this.#trx);
+    return rows[0]?.claimable ?? true;
+  }
+
   /** Ready tasks of `kinds`, oldest first, joined to their operations. */
   #ready(kinds: readonly string[]) {
     return (
