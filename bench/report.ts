@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
+import { queueMarkdown, type QueueReport } from "./queue/comparison.js";
 import type { CaseResult } from "./run-case.js";
 import type { BenchSettings } from "./settings.js";
 import { type WorkloadName, workloadTitles } from "./workloads.js";
@@ -13,6 +14,8 @@ export interface BenchReport {
   readonly settings: BenchSettings;
   readonly results: readonly (CaseResult & { vsAnvil?: number })[];
   readonly targets: readonly Target[];
+  /** The task queue workload, when it ran. */
+  readonly queue?: QueueReport | undefined;
 }
 
 /** One of issue 6's targets, checked against this run. */
@@ -93,6 +96,22 @@ export function checkTargets(results: readonly (CaseResult & { vsAnvil?: number 
   return targets;
 }
 
+/** Issue 15's targets, from the queue workload (the last Anvil server measured is judged: "after" in a before/after run). */
+export function queueTargets(queue: QueueReport | undefined): Target[] {
+  const a = queue?.anvil.at(-1);
+  if (!queue || !a) return [];
+  const best = Math.max(a.drain.streamed, a.drain.batchCompleted, a.drain.batched, a.drain.oneByOne);
+  return [
+    {
+      name: "Task queue: Anvil's drain with remote workers ≥ graphile-worker's in process",
+      measured: `Anvil = ${(best / queue.graphile.drainPerSecond).toFixed(2)} × graphile-worker (${best.toFixed(0)} vs ${queue.graphile.drainPerSecond.toFixed(0)} jobs/s)`,
+      met: best >= queue.graphile.drainPerSecond,
+    },
+    { name: "Task queue: a task reaches an idle StreamTasks worker within 5 ms of RunWorkflow's answer (p50)", measured: `${a.streamLatencyMs.toFixed(1)} ms`, met: a.streamLatencyMs <= 5 },
+    { name: "Task queue: a 100-way fan-out held by 8 workers within 100 ms of the parent's completion", measured: `${a.fanOutMs.toFixed(0)} ms`, met: a.fanOutMs < 100 },
+  ];
+}
+
 const shapeNames: Record<string, string> = {
   h2load: "h2load",
   autocannon: "autocannon",
@@ -141,7 +160,8 @@ export function toMarkdown(report: BenchReport): string {
     const notes = rows.filter((r) => r.notes.length && r.status !== "not-served");
     for (const r of notes) lines.push(``, `- ${r.server} / ${r.call}: ${r.notes.join("; ")}`);
   }
-  lines.push("", "## Targets (issue 6)", "", "| target | measured | met |", "|---|---|---|");
+  if (report.queue) lines.push("", `## ${workloadTitles.queue}`, "", queueMarkdown(report.queue).trimEnd());
+  lines.push("", "## Targets (issues 6 and 15)", "", "| target | measured | met |", "|---|---|---|");
   for (const t of report.targets) lines.push(`| ${t.name} | ${t.measured} | ${t.met === "n/a" ? "n/a" : t.met ? "yes" : "**no**"} |`);
   return `${lines.join("\n")}\n`;
 }

@@ -1,7 +1,9 @@
 import { join } from "node:path";
 import { pinningAvailable } from "./processes/pinning.js";
 import { type ServerName, type ServerProcess, startServer } from "./processes/server-process.js";
-import { checkTargets, machine, toMarkdown, withRatios, writeReport } from "./report.js";
+import { type QueueReport, runQueueComparison } from "./queue/comparison.js";
+import { queueSizes } from "./queue/sizes.js";
+import { checkTargets, machine, queueTargets, toMarkdown, withRatios, writeReport } from "./report.js";
 import { type CaseResult, runCase } from "./run-case.js";
 import { loadSettings } from "./settings.js";
 import { prepare } from "./setup.js";
@@ -15,7 +17,9 @@ import { startObservabilitySink } from "./processes/observability-sink.js";
  * bench/results/latest.md and latest.json. BENCH_QUICK=1 for a smoke run;
  * BENCH_ONLY=anvil,grpc-js to start only some servers, BENCH_CALLS=get-rest
  * to run only some calls, BENCH_WORKLOADS=credentials only some workloads
- * (a partial run writes partial.md/json instead).
+ * (a partial run writes partial.md/json instead). The queue workload
+ * (BENCH_WORKLOADS=queue) runs last: Anvil's task queue beside
+ * graphile-worker, as `npm run bench:queue` does.
  */
 async function main(): Promise<void> {
   const started = Date.now();
@@ -29,6 +33,7 @@ async function main(): Promise<void> {
   const running = new Map<ServerName, ServerProcess>();
   // The collector end for anvil-observed, when a case uses it.
   const sink = await startObservabilitySink();
+  let queue: QueueReport | undefined;
   try {
     // BENCH_ONLY=anvil,fastify picks servers; BENCH_CALLS=get-rest,get-grpc picks calls.
     const only = process.env.BENCH_ONLY?.split(",");
@@ -41,7 +46,9 @@ async function main(): Promise<void> {
     // call is measured on all its servers back to back: the load other users
     // of a shared machine put on it drifts over minutes, and measuring peers
     // side by side keeps that drift out of the ratios.
-    for (const name of new Set(cases.map((c) => c.server))) {
+    // The queue workload has no cases (no call of its own): it needs Anvil and no call filter.
+    const queueRuns = (!workloads || workloads.includes("queue")) && (!only || only.includes("anvil")) && !calls;
+    for (const name of new Set([...cases.map((c) => c.server), ...(queueRuns ? (["anvil"] as const) : [])])) {
       log(`starting ${name}`);
       const env =
         name === "anvil-observed"
@@ -64,6 +71,11 @@ async function main(): Promise<void> {
               (r.status === "failed" ? ` — ${r.notes.join("; ").slice(0, 300)}` : "")),
       );
     }
+    if (queueRuns && !interrupted) {
+      queue = await runQueueComparison(setup.serverEnv.DATABASE_URL!, setup.ctx, [{ label: "Anvil", server: running.get("anvil")! }], queueSizes(settings.quick), (line) =>
+        log(`queue: ${line}`),
+      );
+    }
   } finally {
     await Promise.all([...running.values()].map((s) => s.stop()));
     const sent = sink.counts();
@@ -78,7 +90,8 @@ async function main(): Promise<void> {
     machine: machine(pinningAvailable()),
     settings,
     results: ratios,
-    targets: checkTargets(ratios),
+    targets: [...checkTargets(ratios), ...queueTargets(queue)],
+    queue,
   };
   // A partial run (BENCH_ONLY, BENCH_CALLS) must not replace the full table the README quotes.
   const partial = process.env.BENCH_ONLY !== undefined || process.env.BENCH_CALLS !== undefined || process.env.BENCH_WORKLOADS !== undefined;

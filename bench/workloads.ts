@@ -1,7 +1,7 @@
 import type { CallName } from "./protocol/calls.js";
 import type { ServerName } from "./processes/server-process.js";
 
-/** The five workloads of issue 6 and the operations one, in report order. */
+/** The five workloads of issue 6 and the later ones, in report order (`queue` has no cases: run.ts runs queue/comparison.ts). */
 export const workloadTitles = {
   overhead: "1. Protocol overhead (no database)",
   "point-read": "2. Point read: GetUser by id",
@@ -14,6 +14,7 @@ export const workloadTitles = {
     "8. Observability: the point read with tracing exporting OTLP (to an in-bench sink) and /metrics scraped every second (anvil-observed), against both off (anvil)",
   governance:
     "9. Governance: the point read and the write with the audit log and rate limits off (anvil-ungoverned), audit on (anvil), audit on + a limited key with buckets in memory (anvil-limited) and in Redis (anvil-limited-redis)",
+  queue: "10. Task queue: Anvil's remote workers beside graphile-worker in process (drain, idle worker, mixed, fan-out)",
 } as const;
 
 /** A workload's key. */

@@ -40,6 +40,8 @@ export interface ServerOptions {
   readonly env: NodeJS.ProcessEnv;
   /** Extra node flags, e.g. --cpu-prof. */
   readonly nodeArgs?: readonly string[];
+  /** The checkout to serve from (default: this one), e.g. another worktree to measure before and after a change. */
+  readonly cwd?: string;
 }
 
 /** A bench server running in its own pinned child process. */
@@ -67,7 +69,7 @@ export async function startServer(name: ServerName, options: ServerOptions): Pro
     `bench/servers/${variant?.script ?? name}.ts`,
     String(port),
   ]);
-  const child = spawn(command, args, { env: { ...options.env, ...variant?.env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(command, args, { env: { ...options.env, ...variant?.env }, stdio: ["ignore", "pipe", "pipe"], ...(options.cwd && { cwd: options.cwd }) });
   let stderr = "";
   child.stderr!.on("data", (c: Buffer) => {
     stderr = (stderr + c.toString()).slice(-4000);
