@@ -7,6 +7,8 @@ import { Waker } from "./waker.js";
 /** A registration with the hub; close it when the waiter goes away. */
 export interface Subscription {
   readonly waker: Waker;
+  /** Whether other waiters are registered under the same key (each notification wakes them all). */
+  shared(): boolean;
   close(): void;
 }
 
@@ -48,6 +50,7 @@ export class NotificationHub {
     const waiters = set;
     return {
       waker,
+      shared: () => waiters.size > 1,
       close: () => {
         waiters.delete(waker);
         if (waiters.size === 0 && this.#waiters.get(id) === waiters) this.#waiters.delete(id);

@@ -186,8 +186,8 @@ export class WorkersService {
   }
 
   /**
-   * One try (after a wake-up, only if claimable() says it may find
-   * something): the tasks no other claim holds, of operations no completion,
+   * One try (after a wake-up shared with other waiters, only if
+   * claimable() says it may find something): the tasks no other claim holds, of operations no completion,
    * report or cancel holds; failing that, those of the oldest ready task's
    * operation once its holder is done with it (a fan-out's siblings while a
    * sibling's completion holds it), in a transaction of its own so that it
@@ -198,8 +198,10 @@ export class WorkersService {
     const { scope, leaseMs, limit } = session;
     // Every waiting worker of the tenant wakes for each notification (and each
     // poll): one read tells most of them there is nothing for them, where a
-    // claim's transaction took five statements to find it.
-    if (woken && !(await this.#uow.read(scope, (tx) => this.#lifecycle.claimable(tx, kinds)))) return [];
+    // claim's transaction took five statements to find it. A worker waiting
+    // alone skips it: its wake-up is most likely its task, one round trip sooner.
+    const crowded = woken && session.subscription.shared();
+    if (crowded && !(await this.#uow.read(scope, (tx) => this.#lifecycle.claimable(tx, kinds)))) return [];
     // A stream claims only its worker's free capacity, counted in the claim's transaction.
     const free = async (tx: Repositories) => (inFlightOf === undefined ? limit : limit - (await tx.tasks.leasedTo(inFlightOf)));
     let full = false;
