@@ -42,6 +42,7 @@ describe.skipIf(!databaseKinds.includes("postgres"))("task queue statements unde
     const uow = new UnitOfWork(db);
     await uow.transact({ tenant: "acme" }, (tx) => lifecycle.claim(tx, ["bench"], "w1", 30_000));
     await uow.read({ tenant: "acme" }, (tx) => lifecycle.readyBehindHeldOperation(tx, ["bench"]));
+    await uow.read({ tenant: "acme" }, (tx) => lifecycle.claimable(tx, ["bench"]));
     // Every statement with the marker: the locked ready pick and the unlocked
     // read of the oldest ready task's operation (a claim's second try).
     const statements = (marker: string) => {
@@ -59,6 +60,10 @@ describe.skipIf(!databaseKinds.includes("postgres"))("task queue statements unde
       ] as const;
       const checks = cases.flatMap(([marker, index]) => statements(marker).map((q) => ({ ...q, index })));
       expect(checks.length).toBe(3);
+      // A woken claim's first read asks both partial indexes whether anything is claimable.
+      const gate = executed.filter((q) => q.sql.includes("as claimable"));
+      expect(gate.length).toBe(1);
+      checks.push({ ...gate[0]!, index: "tasks_ready" }, { ...gate[0]!, index: "tasks_leased" });
       for (const [i, { sql, parameters, index }] of checks.entries()) {
         await client.query(`prepare q${i} as ${sql}`);
         // EXPLAIN takes no bind parameters: the values go in as literals.
