@@ -29,6 +29,7 @@ export const groups = [
     mutate: ["src/db/**/*.ts"],
     suites: [
       "test/db-rules.test.ts",
+      "test/scoped-table.test.ts",
       "test/unit-of-work.test.ts",
       "test/migrations.test.ts",
       "test/database-resilience.test.ts",
@@ -40,6 +41,7 @@ export const groups = [
     name: "repositories",
     mutate: ["src/**/*.repository.ts", "!src/db/**"],
     suites: [
+      "test/task-repository.test.ts",
       "test/properties/tenant-isolation.test.ts",
       "test/properties/idempotency.test.ts",
       "test/users.test.ts",

@@ -1,0 +1,290 @@
+// The task queue's SQL (src/operations/task.repository.ts) straight over a
+// real database: what each statement picks, leases, releases and cancels,
+// with the tenant's and other tenants' tasks side by side. The end-to-end
+// suites reach these statements through ClaimTask and the worker protocol,
+// where most of a statement's rules (which states, which kinds, the clock)
+// only show as timing.
+import { randomUUID } from "node:crypto";
+import { sql, type Kysely, type Transaction } from "kysely";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DatabaseHandle, openDatabase } from "../src/db/database.js";
+import { migrateToLatest } from "../src/db/migrator.js";
+import type { Database } from "../src/db/schema.js";
+import { OperationRepository } from "../src/operations/operation.repository.js";
+import type { Task } from "../src/operations/task.js";
+import { type TaskRow, TaskRepository, tasksChannel } from "../src/operations/task.repository.js";
+import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.js";
+
+interface Queue {
+  readonly tasks: TaskRepository;
+  readonly operations: OperationRepository;
+}
+
+/** A step of `plan`: its kind, and the steps it waits for. */
+interface Step {
+  readonly kind: string;
+  readonly after?: readonly string[];
+}
+
+describe.each(databaseKinds)("task queue statements on %s", (kind) => {
+  let database: TestDatabase;
+  let handle: DatabaseHandle;
+  let db: Kysely<Database>;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(kind);
+    handle = await openDatabase(
+      database.url ? { kind: "postgres", url: database.url, poolSize: 4, statementTimeoutMs: 10_000 } : { kind: "pglite", dataDir: "memory://" },
+      pino({ level: "silent" }),
+    );
+    db = handle.db;
+    await migrateToLatest(db);
+  });
+  afterAll(async () => {
+    await handle?.close();
+    await database?.drop();
+  });
+
+  function queue<T>(tenant: string, work: (q: Queue) => Promise<T>): Promise<T> {
+    return db.transaction().execute((trx: Transaction<Database>) =>
+      work({ tasks: new TaskRepository(trx, tenant), operations: new OperationRepository(trx, tenant) }),
+    );
+  }
+
+  /** Inserts an operation of `tenant` with the tasks of `steps`, in a transaction of its own; returns the task ids by step name. */
+  async function plan(tenant: string, steps: Record<string, Step>, maxAttempts = 3): Promise<{ operationId: string; ids: Record<string, string> }> {
+    const ids = Object.fromEntries(Object.keys(steps).map((step) => [step, randomUUID()]));
+    const rows: TaskRow[] = Object.entries(steps).map(([step, s]) => ({
+      id: ids[step]!,
+      step,
+      kind: s.kind,
+      input: { step },
+      dependsOn: (s.after ?? []).map((d) => ids[d]!),
+    }));
+    const operationId = await queue(tenant, async (q) => {
+      const operation = await q.operations.create("test.plan", `resources/${step0(steps)}`);
+      await q.tasks.insert(operation.id, rows, maxAttempts);
+      return operation.id;
+    });
+    return { operationId, ids };
+  }
+  /** Makes the tasks `ids` ready since `seconds` ago: their order in the queue, set here rather than left to the clock's resolution. */
+  const age = (seconds: number, ...ids: string[]) =>
+    sql`update tasks set run_after = now() - make_interval(secs => ${seconds}) where id in (${sql.join(ids)})`.execute(db);
+  const step0 = (steps: Record<string, Step>) => Object.keys(steps)[0];
+  const newKind = () => `kind-${randomUUID().slice(0, 8)}`;
+  const find = (tenant: string, id: string) => queue(tenant, (q) => q.tasks.find(id));
+  /** Milliseconds from now (this machine's clock, the database's too) to `date`. */
+  const fromNow = (date: Date | null) => date!.getTime() - Date.now();
+
+  it("inserts the tasks without dependencies as queued and the others as blocked, with the attempts limit", async () => {
+    const k = newKind();
+    const { ids, operationId } = await plan("acme", { a: { kind: k }, b: { kind: k, after: ["a"] } }, 7);
+    const a = await find("acme", ids.a!);
+    const b = await find("acme", ids.b!);
+    expect([a.state, b.state]).toEqual(["queued", "blocked"]);
+    expect(b.dependsOn).toEqual([ids.a]);
+    expect(a).toMatchObject({ operationId, step: "a", kind: k, input: { step: "a" }, maxAttempts: 7, attempt: 0, traceParent: null, compensation: null });
+    expect(await queue("acme", (q) => q.tasks.insert(operationId, [], 1))).toBeUndefined();
+  });
+
+  it("stores a step's compensation and its trace parent", async () => {
+    const id = randomUUID();
+    await queue("acme", async (q) => {
+      const operation = await q.operations.create("test.plan", "resources/saga");
+      const traceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+      await q.tasks.insert(operation.id, [{ id, step: "s", kind: "k", input: {}, dependsOn: [], traceParent, compensation: { kind: "undo", config: { x: 1 }, maxAttempts: 4 } }], 2);
+    });
+    const task = await find("acme", id);
+    expect(task.compensation).toEqual({ kind: "undo", config: { x: 1 }, maxAttempts: 4 });
+    expect(task.traceParent).toMatch(/^00-0af7/);
+  });
+
+  it("inserts compensation tasks: those waiting for none queued, the rest blocked", async () => {
+    const { operationId, ids } = await plan("acme", { done: { kind: newKind() } });
+    const [first, second] = [randomUUID(), randomUUID()];
+    await queue("acme", (q) =>
+      q.tasks.insertCompensations(operationId, [
+        { id: first, step: "undo-1", kind: "undo", input: { u: 1 }, dependsOn: [], compensates: ids.done!, maxAttempts: 5, traceParent: null },
+        { id: second, step: "undo-2", kind: "undo", input: {}, dependsOn: [first], compensates: ids.done!, maxAttempts: 5, traceParent: null },
+      ]),
+    );
+    expect(await find("acme", first)).toMatchObject({ state: "queued", compensates: ids.done, maxAttempts: 5, input: { u: 1 } });
+    expect(await find("acme", second)).toMatchObject({ state: "blocked", dependsOn: [first] });
+    expect(await queue("acme", (q) => q.tasks.insertCompensations(operationId, []))).toBeUndefined();
+  });
+
+  it("leases the oldest ready tasks of the asked kinds, of the caller's tenant only, up to the limit", async () => {
+    const k = newKind();
+    const other = newKind();
+    // Another tenant's task of the kind, older than all of acme's.
+    const globex = await plan("globex", { g: { kind: k } });
+    const oldest = await plan("acme", { a: { kind: k } });
+    await plan("acme", { x: { kind: other } });
+    const younger = await plan("acme", { b: { kind: k }, blocked: { kind: k, after: ["b"] } });
+    await age(30, globex.ids.g!);
+    await age(20, oldest.ids.a!);
+    await age(10, younger.ids.b!);
+
+    const [leased, ...more] = await queue("acme", (q) => q.tasks.leaseReady([k], 1, "worker-1", 30_000));
+    expect(more).toEqual([]);
+    expect(leased!.task).toMatchObject({ id: oldest.ids.a, state: "leased", attempt: 1, workerId: "worker-1", leaseMs: 30_000, progress: 0 });
+    expect(leased!.task.leaseToken).toMatch(/^[0-9a-f-]{36}$/);
+    expect(fromNow(leased!.task.leaseExpiresAt)).toBeGreaterThan(20_000);
+    expect(fromNow(leased!.task.leaseExpiresAt)).toBeLessThan(40_000);
+    expect(leased!.operation).toEqual({ state: "queued", attempt: 0, resource: "resources/a" });
+
+    const rest = await queue("acme", (q) => q.tasks.leaseReady([k, "no-such-kind"], 10, "worker-2", 30_000));
+    expect(rest.map((r) => r.task.id)).toEqual([younger.ids.b]);
+    expect(await queue("acme", (q) => q.tasks.leaseReady([k], 10, "worker-2", 30_000))).toEqual([]);
+    expect((await find("globex", globex.ids.g!)).state).toBe("queued");
+  });
+
+  it("leases only the held operation's ready tasks when given one", async () => {
+    const k = newKind();
+    await plan("acme", { a: { kind: k } });
+    const held = await plan("acme", { b: { kind: k }, c: { kind: k } });
+    const leased = await queue("acme", (q) => q.tasks.leaseReady([k], 10, "w", 30_000, held.operationId));
+    expect(leased.map((r) => r.task.id).sort()).toEqual([held.ids.b, held.ids.c].sort());
+  });
+
+  it("names the operation of the oldest ready task of the kinds, and none when nothing is ready", async () => {
+    const k = newKind();
+    expect(await queue("acme", (q) => q.tasks.oldestReadyOperation([k]))).toBeUndefined();
+    const globex = await plan("globex", { g: { kind: k } });
+    const first = await plan("acme", { a: { kind: k } });
+    const second = await plan("acme", { b: { kind: k } });
+    await age(30, globex.ids.g!);
+    await age(20, first.ids.a!);
+    await age(10, second.ids.b!);
+    expect(await queue("acme", (q) => q.tasks.oldestReadyOperation([k]))).toBe(first.operationId);
+  });
+
+  it("counts the tasks leased to a worker now, in the tenant", async () => {
+    const k = newKind();
+    const worker = `worker-${randomUUID()}`;
+    await plan("acme", { a: { kind: k }, b: { kind: k }, c: { kind: k } });
+    await plan("globex", { g: { kind: k } });
+    await queue("globex", (q) => q.tasks.leaseReady([k], 10, worker, 30_000));
+    const [a] = await queue("acme", (q) => q.tasks.leaseReady([k], 2, worker, 30_000));
+    await queue("acme", (q) => q.tasks.finish(a!.task.id, "succeeded"));
+    expect(await queue("acme", (q) => q.tasks.leasedTo(worker))).toBe(1);
+    expect(await queue("acme", (q) => q.tasks.leasedTo("someone-else"))).toBe(0);
+  });
+
+  it("puts a requeued task back after its delay, its lease revoked, and does not lease it before", async () => {
+    const k = newKind();
+    const { ids } = await plan("acme", { a: { kind: k } });
+    await queue("acme", (q) => q.tasks.leaseReady([k], 1, "w", 30_000));
+    const requeued = await queue("acme", (q) => q.tasks.requeue(ids.a!, 60_000));
+    expect(requeued).toMatchObject({ state: "queued", leaseToken: null, leaseExpiresAt: null, progress: 0, attempt: 1 });
+    expect(await queue("acme", (q) => q.tasks.leaseReady([k], 1, "w", 30_000))).toEqual([]);
+    expect(await queue("acme", (q) => q.tasks.oldestReadyOperation([k]))).toBeUndefined();
+    await queue("acme", (q) => q.tasks.requeue(ids.a!, 0));
+    expect((await queue("acme", (q) => q.tasks.leaseReady([k], 1, "w", 30_000))).map((r) => r.task.attempt)).toEqual([2]);
+  });
+
+  it("finds the leases that expired, and only those of the tenant", async () => {
+    const k = newKind();
+    const { ids } = await plan("acme", { expired: { kind: k }, live: { kind: k } });
+    const globex = await plan("globex", { g: { kind: k } });
+    await queue("acme", (q) => q.tasks.leaseReady([k], 2, "w", 30_000));
+    await queue("globex", (q) => q.tasks.leaseReady([k], 1, "w", 30_000));
+    await sql`update tasks set lease_expires_at = now() - interval '1 second' where id in (${ids.expired}, ${globex.ids.g})`.execute(db);
+    const expired = await queue("acme", (q) => q.tasks.expiredLeases(10));
+    expect(expired.map((t: Task) => t.id)).toEqual([ids.expired]);
+  });
+
+  it("extends a lease by the task's lease time, recording progress only when given", async () => {
+    const k = newKind();
+    const { ids } = await plan("acme", { a: { kind: k } });
+    await queue("acme", (q) => q.tasks.leaseReady([k], 1, "w", 600_000));
+    await sql`update tasks set lease_expires_at = now() where id = ${ids.a}`.execute(db);
+    const extended = await queue("acme", (q) => q.tasks.extend(ids.a!, 0.5));
+    expect(extended.progress).toBe(0.5);
+    expect(fromNow(extended.leaseExpiresAt)).toBeGreaterThan(500_000);
+    expect(fromNow(extended.leaseExpiresAt)).toBeLessThan(700_000);
+    expect((await queue("acme", (q) => q.tasks.extend(ids.a!, undefined))).progress).toBe(0.5);
+  });
+
+  it("finishes a task: its lease revoked, its result kept, full progress only on success", async () => {
+    const k = newKind();
+    const { ids } = await plan("acme", { ok: { kind: k }, bad: { kind: k } });
+    await queue("acme", (q) => q.tasks.leaseReady([k], 2, "w", 30_000));
+    await queue("acme", (q) => q.tasks.extend(ids.bad!, 0.25));
+    const ok = await queue("acme", (q) => q.tasks.finish(ids.ok!, "succeeded", { answer: 42 }));
+    expect(ok).toMatchObject({ state: "done", outcome: "succeeded", result: { answer: 42 }, progress: 1, leaseToken: null, leaseExpiresAt: null });
+    const bad = await queue("acme", (q) => q.tasks.finish(ids.bad!, "failed"));
+    expect(bad).toMatchObject({ state: "done", outcome: "failed", result: null, progress: 0.25, leaseToken: null });
+  });
+
+  it("releases the blocked tasks whose every dependency succeeded, and no others", async () => {
+    const k = newKind();
+    const { operationId, ids } = await plan("acme", {
+      a: { kind: k },
+      b: { kind: k },
+      afterA: { kind: k, after: ["a"] },
+      afterBoth: { kind: k, after: ["a", "b"] },
+      afterFailed: { kind: "never", after: ["b"] },
+    });
+    await queue("acme", (q) => q.tasks.leaseReady([k], 2, "w", 30_000));
+    await queue("acme", (q) => q.tasks.finish(ids.a!, "succeeded"));
+    expect((await queue("acme", (q) => q.tasks.release(operationId))).map((t) => t.id)).toEqual([ids.afterA]);
+    await queue("acme", (q) => q.tasks.finish(ids.b!, "failed"));
+    expect(await queue("acme", (q) => q.tasks.release(operationId))).toEqual([]);
+    expect((await find("acme", ids.afterBoth!)).state).toBe("blocked");
+    expect((await find("acme", ids.afterA!)).state).toBe("queued");
+  });
+
+  it("cancels an operation's open tasks: leased ones only when asked, their leases revoked", async () => {
+    const k = newKind();
+    const { operationId, ids } = await plan("acme", { leased: { kind: k }, queued: { kind: newKind() }, blocked: { kind: k, after: ["leased"] }, done: { kind: newKind() } });
+    await queue("acme", (q) => q.tasks.leaseReady([k], 1, "w", 30_000));
+    await queue("acme", (q) => q.tasks.finish(ids.done!, "succeeded"));
+    await queue("acme", (q) => q.tasks.cancelOpen(operationId, false));
+    const states = async () =>
+      Object.fromEntries(await Promise.all(Object.entries(ids).map(async ([step, id]) => [step, `${(await find("acme", id)).state} ${(await find("acme", id)).outcome}`])));
+    expect(await states()).toEqual({ leased: "leased null", queued: "done cancelled", blocked: "done cancelled", done: "done succeeded" });
+    await queue("acme", (q) => q.tasks.cancelOpen(operationId, true));
+    expect(await states()).toMatchObject({ leased: "done cancelled", done: "done succeeded" });
+    expect((await find("acme", ids.leased!)).leaseToken).toBeNull();
+  });
+
+  it("reads tasks' operations and an operation's tasks in creation order, in the tenant only", async () => {
+    const k = newKind();
+    const one = await plan("acme", { b: { kind: k }, a: { kind: k } });
+    const globex = await plan("globex", { g: { kind: k } });
+    expect((await queue("acme", (q) => q.tasks.operationsOf([]))).size).toBe(0);
+    const of = await queue("acme", (q) => q.tasks.operationsOf([one.ids.a!, one.ids.a!, globex.ids.g!, randomUUID()]));
+    expect([...of]).toEqual([[one.ids.a, one.operationId]]);
+    // Inserted in one statement: same creation time, then by step.
+    expect((await queue("acme", (q) => q.tasks.ofOperation(one.operationId))).map((t) => t.step)).toEqual(["a", "b"]);
+  });
+
+  it("announces queued tasks as <tenant>:<kind> when inserted, released or requeued now", async () => {
+    const k = newKind();
+    const heard: string[] = [];
+    const unlisten = await handle.listen(tasksChannel, (payload) => heard.push(payload));
+    try {
+      const hear = async (payload: string) => {
+        for (let waited = 0; !heard.includes(payload); waited += 20) {
+          if (waited > 10_000) throw new Error(`never heard ${payload}; heard ${heard.join(", ")}`);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        heard.length = 0;
+      };
+      const { operationId, ids } = await plan("acme", { a: { kind: k }, b: { kind: `${k}-then`, after: ["a"] } });
+      await hear(`acme:${k}`);
+      await queue("acme", (q) => q.tasks.leaseReady([k], 1, "w", 30_000));
+      await queue("acme", (q) => q.tasks.requeue(ids.a!, 0));
+      await hear(`acme:${k}`);
+      await queue("acme", (q) => q.tasks.leaseReady([k], 1, "w", 30_000));
+      await queue("acme", (q) => q.tasks.finish(ids.a!, "succeeded"));
+      await queue("acme", (q) => q.tasks.release(operationId));
+      await hear(`acme:${k}-then`);
+    } finally {
+      await unlisten();
+    }
+  });
+});
