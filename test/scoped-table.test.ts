@@ -150,7 +150,7 @@ describe("ScopedTable row locks (PostgreSQL only: the embedded database runs one
   beforeAll(async () => {
     postgres = await suitePostgres();
     handle = await open(postgres.database);
-    [id] = await seed(handle.db, "tenant-locks", ["locked"]);
+    id = (await seed(handle.db, "tenant-locks", ["locked"]))[0]!;
     prober = new pg.Client({ connectionString: postgres.database.url });
     await prober.connect();
   });
