@@ -9,6 +9,7 @@ import { groups } from "./groups.mjs";
 
 const baselineJson = "mutation/baseline.json";
 const baselineMd = "mutation/baseline.md";
+const historyMark = "## History";
 const readme = "README.md";
 const readmeMarks = ["<!-- mutation-baseline:start -->\n", "<!-- mutation-baseline:end -->"];
 const statuses = ["Killed", "Timeout", "Survived", "NoCoverage", "Ignored", "RuntimeError", "CompileError"];
@@ -41,7 +42,10 @@ for (const name of process.argv.slice(2)) {
 const ordered = Object.fromEntries(groups.filter((g) => figures[g.name]).map((g) => [g.name, figures[g.name]]));
 const table = markdown(ordered);
 writeFileSync(baselineJson, `${JSON.stringify({ groups: ordered }, null, 2)}\n`);
-writeFileSync(baselineMd, `# Mutation scores (\`npm run mutate\`)\n\n${table}`);
+// What follows the table's "## History" heading is kept: before/after figures
+// written by hand when a run's tests change a score.
+const history = existsSync(baselineMd) ? readFileSync(baselineMd, "utf8").split(historyMark)[1] : undefined;
+writeFileSync(baselineMd, `# Mutation scores (\`npm run mutate\`)\n\n${table}${history === undefined ? "" : `\n${historyMark}${history}`}`);
 const text = readFileSync(readme, "utf8");
 const [start, end] = readmeMarks.map((mark) => text.indexOf(mark));
 if (start >= 0 && end > start) {

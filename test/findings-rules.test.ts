@@ -154,6 +154,9 @@ describe.each(databaseKinds)("FindingService rules on %s", (kind) => {
       await batch(thousand(dir()));
       // The best of three: a shared machine can stall any one call, but a
       // per-row round trip or a quadratic step slows every one of them.
+      // Bounded on PostgreSQL, and not under `npm run mutate` (MUTATION_RUN):
+      // there every expression of the gateway runs behind a mutant switch.
+      const bounded = kind === "postgres" && process.env.MUTATION_RUN !== "1";
       let best = Infinity;
       let bestRerun = Infinity;
       for (let attempt = 0; attempt < 3; attempt++) {
@@ -172,10 +175,10 @@ describe.each(databaseKinds)("FindingService rules on %s", (kind) => {
         bestRerun = Math.min(bestRerun, performance.now() - again);
         expect(rerun.findings.map((f) => f.id)).toEqual(res.findings.map((f) => f.id));
         expect(await listAll(client(), { filePathPrefix: d })).toHaveLength(1000);
-        if (kind !== "postgres" || (best < 1000 && bestRerun < 1000)) break;
+        if (!bounded || (best < 1000 && bestRerun < 1000)) break;
       }
       console.log(`BatchCreateFindings of 1000 findings on ${kind}: ${best.toFixed(0)} ms new, ${bestRerun.toFixed(0)} ms re-reported (round trip, committed, best of up to 3)`);
-      if (kind === "postgres") {
+      if (bounded) {
         expect(best).toBeLessThan(1000);
         expect(bestRerun).toBeLessThan(1000);
       }

@@ -11,7 +11,8 @@ const suites = process.env.MUTATION_SUITES?.split(",") ?? [];
 export default defineConfig({
   test: {
     include: suites,
-    env: { TEST_ONE_DATABASE: "1" },
+    // MUTATION_RUN: suites leave out their wall-clock bounds (instrumented code is slower).
+    env: { TEST_ONE_DATABASE: "1", MUTATION_RUN: "1" },
     // One worker imports the gateway once for all the suites of a mutant's run
     // instead of once per suite: most of a run's cost on a loaded machine.
     isolate: false,
