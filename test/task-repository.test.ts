@@ -13,6 +13,7 @@ import { migrateToLatest } from "../src/db/migrator.js";
 import type { Database } from "../src/db/schema.js";
 import { OperationRepository } from "../src/operations/operation.repository.js";
 import type { Task } from "../src/operations/task.js";
+import { NotFoundError } from "../src/shared/errors.js";
 import { type TaskRow, TaskRepository, tasksChannel } from "../src/operations/task.repository.js";
 import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.js";
 
@@ -286,5 +287,54 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
     } finally {
       await unlisten();
     }
+  });
+  it("cancels every open task at once when asked to include leased ones", async () => {
+    const k = newKind();
+    const { operationId, ids } = await plan("acme", { leased: { kind: k }, queued: { kind: newKind() }, blocked: { kind: k, after: ["leased"] } });
+    await queue("acme", (q) => q.tasks.leaseReady([k], 1, "w", 30_000));
+    await queue("acme", (q) => q.tasks.cancelOpen(operationId, true));
+    for (const id of Object.values(ids)) expect(await find("acme", id)).toMatchObject({ state: "done", outcome: "cancelled", leaseToken: null });
+  });
+
+  it("answers NOT_FOUND naming a task for an id the tenant does not have", async () => {
+    const { ids } = await plan("globex", { g: { kind: newKind() } });
+    for (const read of [(q: Queue) => q.tasks.find(ids.g!), (q: Queue) => q.tasks.lock(ids.g!)]) {
+      const err = await queue("acme", read).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NotFoundError);
+      expect(err).toMatchObject({ resource: "task", id: ids.g });
+    }
+  });
+
+  it("announces a requeue only when the task is ready now", async () => {
+    const k = newKind();
+    const heard: string[] = [];
+    const unlisten = await handle.listen(tasksChannel, (payload) => heard.push(payload));
+    try {
+      const { ids } = await plan("acme", { a: { kind: k } });
+      await queue("acme", (q) => q.tasks.leaseReady([k], 1, "w", 30_000));
+      heard.length = 0;
+      await queue("acme", (q) => q.tasks.requeue(ids.a!, 60_000));
+      // Committed after the requeue: once it is heard, a requeue announcement would have been too.
+      const marker = `${k}-marker`;
+      await plan("acme", { m: { kind: marker } });
+      for (let waited = 0; !heard.includes(`acme:${marker}`); waited += 20) {
+        if (waited > 10_000) throw new Error(`never heard the marker; heard ${heard.join(", ")}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(heard).not.toContain(`acme:${k}`);
+    } finally {
+      await unlisten();
+    }
+  });
+
+  it.runIf(kind === "postgres")("lock holds the task's row until the transaction ends (PostgreSQL only)", async () => {
+    const { ids } = await plan("acme", { a: { kind: newKind() } });
+    const othersCanLock = () =>
+      db.transaction().execute(async (trx) => {
+        const rows = await sql`select id from tasks where id = ${ids.a} for update skip locked`.execute(trx);
+        return rows.rows.length === 1;
+      });
+    expect(await queue("acme", async (q) => (await q.tasks.find(ids.a!), othersCanLock()))).toBe(true);
+    expect(await queue("acme", async (q) => (await q.tasks.lock(ids.a!), othersCanLock()))).toBe(false);
   });
 });
