@@ -1,7 +1,7 @@
 import type { CompiledQuery, OperationNode } from "kysely";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { PoolStats } from "../db/pool-stats.js";
-import { HistogramCells, histogramSamples, registerSeriesMetric } from "./series-metric.js";
+import { HistogramCells, labelText, type SeriesMetrics, writeHistogram } from "./series-metric.js";
 
 const statementBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 15];
 
@@ -18,12 +18,12 @@ const statementBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
  */
 export class DbMetrics {
   // By statement name and outcome; counted in plain fields (see series-metric.ts).
-  readonly #statements = new Map<string, { labels: Record<string, string>; cells: HistogramCells }>();
+  readonly #statements = new Map<string, { labels: string; cells: HistogramCells }>();
   readonly #conflicts: Counter;
   readonly #unavailable: Counter;
   #pool: (() => PoolStats) | undefined;
 
-  constructor(registry: Registry) {
+  constructor(registry: Registry, series: SeriesMetrics) {
     const pool = () => this.#pool?.();
     new Gauge({
       name: "anvil_db_pool_connections",
@@ -52,11 +52,13 @@ export class DbMetrics {
         if (s) this.set(s.waiting);
       },
     });
-    registerSeriesMetric(registry, {
+    series.register({
       name: "anvil_db_statement_seconds",
       help: "Duration of each SQL statement, by statement name (its kind and first table) and outcome.",
       type: "histogram",
-      samples: () => [...this.#statements.values()].flatMap((s) => histogramSamples("anvil_db_statement_seconds", s.labels, s.cells)),
+      write: (out) => {
+        for (const s of this.#statements.values()) writeHistogram(out, "anvil_db_statement_seconds", s.labels, s.cells);
+      },
     });
     this.#conflicts = new Counter({
       name: "anvil_db_transaction_conflicts_total",
@@ -83,7 +85,7 @@ export class DbMetrics {
     const outcome = failed ? "error" : "ok";
     const key = `${outcome} ${statement}`;
     let series = this.#statements.get(key);
-    if (series === undefined) this.#statements.set(key, (series = { labels: { statement, outcome }, cells: new HistogramCells(statementBuckets) }));
+    if (series === undefined) this.#statements.set(key, (series = { labels: labelText({ statement, outcome }), cells: new HistogramCells(statementBuckets) }));
     series.cells.observe(seconds);
   };
 

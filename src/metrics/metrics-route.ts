@@ -30,9 +30,9 @@ export function createMetricsRoute(options: MetricsRouteOptions): RouteHandler {
       res.end("a metrics token is required\n");
       return true;
     }
-    options.metrics.registry.metrics().then(
+    options.metrics.text().then(
       (text) => {
-        res.writeHead(200, { "content-type": options.metrics.registry.contentType, "cache-control": "no-store" });
+        res.writeHead(200, { "content-type": options.metrics.contentType, "cache-control": "no-store" });
         if (req.method === "HEAD") res.end();
         else res.end(text);
       },

@@ -1,7 +1,6 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import type { Registry } from "prom-client";
-import { HistogramCells, histogramSamples, registerSeriesMetric } from "./series-metric.js";
+import { HistogramCells, labelText, sampleLine, type SeriesMetrics, writeHistogram } from "./series-metric.js";
 
 /**
  * The protocol family a call came in by. gRPC-Web and Connect are separate
@@ -44,41 +43,48 @@ export class RpcMetrics {
   // lookups per call, counted in plain fields, formatted at scrape time.
   readonly #series = new Map<DescMethod, Map<string, Series>>();
 
-  constructor(registry: Registry) {
+  constructor(series: SeriesMetrics) {
     const all = () => [...this.#series.values()].flatMap((byRoute) => [...byRoute.values()]);
-    registerSeriesMetric(registry, {
+    series.register({
       name: "grpc_server_started_total",
       help: "RPCs started on the server.",
       type: "counter",
-      samples: () => all().map((s) => ({ labels: s.labels, value: s.started })),
+      write: (out) => {
+        for (const s of all()) out.push(sampleLine("grpc_server_started_total", s.labels, s.started));
+      },
     });
-    registerSeriesMetric(registry, {
+    series.register({
       name: "grpc_server_handled_total",
       help: "RPCs completed on the server, whatever their status code.",
       type: "counter",
-      samples: () =>
-        all().flatMap((s) =>
-          s.handled.flatMap((n, code) => (code === 0 || n > 0 ? [{ labels: { ...s.labels, grpc_code: codeLabel(code) }, value: n }] : [])),
-        ),
+      write: (out) => {
+        for (const s of all()) {
+          s.handled.forEach((n, code) => {
+            if (code === 0 || n > 0) out.push(sampleLine("grpc_server_handled_total", `${s.labels},grpc_code="${codeLabel(code)}"`, n));
+          });
+        }
+      },
     });
-    registerSeriesMetric(registry, {
-      name: "grpc_server_handling_seconds",
-      help: "Time from the request's arrival until the server finished the call (for streams: until the stream ended).",
-      type: "histogram",
-      samples: () => all().flatMap((s) => histogramSamples("grpc_server_handling_seconds", s.labels, s.seconds)),
-    });
-    registerSeriesMetric(registry, {
-      name: "grpc_server_request_bytes",
-      help: "Request body bytes as received on the wire (gRPC envelopes and compression included).",
-      type: "histogram",
-      samples: () => all().flatMap((s) => histogramSamples("grpc_server_request_bytes", s.labels, s.requestBytes)),
-    });
-    registerSeriesMetric(registry, {
-      name: "grpc_server_response_bytes",
-      help: "Response body bytes as sent on the wire (gRPC envelopes, trailers in the body and compression included).",
-      type: "histogram",
-      samples: () => all().flatMap((s) => histogramSamples("grpc_server_response_bytes", s.labels, s.responseBytes)),
-    });
+    const histogram = (name: string, help: string, cells: (s: Series) => HistogramCells) =>
+      series.register({
+        name,
+        help,
+        type: "histogram",
+        write: (out) => {
+          for (const s of all()) writeHistogram(out, name, s.labels, cells(s));
+        },
+      });
+    histogram(
+      "grpc_server_handling_seconds",
+      "Time from the request's arrival until the server finished the call (for streams: until the stream ended).",
+      (s) => s.seconds,
+    );
+    histogram("grpc_server_request_bytes", "Request body bytes as received on the wire (gRPC envelopes and compression included).", (s) => s.requestBytes);
+    histogram(
+      "grpc_server_response_bytes",
+      "Response body bytes as sent on the wire (gRPC envelopes, trailers in the body and compression included).",
+      (s) => s.responseBytes,
+    );
   }
 
   /**
@@ -131,7 +137,8 @@ class Series {
   readonly requestBytes = new HistogramCells(sizeBuckets);
   readonly responseBytes = new HistogramCells(sizeBuckets);
 
-  constructor(readonly labels: Record<string, string>) {}
+  /** The series' labels, formatted once (see labelText). */
+  constructor(readonly labels: string) {}
 }
 
 class Meter implements CallMeter {
@@ -174,8 +181,8 @@ class Meter implements CallMeter {
   }
 }
 
-function labelsOf(method: DescMethod, protocol: RpcProtocol, route: string): Record<string, string> {
-  return { grpc_type: grpcType(method), grpc_service: method.parent.typeName, grpc_method: method.name, protocol, http_route: route };
+function labelsOf(method: DescMethod, protocol: RpcProtocol, route: string): string {
+  return labelText({ grpc_type: grpcType(method), grpc_service: method.parent.typeName, grpc_method: method.name, protocol, http_route: route });
 }
 
 /** go-grpc-prometheus's `grpc_type` values. */
