@@ -4,7 +4,8 @@ import { runAutocannon } from "./load/autocannon.js";
 import { runH2load } from "./load/h2load.js";
 import { runOperationsLoop } from "./load/operations-loop.js";
 import { pinningAvailable } from "./processes/pinning.js";
-import { startServer } from "./processes/server-process.js";
+import { startObservabilitySink } from "./processes/observability-sink.js";
+import { type ServerName, startServer } from "./processes/server-process.js";
 import { hotFunctionsMarkdown, topSelfTime } from "./profile-summary.js";
 import { buildCall, type CallName } from "./protocol/calls.js";
 import { sampleCheck } from "./protocol/client.js";
@@ -15,7 +16,9 @@ import { prepare } from "./setup.js";
  * `npm run bench:profile`: runs Anvil under `node --cpu-prof` (pinned, real
  * PostgreSQL, real token) while h2load drives the point read over gRPC
  * (BENCH_PROFILE_CALL picks another call, e.g. get-rest or get-connect-json,
- * which autocannon drives over HTTP/1.1), then writes the .cpuprofile into bench/results/ —
+ * which autocannon drives over HTTP/1.1; BENCH_PROFILE_SERVER=anvil-observed
+ * profiles Anvil exporting traces to the in-bench sink and scraped every
+ * second, as the observability case runs it), then writes the .cpuprofile into bench/results/ —
  * open it in Chrome DevTools or speedscope — and prints the ten functions
  * with the most self time, also saved as bench/results/profile-top.md.
  */
@@ -23,12 +26,17 @@ async function main(): Promise<void> {
   const settings = loadSettings();
   const log = (line: string) => process.stderr.write(`[profile] ${line}\n`);
   const callName = (process.env.BENCH_PROFILE_CALL ?? "get-grpc") as CallName;
+  const serverName = (process.env.BENCH_PROFILE_SERVER ?? "anvil") as ServerName;
   const results = join(import.meta.dirname, "results");
   const dir = join(results, `profile-${new Date().toISOString().replace(/[:.]/g, "-")}`);
   mkdirSync(dir, { recursive: true });
   const setup = await prepare(settings, log);
+  const sink = await startObservabilitySink();
   try {
-    const server = await startServer("anvil", { env: setup.serverEnv, nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${dir}`] });
+    const observed = serverName.startsWith("anvil-observed");
+    const env = observed ? { ...setup.serverEnv, OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint } : setup.serverEnv;
+    const server = await startServer(serverName, { env, nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${dir}`] });
+    if (observed) sink.scrape(server.baseUrl, 1_000);
     try {
       const call = buildCall(callName, setup.ctx);
       const check = await sampleCheck(server.baseUrl, call, settings.sampleSize);
@@ -44,18 +52,19 @@ async function main(): Promise<void> {
             : runH2load({ ...load, seconds });
       await drive(settings.warmupSeconds);
       const r = await drive(Math.max(settings.measureSeconds, settings.quick ? 2 : 20));
-      log(`${callName}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ${r.errors} errors${pinningAvailable() ? "" : " (unpinned)"}`);
+      log(`${callName} on ${serverName}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ${r.errors} errors${pinningAvailable() ? "" : " (unpinned)"}`);
     } finally {
       await server.stop();
     }
   } finally {
+    await sink.close();
     await setup.teardown();
   }
   // --cpu-prof writes one file per thread (tsx's loader thread too): the main thread's is the biggest.
   const profiles = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"));
   if (profiles.length === 0) throw new Error(`no .cpuprofile written to ${dir}`);
   const main = profiles.map((f) => join(dir, f)).sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
-  const table = `# Anvil CPU profile under ${callName} load\n\nProfile: ${main}\n\n${hotFunctionsMarkdown(topSelfTime(main, 10))}`;
+  const table = `# ${serverName} CPU profile under ${callName} load\n\nProfile: ${main}\n\n${hotFunctionsMarkdown(topSelfTime(main, 10))}`;
   writeFileSync(join(results, "profile-top.md"), table);
   process.stdout.write(table);
 }

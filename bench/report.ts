@@ -62,10 +62,14 @@ export function checkTargets(results: readonly (CaseResult & { vsAnvil?: number 
   ratio("Write (Connect JSON): Anvil within 15% of bare connect-node + pg", "write", "create-connect-json", "bare-connect", 0.85);
   for (const call of ["get-grpc", "get-connect-json"]) {
     // Here the peer is Anvil itself with tracing exporting and /metrics scraped: it may be at most 10% slower.
+    // The goal is held against every call sampled (parentbased_always_on); one trace in ten is reported beside it.
     const observed = find("observability", call, "anvil-observed");
+    const tenth = find("observability", call, "anvil-observed-10pct");
     targets.push({
-      name: `Observability (${call}): tracing exporting + metrics scraped within 10% of both off`,
-      measured: observed?.vsAnvil ? `anvil-observed = ${observed.vsAnvil.toFixed(2)} × anvil` : "not measured",
+      name: `Observability (${call}): tracing exporting (every call sampled) + metrics scraped within 10% of both off`,
+      measured: observed?.vsAnvil
+        ? `anvil-observed = ${observed.vsAnvil.toFixed(2)} × anvil` + (tenth?.vsAnvil ? `; 10% sampled: ${tenth.vsAnvil.toFixed(2)} ×` : "")
+        : "not measured",
       met: observed?.vsAnvil ? observed.vsAnvil >= 0.9 : "n/a",
     });
   }

@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   let interrupted = false;
   process.once("SIGINT", () => (interrupted = true));
   const running = new Map<ServerName, ServerProcess>();
-  // The collector end for anvil-observed, when a case uses it.
+  // The collector end for the anvil-observed variants, when a case uses them.
   const sink = await startObservabilitySink();
   let queue: QueueReport | undefined;
   try {
@@ -50,14 +50,15 @@ async function main(): Promise<void> {
     const queueRuns = (!workloads || workloads.includes("queue")) && (!only || only.includes("anvil")) && !calls;
     for (const name of new Set([...cases.map((c) => c.server), ...(queueRuns ? (["anvil"] as const) : [])])) {
       log(`starting ${name}`);
+      const observed = name === "anvil-observed" || name === "anvil-observed-10pct";
       const env =
-        name === "anvil-observed"
+        observed
           ? { ...setup.serverEnv, OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint }
           : name === "anvil-limited" || name === "anvil-limited-redis"
             ? { ...setup.serverEnv, ...setup.limitedEnv }
             : setup.serverEnv;
       running.set(name, await startServer(name, { env }));
-      if (name === "anvil-observed") sink.scrape(running.get(name)!.baseUrl, 1_000);
+      if (observed) sink.scrape(running.get(name)!.baseUrl, 1_000);
     }
     for (const c of cases) {
       if (interrupted) break;
@@ -79,7 +80,7 @@ async function main(): Promise<void> {
   } finally {
     await Promise.all([...running.values()].map((s) => s.stop()));
     const sent = sink.counts();
-    if (running.has("anvil-observed")) log(`anvil-observed sent ${sent.exports} OTLP exports (${(sent.exportBytes / 1e6).toFixed(1)} MB); ${sent.scrapes} scrapes, ${sent.scrapeFailures} failed`);
+    if (running.has("anvil-observed") || running.has("anvil-observed-10pct")) log(`the observed servers sent ${sent.exports} OTLP exports (${(sent.exportBytes / 1e6).toFixed(1)} MB); ${sent.scrapes} scrapes, ${sent.scrapeFailures} failed`);
     await sink.close();
     await setup.teardown();
   }

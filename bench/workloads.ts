@@ -11,7 +11,7 @@ export const workloadTitles = {
   operations: "6. Operations: RunWorkflow starts while remote workers claim and complete the tasks (Anvil only)",
   credentials: "7. Credentials: the gRPC point read with a service-account token (get-grpc), an API key and an OIDC token (Anvil only)",
   observability:
-    "8. Observability: the point read with tracing exporting OTLP (to an in-bench sink) and /metrics scraped every second (anvil-observed), against both off (anvil)",
+    "8. Observability: the point read with tracing exporting OTLP (to an in-bench sink) and /metrics scraped every second, every call sampled (anvil-observed, OTEL_TRACES_SAMPLER=parentbased_always_on) and 10% of traces sampled (anvil-observed-10pct, parentbased_traceidratio 0.1), against both off (anvil)",
   governance:
     "9. Governance: the point read and the write with the audit log and rate limits off (anvil-ungoverned), audit on (anvil), audit on + a limited key with buckets in memory (anvil-limited) and in Redis (anvil-limited-redis)",
   queue: "10. Task queue: Anvil's remote workers beside graphile-worker in process (drain, idle worker, mixed, fan-out)",
@@ -90,9 +90,10 @@ export const benchCases: readonly BenchCase[] = [
   ...cases("credentials", "get-grpc-apikey", "h2load", [anvil]),
   ...cases("credentials", "get-grpc-oidc", "h2load", [anvil]),
 
-  // The same server twice, side by side: what traces (two spans a call, server and statement) and scrapes cost.
-  ...cases("observability", "get-grpc", "h2load", [anvil, "anvil-observed"]),
-  ...cases("observability", "get-connect-json", "autocannon", [anvil, "anvil-observed"]),
+  // The same server three times, side by side: what traces (two spans a sampled call, server and statement) and scrapes cost,
+  // with every call sampled and with one trace in ten.
+  ...cases("observability", "get-grpc", "h2load", [anvil, "anvil-observed", "anvil-observed-10pct"]),
+  ...cases("observability", "get-connect-json", "autocannon", [anvil, "anvil-observed", "anvil-observed-10pct"]),
 
   // Four configurations side by side: what the audit log (a change event in every write's transaction) and a
   // bucket per call (a Map, or a Lua script round trip to Redis) cost.

@@ -9,7 +9,10 @@ import { pinned, serverCore } from "./pinning.js";
  * (ANVIL_FAST_UNARY=off): every call through connect-node's universal
  * handler, so the two paths show side by side. `anvil-observed` is Anvil
  * exporting traces over OTLP (the runner gives it OTEL_EXPORTER_OTLP_ENDPOINT,
- * an in-bench sink) while its /metrics is scraped every second.
+ * an in-bench sink) while its /metrics is scraped every second, every call
+ * sampled (`parentbased_always_on`, the SDK's default); `anvil-observed-10pct`
+ * is the same with 10% of new traces sampled (`parentbased_traceidratio`,
+ * 0.1), a production setting.
  * `anvil-ungoverned` is Anvil with its audit log off (ANVIL_AUDIT=off) and, like
  * `anvil`, a key of the unlimited tier; `anvil-limited` and
  * `anvil-limited-redis` are Anvil with a limited key (the runner gives them
@@ -19,6 +22,7 @@ export type ServerName =
   | "anvil"
   | "anvil-universal"
   | "anvil-observed"
+  | "anvil-observed-10pct"
   | "anvil-ungoverned"
   | "anvil-limited"
   | "anvil-limited-redis"
@@ -26,7 +30,11 @@ export type ServerName =
 
 const variants: Partial<Record<ServerName, { script: ServerName; env: NodeJS.ProcessEnv }>> = {
   "anvil-universal": { script: "anvil", env: { ANVIL_FAST_UNARY: "off" } },
-  "anvil-observed": { script: "anvil", env: { OTEL_SERVICE_NAME: "anvil-bench" } },
+  "anvil-observed": { script: "anvil", env: { OTEL_SERVICE_NAME: "anvil-bench", OTEL_TRACES_SAMPLER: "parentbased_always_on" } },
+  "anvil-observed-10pct": {
+    script: "anvil",
+    env: { OTEL_SERVICE_NAME: "anvil-bench", OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.1" },
+  },
   "anvil-ungoverned": { script: "anvil", env: { ANVIL_AUDIT: "off" } },
   "anvil-limited": { script: "anvil", env: {} },
   "anvil-limited-redis": {
