@@ -65,10 +65,14 @@ export function checkTargets(results: readonly (CaseResult & { vsAnvil?: number 
     // The goal is held against every call sampled (parentbased_always_on); one trace in ten is reported beside it.
     const observed = find("observability", call, "anvil-observed");
     const tenth = find("observability", call, "anvil-observed-10pct");
+    const off = find("observability", call, "anvil");
+    // CPU per call, off ÷ on: the throughput ratio a saturated core would give, whatever load others put on the machine.
+    const cpu = (r: typeof observed) => (r?.serverCpuUsPerCall && off?.serverCpuUsPerCall ? (off.serverCpuUsPerCall / r.serverCpuUsPerCall).toFixed(2) : "—");
     targets.push({
       name: `Observability (${call}): tracing exporting (every call sampled) + metrics scraped within 10% of both off`,
       measured: observed?.vsAnvil
-        ? `anvil-observed = ${observed.vsAnvil.toFixed(2)} × anvil` + (tenth?.vsAnvil ? `; 10% sampled: ${tenth.vsAnvil.toFixed(2)} ×` : "")
+        ? `anvil-observed = ${observed.vsAnvil.toFixed(2)} × anvil (CPU per call: ${cpu(observed)} ×)` +
+          (tenth?.vsAnvil ? `; 10% sampled: ${tenth.vsAnvil.toFixed(2)} × (CPU per call: ${cpu(tenth)} ×)` : "")
         : "not measured",
       met: observed?.vsAnvil ? observed.vsAnvil >= 0.9 : "n/a",
     });
@@ -139,17 +143,19 @@ export function toMarkdown(report: BenchReport): string {
     "",
     "`vs Anvil` = the server's requests/s ÷ Anvil's on the same call in the same run (below 1.00: Anvil is faster). " +
       "`anvil-universal` is Anvil with its fast unary path off (ANVIL_FAST_UNARY=off), every call through connect-node's universal handler. " +
-      "`checked` = answers whose status and content were verified.",
+      "`checked` = answers whose status and content were verified. " +
+      "`server CPU µs/call` = the server process's CPU time (user + system) in the measured run ÷ the calls answered: on a machine others load too, " +
+      "what a call costs whatever share of its core the server got.",
   ];
   for (const [workload, title] of Object.entries(workloadTitles)) {
     const rows = report.results.filter((r) => r.workload === workload);
     if (rows.length === 0) continue;
-    lines.push("", `## ${title}`, "", "| call | load | server | req/s | p50 ms | p99 ms | errors | checked | peak RSS MiB | vs Anvil |", "|---|---|---|--:|--:|--:|--:|--:|--:|--:|");
+    lines.push("", `## ${title}`, "", "| call | load | server | req/s | p50 ms | p99 ms | errors | checked | peak RSS MiB | server CPU µs/call | vs Anvil |", "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (const r of rows) {
       const l = r.load;
       const cells =
         r.status === "not-served"
-          ? ["not served yet", "", "", "", "", "", ""]
+          ? ["not served yet", "", "", "", "", "", "", ""]
           : [
               l ? l.rps.toFixed(0) : "—",
               l ? l.p50Ms.toFixed(2) : "—",
@@ -157,6 +163,7 @@ export function toMarkdown(report: BenchReport): string {
               String(r.errors),
               String(r.checked),
               r.peakRssMiB ? r.peakRssMiB.toFixed(0) : "—",
+              r.serverCpuUsPerCall ? r.serverCpuUsPerCall.toFixed(0) : "—",
               r.vsAnvil === undefined ? "" : r.vsAnvil.toFixed(2),
             ];
       lines.push(`| ${r.protocol} | ${shapeNames[r.shape]} | ${r.server} | ${cells.join(" | ")} |`);

@@ -7,6 +7,7 @@ import type { LoadResult } from "./load/load-result.js";
 import { buildCall } from "./protocol/calls.js";
 import { type SampleCheck, sampleCheck } from "./protocol/client.js";
 import type { BenchContext } from "./protocol/context.js";
+import { processCpuSeconds } from "./processes/process-cpu.js";
 import type { ServerProcess } from "./processes/server-process.js";
 import type { BenchSettings } from "./settings.js";
 import type { BenchCase } from "./workloads.js";
@@ -21,6 +22,8 @@ export interface CaseResult extends BenchCase {
   /** Answers checked for status and content (samples plus in-run checks). */
   readonly checked: number;
   readonly peakRssMiB?: number;
+  /** The server's CPU time (user + system) in the measured run per call answered, in microseconds. */
+  readonly serverCpuUsPerCall?: number;
   readonly notes: readonly string[];
 }
 
@@ -59,6 +62,7 @@ export async function runCase(c: BenchCase, server: ServerProcess, ctx: BenchCon
     // The concurrency shapes follow the moderate cases on the same warm server; they are about memory and failures.
     if (c.shape !== "idle-connections" && c.shape !== "h2load-1000-streams") await drive(s.warmupSeconds);
     server.rss.start();
+    const cpuBefore = processCpuSeconds(server.pid);
     let load: LoadResult;
     let peakKiB = 0;
     try {
@@ -66,6 +70,8 @@ export async function runCase(c: BenchCase, server: ServerProcess, ctx: BenchCon
     } finally {
       peakKiB = server.rss.stop();
     }
+    const cpuAfter = processCpuSeconds(server.pid);
+    const cpuUs = cpuBefore !== undefined && cpuAfter !== undefined && load.requests > 0 ? ((cpuAfter - cpuBefore) * 1e6) / load.requests : undefined;
     const after = await sampleCheck(server.baseUrl, call, s.sampleSize);
     if (after.firstFailure) notes.push(`after the run: ${after.failed}/${after.checked} wrong, e.g. ${after.firstFailure}`);
     const errors = load.errors + before.failed + after.failed;
@@ -76,6 +82,7 @@ export async function runCase(c: BenchCase, server: ServerProcess, ctx: BenchCon
       errors,
       checked: before.checked + after.checked + load.checkedInRun,
       peakRssMiB: peakKiB / 1024,
+      ...(cpuUs !== undefined && { serverCpuUsPerCall: cpuUs }),
       notes: [...notes, ...load.notes],
     };
   } catch (err) {

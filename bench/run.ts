@@ -17,7 +17,8 @@ import { startObservabilitySink } from "./processes/observability-sink.js";
  * bench/results/latest.md and latest.json. BENCH_QUICK=1 for a smoke run;
  * BENCH_ONLY=anvil,grpc-js to start only some servers, BENCH_CALLS=get-rest
  * to run only some calls, BENCH_WORKLOADS=credentials only some workloads
- * (a partial run writes partial.md/json instead). The queue workload
+ * (a partial run writes partial.md/json instead), BENCH_ROUNDS=3 to run the
+ * list three times over and keep each case's median. The queue workload
  * (BENCH_WORKLOADS=queue) runs last: Anvil's task queue beside
  * graphile-worker, as `npm run bench:queue` does.
  */
@@ -60,18 +61,26 @@ async function main(): Promise<void> {
       running.set(name, await startServer(name, { env }));
       if (observed) sink.scrape(running.get(name)!.baseUrl, 1_000);
     }
-    for (const c of cases) {
-      if (interrupted) break;
-      const r = await runCase(c, running.get(c.server)!, setup.ctx, settings);
-      results.push(r);
-      log(
-        `${c.workload} ${c.call} (${c.shape}) on ${c.server}: ` +
-          (r.status === "not-served"
-            ? "not served"
-            : `${r.load?.rps.toFixed(0) ?? "—"} req/s, p99 ${r.load?.p99Ms.toFixed(1) ?? "—"} ms, ${r.errors} errors, ${r.peakRssMiB?.toFixed(0) ?? "—"} MiB` +
-              (r.status === "failed" ? ` — ${r.notes.join("; ").slice(0, 300)}` : "")),
-      );
+    // BENCH_ROUNDS=3 runs the whole list three times over, interleaved, and keeps each case's median round:
+    // on a loaded machine one slow moment then moves one round, not the ratio.
+    const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
+    const byCase = new Map<(typeof cases)[number], CaseResult[]>();
+    for (let round = 1; round <= rounds && !interrupted; round++) {
+      for (const c of cases) {
+        if (interrupted) break;
+        const r = await runCase(c, running.get(c.server)!, setup.ctx, settings);
+        byCase.set(c, [...(byCase.get(c) ?? []), r]);
+        log(
+          `${rounds > 1 ? `round ${round}: ` : ""}${c.workload} ${c.call} (${c.shape}) on ${c.server}: ` +
+            (r.status === "not-served"
+              ? "not served"
+              : `${r.load?.rps.toFixed(0) ?? "—"} req/s, p99 ${r.load?.p99Ms.toFixed(1) ?? "—"} ms, ${r.errors} errors, ${r.peakRssMiB?.toFixed(0) ?? "—"} MiB` +
+                (r.serverCpuUsPerCall ? `, ${r.serverCpuUsPerCall.toFixed(0)} µs CPU/call` : "") +
+                (r.status === "failed" ? ` — ${r.notes.join("; ").slice(0, 300)}` : "")),
+        );
+      }
     }
+    for (const runs of byCase.values()) results.push(medianRound(runs));
     if (queueRuns && !interrupted) {
       queue = await runQueueComparison(setup.serverEnv.DATABASE_URL!, setup.ctx, [{ label: "Anvil", server: running.get("anvil")! }], queueSizes(settings.quick), (line) =>
         log(`queue: ${line}`),
@@ -99,6 +108,20 @@ async function main(): Promise<void> {
   const files = writeReport(join(import.meta.dirname, "results"), report, partial ? "partial" : "latest");
   process.stdout.write(toMarkdown(report));
   log(`wrote ${files.markdown} and ${files.json}`);
+}
+
+/** The round with the median requests/s (its latency and CPU figures with it), noting every round's figure when there were several. */
+function medianRound(runs: readonly CaseResult[]): CaseResult {
+  if (runs.length === 1) return runs[0]!;
+  const sorted = [...runs].sort((a, b) => (a.load?.rps ?? 0) - (b.load?.rps ?? 0));
+  const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  const all = runs.map((r) => `${r.load?.rps.toFixed(0) ?? "—"} req/s${r.serverCpuUsPerCall ? ` (${r.serverCpuUsPerCall.toFixed(0)} µs CPU/call)` : ""}`);
+  return {
+    ...median,
+    errors: runs.reduce((n, r) => n + r.errors, 0),
+    status: runs.some((r) => r.status === "failed") ? "failed" : median.status,
+    notes: [...median.notes, `median of ${runs.length} rounds: ${all.join(", ")}`],
+  };
 }
 
 main().catch((err: unknown) => {
