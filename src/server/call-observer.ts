@@ -1,6 +1,6 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, type ContextValues, createContextValues } from "@connectrpc/connect";
-import { type Context, context, type Span, SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import { type Attributes, type Context, context, type Span, SpanKind, type SpanOptions, SpanStatusCode } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { credentialName } from "../auth/principal.js";
 import type { CallMeter, RpcMetrics, RpcProtocol } from "../metrics/rpc-metrics.js";
@@ -19,8 +19,8 @@ import type { NodeRequest } from "./connect-handler.js";
 export interface ObservedCall extends CallMeter {
   /** The call's context values, its request id already set: the interceptors get these. */
   readonly values: ContextValues;
-  /** Runs `fn` with the call's server span active (as is), so the work below it joins the trace. */
-  run<T>(fn: () => T): T;
+  /** Runs `fn(...args)` with the call's server span active (as is), so the work below it joins the trace. */
+  run<A extends unknown[], T>(fn: (...args: A) => T, ...args: A): T;
 }
 
 /**
@@ -41,7 +41,38 @@ export class CallObserver {
     this.#log = log;
   }
 
-  /** Starts observing a call of `method` that came in by `protocol` (REST: on `route`, its template). */
+  /**
+   * Observes one call from its start to its end: begins it (see begin), runs
+   * `serve` with the call's span active, and ends the call once `serve`
+   * settles. A failure `serve` lets out — the client left, a write failed —
+   * counts the call as CANCELLED (unless it already has its code) and goes
+   * to `failed`, which answers what can still be answered; without `failed`
+   * the returned promise rejects with it, after the call has ended.
+   *
+   * @example
+   *   void calls.observe(method, "rest", req, route, (call) => serve(req, res, call), () => res.destroy());
+   */
+  async observe(
+    method: DescMethod,
+    protocol: RpcProtocol,
+    req: NodeRequest,
+    route: string,
+    serve: (call: ObservedCall) => Promise<void>,
+    failed?: (err: unknown) => void,
+  ): Promise<void> {
+    const call = this.begin(method, protocol, req, route);
+    try {
+      await call.run(serve, call);
+    } catch (err) {
+      call.code(Code.Canceled);
+      if (failed === undefined) throw err;
+      failed(err);
+    } finally {
+      call.end();
+    }
+  }
+
+  /** Starts observing a call of `method` that came in by `protocol` (REST: on `route`, its template); see observe. */
   begin(method: DescMethod, protocol: RpcProtocol, req: NodeRequest, route = ""): ObservedCall {
     const meter = this.#metrics.begin(method, protocol, route);
     const values = createContextValues();
@@ -53,9 +84,38 @@ export class CallObserver {
     const log = this.#log.isLevelEnabled("info") ? this.#log : undefined;
     if (!tracingEnabled()) return new Call(meter, values, method, protocol, route, log, undefined, undefined);
     const parent = contextFromHeaders(req.headers);
-    const span = tracer.startSpan(`${method.parent.typeName}/${method.name}`, { kind: SpanKind.SERVER, attributes: startAttributes(method, protocol, req, route) }, parent);
+    // The name and the attributes are made once per method and way in, and
+    // given only to a span that records: the SDK's standard samplers decide
+    // without them, and it would copy and check them twice for each span
+    // started with them, sampled or not (an unsampled call costs one
+    // non-recording span, nothing more).
+    const start = this.#startOf(method, protocol, req, route);
+    const span = tracer.startSpan(start.name, serverSpan, parent);
+    if (span.isRecording()) span.setAttributes(start.attributes).setAttributes(connectionAttributes(req));
     return new Call(meter, values, method, protocol, route, log, span, withCallSpan(parent, span));
   }
+
+  readonly #starts = new Map<DescMethod, Map<string, SpanStart>>();
+
+  #startOf(method: DescMethod, protocol: RpcProtocol, req: NodeRequest, route: string): SpanStart {
+    let byWay = this.#starts.get(method);
+    if (byWay === undefined) this.#starts.set(method, (byWay = new Map()));
+    const key = `${protocol} ${req.httpVersion} ${req.method ?? "GET"} ${route}`;
+    let start = byWay.get(key);
+    if (start === undefined) {
+      start = { name: `${method.parent.typeName}/${method.name}`, attributes: startAttributes(method, protocol, req, route) };
+      byWay.set(key, start);
+    }
+    return start;
+  }
+}
+
+const serverSpan: SpanOptions = { kind: SpanKind.SERVER };
+
+/** A call's server span's name and first attributes: the same for every call of one method that came in one way. */
+interface SpanStart {
+  readonly name: string;
+  readonly attributes: Attributes;
 }
 
 class Call implements ObservedCall {
@@ -77,8 +137,8 @@ class Call implements ObservedCall {
     this.#meter = meter;
   }
 
-  run<T>(fn: () => T): T {
-    return this.context === undefined ? fn() : context.with(this.context, fn);
+  run<A extends unknown[], T>(fn: (...args: A) => T, ...args: A): T {
+    return this.context === undefined ? fn(...args) : context.with(this.context, fn, undefined, ...args);
   }
 
   received(bytes: number): void {
@@ -125,9 +185,9 @@ class Call implements ObservedCall {
   }
 }
 
-function startAttributes(method: DescMethod, protocol: RpcProtocol, req: NodeRequest, route: string): Record<string, string | number> {
-  const socket = req.socket;
-  const attributes: Record<string, string | number> = {
+/** The call's attributes that depend only on its method and the way it came in (the SDK copies them into each span). */
+function startAttributes(method: DescMethod, protocol: RpcProtocol, req: NodeRequest, route: string): Attributes {
+  const attributes: Attributes = {
     "rpc.service": method.parent.typeName,
     "rpc.method": method.name,
     "anvil.protocol": protocol,
@@ -142,6 +202,13 @@ function startAttributes(method: DescMethod, protocol: RpcProtocol, req: NodeReq
     attributes["http.request.method"] = req.method ?? "GET";
     attributes["http.route"] = route.slice(route.indexOf(" ") + 1);
   }
+  return attributes;
+}
+
+/** The addresses of the call's connection. */
+function connectionAttributes(req: NodeRequest): Attributes {
+  const socket = req.socket;
+  const attributes: Attributes = {};
   if (socket?.localAddress !== undefined) attributes["server.address"] = socket.localAddress;
   if (socket?.localPort !== undefined) attributes["server.port"] = socket.localPort;
   if (socket?.remoteAddress !== undefined) attributes["network.peer.address"] = socket.remoteAddress;
