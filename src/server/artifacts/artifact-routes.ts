@@ -87,8 +87,7 @@ export function createArtifactRoutes(options: ArtifactRoutesOptions): RouteHandl
     if (up === null && down === null) return false;
     const method = up !== null ? WorkerService.method.uploadArtifact : OperationService.method.downloadArtifact;
     const allowed = up !== null ? ["PUT"] : ["GET", "HEAD"];
-    const meter = options.calls.begin(method, "rest", req, up !== null ? uploadRoute : downloadRoute);
-    const serve = async () => {
+    const serve = async (meter: ObservedCall) => {
       if (!allowed.includes(req.method ?? "")) {
         res.setHeader("allow", allowed.join(", "));
         meter.code(Code.Unimplemented);
@@ -99,14 +98,10 @@ export function createArtifactRoutes(options: ArtifactRoutesOptions): RouteHandl
       if (up !== null) await serveUpload(req, res, a!, b!, options, meter);
       else await serveDownload(req, res, a!, b!, options, meter);
     };
-    meter
-      .run(serve)
-      .catch((err: unknown) => {
-        meter.code(Code.Canceled);
-        if (!res.headersSent) void sendRestError(req, res, toConnectError(err, ""), options.compressMinBytes);
-        else if (!res.destroyed) res.destroy();
-      })
-      .finally(() => meter.end());
+    void options.calls.observe(method, "rest", req, up !== null ? uploadRoute : downloadRoute, serve, (err) => {
+      if (!res.headersSent) void sendRestError(req, res, toConnectError(err, ""), options.compressMinBytes);
+      else if (!res.destroyed) res.destroy();
+    });
     return true;
   };
 }

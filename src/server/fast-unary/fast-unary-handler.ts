@@ -189,15 +189,10 @@ export function createFastUnaryHandler(options: FastUnaryOptions): (req: NodeReq
     if (req.method !== "POST") return false;
     const protocol = detect(req.headers["content-type"] ?? "");
     if (protocol === undefined) return false;
-    const meter = options.calls.begin(method, protocol.name === "grpc-web" ? "grpc_web" : protocol.name, req);
-    meter
-      .run(() => serve(protocol, req, res, meter))
-      .catch(() => {
-        // Writing failed: the client is gone; there is no one left to answer.
-        meter.code(Code.Canceled);
-        if (!res.destroyed) res.destroy();
-      })
-      .finally(() => meter.end());
+    void options.calls.observe(method, protocol.name === "grpc-web" ? "grpc_web" : protocol.name, req, "", (call) => serve(protocol, req, res, call), () => {
+      // Writing failed: the client is gone; there is no one left to answer.
+      if (!res.destroyed) res.destroy();
+    });
     return true;
   };
 }

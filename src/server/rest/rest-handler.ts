@@ -102,15 +102,10 @@ export function createRestHandler(options: RestHandlerOptions): RouteHandler {
     const rawQuery = q === -1 ? "" : url.slice(q + 1);
     // One observer per call: a failure past the handler is logged, counted as cancelled, and answered when it still can be.
     const observed = (what: string, work: (meter: ObservedCall) => Promise<void>, recover?: () => void) => {
-      const meter = options.calls.begin(match.route.method, "rest", req, restRouteLabel(match.route));
-      meter
-        .run(() => work(meter))
-        .catch((err: unknown) => {
-          options.log.debug({ err, path }, `${what} not completed`);
-          meter.code(Code.Canceled);
-          recover?.();
-        })
-        .finally(() => meter.end());
+      void options.calls.observe(match.route.method, "rest", req, restRouteLabel(match.route), work, (err) => {
+        options.log.debug({ err, path }, `${what} not completed`);
+        recover?.();
+      });
       return true;
     };
     const answerInternal = () => {

@@ -145,16 +145,11 @@ async function deliver(req: NodeRequest, res: NodeResponse, id: string, options:
     return;
   }
   const call = targetCalls[endpoint.target.kind];
-  const meter = options.calls.begin(call.method, "rest", req, webhookRoute);
-  meter.values.set(protocolKey, "webhook");
-  try {
-    await meter.run(() => deliverTo(req, res, headers, endpoint, call, meter, options));
-  } catch (err) {
-    meter.code(Code.Canceled);
-    throw err;
-  } finally {
-    meter.end();
-  }
+  // A failure ends the call as CANCELLED and goes on to the route, which logs it and answers what it still can.
+  await options.calls.observe(call.method, "rest", req, webhookRoute, (meter) => {
+    meter.values.set(protocolKey, "webhook");
+    return deliverTo(req, res, headers, endpoint, call, meter, options);
+  });
 }
 
 async function deliverTo(
