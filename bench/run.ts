@@ -51,15 +51,13 @@ async function main(): Promise<void> {
     const queueRuns = (!workloads || workloads.includes("queue")) && (!only || only.includes("anvil")) && !calls;
     for (const name of new Set([...cases.map((c) => c.server), ...(queueRuns ? (["anvil"] as const) : [])])) {
       log(`starting ${name}`);
-      const observed = name === "anvil-observed" || name === "anvil-observed-10pct";
       const env =
-        observed
+        observedServer(name)
           ? { ...setup.serverEnv, OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint }
           : name === "anvil-limited" || name === "anvil-limited-redis"
             ? { ...setup.serverEnv, ...setup.limitedEnv }
             : setup.serverEnv;
       running.set(name, await startServer(name, { env }));
-      if (observed) sink.scrape(running.get(name)!.baseUrl, 1_000);
     }
     // BENCH_ROUNDS=3 runs the whole list three times over, interleaved, and keeps each case's median round:
     // on a loaded machine one slow moment then moves one round, not the ratio.
@@ -68,7 +66,10 @@ async function main(): Promise<void> {
     for (let round = 1; round <= rounds && !interrupted; round++) {
       for (const c of cases) {
         if (interrupted) break;
-        const r = await runCase(c, running.get(c.server)!, setup.ctx, settings);
+        // An observed server is scraped while its own case runs: scrapes of an idle server would take its core from the case measured beside it.
+        const server = running.get(c.server)!;
+        const stopScraping = observedServer(c.server) ? sink.scrape(server.baseUrl, 1_000) : () => {};
+        const r = await runCase(c, server, setup.ctx, settings).finally(stopScraping);
         byCase.set(c, [...(byCase.get(c) ?? []), r]);
         log(
           `${rounds > 1 ? `round ${round}: ` : ""}${c.workload} ${c.call} (${c.shape}) on ${c.server}: ` +
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
   } finally {
     await Promise.all([...running.values()].map((s) => s.stop()));
     const sent = sink.counts();
-    if (running.has("anvil-observed") || running.has("anvil-observed-10pct")) log(`the observed servers sent ${sent.exports} OTLP exports (${(sent.exportBytes / 1e6).toFixed(1)} MB); ${sent.scrapes} scrapes, ${sent.scrapeFailures} failed`);
+    if ([...running.keys()].some(observedServer)) log(`the observed servers sent ${sent.exports} OTLP exports (${(sent.exportBytes / 1e6).toFixed(1)} MB); ${sent.scrapes} scrapes, ${sent.scrapeFailures} failed`);
     await sink.close();
     await setup.teardown();
   }
@@ -108,6 +109,11 @@ async function main(): Promise<void> {
   const files = writeReport(join(import.meta.dirname, "results"), report, partial ? "partial" : "latest");
   process.stdout.write(toMarkdown(report));
   log(`wrote ${files.markdown} and ${files.json}`);
+}
+
+/** The servers that export traces to the sink and are scraped. */
+function observedServer(name: ServerName): boolean {
+  return name.includes("observed");
 }
 
 /** The round with the median requests/s (its latency and CPU figures with it), noting every round's figure when there were several. */

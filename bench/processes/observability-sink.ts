@@ -5,8 +5,8 @@ import type { AddressInfo } from "node:net";
 export interface ObservabilitySink {
   /** `http://127.0.0.1:<port>`: the server's OTEL_EXPORTER_OTLP_ENDPOINT. */
   readonly endpoint: string;
-  /** Starts scraping `<baseUrl>/metrics` every `everyMs`, as Prometheus would. */
-  scrape(baseUrl: string, everyMs: number): void;
+  /** Starts scraping `<baseUrl>/metrics` every `everyMs`, as Prometheus would; the returned function stops it. */
+  scrape(baseUrl: string, everyMs: number): () => void;
   /** Exports, their bytes, and scrapes so far. */
   counts(): { readonly exports: number; readonly exportBytes: number; readonly scrapes: number; readonly scrapeFailures: number };
   close(): Promise<void>;
@@ -36,8 +36,7 @@ export async function startObservabilitySink(): Promise<ObservabilitySink> {
   return {
     endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     scrape: (baseUrl, everyMs) => {
-      timers.push(
-        setInterval(() => {
+      const timer = setInterval(() => {
           fetch(`${baseUrl}/metrics`)
             .then(async (res) => {
               await res.arrayBuffer();
@@ -45,8 +44,9 @@ export async function startObservabilitySink(): Promise<ObservabilitySink> {
               else scrapeFailures++;
             })
             .catch(() => scrapeFailures++);
-        }, everyMs),
-      );
+        }, everyMs);
+      timers.push(timer);
+      return () => clearInterval(timer);
     },
     counts: () => ({ exports, exportBytes, scrapes, scrapeFailures }),
     close: async () => {
