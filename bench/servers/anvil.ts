@@ -10,7 +10,7 @@ import { startTracing } from "../../src/tracing/tracing.js";
  * chain, the keys file and PostgreSQL from the environment the runner sets
  * (DATABASE_URL, ANVIL_KEYS_FILE, LOG_LEVEL=warn), listen() on one port for
  * HTTP/1.1 and HTTP/2 — and, as main.ts, tracing when the environment
- * names an OTLP endpoint (the anvil-observed variant).
+ * names an OTLP endpoint (the anvil-observed variants).
  */
 serve("anvil", async (port) => {
   const config = loadConfig({ ...process.env, PORT: String(port), HOST: "127.0.0.1" });
