@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { type Selectable, sql, type Transaction } from "kysely";
+import { type Insertable, type Selectable, sql, type Transaction } from "kysely";
 import type { Database } from "../db/schema.js";
 import { ScopedTable } from "../db/scoped-table.js";
 import { NotFoundError } from "../shared/errors.js";
@@ -28,6 +28,9 @@ export interface TaskRow {
   /** How to undo the step once it succeeded. */
   readonly compensation?: TaskCompensation | undefined;
 }
+
+/** What every task to insert has, and what decides whether it starts queued. */
+type QueuedOrBlockedRow = Pick<TaskRow, "id" | "step" | "kind" | "input" | "dependsOn">;
 
 /** A compensation task to insert (see compensation.ts). */
 export interface CompensationRow {
@@ -62,32 +65,29 @@ export class TaskRepository {
   }
 
   /** Inserts the tasks of an operation: those without dependencies queued, the rest blocked. */
-  async insert(operationId: string, tasks: readonly TaskRow[], maxAttempts: number): Promise<void> {
-    if (tasks.length === 0) return;
-    await this.#trx
-      .insertInto("tasks")
-      .values(
-        tasks.map((t) => ({
-          tenant_id: this.#tenant,
-          id: t.id,
-          operation_id: operationId,
-          step: t.step,
-          kind: t.kind,
-          input: JSON.stringify(t.input),
-          state: t.dependsOn.length === 0 ? "queued" : "blocked",
-          depends_on: [...t.dependsOn],
-          max_attempts: maxAttempts,
-          trace_parent: t.traceParent ?? null,
-          compensation: t.compensation ? JSON.stringify({ kind: t.compensation.kind, config: t.compensation.config, max_attempts: t.compensation.maxAttempts }) : null,
-        })),
-      )
-      // Queued tasks are announced by the insert itself (one round trip, not two).
-      .returning(announceQueued(this.#tenant))
-      .execute();
+  insert(operationId: string, tasks: readonly TaskRow[], maxAttempts: number): Promise<void> {
+    return this.#insertQueuedOrBlocked(operationId, tasks, (t) => ({
+      max_attempts: maxAttempts,
+      trace_parent: t.traceParent ?? null,
+      compensation: t.compensation ? JSON.stringify({ kind: t.compensation.kind, config: t.compensation.config, max_attempts: t.compensation.maxAttempts }) : null,
+    }));
   }
 
   /** Inserts the compensation tasks of an operation that compensates: those waiting for none queued, the rest blocked. */
-  async insertCompensations(operationId: string, tasks: readonly CompensationRow[]): Promise<void> {
+  insertCompensations(operationId: string, tasks: readonly CompensationRow[]): Promise<void> {
+    return this.#insertQueuedOrBlocked(operationId, tasks, (t) => ({
+      max_attempts: t.maxAttempts,
+      trace_parent: t.traceParent,
+      compensates: t.compensates,
+    }));
+  }
+
+  /** One multi-row insert of an operation's tasks (queued when they depend on none), announcing the queued ones. */
+  async #insertQueuedOrBlocked<T extends QueuedOrBlockedRow>(
+    operationId: string,
+    tasks: readonly T[],
+    rest: (t: T) => Pick<Insertable<TaskTable>, "max_attempts" | "trace_parent" | "compensation" | "compensates">,
+  ): Promise<void> {
     if (tasks.length === 0) return;
     await this.#trx
       .insertInto("tasks")
@@ -101,11 +101,10 @@ export class TaskRepository {
           input: JSON.stringify(t.input),
           state: t.dependsOn.length === 0 ? "queued" : "blocked",
           depends_on: [...t.dependsOn],
-          max_attempts: t.maxAttempts,
-          trace_parent: t.traceParent,
-          compensates: t.compensates,
+          ...rest(t),
         })),
       )
+      // Queued tasks are announced by the insert itself (one round trip, not two).
       .returning(announceQueued(this.#tenant))
       .execute();
   }
