@@ -34,17 +34,7 @@ export function composeServerStreamCall(method: DescMethodServerStreaming, impl:
   const spec = createMethodImplSpec(method, impl);
   return (init, input) =>
     (async function* () {
-      const context = createHandlerContext({
-        service: method.parent,
-        method,
-        protocolName: init.protocolName,
-        requestMethod: init.requestMethod,
-        url: init.url,
-        timeoutMs: init.timeoutMs,
-        requestSignal: init.signal,
-        requestHeader: init.requestHeader,
-        contextValues: init.contextValues,
-      });
+      const context = contextOf(method, init);
       try {
         yield* transformInvokeImplementation(spec, context, [...interceptors])(createAsyncIterable([input]));
       } finally {
@@ -71,17 +61,7 @@ export type ClientStreamCall = (init: StreamCallInit, input: AsyncIterable<Messa
 export function composeClientStreamCall(method: DescMethodClientStreaming, impl: MethodImpl<DescMethodClientStreaming>, interceptors: readonly Interceptor[]): ClientStreamCall {
   const spec = createMethodImplSpec(method, impl);
   return async (init, input) => {
-    const context = createHandlerContext({
-      service: method.parent,
-      method,
-      protocolName: init.protocolName,
-      requestMethod: init.requestMethod,
-      url: init.url,
-      timeoutMs: init.timeoutMs,
-      requestSignal: init.signal,
-      requestHeader: init.requestHeader,
-      contextValues: init.contextValues,
-    });
+    const context = contextOf(method, init);
     try {
       let response: Message | undefined;
       for await (const m of transformInvokeImplementation(spec, context, [...interceptors])(input)) response = m;
@@ -96,4 +76,19 @@ export function composeClientStreamCall(method: DescMethodClientStreaming, impl:
 /** Whether a method is client streaming. */
 export function isClientStreaming(method: DescMethod): method is DescMethodClientStreaming {
   return method.methodKind === "client_streaming";
+}
+
+/** The HandlerContext connect's router would make for this call (deadline and abort signal included). */
+function contextOf(method: DescMethodServerStreaming | DescMethodClientStreaming, init: StreamCallInit) {
+  return createHandlerContext({
+    service: method.parent,
+    method,
+    protocolName: init.protocolName,
+    requestMethod: init.requestMethod,
+    url: init.url,
+    timeoutMs: init.timeoutMs,
+    requestSignal: init.signal,
+    requestHeader: init.requestHeader,
+    contextValues: init.contextValues,
+  });
 }
