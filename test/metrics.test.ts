@@ -4,6 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OperationService, WorkerService } from "../gen/anvil/operations/v1/operations_pb.js";
 import { UserService } from "../gen/anvil/users/v1/users_pb.js";
+import { WebhookService } from "../gen/anvil/webhooks/v1/webhooks_pb.js";
 import { listenMetrics } from "../src/metrics/metrics-server.js";
 import { clientFor } from "./support/clients.js";
 import { databaseKinds } from "./support/databases.js";
@@ -116,6 +117,10 @@ describe.each(databaseKinds)("metrics scraped by a real Prometheus on %s", (kind
     // The artifact routes, which are not transcoded, by their templates too.
     expect(text).toContain('grpc_method="UploadArtifact",protocol="rest",http_route="PUT /v1/tasks/{task_id}/artifacts/{name}"');
     expect(text).toContain('grpc_method="DownloadArtifact",protocol="rest",http_route="GET /v1/operations/{operation_id}/artifacts/{name}"');
+    // HEAD, which sends no content, apart from the download.
+    expect(text).toContain('grpc_method="DownloadArtifact",protocol="rest",http_route="HEAD /v1/operations/{operation_id}/artifacts/{name}"');
+    // Webhook deliveries under their own protocol, for each RPC a delivery may call.
+    for (const method of ["RunWorkflow", "ExecuteIpa", "CorrelateAlert"]) expect(text).toContain(`grpc_method="${method}",protocol="webhook",http_route="POST /hooks/{id}"`);
     // process and event-loop defaults
     expect(text).toContain("process_cpu_seconds_total");
     expect(text).toContain("nodejs_eventloop_lag_seconds");
@@ -158,6 +163,19 @@ describe.each(databaseKinds)("metrics scraped by a real Prometheus on %s", (kind
         }),
       );
     }
+    // HEAD of an artifact, without a token: under its own route label, not the download's.
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${server.baseUrl}/v1/operations/${randomUUID()}/artifacts/report.txt`, { method: "HEAD" });
+      expect(res.status).toBe(401);
+      unary("anvil.operations.v1.OperationService", "DownloadArtifact", "rest", "Unauthenticated", "HEAD /v1/operations/{operation_id}/artifacts/{name}");
+    }
+    // A webhook delivery without its signature headers: counted under protocol webhook, as the audit log names it.
+    const webhooks = clientFor(WebhookService, "connect-json", server.baseUrl, await server.token("acme-editor"));
+    const hook = (await webhooks.createWebhook({ webhook: { displayName: "metrics", target: { case: "correlateAlert", value: { maxResults: 1 } } } })).webhook!;
+    unary("anvil.webhooks.v1.WebhookService", "CreateWebhook", "connect", "OK");
+    const delivery = await fetch(`${server.baseUrl}/hooks/${hook.id}`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(delivery.status).toBe(401);
+    unary("anvil.findings.v1.FindingService", "CorrelateAlert", "webhook", "Unauthenticated", "POST /hooks/{id}");
     // Long polls of known length over gRPC-Web, for the duration histogram.
     const workers = clientFor(WorkerService, "grpc-web", server.baseUrl, worker);
     const waits = [120, 150, 180, 200, 220, 260, 300, 340, 380, 420];
@@ -264,9 +282,11 @@ describe.each(databaseKinds)("metrics scraped by a real Prometheus on %s", (kind
     expect(value(text, 'anvil_operations_completions_total{outcome="succeeded"}')).toBe(1);
     expect(value(text, 'anvil_operations_completions_total{outcome="failed"}')).toBe(0);
     await eventually("watch closed", async () => value(await scrape(), "anvil_operations_watch_streams"), (v) => v === 0, 5_000);
-    // Statements by name (kind and first table); no value the test sent reaches a label.
-    expect(text).toMatch(/anvil_db_statement_seconds_count\{statement="insert operations",outcome="ok"\} [1-9]/);
-    expect(text).toMatch(/anvil_db_statement_seconds_count\{statement="select tasks",outcome="ok"\} [1-9]/);
+    // Statements by name: built ones by kind and first table, SQL text by the name its repository gave it
+    // (the claim's append, the completion's finish), transaction control by itself; no value the test sent reaches a label.
+    for (const statement of ["insert operations", "select tasks", "operations.appendClaims", "tasks.finishAmong", "begin", "commit"]) {
+      expect(text).toMatch(new RegExp(`anvil_db_statement_seconds_count\\{statement="${statement}",outcome="ok"\\} [1-9]`));
+    }
     expect(text).not.toContain(operation.id);
     // A lease that expires: the next claim returns it to the queue for a retry.
     const second = await runWorkflow(c, [{ name: "only", kind }]);

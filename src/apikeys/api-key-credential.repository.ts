@@ -1,4 +1,5 @@
-import { CompiledQuery, type Kysely } from "kysely";
+import type { CompiledQuery, Kysely } from "kysely";
+import { withParameters } from "../db/compiled-once.js";
 import type { Tier } from "../auth/principal.js";
 import type { Database } from "../db/schema.js";
 
@@ -22,8 +23,8 @@ export interface StoredApiKey {
  */
 export class ApiKeyCredentialRepository {
   readonly #db: Kysely<Database>;
-  readonly #find: string;
-  readonly #touch: string;
+  readonly #find: CompiledQuery;
+  readonly #touch: CompiledQuery;
 
   constructor(db: Kysely<Database>) {
     this.#db = db;
@@ -32,17 +33,17 @@ export class ApiKeyCredentialRepository {
       .selectFrom("api_keys")
       .select(["id", "tenant_id", "display_name", "roles", "tier", "state", "expire_time", "secret_hash"])
       .where("id", "=", "00000000-0000-0000-0000-000000000000")
-      .compile().sql;
+      .compile();
     this.#touch = db
       .updateTable("api_keys")
       .set({ last_used_time: new Date(0) })
       .where("id", "=", "00000000-0000-0000-0000-000000000000")
-      .compile().sql;
+      .compile();
   }
 
   /** The key with this id, in any tenant, or undefined. */
   async find(id: string): Promise<StoredApiKey | undefined> {
-    const { rows } = await this.#db.executeQuery<Record<string, unknown>>(CompiledQuery.raw(this.#find, [id]));
+    const { rows } = await this.#db.executeQuery<Record<string, unknown>>(withParameters(this.#find, [id]));
     const row = rows[0];
     if (row === undefined) return undefined;
     return {
@@ -59,6 +60,6 @@ export class ApiKeyCredentialRepository {
 
   /** Records that the key was used now. */
   async touch(id: string): Promise<void> {
-    await this.#db.executeQuery(CompiledQuery.raw(this.#touch, [new Date(), id]));
+    await this.#db.executeQuery(withParameters(this.#touch, [new Date(), id]));
   }
 }

@@ -98,7 +98,7 @@ export class ApiKeyRepository {
   }
 
   async #announce(id: string): Promise<void> {
-    await sql`select pg_notify(${apiKeysChannel}, ${id})`.execute(this.#trx);
+    await sql`/* apiKeys.announce */ select pg_notify(${apiKeysChannel}, ${id})`.execute(this.#trx);
   }
 }
 

@@ -40,7 +40,7 @@ export class AuditRepository {
    */
   async insertIfChanged(event: NewAuditEvent): Promise<boolean> {
     const v = rowOf(event, this.#tenant);
-    const { rows } = await sql<{ id: string }>`
+    const { rows } = await sql<{ id: string }>`/* audit.insertIfChanged */
       insert into audit_events (tenant_id, id, time, kind, credential_kind, credential_id, subject, method, protocol,
         request_id, trace_id, resource_ids, outcome, client_address, user_agent, parameters, dropped_count)
       select ${v.tenant_id}, ${v.id}::uuid, ${v.time}::timestamptz, ${v.kind}, ${v.credential_kind}, ${v.credential_id},

@@ -1,5 +1,5 @@
 import { mkdirSync } from "node:fs";
-import { type CompiledQuery, Kysely, type LogEvent, PostgresDialect, type PostgresPool, sql } from "kysely";
+import { Kysely, type LogEvent, PostgresDialect, type PostgresPool, sql } from "kysely";
 import pg from "pg";
 import type { Logger } from "pino";
 import type { Database } from "./schema.js";
@@ -8,9 +8,10 @@ import { type NotificationHandler, PgNotificationListener } from "./pg-notificat
 import { PGlitePool } from "./pglite-pool.js";
 import { PgSessionLock, processLock, type SessionLock } from "./session-lock.js";
 import type { PoolStats } from "./pool-stats.js";
+import { statementName } from "./statement-name.js";
 
-/** Told of every statement kysely runs, with its duration: the metrics' hook (no SQL values reach it). */
-export type StatementObserver = (query: CompiledQuery, seconds: number, failed: boolean) => void;
+/** Told of every statement kysely runs, by name (statementName), with its duration: the metrics' and traces' hook (no SQL values reach it). */
+export type StatementObserver = (name: string, seconds: number, failed: boolean) => void;
 
 /** Where the data lives: a PostgreSQL server, or the embedded PGlite database. */
 export type DatabaseTarget =
@@ -52,7 +53,7 @@ export interface DatabaseHandle {
  * restarting server must not take the gateway down with it.
  */
 export async function openDatabase(target: DatabaseTarget, log: Logger, observe?: StatementObserver): Promise<DatabaseHandle> {
-  const statementLog = observe === undefined ? undefined : (event: LogEvent) => observe(event.query, event.queryDurationMillis / 1000, event.level === "error");
+  const statementLog = observe === undefined ? undefined : (event: LogEvent) => observe(statementName(event.query), event.queryDurationMillis / 1000, event.level === "error");
   if (target.kind === "pglite") return openPGlite(target.dataDir, statementLog);
   const pool = new pg.Pool({
     connectionString: target.url,
@@ -79,7 +80,7 @@ export async function openDatabase(target: DatabaseTarget, log: Logger, observe?
     kind: "postgres",
     db,
     ping: async () => {
-      await sql`select 1`.execute(db);
+      await sql`/* ping */ select 1`.execute(db);
     },
     listen: (channel, onMessage, onGap) => listener.listen(channel, onMessage, onGap),
     poolStats: () => fenced.stats(),
@@ -114,7 +115,7 @@ async function openPGlite(dataDir: string, statementLog: ((event: LogEvent) => v
     kind: "pglite",
     db,
     ping: async () => {
-      await sql`select 1`.execute(db);
+      await sql`/* ping */ select 1`.execute(db);
     },
     listen: async (channel, onMessage) => {
       const unlisten = await exclusive(() => pglite.listen(channel, onMessage));

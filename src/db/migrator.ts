@@ -32,7 +32,7 @@ export async function hasPendingMigrations(db: Kysely<any>): Promise<boolean> {
  * kysely's own table, so a database never migrated counts as behind.
  */
 export async function schemaMismatch(db: Kysely<any>): Promise<string | undefined> {
-  const exists = await sql<{ found: string | null }>`select to_regclass('kysely_migration')::text as found`.execute(db);
+  const exists = await sql<{ found: string | null }>`/* migrator.migrated */ select to_regclass('kysely_migration')::text as found`.execute(db);
   const applied = new Set(
     exists.rows[0]?.found ? (await db.selectFrom("kysely_migration").select("name").execute()).map((r: { name: string }) => r.name) : [],
   );

@@ -1,6 +1,7 @@
-import { type CompiledQuery, createQueryId, type Kysely, type Selectable, type Transaction } from "kysely";
+import { type CompiledQuery, type Kysely, type Selectable, type Transaction } from "kysely";
 import { staleEtag } from "../shared/etag.js";
 import { NotFoundError } from "../shared/errors.js";
+import { withParameters } from "./compiled-once.js";
 import { afterKeyset, type SortKey } from "./keyset.js";
 import type { Database } from "./schema.js";
 
@@ -52,9 +53,7 @@ export class ScopedTable<T extends ResourceTable> {
       compiled = { ...query.compile(), parameters: [] };
       compiledGets.set(key, compiled);
     }
-    // The compiled query keeps its query tree, so metrics and traces name the
-    // statement (`select users`) rather than calling it raw SQL.
-    const { rows } = await this.#db.executeQuery({ ...compiled, parameters: [this.tenant, id], queryId: createQueryId() });
+    const { rows } = await this.#db.executeQuery(withParameters(compiled, [this.tenant, id]));
     const row = rows[0];
     if (!row) throw new NotFoundError(this.resource, id);
     return row as Selectable<Database[T]>;

@@ -64,7 +64,7 @@ export class UnitOfWork {
         if (remaining !== undefined) {
           // Bound every statement of this transaction by the client's deadline.
           // Clamped as timers are: PostgreSQL refuses a longer statement_timeout.
-          await sql`select set_config('statement_timeout', ${String(Math.min(maxTimerMs, Math.max(1, Math.ceil(remaining))))}, true)`.execute(trx);
+          await sql`/* transaction.statementTimeout */ select set_config('statement_timeout', ${String(Math.min(maxTimerMs, Math.max(1, Math.ceil(remaining))))}, true)`.execute(trx);
         }
         const touched = scope.audit === undefined ? undefined : new TouchedIds();
         const tx = new Repositories(touched === undefined ? trx : trx.withPlugin(touched), scope.tenant, afterCommit);

@@ -41,7 +41,7 @@ export class RetentionRepository {
    * delete in one go. A finished operation gets no new events.
    */
   async deleteEventsOfEndedOperations(retentionMs: number, limit: number): Promise<number> {
-    const result = await sql`
+    const result = await sql`/* retention.deleteEventsOfEndedOperations */
       delete from operation_events where ctid = any(array(
         select e.ctid from operations o
         join operation_events e on e.tenant_id = o.tenant_id and e.operation_id = o.id
@@ -53,7 +53,7 @@ export class RetentionRepository {
 
   /** Deletes up to `limit` operations that ended more than `retentionMs` ago, with their tasks (and any event left). */
   async deleteEndedOperations(retentionMs: number, limit: number): Promise<OperationsDeleted> {
-    const result = await sql<{ operations: string; tasks: string }>`
+    const result = await sql<{ operations: string; tasks: string }>`/* retention.deleteEndedOperations */
       with doomed as (
         select tenant_id, id from operations
         where end_time < ${cutoff(retentionMs)} and state in ('succeeded', 'failed', 'cancelled')
@@ -74,7 +74,7 @@ export class RetentionRepository {
    * the chunks they stored. Returns how many.
    */
   async deleteAbandonedUploads(idleMs: number, limit: number): Promise<number> {
-    const result = await sql`
+    const result = await sql`/* retention.deleteAbandonedUploads */
       delete from artifacts where ctid = any(array(
         select ctid from artifacts
         where state = 'uploading' and update_time < ${cutoff(idleMs)}
@@ -85,7 +85,7 @@ export class RetentionRepository {
 
   /** Deletes up to `limit` idempotency keys first used more than `windowMs` ago. */
   async deleteIdempotencyKeys(windowMs: number, limit: number): Promise<number> {
-    const result = await sql`
+    const result = await sql`/* retention.deleteIdempotencyKeys */
       delete from idempotency_keys where ctid = any(array(
         select ctid from idempotency_keys
         where create_time < ${cutoff(windowMs)}

@@ -1,4 +1,3 @@
-import type { CompiledQuery, OperationNode } from "kysely";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { PoolStats } from "../db/pool-stats.js";
 import { HistogramCells, labelText, type SeriesMetrics, writeHistogram } from "./series-metric.js";
@@ -11,10 +10,9 @@ const statementBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
  * told to retry — transaction conflicts (ABORTED) and an unreachable
  * database (UNAVAILABLE).
  *
- * A statement's name is its kind and first table as kysely's query tree
- * says (`select anvil_tasks`, `update operations`): bounded, and readable,
- * where the prepared statement's own name is a hash of its text. SQL
- * written as raw text is `raw`. Values never reach a label.
+ * Statements are labelled by name (see statementName: `select users`,
+ * `tasks.finishAmong`): bounded, and readable, where the prepared
+ * statement's own name is a hash of its text. Values never reach a label.
  */
 export class DbMetrics {
   // By statement name and outcome; counted in plain fields (see series-metric.ts).
@@ -54,7 +52,7 @@ export class DbMetrics {
     });
     series.register({
       name: "anvil_db_statement_seconds",
-      help: "Duration of each SQL statement, by statement name (its kind and first table) and outcome.",
+      help: "Duration of each SQL statement, by statement name (its kind and first table, or the name its repository gives SQL text) and outcome.",
       type: "histogram",
       write: (out) => {
         for (const s of this.#statements.values()) writeHistogram(out, "anvil_db_statement_seconds", s.labels, s.cells);
@@ -80,8 +78,7 @@ export class DbMetrics {
   }
 
   /** Records one statement (openDatabase's StatementObserver). */
-  readonly statement = (query: CompiledQuery, seconds: number, failed: boolean): void => {
-    const statement = statementName(query.query);
+  readonly statement = (statement: string, seconds: number, failed: boolean): void => {
     const outcome = failed ? "error" : "ok";
     const key = `${outcome} ${statement}`;
     let series = this.#statements.get(key);
@@ -98,48 +95,4 @@ export class DbMetrics {
   unavailable(): void {
     this.#unavailable.inc();
   }
-}
-
-/** `select users`: the statement's kind and first table, from kysely's query tree. */
-export function statementName(node: OperationNode): string {
-  const table = tableOf(node);
-  return table === undefined ? kindOf(node) : `${kindOf(node)} ${table}`;
-}
-
-function kindOf(node: OperationNode): string {
-  switch (node.kind) {
-    case "SelectQueryNode":
-      return "select";
-    case "InsertQueryNode":
-      return "insert";
-    case "UpdateQueryNode":
-      return "update";
-    case "DeleteQueryNode":
-      return "delete";
-    case "MergeQueryNode":
-      return "merge";
-    default:
-      return "raw";
-  }
-}
-
-/** The first table the statement names, reading only the node shapes kysely documents. */
-function tableOf(node: OperationNode): string | undefined {
-  const n = node as unknown as {
-    from?: { froms?: readonly unknown[] };
-    into?: unknown;
-    table?: unknown;
-    using?: unknown;
-  };
-  const first = n.from?.froms?.[0] ?? n.into ?? n.table;
-  return tableName(first);
-}
-
-function tableName(node: unknown): string | undefined {
-  const n = node as { kind?: string; table?: { identifier?: { name?: string } }; node?: unknown; froms?: readonly unknown[] } | undefined;
-  if (n === undefined || n === null) return undefined;
-  if (n.kind === "TableNode") return n.table?.identifier?.name;
-  if (n.kind === "AliasNode") return tableName(n.node);
-  if (n.kind === "FromNode") return tableName(n.froms?.[0]);
-  return undefined;
 }

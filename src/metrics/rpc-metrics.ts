@@ -5,10 +5,19 @@ import { HistogramCells, labelText, sampleLine, type SeriesMetrics, writeHistogr
 /**
  * The protocol family a call came in by. gRPC-Web and Connect are separate
  * families because their clients (browsers, connect-web) fail differently;
- * REST calls (server-sent events included) and WebSocket watches are
- * counted under the RPC they run.
+ * REST calls (server-sent events included), WebSocket watches and webhook
+ * deliveries (`webhook`, as the audit log names them: senders that sign
+ * rather than callers holding a token) are counted under the RPC they run.
  */
-export type RpcProtocol = "grpc" | "grpc_web" | "connect" | "rest" | "websocket";
+export type RpcProtocol = "grpc" | "grpc_web" | "connect" | "rest" | "websocket" | "webhook";
+
+/** A method served on an HTTP route of its own (REST, a webhook delivery), labelled by the route's template. */
+export interface RouteLabel {
+  readonly method: DescMethod;
+  readonly protocol: "rest" | "webhook";
+  /** The route's template with its HTTP method: `"GET /v1/users/{user_id}"`. */
+  readonly route: string;
+}
 
 /** The call measurement one transport holds for one call: see RpcMetrics.begin. */
 export interface CallMeter {
@@ -89,16 +98,16 @@ export class RpcMetrics {
 
   /**
    * Creates every series a healthy call of these methods produces: for each
-   * method over gRPC, gRPC-Web and Connect, and over REST for each of its
-   * routes (`"GET /v1/users/{user_id}"`).
+   * method over gRPC, gRPC-Web and Connect, and for each HTTP route that
+   * serves one (REST, webhook deliveries).
    */
-  preinitialise(services: readonly DescService[], restRoutes: readonly { readonly method: DescMethod; readonly route: string }[]): void {
+  preinitialise(services: readonly DescService[], routes: readonly RouteLabel[]): void {
     for (const service of services) {
       for (const method of service.methods) {
         for (const protocol of ["grpc", "grpc_web", "connect"] as const) this.#seriesOf(method, protocol, "");
       }
     }
-    for (const r of restRoutes) this.#seriesOf(r.method, "rest", r.route);
+    for (const r of routes) this.#seriesOf(r.method, r.protocol, r.route);
   }
 
   #seriesOf(method: DescMethod, protocol: RpcProtocol, route: string): Series {

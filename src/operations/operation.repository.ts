@@ -115,7 +115,7 @@ export class OperationRepository {
     const rows = sql.join(
       events.map((e, i) => sql`(${i + 1}::int, ${e.step}::text, ${e.payload.type}::text, ${JSON.stringify(payloadJson(e.payload))}::jsonb)`),
     );
-    const result = await sql<Selectable<OperationTable>>`
+    const result = await sql<Selectable<OperationTable>>`/* operations.record */
       with u as (${update}),
       e as (
         insert into operation_events (tenant_id, operation_id, sequence, step, type, payload)
@@ -156,7 +156,7 @@ export class OperationRepository {
     const events = claims.flatMap((c) => [running, ...c.events].map((e, i) => ({ operationId: c.operationId, i, e })));
     const rows = sql.join(events.map(({ operationId, i, e }) => sql`(${operationId}::uuid, ${i}::int, ${e.step}::text, ${e.payload.type}::text, ${JSON.stringify(payloadJson(e.payload))}::jsonb)`));
     const attempts = sql.join(claims.map((c) => sql`(${c.operationId}::uuid, ${c.claimed}::int)`));
-    await sql`
+    await sql`/* operations.appendClaims */
       with l as (
         select id, state = 'queued' as starts from operations
         where tenant_id = ${this.#tenant} and id in (${sql.join(claims.map((c) => c.operationId))})

@@ -220,7 +220,7 @@ export class TaskRepository {
    * of the tenant wakes for each one, and most find nothing.
    */
   async claimable(kinds: readonly string[]): Promise<boolean> {
-    const { rows } = await sql<{ claimable: boolean }>`select exists (
+    const { rows } = await sql<{ claimable: boolean }>`/* tasks.claimable */ select exists (
         select 1 from tasks where tenant_id = ${this.#tenant} and state = 'queued' and kind in (${sql.join([...kinds])}) and run_after <= now()
       ) or exists (
         select 1 from tasks where tenant_id = ${this.#tenant} and state = 'leased' and lease_expires_at < now()
@@ -302,7 +302,7 @@ export class TaskRepository {
       .where("id", "=", id)
       .returningAll();
     // The statement's other part reads the tasks as they were before it: the finished one comes from the update.
-    const { rows } = await sql<Selectable<TaskTable>>`
+    const { rows } = await sql<Selectable<TaskTable>>`/* tasks.finishAmong */
       with f as (${update})
       select * from f
       union all
@@ -353,7 +353,7 @@ export class TaskRepository {
 
   async #announce(kinds: readonly string[]): Promise<void> {
     for (const kind of new Set(kinds)) {
-      await sql`select pg_notify(${tasksChannel}, ${`${this.#tenant}:${kind}`})`.execute(this.#trx);
+      await sql`/* tasks.announce */ select pg_notify(${tasksChannel}, ${`${this.#tenant}:${kind}`})`.execute(this.#trx);
     }
   }
 }

@@ -48,7 +48,7 @@ import { useAllocationFreeUtf8Checks } from "./text-encoding.js";
 import type { UpgradeHandler } from "./listener.js";
 import { createWatchSocketRoute } from "./websocket/watch-socket-route.js";
 import { TransferGarbage } from "./transfer-garbage.js";
-import { createWebhookDeliveryRoute } from "./webhooks/webhook-delivery-route.js";
+import { createWebhookDeliveryRoute, webhookRouteLabels } from "./webhooks/webhook-delivery-route.js";
 import { WebhookDeliveriesService } from "../webhooks/webhook-deliveries.service.js";
 import { WebhookEndpointRepository } from "../webhooks/webhook-endpoint.repository.js";
 import { OperationService, WorkerService } from "../../gen/anvil/operations/v1/operations_pb.js";
@@ -108,7 +108,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       : { kind: "pglite", dataDir: config.dataDir },
     log,
     // Each statement is timed by name for the metrics and, when tracing is on, traced as a span.
-    tracingEnabled() ? (query, seconds, failed) => (metrics.db.statement(query, seconds, failed), statementSpan(query, seconds, failed)) : metrics.db.statement,
+    tracingEnabled() ? (name, seconds, failed) => (metrics.db.statement(name, seconds, failed), statementSpan(name, seconds, failed)) : metrics.db.statement,
   );
   metrics.db.watchPool(() => database.poolStats());
   let housekeeper: Housekeeper | undefined;
@@ -171,7 +171,11 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
     let draining = false;
     const monitor = new ServingMonitor(() => database.ping(), () => draining, { schemaCheck: () => schemaMismatch(database.db) });
     const rest = buildRestRoutes(apiServices);
-    metrics.rpc.preinitialise(served, [...rest.routes.map((r) => ({ method: r.method, route: restRouteLabel(r) })), ...artifactRouteLabels]);
+    metrics.rpc.preinitialise(served, [
+      ...rest.routes.map((r) => ({ method: r.method, protocol: "rest" as const, route: restRouteLabel(r) })),
+      ...artifactRouteLabels,
+      ...webhookRouteLabels,
+    ]);
     const metricsRoute = createMetricsRoute({ metrics, token: config.metricsToken });
     // Counts, traces and logs every call, whichever transport serves it.
     const calls = new CallObserver(metrics.rpc, log);

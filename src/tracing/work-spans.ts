@@ -1,6 +1,5 @@
 import { type Attributes, SpanKind, SpanStatusCode, trace, TraceFlags } from "@opentelemetry/api";
-import type { CompiledQuery } from "kysely";
-import { statementName } from "../metrics/db-metrics.js";
+import { builtStatement } from "../db/statement-name.js";
 import { tracer, tracingEnabled } from "./tracing.js";
 
 const database = { "db.system.name": "postgresql" } as const;
@@ -50,12 +49,12 @@ const statementAttributes = new Map<string, Attributes>();
 function attributesOf(name: string): Attributes {
   let attributes = statementAttributes.get(name);
   if (attributes === undefined) {
-    const space = name.indexOf(" ");
+    const built = builtStatement(name);
+    // SQL text has no single operation or table to name: its summary is the name its repository gave it.
     attributes = {
       ...database,
       "db.query.summary": name,
-      "db.operation.name": (space === -1 ? name : name.slice(0, space)).toUpperCase(),
-      ...(space !== -1 && { "db.collection.name": name.slice(space + 1) }),
+      ...(built !== undefined && { "db.operation.name": built.operation.toUpperCase(), "db.collection.name": built.table }),
     };
     statementAttributes.set(name, attributes);
   }
@@ -64,16 +63,15 @@ function attributesOf(name: string): Attributes {
 
 /**
  * Records one SQL statement that has just ended as a client span of the
- * active span, named as the statement metrics name it (`select users`: its
- * kind and first table) — never its text or parameter values. A
- * StatementObserver (src/db/database.ts).
+ * active span, named as the statement metrics name it (statementName:
+ * `select users`, `tasks.finishAmong`) — never its text or parameter
+ * values. A StatementObserver (src/db/database.ts).
  */
-export function statementSpan(query: CompiledQuery, seconds: number, failed: boolean): void {
+export function statementSpan(name: string, seconds: number, failed: boolean): void {
   if (!recordable()) return;
   // On the performance clock, as the SDK times spans (a number below
   // performance.now() is read as such).
   const end = performance.now();
-  const name = statementName(query.query);
   // Attributes set after the start: given to startSpan the SDK copies and checks them twice.
   const span = tracer.startSpan(name, { kind: SpanKind.CLIENT, startTime: end - seconds * 1000 }).setAttributes(attributesOf(name));
   if (failed) span.setStatus({ code: SpanStatusCode.ERROR });

@@ -1,4 +1,5 @@
-import { CompiledQuery, type Kysely } from "kysely";
+import type { CompiledQuery, Kysely } from "kysely";
+import { withParameters } from "../db/compiled-once.js";
 import type { Tier } from "../auth/principal.js";
 import { translateDatabaseError } from "../db/database-errors.js";
 import type { Database } from "../db/schema.js";
@@ -25,7 +26,7 @@ export interface WebhookEndpoint {
  */
 export class WebhookEndpointRepository {
   readonly #db: Kysely<Database>;
-  readonly #find: string;
+  readonly #find: CompiledQuery;
 
   constructor(db: Kysely<Database>) {
     this.#db = db;
@@ -34,14 +35,14 @@ export class WebhookEndpointRepository {
       .selectFrom("webhooks")
       .select(["id", "tenant_id", "target_kind", "target_id", "max_results", "signing_key", "creator", "creator_roles", "creator_tier"])
       .where("id", "=", "00000000-0000-0000-0000-000000000000")
-      .compile().sql;
+      .compile();
   }
 
   /** The endpoint with this id (a UUID), in any tenant, or undefined. */
   async find(id: string): Promise<WebhookEndpoint | undefined> {
     let rows: Record<string, unknown>[];
     try {
-      ({ rows } = await this.#db.executeQuery<Record<string, unknown>>(CompiledQuery.raw(this.#find, [id])));
+      ({ rows } = await this.#db.executeQuery<Record<string, unknown>>(withParameters(this.#find, [id])));
     } catch (err) {
       // Outside any unit of work: translated here, so an unreachable database is UNAVAILABLE, not INTERNAL.
       throw translateDatabaseError(err);

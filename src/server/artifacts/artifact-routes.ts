@@ -11,6 +11,7 @@ import {
   WorkerService,
 } from "../../../gen/anvil/operations/v1/operations_pb.js";
 import { resolveRange } from "../../artifacts/artifact.js";
+import type { RouteLabel } from "../../metrics/rpc-metrics.js";
 import { authOutcomeKey, type CallAuthenticator } from "../../rpc/call-authenticator.js";
 import { toConnectError } from "../../rpc/error-mapping.js";
 import { clampTimerMs } from "../../shared/timer-limit.js";
@@ -47,11 +48,14 @@ const uploadPath = /^\/v1\/tasks\/([^/]+)\/artifacts\/([^/]+)$/;
 const downloadPath = /^\/v1\/operations\/([^/]+)\/artifacts\/([^/]+)$/;
 export const uploadRoute = "PUT /v1/tasks/{task_id}/artifacts/{name}";
 export const downloadRoute = "GET /v1/operations/{operation_id}/artifacts/{name}";
+// HEAD reads no content: counted apart, so that the download's sizes and durations are those of downloads.
+const headRoute = "HEAD /v1/operations/{operation_id}/artifacts/{name}";
 
 /** Each route's method and template, as the metrics label REST calls (their series exist from start). */
-export const artifactRouteLabels: ReadonlyArray<{ readonly method: DescMethod; readonly route: string }> = [
-  { method: WorkerService.method.uploadArtifact, route: uploadRoute },
-  { method: OperationService.method.downloadArtifact, route: downloadRoute },
+export const artifactRouteLabels: readonly RouteLabel[] = [
+  { method: WorkerService.method.uploadArtifact, protocol: "rest", route: uploadRoute },
+  { method: OperationService.method.downloadArtifact, protocol: "rest", route: downloadRoute },
+  { method: OperationService.method.downloadArtifact, protocol: "rest", route: headRoute },
 ];
 
 /**
@@ -98,7 +102,9 @@ export function createArtifactRoutes(options: ArtifactRoutesOptions): RouteHandl
       if (up !== null) await serveUpload(req, res, a!, b!, options, meter);
       else await serveDownload(req, res, a!, b!, options, meter);
     };
-    void options.calls.observe(method, "rest", req, up !== null ? uploadRoute : downloadRoute, serve, (err) => {
+    // A method the route does not allow is counted under the route's own label: any other would let clients mint label values.
+    const route = up !== null ? uploadRoute : req.method === "HEAD" ? headRoute : downloadRoute;
+    void options.calls.observe(method, "rest", req, route, serve, (err) => {
       if (!res.headersSent) void sendRestError(req, res, toConnectError(err, ""), options.compressMinBytes);
       else if (!res.destroyed) res.destroy();
     });

@@ -13,12 +13,13 @@ import { rateLimitHeaders } from "../../rpc/rate-limit-headers.js";
 import { requestIdHeader, requestIdOf } from "../../rpc/request-id-interceptor.js";
 import type { RefusalAudit, RefusedCall } from "../../rpc/refusal-audit.js";
 import type { Principal } from "../../auth/principal.js";
-import { protocolKey, requestIdKey } from "../../rpc/request-context.js";
+import { requestIdKey } from "../../rpc/request-context.js";
 import type { WebhookTarget } from "../../webhooks/webhook.js";
 import type { WebhookDeliveriesService } from "../../webhooks/webhook-deliveries.service.js";
 import { actingCreator, type CredentialRecheck, deliveryPrincipal, deliveryRequestId, headerProblem } from "../../webhooks/webhook-delivery.js";
 import type { WebhookEndpoint, WebhookEndpointRepository } from "../../webhooks/webhook-endpoint.repository.js";
 import { secretOf } from "../../webhooks/webhook-secret.js";
+import type { RouteLabel } from "../../metrics/rpc-metrics.js";
 import type { CallObserver, ObservedCall } from "../call-observer.js";
 import type { NodeRequest, NodeResponse, RouteHandler } from "../connect-handler.js";
 import { LazyAbort } from "../fast-unary/lazy-abort.js";
@@ -89,6 +90,9 @@ const targetCalls: Readonly<Record<WebhookTarget["kind"], TargetCall>> = {
   },
 };
 
+/** The series of each RPC a delivery may call, under protocol `webhook` (they exist from start). */
+export const webhookRouteLabels: readonly RouteLabel[] = Object.values(targetCalls).map((c) => ({ method: c.method, protocol: "webhook", route: webhookRoute }));
+
 /**
  * `POST /hooks/{id}`: deliveries of webhook endpoints, verified by the
  * Standard Webhooks scheme (the `standardwebhooks` package). The one route
@@ -146,10 +150,7 @@ async function deliver(req: NodeRequest, res: NodeResponse, id: string, options:
   }
   const call = targetCalls[endpoint.target.kind];
   // A failure ends the call as CANCELLED and goes on to the route, which logs it and answers what it still can.
-  await options.calls.observe(call.method, "rest", req, webhookRoute, (meter) => {
-    meter.values.set(protocolKey, "webhook");
-    return deliverTo(req, res, headers, endpoint, call, meter, options);
-  });
+  await options.calls.observe(call.method, "webhook", req, webhookRoute, (meter) => deliverTo(req, res, headers, endpoint, call, meter, options));
 }
 
 async function deliverTo(

@@ -1,0 +1,82 @@
+import type { CompiledQuery, OperationNode } from "kysely";
+
+/**
+ * The name the statement metrics and spans give a statement — bounded and
+ * readable, where the prepared statement's own name is a hash of its text,
+ * and never carrying a value:
+ *
+ * - a statement built with kysely's query builder: its kind and first table
+ *   from the query tree (`select users`, `update operations`);
+ * - a statement written as SQL text: the name its repository gives it in a
+ *   leading comment, `sql\`/* tasks.finishAmong *\/ with …\`` (the owning
+ *   table or area, a dot, the method) — the comment also shows in
+ *   PostgreSQL's own views (`pg_stat_activity`, `pg_stat_statements`);
+ * - kysely's transaction control: `begin`, `commit`, `rollback`;
+ * - any other SQL text: `raw`.
+ */
+export function statementName(query: CompiledQuery): string {
+  const node = query.query;
+  const kind = builtKind(node);
+  if (kind === undefined) return textName(query.sql);
+  const table = tableOf(node);
+  return table === undefined ? kind : `${kind} ${table}`;
+}
+
+/** Whether a name is a built statement's (`select users`), whose kind and table semantic conventions name apart. */
+export function builtStatement(name: string): { readonly operation: string; readonly table: string } | undefined {
+  const space = name.indexOf(" ");
+  if (space === -1) return undefined;
+  const operation = name.slice(0, space);
+  return builtKinds.has(operation) ? { operation, table: name.slice(space + 1) } : undefined;
+}
+
+const builtKinds = new Set(["select", "insert", "update", "delete", "merge"]);
+
+function builtKind(node: OperationNode): string | undefined {
+  switch (node.kind) {
+    case "SelectQueryNode":
+      return "select";
+    case "InsertQueryNode":
+      return "insert";
+    case "UpdateQueryNode":
+      return "update";
+    case "DeleteQueryNode":
+      return "delete";
+    case "MergeQueryNode":
+      return "merge";
+    default:
+      return undefined;
+  }
+}
+
+function textName(text: string): string {
+  if (text.startsWith("/* ")) {
+    const end = text.indexOf(" */", 3);
+    if (end > 3) return text.slice(3, end);
+  }
+  // kysely's own: `begin` (or `start transaction …` with an isolation level), `commit`, `rollback`.
+  if (text === "begin" || text.startsWith("start transaction")) return "begin";
+  if (text === "commit" || text === "rollback") return text;
+  return "raw";
+}
+
+/** The first table the statement names, reading only the node shapes kysely documents. */
+function tableOf(node: OperationNode): string | undefined {
+  const n = node as unknown as {
+    from?: { froms?: readonly unknown[] };
+    into?: unknown;
+    table?: unknown;
+    using?: unknown;
+  };
+  const first = n.from?.froms?.[0] ?? n.into ?? n.table;
+  return tableName(first);
+}
+
+function tableName(node: unknown): string | undefined {
+  const n = node as { kind?: string; table?: { identifier?: { name?: string } }; node?: unknown; froms?: readonly unknown[] } | undefined;
+  if (n === undefined || n === null) return undefined;
+  if (n.kind === "TableNode") return n.table?.identifier?.name;
+  if (n.kind === "AliasNode") return tableName(n.node);
+  if (n.kind === "FromNode") return tableName(n.froms?.[0]);
+  return undefined;
+}
