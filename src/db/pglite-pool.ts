@@ -78,7 +78,8 @@ interface QueryResult {
 }
 
 function leadingKeyword(sql: string): QueryResult["command"] {
-  const keyword = (/^\s*([a-z]+)/i.exec(sql)?.[1] ?? "").toUpperCase();
+  // Past any leading comments: repositories name their SQL text with one (statement-name.ts).
+  const keyword = (/^(?:\s|\/\*[\s\S]*?\*\/|--[^\n]*\n)*([a-z]+)/i.exec(sql)?.[1] ?? "").toUpperCase();
   if (keyword === "INSERT" || keyword === "UPDATE" || keyword === "DELETE" || keyword === "MERGE") return keyword;
   // A data-modifying CTE reports affected rows like the statement it wraps.
   return keyword === "WITH" ? "UPDATE" : "SELECT";
