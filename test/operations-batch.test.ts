@@ -70,6 +70,121 @@ describe.each(databaseKinds)("batched claims and completions on %s", (kind) => {
     }
   });
 
+  it("answers a mixed batch in request order exactly as CompleteTask one by one would: the same answers, operations and events", async () => {
+    // The same operations, claimed and reported alike, completed once in one batch and once call by call:
+    // successes that end an operation or not (a fan-out, a chain releasing its next step), failures for good
+    // and retried, a lost lease, an unknown task, a compensation, the same task twice, an operation with a
+    // success and a failure, and one being cancelled.
+    const setUp = async () => {
+      const kindOf = Object.fromEntries(["fan", "single", "chain", "fail", "retry", "lost", "saga", "undo", "twice", "mixed", "cancel"].map((r) => [r, freshKind()]));
+      const ops: Record<string, string> = {};
+      const fan = await runWorkflow(c, ["a1", "a2", "a3"].map((name) => ({ name, kind: kindOf.fan })));
+      ops.fan = fan.id;
+      for (const role of ["single", "fail", "retry", "lost", "cancel"]) ops[role] = (await runWorkflow(c, [{ name: "only", kind: kindOf[role] }])).id;
+      ops.chain = (await runWorkflow(c, [{ name: "x", kind: kindOf.chain }, { name: "y", kind: kindOf.chain, dependsOn: ["x"] }])).id;
+      ops.saga = (
+        await runWorkflow(c, [
+          { name: "a", kind: kindOf.saga, compensation: { kind: kindOf.undo! } },
+          { name: "b", kind: kindOf.saga, dependsOn: ["a"] },
+        ])
+      ).id;
+      ops.twice = (await runWorkflow(c, ["t1", "t2"].map((name) => ({ name, kind: kindOf.twice })))).id;
+      ops.mixed = (await runWorkflow(c, ["m1", "m2"].map((name) => ({ name, kind: kindOf.mixed })))).id;
+      const claimed = async (role: string) => Object.fromEntries((await claimAll(kindOf[role]!, 10)).map((t) => [`${role}.${t.step || "only"}`, t]));
+      const t = Object.assign({}, ...(await Promise.all(["fan", "single", "chain", "fail", "retry", "lost", "twice", "mixed", "cancel"].map(claimed))));
+      // Progress reported on the fan-out's tasks: each success's progress counts its siblings still leased.
+      await c.workers.reportProgress({ taskId: t["fan.a2"].id, leaseToken: t["fan.a2"].leaseToken, progress: 0.25 });
+      await c.workers.reportProgress({ taskId: t["fan.a3"].id, leaseToken: t["fan.a3"].leaseToken, progress: 0.5 });
+      // The saga's step a succeeded and b failed for good: the operation compensates, a's undo is leased.
+      const a = (await claimAll(kindOf.saga!, 10))[0]!;
+      await c.workers.completeTask({ taskId: a.id, leaseToken: a.leaseToken, outcome: { case: "result", value: { booked: 1 } } });
+      const b = (await claimAll(kindOf.saga!, 10))[0]!;
+      await c.workers.completeTask({ taskId: b.id, leaseToken: b.leaseToken, outcome: { case: "error", value: { code: RpcCode.ABORTED, message: "declined", retryable: false } } });
+      t["undo.a"] = (await claimAll(kindOf.undo!, 10))[0]!;
+      await c.operations.cancelOperation({ id: ops.cancel! });
+      const ok = (key: string, value: Record<string, number> = { n: 1 }) => ({ taskId: t[key].id, leaseToken: t[key].leaseToken, outcome: { case: "result" as const, value } });
+      const failed = (key: string, retryable: boolean) => ({
+        taskId: t[key].id,
+        leaseToken: t[key].leaseToken,
+        outcome: { case: "error" as const, value: { code: RpcCode.UNAVAILABLE, message: `${key} failed`, retryable } },
+      });
+      const requests = [
+        ok("fan.a1", { a: 1 }),
+        ok("single.only"),
+        { ...ok("lost.only"), leaseToken: randomUUID() },
+        ok("fan.a2", { a: 2 }),
+        { taskId: randomUUID(), leaseToken: randomUUID(), outcome: { case: "result" as const, value: {} } },
+        ok("chain.x"),
+        failed("fail.only", false),
+        ok("twice.t1"),
+        failed("retry.only", true),
+        ok("undo.a", { undone: 1 }),
+        ok("twice.t1", { n: 2 }),
+        ok("mixed.m1"),
+        ok("cancel.only"),
+        ok("twice.t2"),
+        failed("mixed.m2", false),
+      ];
+      return { ops, requests, kindOf };
+    };
+    const batched = await setUp();
+    const oneByOne = await setUp();
+    const { results } = await c.workers.batchCompleteTasks({ requests: batched.requests });
+    const answers = [];
+    for (const request of oneByOne.requests) {
+      try {
+        const { operation } = await c.workers.completeTask(request);
+        answers.push({ code: 0, state: operation!.state });
+      } catch (err) {
+        answers.push({ code: (err as { code: number }).code, state: Operation_State.UNSPECIFIED });
+      }
+    }
+    expect(results.map((r) => r.taskId)).toEqual(batched.requests.map((r) => r.taskId));
+    expect(results.map((r) => ({ code: r.error?.code ?? 0, state: r.operationState }))).toEqual(answers);
+    expect(results.map((r) => r.reason)).toEqual(["", "", "LEASE_LOST", "", "NOT_FOUND", "", "", "", "", "", "LEASE_LOST", "", "", "", ""]);
+    expect(results.map((r) => r.operationState)).toEqual([
+      Operation_State.RUNNING, // fan: a1, a3 still leased
+      Operation_State.SUCCEEDED,
+      Operation_State.UNSPECIFIED,
+      Operation_State.RUNNING, // fan: a2
+      Operation_State.UNSPECIFIED,
+      Operation_State.RUNNING, // chain: y released
+      Operation_State.FAILED,
+      Operation_State.RUNNING, // twice: t1
+      Operation_State.RUNNING, // retried
+      Operation_State.FAILED, // the saga's undo succeeded: compensated, failed
+      Operation_State.UNSPECIFIED,
+      Operation_State.RUNNING, // mixed: m1
+      Operation_State.CANCELLED,
+      Operation_State.SUCCEEDED, // twice: t2
+      Operation_State.FAILED, // mixed: m2 failed for good
+    ]);
+    const eventsOf = async (id: string) =>
+      (await c.operations.listOperationEvents({ id, pageSize: 1000 })).events.map((e) => ({
+        sequence: e.sequence,
+        step: e.step,
+        case: e.payload.case,
+        // The retry time is the clock's.
+        value: e.payload.case === "error" ? { ...e.payload.value, retryTime: undefined } : e.payload.value,
+      }));
+    const stateOf = async (id: string) => {
+      const { state, progress, stage, message, result, error, cancelRequested, compensations } = (await c.operations.getOperation({ id })).operation!;
+      return { state, progress, stage, message, result, error, cancelRequested, compensations };
+    };
+    for (const role of Object.keys(batched.ops)) {
+      const events = await eventsOf(batched.ops[role]!);
+      expect(events, role).toEqual(await eventsOf(oneByOne.ops[role]!));
+      expect(events.map((e) => Number(e.sequence)), role).toEqual(events.map((_, i) => i + 1));
+      expect(await stateOf(batched.ops[role]!), role).toEqual(await stateOf(oneByOne.ops[role]!));
+    }
+    // The fan-out's progress as each success left it: a2 (0.25) and a3 (0.5) leased, then a3 alone.
+    const progress = (await eventsOf(batched.ops.fan!)).flatMap((e) => (e.case === "progress" ? [(e.value as { progress: number }).progress] : []));
+    expect(progress.slice(-2)).toEqual([0.5833, 0.8333]);
+    // What goes on after the batch: the chain's next step and the retried task are claimable again.
+    expect((await claimAll(batched.kindOf.chain!, 10)).map((t) => t.step)).toEqual(["y"]);
+    expect((await claimAll(batched.kindOf.retry!, 10)).map((t) => t.attempt)).toEqual([2]);
+  });
+
   it("drains a 100-way fan-out with one batched claim and one batched completion", async () => {
     const k = freshKind();
     const steps = Array.from({ length: 100 }, (_, i) => ({ name: `s${i}`, kind: k }));

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DatabaseHandle, openDatabase } from "../src/db/database.js";
 import { migrateToLatest } from "../src/db/migrator.js";
 import type { Database } from "../src/db/schema.js";
-import { OperationRepository } from "../src/operations/operation.repository.js";
+import { OperationRepository, operationEventsChannel } from "../src/operations/operation.repository.js";
 import type { Task } from "../src/operations/task.js";
 import { NotFoundError } from "../src/shared/errors.js";
 import { type TaskRow, TaskRepository, tasksChannel } from "../src/operations/task.repository.js";
@@ -252,13 +252,14 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
     expect((await find("acme", ids.leased!)).leaseToken).toBeNull();
   });
 
-  it("reads tasks' operations and an operation's tasks in creation order, in the tenant only", async () => {
+  it("locks tasks by id (in id order) and reads an operation's tasks in creation order, in the tenant only", async () => {
     const k = newKind();
     const one = await plan("acme", { b: { kind: k }, a: { kind: k } });
     const globex = await plan("globex", { g: { kind: k } });
-    expect((await queue("acme", (q) => q.tasks.operationsOf([]))).size).toBe(0);
-    const of = await queue("acme", (q) => q.tasks.operationsOf([one.ids.a!, one.ids.a!, globex.ids.g!, randomUUID()]));
-    expect([...of]).toEqual([[one.ids.a, one.operationId]]);
+    expect(await queue("acme", (q) => q.tasks.lockAll([]))).toEqual([]);
+    const locked = await queue("acme", (q) => q.tasks.lockAll([one.ids.b!, one.ids.a!, one.ids.a!, globex.ids.g!, randomUUID()]));
+    expect(locked.map((t) => t.id)).toEqual([one.ids.a!, one.ids.b!].sort());
+    expect(locked.every((t) => t.operationId === one.operationId)).toBe(true);
     // Inserted in one statement: same creation time, then by step.
     expect((await queue("acme", (q) => q.tasks.ofOperation(one.operationId))).map((t) => t.step)).toEqual(["a", "b"]);
   });
@@ -356,11 +357,86 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
   it("finishes a task among its operation's tasks, returned in creation order, NOT_FOUND for another tenant's", async () => {
     const k = newKind();
     const { operationId, ids } = await plan("acme", { b: { kind: k }, a: { kind: k } });
-    const tasks = await queue("acme", (q) => q.tasks.finishAmong(ids.b!, operationId, "succeeded", { ok: true }));
+    const tasks = await queue("acme", (q) => q.tasks.finishAmong(ids.b!, "succeeded", { ok: true }));
     expect(tasks.map((t) => [t.step, t.state, t.outcome])).toEqual([["a", "queued", null], ["b", "done", "succeeded"]]);
     expect(tasks[1]).toMatchObject({ result: { ok: true }, progress: 1 });
-    const err = await queue("globex", (q) => q.tasks.finishAmong(ids.a!, operationId, "failed")).catch((e: unknown) => e);
+    const err = await queue("globex", (q) => q.tasks.finishAmong(ids.a!, "failed")).catch((e: unknown) => e);
     expect(err).toMatchObject({ resource: "task", id: ids.a });
     expect((await find("acme", ids.a!)).state).toBe("queued");
+  });
+
+  it("finishes a batch's tasks across operations in one statement: each with its result, every task of their operations returned by operation in creation order", async () => {
+    const k = newKind();
+    const one = await plan("acme", { b: { kind: k }, a: { kind: k }, c: { kind: k } });
+    const two = await plan("acme", { x: { kind: k } });
+    const other = await plan("globex", { g: { kind: k } });
+    const tasks = await queue("acme", (q) =>
+      q.tasks.finishAllAmong(
+        [
+          { id: two.ids.x!, result: { x: 1 } },
+          { id: one.ids.c!, result: null },
+          { id: one.ids.b!, result: { b: true } },
+          // Another tenant's task and an unknown one are left out, and change nothing.
+          { id: other.ids.g!, result: {} },
+          { id: randomUUID(), result: {} },
+        ],
+        "succeeded",
+      ),
+    );
+    const byOperation = [one, two].sort((p, q) => (p.operationId < q.operationId ? -1 : 1));
+    const steps = (p: typeof one) => (p === one ? ["a", "b", "c"] : ["x"]);
+    expect(tasks.map((t) => t.step)).toEqual(byOperation.flatMap(steps));
+    const by = Object.fromEntries(tasks.map((t) => [t.step, t]));
+    expect(by.a).toMatchObject({ state: "queued", outcome: null, result: null });
+    expect(by.b).toMatchObject({ state: "done", outcome: "succeeded", result: { b: true }, progress: 1, leaseToken: null });
+    expect(by.c).toMatchObject({ state: "done", outcome: "succeeded", result: null });
+    expect(by.x).toMatchObject({ state: "done", result: { x: 1 } });
+    expect((await find("acme", one.ids.b!)).result).toEqual({ b: true });
+    expect((await find("globex", other.ids.g!)).state).toBe("queued");
+    expect(await queue("acme", (q) => q.tasks.finishAllAmong([], "succeeded"))).toEqual([]);
+  });
+
+  it("records many operations in one statement: each its own patch and events, numbered on from its last sequence, announced once", async () => {
+    const first = await plan("acme", { a: { kind: newKind() } });
+    const second = await plan("acme", { a: { kind: newKind() } });
+    // The first has events already: its new ones follow them.
+    await queue("acme", (q) => q.operations.record(first.operationId, { stage: "running" }, [{ step: "", payload: { type: "stage", stage: "running" } }]));
+    const heard: string[] = [];
+    const unlisten = await handle.listen(operationEventsChannel, (payload) => heard.push(payload));
+    try {
+      const recorded = await queue("acme", async (q) => {
+        await q.operations.lockOfTasks([first.ids.a!, second.ids.a!]);
+        return q.operations.recordAll([
+          { operationId: first.operationId, patch: { progress: 0.5, message: "half" }, events: [{ step: "a", payload: { type: "progress", progress: 0.5, stepProgress: 1, message: "half" } }] },
+          {
+            operationId: second.operationId,
+            patch: { state: "succeeded", stage: "succeeded", progress: 1, message: "done", result: { ok: true }, ended: true },
+            events: [
+              { step: "a", payload: { type: "progress", progress: 1, stepProgress: 1, message: "done" } },
+              { step: "", payload: { type: "completion", state: "succeeded", result: { ok: true }, error: null } },
+            ],
+          },
+        ]);
+      });
+      const byId = new Map(recorded.map((o) => [o.id, o]));
+      expect(byId.get(first.operationId)).toMatchObject({ state: "queued", stage: "running", progress: 0.5, message: "half", result: null, endTime: null, lastSequence: 2 });
+      expect(byId.get(second.operationId)).toMatchObject({ state: "succeeded", stage: "succeeded", progress: 1, message: "done", result: { ok: true }, lastSequence: 2 });
+      expect(byId.get(second.operationId)!.endTime).toBeInstanceOf(Date);
+      const events = (id: string) => queue("acme", (q) => q.operations.events(id, 0, 10));
+      expect((await events(first.operationId)).map((e) => [e.sequence, e.payload.type])).toEqual([[1, "stage"], [2, "progress"]]);
+      expect((await events(second.operationId)).map((e) => [e.sequence, e.step, e.payload])).toEqual([
+        [1, "a", { type: "progress", progress: 1, stepProgress: 1, message: "done" }],
+        [2, "", { type: "completion", state: "succeeded", result: { ok: true }, error: null }],
+      ]);
+      for (const expected of [`acme:${first.operationId}:2`, `acme:${second.operationId}:2`]) {
+        for (let waited = 0; !heard.includes(expected); waited += 20) {
+          if (waited > 10_000) throw new Error(`never heard ${expected}; heard ${heard.join(", ")}`);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }
+      expect(await queue("acme", (q) => q.operations.recordAll([]))).toEqual([]);
+    } finally {
+      await unlisten();
+    }
   });
 });

@@ -118,9 +118,9 @@ describe.each(databaseKinds)("traces on %s", (kind) => {
     const completeTx = one(childrenOf(trace, completeServer), (s) => s.name === "transaction", "CompleteTask's transaction");
     // The completion reads its task, then finishes it among its siblings in one statement written as SQL text,
     // named by its repository; a summary, but no single operation or table to name.
-    expect(childrenOf(trace, completeTx).map((s) => s.name)).toEqual(expect.arrayContaining(["select tasks", "tasks.finishAmong"]));
-    const finish = one(childrenOf(trace, completeTx), (s) => s.name === "tasks.finishAmong", "the completion's finish");
-    expect(finish.attributes).toMatchObject({ "db.system.name": "postgresql", "db.query.summary": "tasks.finishAmong" });
+    expect(childrenOf(trace, completeTx).map((s) => s.name)).toEqual(expect.arrayContaining(["select tasks", "tasks.finishAllAmong", "operations.record"]));
+    const finish = one(childrenOf(trace, completeTx), (s) => s.name === "tasks.finishAllAmong", "the completion's finish");
+    expect(finish.attributes).toMatchObject({ "db.system.name": "postgresql", "db.query.summary": "tasks.finishAllAmong" });
     expect(finish.attributes["db.operation.name"]).toBeUndefined();
     // The StreamTasks call that handed the task out is a trace of its own, linked to RunWorkflow's span;
     // its span ends (and is exported) with the stream, when the worker stops.

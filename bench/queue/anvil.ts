@@ -100,14 +100,15 @@ export async function anvilLatency(c: AnvilClients): Promise<number> {
 
 /**
  * `concurrency` streaming workers, each a StreamTasks call (max_in_flight
- * 10) whose every message is completed in one BatchCompleteTasks, until
- * `stop` aborts; `onCompleted` hears of each task once its completion is answered.
+ * `streamInFlight`: 10 unless BENCH_QUEUE_IN_FLIGHT says) whose every
+ * message is completed in one BatchCompleteTasks, until `stop` aborts;
+ * `onCompleted` hears of each task once its completion is answered.
  */
 async function streamWorkers(c: AnvilClients, stop: AbortController, onCompleted: (tasks: readonly Leased[]) => void, onFirst?: () => void): Promise<void> {
   const worker = async (n: number) => {
     const pending: Promise<unknown>[] = [];
     try {
-      for await (const m of c.workers.streamTasks({ kinds: ["bench"], workerId: `stream-${n}`, maxInFlight: 10 }, { signal: stop.signal })) {
+      for await (const m of c.workers.streamTasks({ kinds: ["bench"], workerId: `stream-${n}`, maxInFlight: c.sizes.streamInFlight }, { signal: stop.signal })) {
         if (m.tasks.length === 0) continue;
         onFirst?.();
         pending.push(retrying(() => c.workers.batchCompleteTasks({ requests: done(m.tasks) })).then(() => onCompleted(m.tasks)));

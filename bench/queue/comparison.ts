@@ -46,7 +46,7 @@ export async function runQueueComparison(
     }
     return out;
   };
-  const streamed = await each(`drain, ${sizes.concurrency} StreamTasks workers (max_in_flight 10) + BatchCompleteTasks`, anvilStreamDrain);
+  const streamed = await each(`drain, ${sizes.concurrency} StreamTasks workers (max_in_flight ${sizes.streamInFlight}) + BatchCompleteTasks`, anvilStreamDrain);
   const streamLatency = await each("idle StreamTasks worker latency", anvilStreamLatency);
   const fanOut = await each(`100-way fan-out to ${sizes.concurrency} streaming workers`, anvilFanOut);
   const mixed = await each(`mixed: ${sizes.starters} start loops for ${sizes.mixedSeconds} s while streaming workers drain`, anvilMixed);

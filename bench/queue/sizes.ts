@@ -12,6 +12,8 @@ export interface QueueSizes {
   readonly starters: number;
   /** Fan-outs timed (the median is reported). */
   readonly fanOutSamples: number;
+  /** A draining StreamTasks worker's max_in_flight: the most tasks one message, and so one batch of completions, holds (BENCH_QUEUE_IN_FLIGHT). */
+  readonly streamInFlight: number;
 }
 
 /** The sizes of this run. */
@@ -23,5 +25,6 @@ export function queueSizes(quick: boolean): QueueSizes {
     mixedSeconds: Number(process.env.BENCH_QUEUE_MIXED_SECONDS ?? (quick ? 3 : 10)),
     starters: 16,
     fanOutSamples: quick ? 2 : 5,
+    streamInFlight: Number(process.env.BENCH_QUEUE_IN_FLIGHT ?? 10),
   };
 }

@@ -20,6 +20,17 @@ export interface ClaimRecord {
   readonly events: readonly NewEvent[];
 }
 
+/**
+ * One operation's change in OperationRepository.recordAll: what a task's
+ * success sets (the rest of the row as it is), and the events saying so.
+ */
+export interface OperationRecord {
+  readonly operationId: string;
+  readonly patch: Pick<OperationPatch, "state" | "stage" | "progress" | "message" | "ended"> & { readonly result?: JsonObject };
+  /** In order; at least one. */
+  readonly events: readonly NewEvent[];
+}
+
 /** Operations are listed newest first; the id breaks ties between equal times. */
 export const operationOrder: readonly SortKey[] = [
   { column: "create_time", direction: "desc" },
@@ -56,14 +67,27 @@ export class OperationRepository {
    * statement where a read of the task and a lock of its operation took two.
    */
   async lockOfTask(taskId: string): Promise<Operation | undefined> {
-    const row = await this.#trx
+    return (await this.lockOfTasks([taskId]))[0];
+  }
+
+  /**
+   * The operations of the tasks among `taskIds` that exist, row-locked in id
+   * order until the transaction ends: a batch of completions locks all its
+   * operations first, in the order every other batch does, before any task
+   * (the one lock order), so two batches over the same operations wait for
+   * each other rather than deadlock.
+   */
+  async lockOfTasks(taskIds: readonly string[]): Promise<Operation[]> {
+    const rows = await this.#trx
       .selectFrom("operations")
       .selectAll()
       .where("tenant_id", "=", this.#tenant)
-      .where("id", "=", (eb) => eb.selectFrom("tasks").select("operation_id").where("tenant_id", "=", this.#tenant).where("id", "=", taskId))
+      // One array parameter: the statement's text, and so its prepared plan, is the same for any batch size.
+      .where("id", "in", (eb) => eb.selectFrom("tasks").select("operation_id").where("tenant_id", "=", this.#tenant).where("id", "=", sql<string>`any(${[...taskIds]}::uuid[])`))
+      .orderBy("id")
       .forUpdate()
-      .executeTakeFirst();
-    return row && toOperation(row);
+      .execute();
+    return rows.map(toOperation);
   }
 
   /** A new queued operation. */
@@ -111,18 +135,13 @@ export class OperationRepository {
       .set((eb) => ({ ...values, version: eb("version", "+", 1), update_time: new Date() }))
       .where("tenant_id", "=", this.#tenant)
       .where("id", "=", id)
-      .returningAll();
-    const rows = sql.join(
-      events.map((e, i) => sql`(${i + 1}::int, ${e.step}::text, ${e.payload.type}::text, ${JSON.stringify(payloadJson(e.payload))}::jsonb)`),
-    );
+      .returningAll()
+      .returning(sql<number>`${events.length}::int`.as("appended"));
     const result = await sql<Selectable<OperationTable>>`/* operations.record */
       with u as (${update}),
-      e as (
-        insert into operation_events (tenant_id, operation_id, sequence, step, type, payload)
-        select u.tenant_id, u.id, u.last_sequence - ${events.length}::int + v.i, v.step, v.type, v.payload
-        from u, (values ${rows}) as v (i, step, type, payload)
-      )
-      select u.*, pg_notify(${operationEventsChannel}, ${`${this.#tenant}:${id}:`} || u.last_sequence) as announced from u`.execute(this.#trx);
+      v as (${eventRows(events.map((event, i) => ({ operationId: id, n: i + 1, event })))}),
+      ${appendedEvents(this.#tenant)}
+      select u.*, ${announced(this.#tenant)} as announced from u`.execute(this.#trx);
     const row = result.rows[0];
     if (!row) throw new NotFoundError("operation", id);
     return { operation: toOperation(row) };
@@ -152,25 +171,24 @@ export class OperationRepository {
   async appendClaims(claims: readonly ClaimRecord[]): Promise<void> {
     if (claims.length === 0) return;
     const running = { step: "", payload: { type: "stage", stage: "running" } } as const;
-    // i = 0: the stage event, kept only where the operation starts.
-    const events = claims.flatMap((c) => [running, ...c.events].map((e, i) => ({ operationId: c.operationId, i, e })));
-    const rows = sql.join(events.map(({ operationId, i, e }) => sql`(${operationId}::uuid, ${i}::int, ${e.step}::text, ${e.payload.type}::text, ${JSON.stringify(payloadJson(e.payload))}::jsonb)`));
-    const attempts = sql.join(claims.map((c) => sql`(${c.operationId}::uuid, ${c.claimed}::int)`));
+    // n = 0: the stage event, kept only where the operation starts.
+    const events = claims.flatMap((c) => [running, ...c.events].map((event, n) => ({ operationId: c.operationId, n, event })));
+    const attempts = JSON.stringify(claims.map((c) => ({ operation_id: c.operationId, claimed: c.claimed })));
     await sql`/* operations.appendClaims */
-      with l as (
+      with a as (select * from jsonb_to_recordset(${attempts}::jsonb) as a (operation_id uuid, claimed int)),
+      l as (
         select id, state = 'queued' as starts from operations
-        where tenant_id = ${this.#tenant} and id in (${sql.join(claims.map((c) => c.operationId))})
+        where tenant_id = ${this.#tenant} and id in (select operation_id from a)
         order by id
         for no key update
       ),
-      v (operation_id, i, step, type, payload) as (values ${rows}),
-      k as (
-        select v.operation_id, v.step, v.type, v.payload, row_number() over (partition by v.operation_id order by v.i)::int as n
-        from v join l on l.id = v.operation_id
-        where v.i > 0 or l.starts
+      c as (${eventRows(events)}),
+      v as (
+        select c.operation_id, c.step, c.type, c.payload, row_number() over (partition by c.operation_id order by c.n)::int as n
+        from c join l on l.id = c.operation_id
+        where c.n > 0 or l.starts
       ),
-      s as (select operation_id, count(*)::int as events from k group by operation_id),
-      a (operation_id, claimed) as (values ${attempts}),
+      s as (select operation_id, count(*)::int as events from v group by operation_id),
       u as (
         update operations o set
           state = case when l.starts then 'running' else o.state end,
@@ -182,14 +200,59 @@ export class OperationRepository {
           update_time = now()
         from l join s on s.operation_id = l.id join a on a.operation_id = l.id
         where o.tenant_id = ${this.#tenant} and o.id = l.id
-        returning o.id, o.last_sequence, s.events
+        returning o.id, o.last_sequence, s.events as appended
       ),
-      e as (
-        insert into operation_events (tenant_id, operation_id, sequence, step, type, payload)
-        select ${this.#tenant}, u.id, u.last_sequence - u.events + k.n, k.step, k.type, k.payload
-        from u join k on k.operation_id = u.id
-      )
-      select pg_notify(${operationEventsChannel}, ${`${this.#tenant}:`}::text || u.id::text || ':' || u.last_sequence::text) as announced from u`.execute(this.#trx);
+      ${appendedEvents(this.#tenant)}
+      select ${announced(this.#tenant)} as announced from u`.execute(this.#trx);
+  }
+
+  /**
+   * Applies each record's patch to its operation and appends its events in
+   * order, for many operations in one statement (record() for one), each
+   * announced. The caller holds every operation's row lock (lockOfTasks),
+   * so the sequences it allocates are gapless. Returns the operations
+   * afterwards, in no particular order.
+   */
+  async recordAll(records: readonly OperationRecord[]): Promise<Operation[]> {
+    if (records.length === 0) return [];
+    const patches = JSON.stringify(
+      records.map(({ operationId, patch }) => ({
+        id: operationId,
+        state: patch.state,
+        stage: patch.stage,
+        progress: patch.progress,
+        message: patch.message,
+        result: patch.result,
+        ended: patch.ended === true,
+      })),
+    );
+    const events = records.flatMap((r) => r.events.map((event, i) => ({ operationId: r.operationId, n: i + 1, event })));
+    // Absent fields are null in the record set: coalesce keeps the column as it is.
+    const { rows } = await sql<Selectable<OperationTable>>`/* operations.recordAll */
+      with p as (
+        select * from jsonb_to_recordset(${patches}::jsonb)
+          as p (id uuid, state text, stage text, progress double precision, message text, result jsonb, ended boolean)
+      ),
+      v as (${eventRows(events)}),
+      s as (select operation_id, count(*)::int as events from v group by operation_id),
+      u as (
+        update operations o set
+          state = coalesce(p.state, o.state),
+          stage = coalesce(p.stage, o.stage),
+          progress = coalesce(p.progress, o.progress),
+          message = coalesce(p.message, o.message),
+          result = coalesce(p.result, o.result),
+          end_time = case when p.ended then now() else o.end_time end,
+          last_sequence = o.last_sequence + coalesce(s.events, 0),
+          version = o.version + 1,
+          update_time = now()
+        from p left join s on s.operation_id = p.id
+        where o.tenant_id = ${this.#tenant} and o.id = p.id
+        returning o.*, coalesce(s.events, 0) as appended
+      ),
+      ${appendedEvents(this.#tenant)}
+      select u.*, case when u.appended > 0 then ${announced(this.#tenant)} end as announced from u`.execute(this.#trx);
+    return rows.map(toOperation);
   }
 
   /** Up to `limit` events of the operation with a sequence greater than `after`, in order. */
@@ -205,6 +268,39 @@ export class OperationRepository {
       .execute();
     return rows.map(toEvent);
   }
+}
+
+/**
+ * Events to append, as rows `(operation_id, n, step, type, payload)` read
+ * from one jsonb parameter: `n` numbers each operation's new events from 1
+ * in order. One parameter rather than five per event keeps the statement's
+ * text the same for any number of events (prepared once per connection),
+ * and kysely has one value to compile instead of hundreds.
+ */
+function eventRows(events: ReadonlyArray<{ readonly operationId: string; readonly n: number; readonly event: NewEvent }>) {
+  const json = JSON.stringify(
+    events.map(({ operationId, n, event }) => ({ operation_id: operationId, n, step: event.step, type: event.payload.type, payload: payloadJson(event.payload) })),
+  );
+  return sql`select * from jsonb_to_recordset(${json}::jsonb) as v (operation_id uuid, n int, step text, type text, payload jsonb)`;
+}
+
+/**
+ * The CTE `e`: appends the events of CTE `v` (eventRows' columns) to the
+ * operations CTE `u` returns — `id`, `last_sequence` after its update and
+ * `appended`, how many events the update counted in — event n of an
+ * operation taking sequence last_sequence - appended + n.
+ */
+function appendedEvents(tenant: string) {
+  return sql`e as (
+        insert into operation_events (tenant_id, operation_id, sequence, step, type, payload)
+        select ${tenant}, u.id, u.last_sequence - u.appended + v.n, v.step, v.type, v.payload
+        from u join v on v.operation_id = u.id
+      )`;
+}
+
+/** The NOTIFY announcing an operation of CTE `u` up to its last sequence (delivered on commit). */
+function announced(tenant: string) {
+  return sql`pg_notify(${operationEventsChannel}, ${`${tenant}:`}::text || u.id::text || ':' || u.last_sequence::text)`;
 }
 
 function payloadJson(payload: EventPayload): Record<string, unknown> {

@@ -5,9 +5,11 @@ import type { JsonObject } from "../shared/json.js";
 import { isFinal, type LogLevel, type NewEvent, type Operation, rpcCode } from "./operation.js";
 import { type QueueSettings, retryDelayMs } from "./queue-settings.js";
 import type { QueueEvents } from "./queue-events.js";
-import type { ClaimedTask, Task } from "./task.js";
+import { byOperation, type ClaimedTask, holds, leaseLost, type Task } from "./task.js";
 import type { ReadyTask } from "./task.repository.js";
 import type { ClaimRecord } from "./operation.repository.js";
+import { BatchCompletion, type Completion, type CompletionAnswer } from "./batch-completion.js";
+import { progressOf, releasedAmong, successRecord } from "./task-success.js";
 
 /** How a worker says a task failed. */
 export interface TaskFailure {
@@ -41,11 +43,13 @@ export class TaskLifecycle {
   readonly #settings: QueueSettings;
   readonly #events: QueueEvents | undefined;
   readonly #compensator: Compensator;
+  readonly #batch: BatchCompletion;
 
   constructor(settings: QueueSettings, events?: QueueEvents) {
     this.#settings = settings;
     this.#events = events;
     this.#compensator = new Compensator(settings, events);
+    this.#batch = new BatchCompletion(this, events);
   }
 
   /**
@@ -169,22 +173,19 @@ export class TaskLifecycle {
       await tx.tasks.finish(task.id, "cancelled");
       return this.#settleCancel(tx, operation);
     }
-    const finished = await tx.tasks.finishAmong(task.id, operation.id, "succeeded", outcome.result);
+    const finished = await tx.tasks.finishAmong(task.id, "succeeded", outcome.result);
     if (operation.cancelRequested) return this.#settleCancel(tx, operation, finished);
-    const tasks = await this.#released(tx, operation.id, finished);
-    const done = `${task.step ? `step ${task.step}` : "task"} succeeded`;
-    if (!tasks.every((t) => t.outcome === "succeeded")) {
-      const progress = progressOf(tasks);
-      const event: NewEvent = { step: task.step, payload: { type: "progress", progress, stepProgress: 1, message: done } };
-      return (await tx.operations.record(operation.id, { progress, message: done }, [event])).operation;
-    }
-    const result = resultOf(tasks);
-    const events: NewEvent[] = [
-      { step: task.step, payload: { type: "progress", progress: 1, stepProgress: 1, message: done } },
-      { step: "", payload: { type: "completion", state: "succeeded", result, error: null } },
-    ];
-    tx.onCommit(() => this.#events?.completed("succeeded"));
-    return (await tx.operations.record(operation.id, { state: "succeeded", progress: 1, stage: "succeeded", message: done, result, ended: true }, events)).operation;
+    const { patch, events, ended } = successRecord(task, await releasedAmong(tx, operation.id, finished));
+    if (ended) tx.onCommit(() => this.#events?.completed("succeeded"));
+    return (await tx.operations.record(operation.id, patch, events)).operation;
+  }
+
+  /**
+   * Completes a batch of leased tasks in one transaction, each fenced by its
+   * own lease (see BatchCompletion); answers in the order of `completions`.
+   */
+  completeAll(tx: Repositories, completions: readonly Completion[]): Promise<CompletionAnswer[]> {
+    return this.#batch.complete(tx, completions);
   }
 
   /**
@@ -206,18 +207,6 @@ export class TaskLifecycle {
   }
 
   /**
-   * The operation's tasks after a success (`tasks`, as finishAmong read
-   * them), its blocked tasks whose every dependency succeeded queued. Only
-   * an operation that has blocked tasks pays for the release statement:
-   * most have none.
-   */
-  async #released(tx: Repositories, operationId: string, tasks: Task[]): Promise<Task[]> {
-    if (!tasks.some((t) => t.state === "blocked")) return tasks;
-    const released = new Map((await tx.tasks.release(operationId)).map((t) => [t.id, t]));
-    return tasks.map((t) => released.get(t.id) ?? t);
-  }
-
-  /**
    * The task and its (row-locked) operation, if `leaseToken` is the task's
    * current lease; FAILED_PRECONDITION (`LEASE_LOST`) otherwise — the refusal
    * every call of a fenced worker gets (artifact uploads check it too).
@@ -232,15 +221,7 @@ export class TaskLifecycle {
     const operation = await tx.operations.lockOfTask(taskId);
     if (operation === undefined) throw new NotFoundError("task", taskId);
     const task = await tx.tasks.lock(taskId);
-    if (task.state !== "leased" || task.leaseToken !== leaseToken) {
-      throw new FailedPreconditionError(`task ${taskId} is not leased with this token`, [
-        {
-          type: "LEASE_LOST",
-          subject: `tasks/${taskId}`,
-          description: "the lease expired and the task was claimed again, or the task or its operation ended; stop working on it",
-        },
-      ]);
-    }
+    if (!holds(task, leaseToken)) throw leaseLost(taskId);
     return { operation, task };
   }
 
@@ -291,29 +272,4 @@ export class TaskLifecycle {
     tx.onCommit(() => this.#events?.completed("cancelled"));
     return (await tx.operations.record(operation.id, patch, [completion])).operation;
   }
-}
-
-/** Tasks grouped by operation, in first-seen order (Map.groupBy needs Node 21). */
-function byOperation(tasks: readonly Task[]): Map<string, Task[]> {
-  const groups = new Map<string, Task[]>();
-  for (const t of tasks) {
-    const group = groups.get(t.operationId);
-    if (group) group.push(t);
-    else groups.set(t.operationId, [t]);
-  }
-  return groups;
-}
-
-/** Share of the work done: succeeded tasks count 1, leased ones their reported progress. */
-function progressOf(tasks: readonly Task[]): number {
-  if (tasks.length === 0) return 1;
-  const done = tasks.reduce((sum, t) => sum + (t.outcome === "succeeded" ? 1 : t.state === "leased" ? t.progress : 0), 0);
-  return Math.round((done / tasks.length) * 10_000) / 10_000;
-}
-
-/** A single-task operation's result is its task's; a workflow run's maps step names to results. */
-function resultOf(tasks: readonly Task[]): JsonObject {
-  const only = tasks[0];
-  if (tasks.length === 1 && only && only.step === "") return only.result ?? {};
-  return { steps: Object.fromEntries(tasks.map((t) => [t.step, t.result ?? {}])) };
 }

@@ -119,6 +119,24 @@ export class TaskRepository {
     return toTask(await this.#table.get(id, "update"));
   }
 
+  /**
+   * The tasks among `ids` that exist, row-locked in id order until the
+   * transaction ends. Lock their operations first (OperationRepository
+   * lockOfTasks): the one lock order.
+   */
+  async lockAll(ids: readonly string[]): Promise<Task[]> {
+    const rows = await this.#trx
+      .selectFrom("tasks")
+      .selectAll()
+      .where("tenant_id", "=", this.#tenant)
+      // One array parameter: the same statement text for any number of tasks.
+      .where("id", "=", sql<string>`any(${[...ids]}::uuid[])`)
+      .orderBy("id")
+      .forUpdate()
+      .execute();
+    return rows.map(toTask);
+  }
+
   /** How many tasks are leased to `workerId` now (a stream's flow control). */
   async leasedTo(workerId: string): Promise<number> {
     const row = await this.#trx
@@ -129,18 +147,6 @@ export class TaskRepository {
       .where("worker_id", "=", workerId)
       .executeTakeFirstOrThrow();
     return Number(row.n);
-  }
-
-  /** The operation of each of the tasks that exist among `ids`, read without locking. */
-  async operationsOf(ids: readonly string[]): Promise<Map<string, string>> {
-    if (ids.length === 0) return new Map();
-    const rows = await this.#trx
-      .selectFrom("tasks")
-      .select(["id", "operation_id"])
-      .where("tenant_id", "=", this.#tenant)
-      .where("id", "in", [...new Set(ids)])
-      .execute();
-    return new Map(rows.map((r) => [r.id, r.operation_id]));
   }
 
   /** Every task of an operation, in creation order. */
@@ -291,24 +297,50 @@ export class TaskRepository {
   /**
    * Marks the task done, as finish() does, and returns every task of its
    * operation afterwards in creation order (ofOperation's): one statement
-   * where a completion took two. The caller holds the operation's row, so
-   * no other transaction changes its tasks meanwhile.
+   * where a completion took two (finishAllAmong for one task). The caller
+   * holds the operation's row, so no other transaction changes its tasks
+   * meanwhile.
    */
-  async finishAmong(id: string, operationId: string, outcome: TaskOutcome, result: JsonObject | null = null): Promise<Task[]> {
-    const update = this.#trx
-      .updateTable("tasks")
-      .set((eb) => ({ ...finished(outcome, result), version: eb("version", "+", 1), update_time: new Date() }))
-      .where("tenant_id", "=", this.#tenant)
-      .where("id", "=", id)
-      .returningAll();
-    // The statement's other part reads the tasks as they were before it: the finished one comes from the update.
-    const { rows } = await sql<Selectable<TaskTable>>`/* tasks.finishAmong */
-      with f as (${update})
+  async finishAmong(id: string, outcome: TaskOutcome, result: JsonObject | null = null): Promise<Task[]> {
+    const tasks = await this.finishAllAmong([{ id, result }], outcome);
+    if (tasks.length === 0) throw new NotFoundError("task", id);
+    return tasks;
+  }
+
+  /**
+   * Marks each task of `finishes` done with `outcome` and its result, as
+   * finish() does, and returns every task of their operations afterwards,
+   * by operation and then in creation order (ofOperation's): one statement
+   * for a whole batch of completions. Tasks that do not exist are left out.
+   * The caller holds the operations' rows, so no other transaction changes
+   * their tasks meanwhile.
+   */
+  async finishAllAmong(finishes: ReadonlyArray<{ readonly id: string; readonly result: JsonObject | null }>, outcome: TaskOutcome): Promise<Task[]> {
+    if (finishes.length === 0) return [];
+    const json = JSON.stringify(finishes.map((f) => ({ id: f.id, result: f.result })));
+    // The columns finished() sets, for many rows. The statement's other part
+    // reads the tasks as they were before it: the finished ones come from the update.
+    const { rows } = await sql<Selectable<TaskTable>>`/* tasks.finishAllAmong */
+      with v as (select * from jsonb_to_recordset(${json}::jsonb) as v (id uuid, result jsonb)),
+      f as (
+        update tasks t set
+          state = 'done',
+          outcome = ${outcome}::text,
+          result = v.result,
+          lease_token = null,
+          lease_expires_at = null,
+          progress = case when ${outcome}::text = 'succeeded' then 1 else t.progress end,
+          version = t.version + 1,
+          update_time = now()
+        from v
+        where t.tenant_id = ${this.#tenant} and t.id = v.id
+        returning t.*
+      )
       select * from f
       union all
-      select * from tasks where tenant_id = ${this.#tenant} and operation_id = ${operationId} and id <> ${id}
-      order by create_time, step`.execute(this.#trx);
-    if (!rows.some((r) => r.id === id)) throw new NotFoundError("task", id);
+      select * from tasks
+      where tenant_id = ${this.#tenant} and operation_id in (select operation_id from f) and id not in (select id from v)
+      order by operation_id, create_time, step`.execute(this.#trx);
     return rows.map(toTask);
   }
 

@@ -1,3 +1,4 @@
+import { FailedPreconditionError } from "../shared/errors.js";
 import type { JsonObject } from "../shared/json.js";
 
 /** blocked (waiting for its dependencies) → queued → leased → done. */
@@ -57,4 +58,31 @@ export interface TaskSpec {
 export interface ClaimedTask {
   readonly task: Task;
   readonly resource: string;
+}
+
+/** Whether `leaseToken` is the task's current lease. */
+export function holds(task: Task, leaseToken: string): boolean {
+  return task.state === "leased" && task.leaseToken === leaseToken;
+}
+
+/** The refusal of a call whose lease is not the task's current one: FAILED_PRECONDITION, LEASE_LOST. */
+export function leaseLost(taskId: string): FailedPreconditionError {
+  return new FailedPreconditionError(`task ${taskId} is not leased with this token`, [
+    {
+      type: "LEASE_LOST",
+      subject: `tasks/${taskId}`,
+      description: "the lease expired and the task was claimed again, or the task or its operation ended; stop working on it",
+    },
+  ]);
+}
+
+/** Tasks grouped by operation, in first-seen order (Map.groupBy needs Node 21). */
+export function byOperation(tasks: readonly Task[]): Map<string, Task[]> {
+  const groups = new Map<string, Task[]>();
+  for (const t of tasks) {
+    const group = groups.get(t.operationId);
+    if (group) group.push(t);
+    else groups.set(t.operationId, [t]);
+  }
+  return groups;
 }

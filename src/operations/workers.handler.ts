@@ -33,7 +33,8 @@ import type { ArtifactsService } from "../artifacts/artifacts.service.js";
 import type { DrainSignals } from "./drain-signals.js";
 import { durationMs, logLevels, operationStates, toOperationMessage, toTaskMessage } from "./operation-messages.js";
 import type { StreamSlots } from "./stream-slots.js";
-import type { TaskOutcomeReport, WorkersService } from "./workers.service.js";
+import type { TaskOutcomeReport } from "./batch-completion.js";
+import type { WorkersService } from "./workers.service.js";
 
 // The validation interceptor checks unary requests only; a server stream's
 // request is checked here, with the same compiled rules.

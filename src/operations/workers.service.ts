@@ -1,11 +1,11 @@
 import type { Repositories } from "../db/repositories.js";
 import type { UnitOfWork } from "../db/unit-of-work.js";
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../shared/errors.js";
-import type { JsonObject } from "../shared/json.js";
+import { InvalidArgumentError } from "../shared/errors.js";
 import type { Scope } from "../shared/scope.js";
 import type { NotificationHub, Subscription } from "./notification-hub.js";
 import type { Operation } from "./operation.js";
-import type { ProgressReport, TaskFailure, TaskLifecycle } from "./task-lifecycle.js";
+import type { Completion, CompletionAnswer, TaskOutcomeReport } from "./batch-completion.js";
+import type { ProgressReport, TaskLifecycle } from "./task-lifecycle.js";
 import type { ClaimedTask } from "./task.js";
 import { tasksChannel } from "./task.repository.js";
 import { linkCallTo } from "../tracing/tracing.js";
@@ -243,30 +243,13 @@ export class WorkersService {
   /**
    * Completes up to maxCompletionsPerBatch tasks in one transaction, each
    * fenced by its own lease: a refused one (NOT_FOUND, LEASE_LOST) is
-   * answered with its error and the others still count. Tasks are taken in
-   * the order of their operations' ids, so two batches lock operations in
-   * one order and never deadlock (each operation before its task, as
-   * everywhere). Answers in request order.
+   * answered with its error and the others still count (see
+   * BatchCompletion: the batch's operations are locked in id order, then
+   * their tasks, so two batches never deadlock). Answers in request order.
    */
   async completeBatch(scope: Scope, completions: readonly Completion[]): Promise<CompletionAnswer[]> {
     if (completions.length > maxCompletionsPerBatch) throw InvalidArgumentError.field("requests", `at most ${maxCompletionsPerBatch} completions per call`);
-    const answers = await this.#uow.transact(scope, async (tx) => {
-      const order = await tx.tasks.operationsOf(completions.map((c) => c.taskId));
-      const indexes = completions.map((_, i) => i);
-      indexes.sort((a, b) => compare(order.get(completions[a]!.taskId), order.get(completions[b]!.taskId)) || a - b);
-      const answers: CompletionAnswer[] = new Array(completions.length);
-      for (const i of indexes) {
-        const { taskId, leaseToken, outcome } = completions[i]!;
-        try {
-          answers[i] = { taskId, operation: await this.#lifecycle.complete(tx, taskId, leaseToken, outcome) };
-        } catch (err) {
-          // Refusals are decided before the task's first write: the transaction goes on.
-          if (!(err instanceof NotFoundError || err instanceof FailedPreconditionError)) throw err;
-          answers[i] = { taskId, refused: err };
-        }
-      }
-      return answers;
-    });
+    const answers = await this.#uow.transact(scope, (tx) => this.#lifecycle.completeAll(tx, completions));
     this.#freed(answers.filter((a) => "operation" in a).map((a) => a.taskId));
     return answers;
   }
@@ -281,24 +264,3 @@ function leaseMsOf(asked: number | undefined): number {
 
 /** Most completions one BatchCompleteTasks takes (the proto's max_items says the same). */
 export const maxCompletionsPerBatch = 100;
-
-/** How a task ended, as its worker reports it. */
-export type TaskOutcomeReport = { readonly result: JsonObject } | { readonly error: TaskFailure };
-
-/** One completion of a batch. */
-export interface Completion {
-  readonly taskId: string;
-  readonly leaseToken: string;
-  readonly outcome: TaskOutcomeReport;
-}
-
-/** How one completion of a batch went: the operation afterwards, or why it was refused. */
-export type CompletionAnswer = { readonly taskId: string; readonly operation: Operation } | { readonly taskId: string; readonly refused: NotFoundError | FailedPreconditionError };
-
-/** Orders by operation id; unknown tasks (refused as NOT_FOUND without locking anything) last. */
-function compare(a: string | undefined, b: string | undefined): number {
-  if (a === b) return 0;
-  if (a === undefined) return 1;
-  if (b === undefined) return -1;
-  return a < b ? -1 : 1;
-}
