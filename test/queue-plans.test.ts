@@ -1,9 +1,10 @@
-import { Kysely, PostgresDialect } from "kysely";
+import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrateToLatest } from "../src/db/migrator.js";
 import type { Database } from "../src/db/schema.js";
 import { UnitOfWork } from "../src/db/unit-of-work.js";
+import { OperationStarter } from "../src/operations/start-operation.js";
 import { TaskLifecycle } from "../src/operations/task-lifecycle.js";
 import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.js";
 
@@ -71,6 +72,50 @@ describe.skipIf(!databaseKinds.includes("postgres"))("task queue statements unde
         const plan = await client.query(`explain execute q${i}(${args.join(", ")})`);
         const text = plan.rows.map((r) => r["QUERY PLAN"]).join("\n");
         expect(text, sql).toContain(index);
+      }
+    } finally {
+      await client.end();
+    }
+  });
+
+  it("lets a claim's append and a batch of completions lock, finish and record their rows by key, never scanning a table", async () => {
+    // A queue with history: 2,000 operations of two tasks each, analyzed, so that a scan would show.
+    await sql`insert into operations (tenant_id, id, kind, resource, state)
+      select 'acme', gen_random_uuid(), 'workflows.run', 'workflows/x', 'succeeded' from generate_series(1, 2000)`.execute(db);
+    await sql`insert into tasks (tenant_id, id, operation_id, step, kind, input, state, outcome, max_attempts)
+      select 'acme', gen_random_uuid(), o.id, s.step, 'bench', '{}', 'done', 'succeeded', 3 from operations o, (values ('a'), ('b')) as s (step)`.execute(db);
+    await sql`analyze operations`.execute(db);
+    await sql`analyze tasks`.execute(db);
+    const lifecycle = new TaskLifecycle({ maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 1_000 });
+    const uow = new UnitOfWork(db);
+    const scope = { tenant: "acme" };
+    for (let i = 0; i < 3; i++) {
+      await uow.transact(scope, (tx) =>
+        new OperationStarter({ maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 1_000 }).start(tx, {
+          kind: "workflows.run",
+          resource: "workflows/x",
+          tasks: ["a", "b"].map((step) => ({ step, kind: "batch", input: {}, dependsOn: [] })),
+        }),
+      );
+    }
+    executed.length = 0;
+    const claimed = await uow.transact(scope, (tx) => lifecycle.claim(tx, ["batch"], "w1", 30_000, 6));
+    const answers = await uow.transact(scope, (tx) =>
+      lifecycle.completeAll(tx, claimed.map(({ task }) => ({ taskId: task.id, leaseToken: task.leaseToken!, outcome: { result: {} } }))),
+    );
+    expect(answers.every((a) => "operation" in a)).toBe(true);
+    // The claim's pick and append, then the batch's four: lock operations, lock tasks, finish tasks, record operations.
+    const batch = executed.filter((q) => q.parameters.length > 0);
+    expect(batch.length, batch.map((q) => q.sql).join("\n")).toBe(6);
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      await client.query("set plan_cache_mode = force_generic_plan");
+      for (const [i, { sql: text, parameters }] of batch.entries()) {
+        await client.query(`prepare b${i} as ${text}`);
+        const args = parameters.map((v) => (typeof v === "number" ? String(v) : client.escapeLiteral(Array.isArray(v) ? `{${v.join(",")}}` : String(v))));
+        const plan = (await client.query(`explain execute b${i}(${args.join(", ")})`)).rows.map((r) => r["QUERY PLAN"]).join("\n");
+        expect(plan, `${text}\n${plan}`).not.toMatch(/Seq Scan on (tasks|operations)/);
       }
     } finally {
       await client.end();

@@ -83,7 +83,11 @@ export class OperationRepository {
       .selectAll()
       .where("tenant_id", "=", this.#tenant)
       // One array parameter: the statement's text, and so its prepared plan, is the same for any batch size.
-      .where("id", "in", (eb) => eb.selectFrom("tasks").select("operation_id").where("tenant_id", "=", this.#tenant).where("id", "=", sql<string>`any(${[...taskIds]}::uuid[])`))
+      // As `= any(array(…))`, not `in (…)`: under a generic plan the semi-join scanned every operation.
+      .where("id", "=", (eb) => {
+        const ids = eb.selectFrom("tasks").select("operation_id").where("tenant_id", "=", this.#tenant).where("id", "=", sql<string>`any(${[...taskIds]}::uuid[])`);
+        return sql<string>`any(array(${ids}))`;
+      })
       .orderBy("id")
       .forUpdate()
       .execute();
@@ -178,7 +182,7 @@ export class OperationRepository {
       with a as (select * from jsonb_to_recordset(${attempts}::jsonb) as a (operation_id uuid, claimed int)),
       l as (
         select id, state = 'queued' as starts from operations
-        where tenant_id = ${this.#tenant} and id in (select operation_id from a)
+        where tenant_id = ${this.#tenant} and id = any(${claims.map((c) => c.operationId)}::uuid[])
         order by id
         for no key update
       ),
@@ -247,7 +251,8 @@ export class OperationRepository {
           version = o.version + 1,
           update_time = now()
         from p left join s on s.operation_id = p.id
-        where o.tenant_id = ${this.#tenant} and o.id = p.id
+        -- By key (= any), not only by the join: a generic plan would hash-join a scan of every operation.
+        where o.tenant_id = ${this.#tenant} and o.id = any(${records.map((r) => r.operationId)}::uuid[]) and o.id = p.id
         returning o.*, coalesce(s.events, 0) as appended
       ),
       ${appendedEvents(this.#tenant)}
