@@ -284,7 +284,7 @@ describe.each(databaseKinds)("metrics scraped by a real Prometheus on %s", (kind
     await eventually("watch closed", async () => value(await scrape(), "anvil_operations_watch_streams"), (v) => v === 0, 5_000);
     // Statements by name: built ones by kind and first table, SQL text by the name its repository gave it
     // (the claim's append, the completion's finish), transaction control by itself; no value the test sent reaches a label.
-    for (const statement of ["insert operations", "select tasks", "operations.appendClaims", "tasks.finishAmong", "begin", "commit"]) {
+    for (const statement of ["insert operations", "select tasks", "operations.appendClaims", "tasks.finishAllAmong", "begin", "commit"]) {
       expect(text).toMatch(new RegExp(`anvil_db_statement_seconds_count\\{statement="${statement}",outcome="ok"\\} [1-9]`));
     }
     expect(text).not.toContain(operation.id);
