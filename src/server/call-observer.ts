@@ -91,7 +91,7 @@ export class CallObserver {
     // non-recording span, nothing more).
     const start = this.#startOf(method, protocol, req, route);
     const span = tracer.startSpan(start.name, serverSpan, parent);
-    if (span.isRecording()) span.setAttributes(start.attributes).setAttributes(connectionAttributes(req));
+    if (span.isRecording()) span.setAttributes(spanAttributes(start, req));
     return new Call(meter, values, method, protocol, route, log, span, withCallSpan(parent, span));
   }
 
@@ -100,7 +100,8 @@ export class CallObserver {
   #startOf(method: DescMethod, protocol: RpcProtocol, req: NodeRequest, route: string): SpanStart {
     let byWay = this.#starts.get(method);
     if (byWay === undefined) this.#starts.set(method, (byWay = new Map()));
-    const key = `${protocol} ${req.httpVersion} ${req.method ?? "GET"} ${route}`;
+    // REST routes name their HTTP method, but a method a route refuses is counted under the route's label.
+    const key = route === "" ? protocol : `${protocol} ${req.method ?? "GET"} ${route}`;
     let start = byWay.get(key);
     if (start === undefined) {
       start = { name: `${method.parent.typeName}/${method.name}`, attributes: startAttributes(method, protocol, req, route) };
@@ -185,15 +186,18 @@ class Call implements ObservedCall {
   }
 }
 
-/** The call's attributes that depend only on its method and the way it came in (the SDK copies them into each span). */
+/**
+ * The call's attributes that depend only on its method and the way it came
+ * in (the SDK copies them into each span). Those that would be the same on
+ * every span of every call — `network.transport` (tcp) and
+ * `network.protocol.name` (http) — are left out: each attribute is checked,
+ * copied and serialised anew for every span.
+ */
 function startAttributes(method: DescMethod, protocol: RpcProtocol, req: NodeRequest, route: string): Attributes {
   const attributes: Attributes = {
     "rpc.service": method.parent.typeName,
     "rpc.method": method.name,
     "anvil.protocol": protocol,
-    "network.transport": "tcp",
-    "network.protocol.name": "http",
-    "network.protocol.version": req.httpVersion === "2.0" ? "2" : req.httpVersion,
   };
   // REST calls are HTTP calls transcoded to an RPC: they carry the route, not an RPC system.
   if (protocol === "grpc" || protocol === "grpc_web") attributes["rpc.system"] = "grpc";
@@ -205,14 +209,30 @@ function startAttributes(method: DescMethod, protocol: RpcProtocol, req: NodeReq
   return attributes;
 }
 
-/** The addresses of the call's connection. */
-function connectionAttributes(req: NodeRequest): Attributes {
-  const socket = req.socket;
-  const attributes: Attributes = {};
+// A recording span's first attributes by connection, then by method and way
+// in: the HTTP version and the addresses are the same for every call on a
+// connection (HTTP/1.1 keep-alive, HTTP/2 multiplexing), so they are read
+// and merged with the method's once per connection and method, not once per
+// call.
+const connectionSpanAttributes = new WeakMap<object, Map<SpanStart, Attributes>>();
+
+/** The method's attributes (`start`), the HTTP version and the addresses of the call's connection. */
+function spanAttributes(start: SpanStart, req: NodeRequest): Attributes {
+  // HTTP/2's req.socket is a proxy made anew for each stream: its session is the connection.
+  const connection = ("stream" in req ? req.stream.session : req.socket) ?? undefined;
+  let byStart = connection === undefined ? undefined : connectionSpanAttributes.get(connection);
+  let attributes = byStart?.get(start);
+  if (attributes !== undefined) return attributes;
+  const socket = req.socket ?? undefined;
+  attributes = { ...start.attributes, "network.protocol.version": req.httpVersion === "2.0" ? "2" : req.httpVersion };
   if (socket?.localAddress !== undefined) attributes["server.address"] = socket.localAddress;
   if (socket?.localPort !== undefined) attributes["server.port"] = socket.localPort;
   if (socket?.remoteAddress !== undefined) attributes["network.peer.address"] = socket.remoteAddress;
   if (socket?.remotePort !== undefined) attributes["network.peer.port"] = socket.remotePort;
+  if (connection !== undefined) {
+    if (byStart === undefined) connectionSpanAttributes.set(connection, (byStart = new Map()));
+    byStart.set(start, attributes);
+  }
   return attributes;
 }
 
