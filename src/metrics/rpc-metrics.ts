@@ -1,6 +1,6 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { HistogramCells, labelText, sampleLine, type SeriesMetrics, writeHistogram } from "./series-metric.js";
+import { cachedLines, HistogramCells, labelText, sampleLine, type SeriesMetrics, type VersionedSeries, writeHistogram } from "./series-metric.js";
 
 /**
  * The protocol family a call came in by. gRPC-Web and Connect are separate
@@ -51,37 +51,32 @@ export class RpcMetrics {
   // Series by method, then by protocol and route: found with two map
   // lookups per call, counted in plain fields, formatted at scrape time.
   readonly #series = new Map<DescMethod, Map<string, Series>>();
+  readonly #all: Series[] = [];
 
   constructor(series: SeriesMetrics) {
-    const all = () => [...this.#series.values()].flatMap((byRoute) => [...byRoute.values()]);
+    const all = () => this.#all;
     series.register({
       name: "grpc_server_started_total",
       help: "RPCs started on the server.",
       type: "counter",
-      write: (out) => {
-        for (const s of all()) out.push(sampleLine("grpc_server_started_total", s.labels, s.started));
-      },
+      write: cachedLines(all, (s, out) => out.push(sampleLine("grpc_server_started_total", s.labels, s.started))),
     });
     series.register({
       name: "grpc_server_handled_total",
       help: "RPCs completed on the server, whatever their status code.",
       type: "counter",
-      write: (out) => {
-        for (const s of all()) {
-          s.handled.forEach((n, code) => {
-            if (code === 0 || n > 0) out.push(sampleLine("grpc_server_handled_total", `${s.labels},grpc_code="${codeLabel(code)}"`, n));
-          });
-        }
-      },
+      write: cachedLines(all, (s, out) =>
+        s.handled.forEach((n, code) => {
+          if (code === 0 || n > 0) out.push(sampleLine("grpc_server_handled_total", `${s.labels},grpc_code="${codeLabel(code)}"`, n));
+        }),
+      ),
     });
     const histogram = (name: string, help: string, cells: (s: Series) => HistogramCells) =>
       series.register({
         name,
         help,
         type: "histogram",
-        write: (out) => {
-          for (const s of all()) writeHistogram(out, name, s.labels, cells(s));
-        },
+        write: cachedLines(all, (s, out) => writeHistogram(out, name, s.labels, cells(s))),
       });
     histogram(
       "grpc_server_handling_seconds",
@@ -115,7 +110,10 @@ export class RpcMetrics {
     if (byRoute === undefined) this.#series.set(method, (byRoute = new Map()));
     const key = route === "" ? protocol : `${protocol} ${route}`;
     let series = byRoute.get(key);
-    if (series === undefined) byRoute.set(key, (series = new Series(labelsOf(method, protocol, route))));
+    if (series === undefined) {
+      byRoute.set(key, (series = new Series(labelsOf(method, protocol, route))));
+      this.#all.push(series);
+    }
     return series;
   }
 
@@ -129,6 +127,7 @@ export class RpcMetrics {
   begin(method: DescMethod, protocol: RpcProtocol, route = ""): CallMeter {
     const series = this.#seriesOf(method, protocol, route);
     series.started++;
+    series.version++;
     return new Meter(series);
   }
 }
@@ -139,7 +138,8 @@ const sizeBuckets = [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304
 const codeCount = 17;
 
 /** The counts of one (method, protocol, route). */
-class Series {
+class Series implements VersionedSeries {
+  version = 0;
   started = 0;
   readonly handled = new Array<number>(codeCount).fill(0);
   readonly seconds = new HistogramCells(secondsBuckets);
@@ -183,6 +183,7 @@ class Meter implements CallMeter {
     this.#ended = true;
     const s = this.#series;
     const code = this.#code ?? Code.Unknown;
+    s.version++;
     s.handled[code >= 0 && code < codeCount ? code : Code.Unknown]!++;
     s.seconds.observe((performance.now() - this.#start) / 1000);
     s.requestBytes.observe(this.#received);
