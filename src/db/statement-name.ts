@@ -8,7 +8,7 @@ import type { CompiledQuery, OperationNode } from "kysely";
  * - a statement built with kysely's query builder: its kind and first table
  *   from the query tree (`select users`, `update operations`);
  * - a statement written as SQL text: the name its repository gives it in a
- *   leading comment, `sql\`/* tasks.finishAmong *\/ with …\`` (the owning
+ *   leading comment, `sql\`/* tasks.finishAllAmong *\/ with …\`` (the owning
  *   table or area, a dot, the method) — the comment also shows in
  *   PostgreSQL's own views (`pg_stat_activity`, `pg_stat_statements`);
  * - kysely's transaction control: `begin`, `commit`, `rollback`;

@@ -11,7 +11,7 @@ const statementBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
  * database (UNAVAILABLE).
  *
  * Statements are labelled by name (see statementName: `select users`,
- * `tasks.finishAmong`): bounded, and readable, where the prepared
+ * `tasks.finishAllAmong`): bounded, and readable, where the prepared
  * statement's own name is a hash of its text. Values never reach a label.
  */
 export class DbMetrics {

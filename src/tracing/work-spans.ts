@@ -64,7 +64,7 @@ function attributesOf(name: string): Attributes {
 /**
  * Records one SQL statement that has just ended as a client span of the
  * active span, named as the statement metrics name it (statementName:
- * `select users`, `tasks.finishAmong`) — never its text or parameter
+ * `select users`, `tasks.finishAllAmong`) — never its text or parameter
  * values. A StatementObserver (src/db/database.ts).
  */
 export function statementSpan(name: string, seconds: number, failed: boolean): void {
