@@ -78,6 +78,36 @@ describe.each(databaseKinds)("WebSocket watches on %s", (kind) => {
     expect(ws.messages.at(-1)).toMatchObject({ type: "completion", status: "succeeded", result: { steps: { only: { answer: 42 } } }, error: null });
   });
 
+  it("keeps a client whose pong arrived while the gateway was too busy to read it before the next ping", async () => {
+    const k = freshKind();
+    const op = await runWorkflow(c, [{ name: "only", kind: k }]);
+    const ws = openSocket(wsUrl(op.id), bearer(viewer));
+    await ws.opened;
+    // ws answers a ping before telling listeners of it. Then the process (server and client share it here) stalls
+    // past the next ping, as on a loaded machine: the server's timer comes due with the pong unread in its socket.
+    const stall = new Promise<number>((resolve) =>
+      ws.ws.once("ping", () => {
+        const end = performance.now() + 1_300; // the ping interval (ANVIL_WATCH_KEEPALIVE_MS) and then some
+        while (performance.now() < end);
+        resolve(ws.pings.count);
+      }),
+    );
+    const pingsAtStall = await stall;
+    await until(
+      () => {
+        if (ws.ws.readyState !== WebSocket.OPEN) throw new Error("the gateway cut the socket off after the stall");
+        return ws.pings.count > pingsAtStall;
+      },
+      10_000,
+      "a ping after the stall",
+    );
+    const l = await lease(k);
+    await c.workers.completeTask({ ...l, outcome: { case: "result", value: {} } });
+    expect((await ws.closed).code).toBe(1000);
+    expect(ws.messages.at(-1)).toMatchObject({ type: "completion", status: "succeeded" });
+    expect(sequences(ws)).toEqual(sequences(ws).map((_, i) => i + 1));
+  });
+
   it("reports task errors as error messages", async () => {
     const k = freshKind();
     const op = await runWorkflow(c, [{ name: "only", kind: k }]);

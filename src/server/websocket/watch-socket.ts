@@ -60,7 +60,8 @@ class SlowConsumer extends Error {}
  * a first `{"type":"auth"}` message within `authTimeoutMs`), runs the
  * WatchOperation call, sends one typed message per event, and closes with
  * the code of how it ended. Pings every `pingMs`; a client that has not
- * answered the previous ping is cut off. Sends are counted until the
+ * answered the previous ping is cut off (judged only once what it sent has
+ * been read, so the server's own delays never count against it). Sends are counted until the
  * socket has written them: over `sendBufferBytes` the watch stops pulling
  * events (which wait in the database, not in memory), and a client that
  * does not take them within `slowConsumerMs` is closed with 4429.
@@ -96,7 +97,8 @@ export class WatchSocket {
     this.#ws.on("pong", () => {
       alive = true;
     });
-    const ping = setInterval(() => {
+    const heartbeat = () => {
+      if (this.#ws.readyState !== this.#ws.OPEN) return;
       if (!alive) {
         // Messages wait unsent as well: the client stopped reading (or its network is gone). Say so, as a slow consumer.
         if (this.#pending > 0) this.#slowConsumer(`took neither its messages nor a ping for ${this.#settings.pingMs} ms`);
@@ -105,7 +107,8 @@ export class WatchSocket {
       }
       alive = false;
       this.#ws.ping();
-    }, this.#settings.pingMs);
+    };
+    const ping = setInterval(() => afterPendingInput(heartbeat), this.#settings.pingMs);
     try {
       const credential = takeQueryCredential(this.#req.url ?? "/", this.#req.headers, ["access_token", "api_key"]);
       const hasCredential = credential.headers.authorization !== undefined || credential.headers["x-api-key"] !== undefined;
@@ -144,7 +147,10 @@ export class WatchSocket {
   /** The credential of the first message, `{"type":"auth","token":…}` (or `access_token` / `api_key`), as the header it stands for. */
   #authMessage(): Promise<IncomingHttpHeaders> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => fail(new UnauthenticatedError("no auth message in time")), this.#settings.limits.authTimeoutMs);
+      let settled = false;
+      // A message that arrived in time but waits unread (the process was busy) is in time.
+      const late = () => afterPendingInput(() => settled || fail(new UnauthenticatedError("no auth message in time")));
+      const timer = setTimeout(late, this.#settings.limits.authTimeoutMs);
       const onMessage = (data: RawData, isBinary: boolean) => {
         let parsed: unknown;
         try {
@@ -164,6 +170,7 @@ export class WatchSocket {
       };
       const onClose = () => fail(new ConnectError("client disconnected", Code.Canceled));
       const done = () => {
+        settled = true;
         clearTimeout(timer);
         this.#ws.off("message", onMessage);
         this.#abort.signal.removeEventListener("abort", onClose);
@@ -190,15 +197,22 @@ export class WatchSocket {
     if (this.#pending <= this.#settings.limits.sendBufferBytes) return;
     const { sendBufferBytes, slowConsumerMs } = this.#settings.limits;
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#room = undefined;
-        reject(new SlowConsumer(`left over ${sendBufferBytes} bytes unread for ${slowConsumerMs} ms`));
-      }, slowConsumerMs);
-      this.#room = () => {
+      const room = () => {
         clearTimeout(timer);
         this.#room = undefined;
         resolve();
       };
+      // Judged after pending I/O, as pongs are: the client may have taken its messages while we were busy.
+      const timer = setTimeout(
+        () =>
+          afterPendingInput(() => {
+            if (this.#room !== room) return;
+            this.#room = undefined;
+            reject(new SlowConsumer(`left over ${sendBufferBytes} bytes unread for ${slowConsumerMs} ms`));
+          }),
+        slowConsumerMs,
+      );
+      this.#room = room;
     });
     this.#abort.signal.throwIfAborted();
   }
@@ -245,6 +259,17 @@ export class WatchSocket {
     cut.unref();
     this.#ws.once("close", () => clearTimeout(cut));
   }
+}
+
+/**
+ * Runs `judge` once this turn of the event loop has read the sockets'
+ * pending input (setImmediate runs right after the I/O phase). A timer that
+ * fires late, because the process was busy or starved of CPU, runs before
+ * that turn's reads: judged at once, a client whose pong or auth message
+ * already arrived would be cut off for our own delay.
+ */
+function afterPendingInput(judge: () => void): void {
+  setImmediate(judge);
 }
 
 function truncateUtf8(text: string, maxBytes: number): string {
