@@ -262,14 +262,19 @@ export class WatchSocket {
 }
 
 /**
- * Runs `judge` once this turn of the event loop has read the sockets'
- * pending input (setImmediate runs right after the I/O phase). A timer that
- * fires late, because the process was busy or starved of CPU, runs before
- * that turn's reads: judged at once, a client whose pong or auth message
- * already arrived would be cut off for our own delay.
+ * Runs `judge` once the process has been through two I/O phases after now
+ * (setImmediate runs right after a turn's I/O phase, and one queued there
+ * runs after the next turn's). A timer that fires late, because the process
+ * was busy or starved of CPU (a loaded machine), comes before the reads it
+ * was waiting for: the client's pong, auth message or acknowledgement of
+ * its messages may be unread in the socket (the first phase reads it) or,
+ * when the client's own turn was held up by the same stall (a client in
+ * this process, as in the tests), not yet written (the first phase lets it
+ * answer, the second reads the answer). Judged at once, the client would
+ * pay for the gateway's delay.
  */
 function afterPendingInput(judge: () => void): void {
-  setImmediate(judge);
+  setImmediate(() => setImmediate(judge));
 }
 
 function truncateUtf8(text: string, maxBytes: number): string {
