@@ -97,6 +97,9 @@ export class WatchSocket {
     this.#ws.on("pong", () => {
       alive = true;
     });
+    // Each ping is judged once, a full interval after it was sent (not by a fixed-rate interval, whose ticks
+    // bunch up behind a stalled loop and would judge a ping sent a moment before), and after pending input.
+    let next: NodeJS.Timeout;
     const heartbeat = () => {
       if (this.#ws.readyState !== this.#ws.OPEN) return;
       if (!alive) {
@@ -107,8 +110,9 @@ export class WatchSocket {
       }
       alive = false;
       this.#ws.ping();
+      next = setTimeout(() => afterPendingInput(heartbeat), this.#settings.pingMs);
     };
-    const ping = setInterval(() => afterPendingInput(heartbeat), this.#settings.pingMs);
+    next = setTimeout(() => afterPendingInput(heartbeat), this.#settings.pingMs);
     try {
       const credential = takeQueryCredential(this.#req.url ?? "/", this.#req.headers, ["access_token", "api_key"]);
       const hasCredential = credential.headers.authorization !== undefined || credential.headers["x-api-key"] !== undefined;
@@ -133,7 +137,7 @@ export class WatchSocket {
       this.#meter.code(this.#abort.signal.aborted && !this.#goingAway ? Code.Canceled : error.code);
       if (this.#ws.readyState === this.#ws.OPEN) this.#close(this.#closeCodeOf(error), `${Code[error.code]}: ${error.rawMessage}`);
     } finally {
-      clearInterval(ping);
+      clearTimeout(next);
       this.#meter.end();
     }
   }
