@@ -14,6 +14,13 @@ export interface Config {
   readonly databaseUrl: string | undefined;
   /** Folder of the embedded database (ignored with `databaseUrl`). */
   readonly dataDir: string;
+  /**
+   * A data-directory tarball (PGlite's `dumpDataDir`) that an in-memory
+   * embedded database (`memory://`) starts from instead of running initdb
+   * (ANVIL_PGLITE_SEED). The test suites make one per run: initdb is most of
+   * an embedded database's start.
+   */
+  readonly pgliteSeed: string | undefined;
   readonly keysFile: string;
   /** Whether `keysFile` is the default path, the only one created (with a fresh admin key) when missing. */
   readonly keysFileIsDefault: boolean;
@@ -174,6 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST ?? "0.0.0.0",
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: env.ANVIL_DATA_DIR ?? "./.anvil/data",
+    pgliteSeed: env.ANVIL_PGLITE_SEED || undefined,
     keysFile: env.ANVIL_KEYS_FILE || defaultKeysFile,
     keysFileIsDefault: !env.ANVIL_KEYS_FILE,
     keysPollMs: int(env, "ANVIL_KEYS_POLL_MS", 1_000, 50, 3_600_000),

@@ -70,6 +70,9 @@ describe.each(databaseKinds)("sagas on %s", (kind) => {
     const auth = { authorization: `Bearer ${token}` };
     const socket = openSocket(`${server.baseUrl.replace(/^http/, "ws")}/ws/operations/${op.id}`, auth);
     const sse = await openEventStream(`${server.baseUrl}/v1/operations/${op.id}:watch`, auth);
+    // Live before the run moves: the socket open, the RPC watches holding the operation (the SSE headers follow its first message).
+    await socket.opened;
+    await until(() => watches.every((w) => w.messages.length > 0), 30_000, "the RPC watches to start");
 
     await succeed((await claim(c, "w", { kinds: [k.step] }))!, { booked: "a-1" });
     await succeed((await claim(c, "w", { kinds: [k.step] }))!, { booked: "b-1" });
@@ -120,7 +123,8 @@ describe.each(databaseKinds)("sagas on %s", (kind) => {
       ["a", "COMPLETED"],
     ]);
     // The WebSocket and SSE views carry the same events, compensations included, without gaps.
-    await Promise.all([socket.closed, sse.done]);
+    const [closed] = await Promise.all([socket.closed, sse.done]);
+    expect(closed.code).toBe(1000);
     expect(socket.messages.map((m) => m.sequence)).toEqual(seqs);
     expect(socket.messages.filter((m) => m.type === "compensation").map((m) => [m.step, m.phase])).toEqual([
       ["", "started"],

@@ -9,6 +9,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/hostile/**/*.test.ts"],
+    // initdb once per run, not once per embedded gateway (support/pglite-seed.ts).
+    globalSetup: ["test/support/pglite-seed.ts"],
     testTimeout: 120_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -78,6 +78,39 @@ describe.each(databaseKinds)("WebSocket watches on %s", (kind) => {
     expect(ws.messages.at(-1)).toMatchObject({ type: "completion", status: "succeeded", result: { steps: { only: { answer: 42 } } }, error: null });
   });
 
+  it("keeps a client that answers a ping only after the process it shares with the gateway stalled past the next ping", async () => {
+    const k = freshKind();
+    const op = await runWorkflow(c, [{ name: "only", kind: k }]);
+    // Pongs by hand, so the first one can wait out a stall of the whole process (server and client share it
+    // here, as on a loaded CI machine): the gateway's next ping comes due before it has read the answer.
+    const ws = openSocket(wsUrl(op.id), bearer(viewer), { autoPong: false });
+    const stall = new Promise<number>((resolve) =>
+      ws.ws.on("ping", (data) => {
+        if (ws.pings.count === 1) {
+          const end = performance.now() + 1_300; // the ping interval (ANVIL_WATCH_KEEPALIVE_MS) and then some
+          while (performance.now() < end);
+          resolve(ws.pings.count);
+        }
+        ws.ws.pong(data);
+      }),
+    );
+    await ws.opened;
+    const pingsAtStall = await stall;
+    await until(
+      () => {
+        if (ws.ws.readyState !== WebSocket.OPEN) throw new Error("the gateway cut the socket off after the stall");
+        return ws.pings.count > pingsAtStall;
+      },
+      10_000,
+      "a ping after the stall",
+    );
+    const l = await lease(k);
+    await c.workers.completeTask({ ...l, outcome: { case: "result", value: {} } });
+    expect((await ws.closed).code).toBe(1000);
+    expect(ws.messages.at(-1)).toMatchObject({ type: "completion", status: "succeeded" });
+    expect(sequences(ws)).toEqual(sequences(ws).map((_, i) => i + 1));
+  });
+
   it("reports task errors as error messages", async () => {
     const k = freshKind();
     const op = await runWorkflow(c, [{ name: "only", kind: k }]);

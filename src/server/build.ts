@@ -105,7 +105,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
   const database = await openDatabase(
     config.databaseUrl
       ? { kind: "postgres", url: config.databaseUrl, poolSize: config.dbPoolSize, statementTimeoutMs: config.statementTimeoutMs }
-      : { kind: "pglite", dataDir: config.dataDir },
+      : { kind: "pglite", dataDir: config.dataDir, seed: config.pgliteSeed },
     log,
     // Each statement is timed by name for the metrics and, when tracing is on, traced as a span.
     tracingEnabled() ? (name, seconds, failed) => (metrics.db.statement(name, seconds, failed), statementSpan(name, seconds, failed)) : metrics.db.statement,

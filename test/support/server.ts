@@ -50,6 +50,8 @@ export async function startServer(kind: DatabaseKind, options: StartOptions = {}
     ANVIL_DATA_DIR: "memory://",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     ...testLimitEnv,
+    // Set by the suites' global setup (pglite-seed.ts): an embedded database skips initdb.
+    ...(process.env.ANVIL_PGLITE_SEED ? { ANVIL_PGLITE_SEED: process.env.ANVIL_PGLITE_SEED } : {}),
     ...(database.url ? { DATABASE_URL: database.url } : {}),
     ...options.env,
   });

@@ -13,9 +13,9 @@ export interface SocketWatch {
   readonly pings: { count: number };
 }
 
-/** Opens a WebSocket with Node's `ws` client and records what arrives. */
-export function openSocket(url: string, headers: Record<string, string> = {}): SocketWatch {
-  const ws = new WebSocket(url, { headers });
+/** Opens a WebSocket with Node's `ws` client (and its `options`) and records what arrives. */
+export function openSocket(url: string, headers: Record<string, string> = {}, options: WebSocket.ClientOptions = {}): SocketWatch {
+  const ws = new WebSocket(url, { ...options, headers });
   const messages: Record<string, unknown>[] = [];
   const pings = { count: 0 };
   ws.on("message", (data) => messages.push(JSON.parse(String(data)) as Record<string, unknown>));

@@ -60,7 +60,8 @@ class SlowConsumer extends Error {}
  * a first `{"type":"auth"}` message within `authTimeoutMs`), runs the
  * WatchOperation call, sends one typed message per event, and closes with
  * the code of how it ended. Pings every `pingMs`; a client that has not
- * answered the previous ping is cut off. Sends are counted until the
+ * answered the previous ping is cut off (judged only once what it sent has
+ * been read, so the server's own delays never count against it). Sends are counted until the
  * socket has written them: over `sendBufferBytes` the watch stops pulling
  * events (which wait in the database, not in memory), and a client that
  * does not take them within `slowConsumerMs` is closed with 4429.
@@ -96,7 +97,11 @@ export class WatchSocket {
     this.#ws.on("pong", () => {
       alive = true;
     });
-    const ping = setInterval(() => {
+    // Each ping is judged once, a full interval after it was sent (not by a fixed-rate interval, whose ticks
+    // bunch up behind a stalled loop and would judge a ping sent a moment before), and after pending input.
+    let next: NodeJS.Timeout;
+    const heartbeat = () => {
+      if (this.#ws.readyState !== this.#ws.OPEN) return;
       if (!alive) {
         // Messages wait unsent as well: the client stopped reading (or its network is gone). Say so, as a slow consumer.
         if (this.#pending > 0) this.#slowConsumer(`took neither its messages nor a ping for ${this.#settings.pingMs} ms`);
@@ -105,7 +110,9 @@ export class WatchSocket {
       }
       alive = false;
       this.#ws.ping();
-    }, this.#settings.pingMs);
+      next = setTimeout(() => afterPendingInput(heartbeat), this.#settings.pingMs);
+    };
+    next = setTimeout(() => afterPendingInput(heartbeat), this.#settings.pingMs);
     try {
       const credential = takeQueryCredential(this.#req.url ?? "/", this.#req.headers, ["access_token", "api_key"]);
       const hasCredential = credential.headers.authorization !== undefined || credential.headers["x-api-key"] !== undefined;
@@ -130,7 +137,7 @@ export class WatchSocket {
       this.#meter.code(this.#abort.signal.aborted && !this.#goingAway ? Code.Canceled : error.code);
       if (this.#ws.readyState === this.#ws.OPEN) this.#close(this.#closeCodeOf(error), `${Code[error.code]}: ${error.rawMessage}`);
     } finally {
-      clearInterval(ping);
+      clearTimeout(next);
       this.#meter.end();
     }
   }
@@ -144,7 +151,10 @@ export class WatchSocket {
   /** The credential of the first message, `{"type":"auth","token":…}` (or `access_token` / `api_key`), as the header it stands for. */
   #authMessage(): Promise<IncomingHttpHeaders> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => fail(new UnauthenticatedError("no auth message in time")), this.#settings.limits.authTimeoutMs);
+      let settled = false;
+      // A message that arrived in time but waits unread (the process was busy) is in time.
+      const late = () => afterPendingInput(() => settled || fail(new UnauthenticatedError("no auth message in time")));
+      const timer = setTimeout(late, this.#settings.limits.authTimeoutMs);
       const onMessage = (data: RawData, isBinary: boolean) => {
         let parsed: unknown;
         try {
@@ -164,6 +174,7 @@ export class WatchSocket {
       };
       const onClose = () => fail(new ConnectError("client disconnected", Code.Canceled));
       const done = () => {
+        settled = true;
         clearTimeout(timer);
         this.#ws.off("message", onMessage);
         this.#abort.signal.removeEventListener("abort", onClose);
@@ -190,15 +201,22 @@ export class WatchSocket {
     if (this.#pending <= this.#settings.limits.sendBufferBytes) return;
     const { sendBufferBytes, slowConsumerMs } = this.#settings.limits;
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#room = undefined;
-        reject(new SlowConsumer(`left over ${sendBufferBytes} bytes unread for ${slowConsumerMs} ms`));
-      }, slowConsumerMs);
-      this.#room = () => {
+      const room = () => {
         clearTimeout(timer);
         this.#room = undefined;
         resolve();
       };
+      // Judged after pending I/O, as pongs are: the client may have taken its messages while we were busy.
+      const timer = setTimeout(
+        () =>
+          afterPendingInput(() => {
+            if (this.#room !== room) return;
+            this.#room = undefined;
+            reject(new SlowConsumer(`left over ${sendBufferBytes} bytes unread for ${slowConsumerMs} ms`));
+          }),
+        slowConsumerMs,
+      );
+      this.#room = room;
     });
     this.#abort.signal.throwIfAborted();
   }
@@ -245,6 +263,22 @@ export class WatchSocket {
     cut.unref();
     this.#ws.once("close", () => clearTimeout(cut));
   }
+}
+
+/**
+ * Runs `judge` once the process has been through two I/O phases after now
+ * (setImmediate runs right after a turn's I/O phase, and one queued there
+ * runs after the next turn's). A timer that fires late, because the process
+ * was busy or starved of CPU (a loaded machine), comes before the reads it
+ * was waiting for: the client's pong, auth message or acknowledgement of
+ * its messages may be unread in the socket (the first phase reads it) or,
+ * when the client's own turn was held up by the same stall (a client in
+ * this process, as in the tests), not yet written (the first phase lets it
+ * answer, the second reads the answer). Judged at once, the client would
+ * pay for the gateway's delay.
+ */
+function afterPendingInput(judge: () => void): void {
+  setImmediate(() => setImmediate(judge));
 }
 
 function truncateUtf8(text: string, maxBytes: number): string {
