@@ -53,6 +53,11 @@ export const groups = [
       "test/operations.test.ts",
       "test/apikeys.test.ts",
       "test/audit.test.ts",
+      // The repositories of webhooks, artifacts, housekeeping's retention and sagas' compensations.
+      "test/webhooks.test.ts",
+      "test/artifacts.test.ts",
+      "test/housekeeping.test.ts",
+      "test/sagas.test.ts",
     ],
   },
   {

@@ -4,6 +4,7 @@
 // README's table, which are committed: a change that lowers a score shows in
 // their diff, and this script names the folder whose score fell. Groups not
 // named keep their previous figures.
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { groups } from "./groups.mjs";
 
@@ -30,8 +31,10 @@ for (const name of process.argv.slice(2)) {
     // Stryker's mutation score: detected / (detected + survived + no coverage); ignored mutants do not count.
     score: valid === 0 ? null : Math.round((10_000 * detected) / valid) / 100,
     measured: new Date().toISOString().slice(0, 10),
-    // A run narrowed with --mutate measured only these files of the group.
-    ...(process.env.MUTATION_NARROWED ? { onlyFiles: process.env.MUTATION_NARROWED } : {}),
+    // A run narrowed with --mutate keeps the results of the files measured
+    // before it (incremental), so its report holds every file measured so far:
+    // the table names them while they are not yet all of the group's.
+    ...(process.env.MUTATION_NARROWED ? measuredOnly(name, Object.keys(report.files)) : {}),
   };
   const before = previous.groups[name]?.score;
   if (before != null && figures[name].score != null && figures[name].score < before) {
@@ -52,6 +55,28 @@ if (start >= 0 && end > start) {
   writeFileSync(readme, text.slice(0, start + readmeMarks[0].length) + table + text.slice(end));
 }
 process.stdout.write(table);
+
+/** `{ onlyFiles }` naming the measured files when some of the group's files are not among them, else nothing. */
+function measuredOnly(name, measured) {
+  const patterns = groups.find((g) => g.name === name).mutate;
+  const [include, exclude] = [patterns.filter((p) => !p.startsWith("!")), patterns.filter((p) => p.startsWith("!")).map((p) => p.slice(1))].map(
+    (globs) => globs.map(globPattern),
+  );
+  const inGroup = execFileSync("git", ["ls-files", "src"], { encoding: "utf8" })
+    .split("\n")
+    .filter((file) => include.some((re) => re.test(file)) && !exclude.some((re) => re.test(file)));
+  const missing = inGroup.filter((file) => !measured.includes(file));
+  return missing.length === 0 ? {} : { onlyFiles: [...measured].sort().join(",") };
+}
+
+/** A RegExp for a mutate glob as groups.mjs writes them (`**` any folders, `*` within one). */
+function globPattern(glob) {
+  const source = glob
+    .split(/(\*\*\/|\*\*|\*)/)
+    .map((part) => ({ "**/": "(?:.*/)?", "**": ".*", "*": "[^/]*" })[part] ?? part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+    .join("");
+  return new RegExp(`^${source}$`);
+}
 
 function markdown(all) {
   const folder = (name) => groups.find((g) => g.name === name).mutate.map((m) => `\`${m}\``).join(" ");

@@ -6,6 +6,7 @@
 // only show as timing.
 import { randomUUID } from "node:crypto";
 import { sql, type Kysely, type Transaction } from "kysely";
+import pg from "pg";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DatabaseHandle, openDatabase } from "../src/db/database.js";
@@ -438,5 +439,75 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
     } finally {
       await unlisten();
     }
+  });
+
+  /** Copies the rows of `table` whose `column` is `value` from one tenant to another, ids kept: keys are per tenant, so two tenants may hold the same ids. */
+  const copyToTenant = (table: "operations" | "tasks", column: "id" | "operation_id", value: string, from: string, to: string) =>
+    sql`insert into ${sql.table(table)}
+      select (jsonb_populate_record(null::${sql.table(table)}, to_jsonb(r) || jsonb_build_object('tenant_id', ${to}::text))).*
+      from ${sql.table(table)} r where r.tenant_id = ${from} and ${sql.ref(`r.${column}`)} = ${value}`.execute(db);
+
+  it("finishAmong answers NOT_FOUND, changing nothing, for a task id the tenant does not have even when the operation has tasks", async () => {
+    const { operationId, ids } = await plan("acme", { a: { kind: newKind() } });
+    const missing = randomUUID();
+    const err = await queue("acme", (q) => q.tasks.finishAmong(missing, operationId, "failed")).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NotFoundError);
+    expect(err).toMatchObject({ resource: "task", id: missing });
+    expect((await find("acme", ids.a!)).state).toBe("queued");
+  });
+
+  it("finishAmong finishes and returns the caller's tenant's tasks only, when another tenant has the same operation and task ids", async () => {
+    const { operationId, ids } = await plan("acme", { a: { kind: newKind() }, b: { kind: newKind() } });
+    await copyToTenant("operations", "id", operationId, "acme", "globex");
+    await copyToTenant("tasks", "operation_id", operationId, "acme", "globex");
+    const tasks = await queue("acme", (q) => q.tasks.finishAmong(ids.a!, operationId, "succeeded"));
+    expect(tasks.map((t) => [t.id, t.state])).toEqual([[ids.a, "done"], [ids.b, "queued"]]);
+    const theirs = await queue("globex", (q) => q.tasks.ofOperation(operationId));
+    expect(theirs.map((t) => [t.id, t.state])).toEqual([[ids.a, "queued"], [ids.b, "queued"]]);
+  });
+
+  /** Runs `work` while another session holds the row lock `lock` takes (a `select … for update`), then lets it go. */
+  async function whileAnotherHolds<T>(lock: string, params: unknown[], work: () => Promise<T>): Promise<T> {
+    const holder = new pg.Client({ connectionString: database.url });
+    await holder.connect();
+    try {
+      await holder.query("begin");
+      expect((await holder.query(lock, params)).rowCount).toBe(1);
+      return await work();
+    } finally {
+      await holder.query("rollback");
+      await holder.end();
+    }
+  }
+  /** The ids leaseReady leases to acme's worker; a pick that waited for a held row fails after 5 s instead of hanging. */
+  const leaseWithoutWaiting = (kinds: string[], sharedOperation?: string) =>
+    db.transaction().execute(async (trx) => {
+      await sql`set local lock_timeout = '5s'`.execute(trx);
+      const leased = await new TaskRepository(trx, "acme").leaseReady(kinds, 10, "w", 30_000, sharedOperation);
+      return leased.map((r) => r.task.id);
+    });
+  const holdTask = "select 1 from tasks where tenant_id = 'acme' and id = $1 for update";
+
+  it.runIf(kind === "postgres")("leases around a task another transaction holds, without waiting for it, within a given operation too (PostgreSQL only: SKIP LOCKED)", async () => {
+    for (const withinOperation of [true, false]) {
+      const k = newKind();
+      const { operationId, ids } = await plan("acme", { held: { kind: k }, free: { kind: k } });
+      await age(20, ids.held!);
+      await age(10, ids.free!);
+      const shared = withinOperation ? operationId : undefined;
+      expect(await whileAnotherHolds(holdTask, [ids.held], () => leaseWithoutWaiting([k], shared))).toEqual([ids.free]);
+      expect(await leaseWithoutWaiting([k], shared)).toEqual([ids.held]);
+    }
+  });
+
+  it.runIf(kind === "postgres")("leases no task of an operation a writer holds, without waiting for it (PostgreSQL only: SKIP LOCKED)", async () => {
+    const k = newKind();
+    const held = await plan("acme", { a: { kind: k } });
+    const free = await plan("acme", { b: { kind: k } });
+    await age(20, held.ids.a!);
+    await age(10, free.ids.b!);
+    const holdOperation = "select 1 from operations where tenant_id = 'acme' and id = $1 for update";
+    expect(await whileAnotherHolds(holdOperation, [held.operationId], () => leaseWithoutWaiting([k]))).toEqual([free.ids.b]);
+    expect(await leaseWithoutWaiting([k])).toEqual([held.ids.a]);
   });
 });
