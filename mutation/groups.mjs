@@ -41,7 +41,10 @@ export const groups = [
     name: "repositories",
     mutate: ["src/**/*.repository.ts", "!src/db/**"],
     suites: [
+      // Direct tests first (test/vitest.mutate.config.ts runs the suites in this order):
+      // a mutant they kill costs milliseconds, not an end-to-end suite's gateway.
       "test/task-repository.test.ts",
+      "test/operation-repository.test.ts",
       "test/properties/tenant-isolation.test.ts",
       "test/properties/idempotency.test.ts",
       "test/users.test.ts",
