@@ -202,8 +202,10 @@ export class TaskRepository {
       })
       .where("u.tenant_id", "=", this.#tenant)
       .whereRef("u.id", "=", "r.id")
-      // Stryker disable next-line StringLiteral: equivalent: `returning *` would only add r's columns (r.id is u.id, and operation_resource is returned anyway)
-      .returningAll("u")
+      .returningAll(
+        // Stryker disable next-line StringLiteral: equivalent: `returning *` would only add r's columns (r.id is u.id, and operation_resource is returned anyway)
+        "u",
+      )
       .returning(["r.operation_resource"])
       .execute();
     return rows.map((r) => ({ task: toTask(r), resource: r.operation_resource }));
