@@ -45,6 +45,7 @@ export const groups = [
       // a mutant they kill costs milliseconds, not an end-to-end suite's gateway.
       "test/task-repository.test.ts",
       "test/operation-repository.test.ts",
+      "test/finding-repository.test.ts",
       "test/properties/tenant-isolation.test.ts",
       "test/properties/idempotency.test.ts",
       "test/users.test.ts",
