@@ -46,6 +46,7 @@ export const groups = [
       "test/task-repository.test.ts",
       "test/operation-repository.test.ts",
       "test/finding-repository.test.ts",
+      "test/audit-repository.test.ts",
       "test/properties/tenant-isolation.test.ts",
       "test/properties/idempotency.test.ts",
       "test/users.test.ts",
