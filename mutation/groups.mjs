@@ -47,6 +47,7 @@ export const groups = [
       "test/operation-repository.test.ts",
       "test/finding-repository.test.ts",
       "test/audit-repository.test.ts",
+      "test/api-key-repository.test.ts",
       "test/properties/tenant-isolation.test.ts",
       "test/properties/idempotency.test.ts",
       "test/users.test.ts",

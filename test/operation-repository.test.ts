@@ -137,16 +137,23 @@ describe.each(databaseKinds)("operation statements on %s", (kind) => {
     expect(await events("globex", id)).toEqual([]);
   });
 
-  it("announces a recording's last sequence as <tenant>:<operation>:<sequence>", async () => {
+  it("announces the last sequence of a recording and of a claim as <tenant>:<operation>:<sequence>", async () => {
     const heard: string[] = [];
     const unlisten = await handle.listen(operationEventsChannel, (payload) => heard.push(payload));
+    const hear = async (payload: string) => {
+      for (let waited = 0; !heard.includes(payload); waited += 20) {
+        if (waited > 10_000) throw new Error(`never heard ${payload}; heard ${heard.join(", ")}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
     try {
       const { id } = await create("acme");
       await operations("acme", (o) => o.record(id, {}, [log("a"), log("b")]));
-      for (let waited = 0; !heard.includes(`acme:${id}:2`); waited += 20) {
-        if (waited > 10_000) throw new Error(`never heard acme:${id}:2; heard ${heard.join(", ")}`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await hear(`acme:${id}:2`);
+      // A queued operation's claim: its running stage and the claim's event.
+      const claimed = await create("acme");
+      await operations("acme", (o) => o.appendClaims([{ operationId: claimed.id, claimed: 1, events: [log("c")] }]));
+      await hear(`acme:${claimed.id}:2`);
     } finally {
       await unlisten();
     }

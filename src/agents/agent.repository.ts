@@ -51,16 +51,16 @@ export class AgentRepository {
   /** Applies `patch`; when `expectedVersion` is given, only to that version. */
   async update(id: string, patch: AgentPatch, expectedVersion: number | undefined): Promise<Agent> {
     const values = {
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.displayName !== undefined && { display_name: patch.displayName }),
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.model !== undefined && { model: patch.model }),
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.instructions !== undefined && { instructions: patch.instructions }),
       ...(patch.tools !== undefined && { tools: [...patch.tools] }),
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.config !== undefined && { config: JSON.stringify(patch.config) }),
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.state !== undefined && { state: patch.state }),
     };
     return toAgent(await this.#table.update(id, values, expectedVersion));

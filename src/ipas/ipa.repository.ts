@@ -46,9 +46,9 @@ export class IpaRepository {
   /** Applies `patch`; when `expectedVersion` is given, only to that version. */
   async update(id: string, patch: IpaPatch, expectedVersion: number | undefined): Promise<Ipa> {
     const values = {
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.displayName !== undefined && { display_name: patch.displayName }),
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.workflowId !== undefined && { workflow_id: patch.workflowId }),
       ...(patch.agentBindings !== undefined && bindingColumns(patch.agentBindings)),
     };
@@ -57,7 +57,7 @@ export class IpaRepository {
 
   /** Moves the IPA to `state`, pinning `revision` when given. */
   async setState(id: string, state: IpaState, revision: number | undefined, expectedVersion: number | undefined): Promise<Ipa> {
-    // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+    // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
     const values = { state, ...(revision !== undefined && { deployed_revision: revision }) };
     return toIpa(await this.#table.update(id, values, expectedVersion));
   }

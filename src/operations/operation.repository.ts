@@ -57,6 +57,7 @@ export class OperationRepository {
   }
 
   /** The operation; `lock: "update"` holds its row (and so its event sequence) until the transaction ends. */
+  // Stryker disable next-line StringLiteral: equivalent: ScopedTable.get locks only for "update" or "share"
   async get(id: string, lock: "none" | "update" = "none"): Promise<Operation> {
     return toOperation(await this.#table.get(id, lock));
   }
@@ -117,32 +118,33 @@ export class OperationRepository {
    */
   async record(id: string, patch: OperationPatch, events: readonly NewEvent[] = []): Promise<{ operation: Operation }> {
     const values: Record<string, unknown> = {
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.state !== undefined && { state: patch.state }),
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.progress !== undefined && { progress: patch.progress }),
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.stage !== undefined && { stage: patch.stage }),
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.message !== undefined && { message: patch.message }),
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.attempt !== undefined && { attempt: patch.attempt }),
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.result !== undefined && {
-        // A line of its own: the ternary's mutants are not equivalent.
+        // Stryker disable next-line ConditionalExpression: 'never null' is equivalent (a JSON null reads back as null like SQL NULL, and nothing filters on it); 'always null' is killed
         result: patch.result === null ? null : JSON.stringify(patch.result),
       }),
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.error !== undefined && {
-        // A line of its own: the ternary's mutants are not equivalent.
+        // Stryker disable next-line ConditionalExpression: 'never null' is equivalent (a JSON null reads back as null like SQL NULL, and nothing filters on it); 'always null' is killed
         error: patch.error === null ? null : JSON.stringify(patch.error),
       }),
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.cancelRequested !== undefined && { cancel_requested: patch.cancelRequested }),
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.compensations !== undefined && { compensations: JSON.stringify(patch.compensations) }),
       ...(patch.started && { start_time: sql`coalesce(start_time, now())` }),
       ...(patch.ended && { end_time: sql`now()` }),
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: 'always' and '>= 0' are equivalent: with no events the sequence gains 0
       ...(events.length > 0 && { last_sequence: sql`last_sequence + ${events.length}` }),
     };
     if (events.length === 0) return { operation: toOperation(await this.#table.update(id, values, undefined)) };

@@ -53,12 +53,12 @@ export class WorkflowRepository {
   /** Applies `patch` as a new revision; when `expectedVersion` is given, only to that revision. */
   async update(id: string, patch: WorkflowPatch, expectedVersion: number | undefined): Promise<Workflow> {
     const values = {
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.displayName !== undefined && { display_name: patch.displayName }),
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.description !== undefined && { description: patch.description }),
       ...(patch.steps !== undefined && { steps: stepsJson(patch.steps) }),
-      // Stryker disable next-line ConditionalExpression: equivalent: kysely leaves a column set to undefined out of the update
+      // Stryker disable next-line ConditionalExpression: 'always' is equivalent (kysely leaves a column set to undefined out of an update); 'never', on the same line, is what the update tests kill
       ...(patch.state !== undefined && { state: patch.state }),
     };
     return this.#recordRevision(await this.#table.update(id, values, expectedVersion));
