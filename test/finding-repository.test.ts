@@ -100,11 +100,16 @@ describe.each(databaseKinds)("finding statements on %s", (kind) => {
     const resolveTime = new Date("2026-11-01T00:00:00Z");
     const updated = await findings(tenant, (f) => f.update(stored.id, { status: "resolved", resolveTime, severity: "high", issueType: "smell", suggestion: "fix it" }, 1));
     expect(updated).toMatchObject({ status: "resolved", resolveTime, severity: "high", issueType: "smell", suggestion: "fix it", version: 2 });
+    // A change that leaves the status alone keeps the resolve time.
+    const regraded = await findings(tenant, (f) => f.update(stored.id, { severity: "critical" }, undefined));
+    expect(regraded).toMatchObject({ status: "resolved", resolveTime, severity: "critical", version: 3 });
     const reopened = await findings(tenant, (f) => f.update(stored.id, { status: "open" }, undefined));
-    expect(reopened).toMatchObject({ status: "open", resolveTime: undefined, severity: "high", issueType: "smell", version: 3 });
+    expect(reopened).toMatchObject({ status: "open", resolveTime: undefined, severity: "critical", issueType: "smell", version: 4 });
     expect(await findings(tenant, (f) => f.update(stored.id, { severity: "low" }, 1)).catch((e: unknown) => e)).toBeInstanceOf(AbortedError);
-    expect(await findings(`${tenant}-other`, (f) => f.update(stored.id, { severity: "low" }, undefined)).catch((e: unknown) => e)).toBeInstanceOf(NotFoundError);
-    await findings(tenant, (f) => f.delete(stored.id, 3));
+    const elsewhere = await findings(`${tenant}-other`, (f) => f.update(stored.id, { severity: "low" }, undefined)).catch((e: unknown) => e);
+    expect(elsewhere).toBeInstanceOf(NotFoundError);
+    expect(elsewhere).toMatchObject({ resource: "finding", id: stored.id });
+    await findings(tenant, (f) => f.delete(stored.id, 4));
     expect(await findings(tenant, (f) => f.get(stored.id)).catch((e: unknown) => e)).toBeInstanceOf(NotFoundError);
   });
 
