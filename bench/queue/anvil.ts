@@ -40,7 +40,8 @@ export async function queueRuns(c: AnvilClients): Promise<void> {
 /**
  * `call()`, tried again on UNAVAILABLE (the gateway could not get a
  * database connection in time: on a loaded shared machine, or with other
- * clients holding the server's connections). A completion whose first try
+ * clients holding the server's connections) and on ABORTED (a lost race,
+ * which changed nothing). A completion whose first try
  * committed but whose answer was lost is refused LEASE_LOST on the next: done.
  */
 async function retrying<T>(call: () => Promise<T>): Promise<T | undefined> {
@@ -50,7 +51,7 @@ async function retrying<T>(call: () => Promise<T>): Promise<T | undefined> {
     } catch (err) {
       const code = ConnectError.from(err).code;
       if (code === Code.FailedPrecondition && attempt > 1) return undefined;
-      if (code !== Code.Unavailable || attempt === 10) throw err;
+      if ((code !== Code.Unavailable && code !== Code.Aborted) || attempt === 10) throw err;
       await sleep(50 * attempt);
     }
   }

@@ -1,6 +1,6 @@
 import type { Repositories } from "../db/repositories.js";
 import type { UnitOfWork } from "../db/unit-of-work.js";
-import { InvalidArgumentError } from "../shared/errors.js";
+import { AbortedError, InvalidArgumentError } from "../shared/errors.js";
 import type { Scope } from "../shared/scope.js";
 import type { NotificationHub, Subscription } from "./notification-hub.js";
 import type { Operation } from "./operation.js";
@@ -194,6 +194,21 @@ export class WorkersService {
    * waits holding nothing.
    */
   async #claimOnce(session: ClaimSession, request: Pick<ClaimRequest, "kinds" | "workerId">, woken: boolean, inFlightOf?: string): Promise<ClaimedTask[]> {
+    try {
+      return await this.#tryClaim(session, request, woken, inFlightOf);
+    } catch (err) {
+      // A claim can lose a deadlock to a completion. Its pick keeps the lock of a
+      // task another claim leased a moment before (PostgreSQL keeps the lock of a
+      // row that fails its recheck) and, sharing that task's operation, waits for
+      // the completion that holds it — which waits for that task. Nothing was
+      // claimed: this try found nothing, and the next (a wake-up, the poll) tries
+      // again, instead of the worker's ClaimTask or whole stream failing ABORTED.
+      if (err instanceof AbortedError && err.reason === "TRANSACTION_CONFLICT") return [];
+      throw err;
+    }
+  }
+
+  async #tryClaim(session: ClaimSession, request: Pick<ClaimRequest, "kinds" | "workerId">, woken: boolean, inFlightOf?: string): Promise<ClaimedTask[]> {
     const { kinds, workerId } = request;
     const { scope, leaseMs, limit } = session;
     // Every waiting worker of the tenant wakes for each notification (and each
