@@ -66,7 +66,7 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)("ListOperations on a million ope
     const plans: PlanNode[][] = [];
     for (const after of [undefined, [new Date(Date.now() - 3_600_000), "ffffffff-ffff-4fff-bfff-ffffffffffff"]]) {
       captured.length = 0;
-      await db.transaction().execute((trx) => new OperationRepository(trx, "tenant-3").list(filter, 51, after));
+      await db.transaction().execute((trx) => new OperationRepository(trx, "tenant-3", () => undefined).list(filter, 51, after));
       plans.push(await plan(captured.find((q) => q.sql.includes('from "operations"'))!));
     }
     return plans;

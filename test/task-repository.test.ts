@@ -9,6 +9,7 @@ import { sql, type Kysely, type Transaction } from "kysely";
 import pg from "pg";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Announcement } from "../src/db/after-commit-announcer.js";
 import { type DatabaseHandle, openDatabase } from "../src/db/database.js";
 import { migrateToLatest } from "../src/db/migrator.js";
 import type { Database } from "../src/db/schema.js";
@@ -48,10 +49,15 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
     await database?.drop();
   });
 
-  function queue<T>(tenant: string, work: (q: Queue) => Promise<T>): Promise<T> {
-    return db.transaction().execute((trx: Transaction<Database>) =>
-      work({ tasks: new TaskRepository(trx, tenant), operations: new OperationRepository(trx, tenant) }),
+  /** Runs `work` in a transaction and, once it commits, announces what it registered (as UnitOfWork does). */
+  async function queue<T>(tenant: string, work: (q: Queue) => Promise<T>): Promise<T> {
+    const announced: Announcement[] = [];
+    const announce = (channel: string, payload: string) => announced.push({ channel, payload });
+    const result = await db.transaction().execute((trx: Transaction<Database>) =>
+      work({ tasks: new TaskRepository(trx, tenant, announce), operations: new OperationRepository(trx, tenant, announce) }),
     );
+    handle.announce(announced);
+    return result;
   }
 
   /** Inserts an operation of `tenant` with the tasks of `steps`, in a transaction of its own; returns the task ids by step name. */

@@ -3,6 +3,7 @@ import { Kysely, type LogEvent, PostgresDialect, type PostgresPool, sql } from "
 import pg from "pg";
 import type { Logger } from "pino";
 import type { Database } from "./schema.js";
+import { type Announcement, AfterCommitAnnouncer, type Announcer } from "./after-commit-announcer.js";
 import { FencedPgPool } from "./fenced-pg-pool.js";
 import { type NotificationHandler, PgNotificationListener } from "./pg-notification-listener.js";
 import { PGlitePool } from "./pglite-pool.js";
@@ -19,14 +20,15 @@ export type DatabaseTarget =
   | { readonly kind: "pglite"; readonly dataDir: string; readonly seed?: string | undefined };
 
 /** An open database: the kysely instance plus what the process needs to run and stop it. */
-export interface DatabaseHandle {
+export interface DatabaseHandle extends Announcer {
   readonly kind: DatabaseTarget["kind"];
   readonly db: Kysely<Database>;
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
   /**
-   * Delivers every NOTIFY on `channel` (committed by any process) to
-   * `onMessage` until the returned function is called. PostgreSQL: one
+   * Delivers every notification on `channel` to `onMessage` until the
+   * returned function is called: this process's announcements at once,
+   * other processes' NOTIFYs through the database. PostgreSQL: one
    * dedicated listening connection per process, reconnecting on failure;
    * PGlite: its own LISTEN support. Notifications can be lost while a
    * connection is down: treat them as wake-ups, never as the data itself.
@@ -35,6 +37,12 @@ export interface DatabaseHandle {
    * callers that cache what notifications invalidate.
    */
   listen(channel: string, onMessage: NotificationHandler, onGap?: () => void): Promise<() => Promise<void>>;
+  /**
+   * NOTIFYs what a committed transaction registered (UnitOfWork calls it
+   * after the commit): this process's listeners at once, other processes
+   * through the database, coalesced (AfterCommitAnnouncer).
+   */
+  announce(announcements: Iterable<Announcement>): void;
   /** The connection pool's state now. */
   poolStats(): PoolStats;
   /**
@@ -76,16 +84,22 @@ export async function openDatabase(target: DatabaseTarget, log: Logger, observe?
   const fenced = new FencedPgPool(pool);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: fenced as unknown as PostgresPool }), ...(statementLog && { log: statementLog }) });
   const listener = new PgNotificationListener(target.url, log);
+  const announcer = new AfterCommitAnnouncer(
+    { listen: (channel, onMessage, onGap) => listener.listen(channel, onMessage, onGap), notifyAll: (channels, payloads) => notifyAll(db, channels, payloads) },
+    (err) => log.warn({ err: describe(err) }, "cannot NOTIFY; other instances' waiters rely on polling"),
+  );
   return {
     kind: "postgres",
     db,
     ping: async () => {
       await sql`/* ping */ select 1`.execute(db);
     },
-    listen: (channel, onMessage, onGap) => listener.listen(channel, onMessage, onGap),
+    listen: (channel, onMessage, onGap) => announcer.listen(channel, onMessage, onGap),
+    announce: (announcements) => announcer.announce(announcements),
     poolStats: () => fenced.stats(),
     sessionLock: (name) => new PgSessionLock(target.url, name, log),
     close: async () => {
+      await announcer.flushed();
       await listener.close();
       await db.destroy();
     },
@@ -120,20 +134,36 @@ async function openPGlite(dataDir: string, seed: string | undefined, statementLo
       connection.release();
     }
   };
+  const announcer = new AfterCommitAnnouncer(
+    {
+      listen: async (channel, onMessage) => {
+        const unlisten = await exclusive(() => pglite.listen(channel, onMessage));
+        return () => exclusive(() => unlisten()).catch(() => undefined);
+      },
+      notifyAll: (channels, payloads) => notifyAll(db, channels, payloads),
+    },
+    () => undefined,
+  );
   return {
     kind: "pglite",
     db,
     ping: async () => {
       await sql`/* ping */ select 1`.execute(db);
     },
-    listen: async (channel, onMessage) => {
-      const unlisten = await exclusive(() => pglite.listen(channel, onMessage));
-      return () => exclusive(() => unlisten()).catch(() => undefined);
-    },
+    listen: (channel, onMessage, onGap) => announcer.listen(channel, onMessage, onGap),
+    announce: (announcements) => announcer.announce(announcements),
     poolStats: () => lockable.stats(),
     sessionLock: () => processLock,
-    close: () => db.destroy(),
+    close: async () => {
+      await announcer.flushed();
+      await db.destroy();
+    },
   };
+}
+
+/** One autocommit statement NOTIFYing every (channels[i], payloads[i]): its commit takes the notify lock once for them all. */
+async function notifyAll(db: Kysely<Database>, channels: readonly string[], payloads: readonly string[]): Promise<void> {
+  await sql`/* notifications.notifyAll */ select pg_notify(c, p) from unnest(${[...channels]}::text[], ${[...payloads]}::text[]) as n (c, p)`.execute(db);
 }
 
 function describe(err: unknown): string {

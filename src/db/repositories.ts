@@ -13,6 +13,7 @@ import { WorkflowRepository } from "../workflows/workflow.repository.js";
 import { WebhookRepository } from "../webhooks/webhook.repository.js";
 import { IdempotencyRepository } from "./idempotency.repository.js";
 import type { Database } from "./schema.js";
+import type { Announce, Announcement, Announcer } from "./after-commit-announcer.js";
 
 /**
  * The repositories of one transaction, all scoped to one tenant. Created by
@@ -24,6 +25,9 @@ export class Repositories {
   readonly #trx: Transaction<Database>;
   readonly #tenant: string;
   readonly #afterCommit: Array<() => void>;
+  readonly #announcer: Announcer | undefined;
+  /** What this transaction announces on commit, distinct by channel and payload. */
+  #announcements: Map<string, Announcement> | undefined;
   #open = true;
   #users?: UserRepository;
   #workflows?: WorkflowRepository;
@@ -38,10 +42,12 @@ export class Repositories {
   #webhooks?: WebhookRepository;
   #artifacts?: ArtifactRepository;
 
-  constructor(trx: Transaction<Database>, tenant: string, afterCommit: Array<() => void>) {
+  /** Without an `announcer`, nothing registered is announced: waiters find the work by polling. */
+  constructor(trx: Transaction<Database>, tenant: string, afterCommit: Array<() => void>, announcer?: Announcer) {
     this.#trx = trx;
     this.#tenant = tenant;
     this.#afterCommit = afterCommit;
+    this.#announcer = announcer;
   }
 
   // #live() runs on every access, not only the first: a cached repository
@@ -78,12 +84,12 @@ export class Repositories {
 
   get operations(): OperationRepository {
     const trx = this.#live();
-    return (this.#operations ??= new OperationRepository(trx, this.#tenant));
+    return (this.#operations ??= new OperationRepository(trx, this.#tenant, this.#announce));
   }
 
   get tasks(): TaskRepository {
     const trx = this.#live();
-    return (this.#tasks ??= new TaskRepository(trx, this.#tenant));
+    return (this.#tasks ??= new TaskRepository(trx, this.#tenant, this.#announce));
   }
 
   get apiKeys(): ApiKeyRepository {
@@ -111,6 +117,21 @@ export class Repositories {
     this.#live();
     this.#afterCommit.push(hook);
   }
+
+  /**
+   * Registers a notification to send after the commit (see
+   * AfterCommitAnnouncer): a NOTIFY inside the transaction would serialise
+   * its commit with every other notifying one.
+   */
+  readonly #announce: Announce = (channel, payload) => {
+    this.#live();
+    if (this.#announcements === undefined) {
+      const announcements = new Map<string, Announcement>();
+      this.#afterCommit.push(() => this.#announcer?.announce(announcements.values()));
+      this.#announcements = announcements;
+    }
+    this.#announcements.set(`${channel}\0${payload}`, { channel, payload });
+  };
 
   /** @internal Called by the unit of work when the transaction ends. */
   close(): void {

@@ -7,6 +7,7 @@ import { transactionSpan } from "../tracing/work-spans.js";
 import { Repositories } from "./repositories.js";
 import { TouchedIds } from "./touched-ids.js";
 import type { Database } from "./schema.js";
+import type { Announcer } from "./after-commit-announcer.js";
 
 /**
  * One transaction per use case. `transact` opens a transaction, hands the
@@ -28,11 +29,17 @@ import type { Database } from "./schema.js";
 export class UnitOfWork {
   readonly #db: Kysely<Database>;
   readonly #failures: UnitOfWorkFailures | undefined;
+  readonly #announcer: Announcer | undefined;
 
-  /** `failures` is told of each unit of work answered ABORTED (a lost race) or UNAVAILABLE (the metrics). */
-  constructor(db: Kysely<Database>, failures?: UnitOfWorkFailures) {
+  /**
+   * `failures` is told of each unit of work answered ABORTED (a lost race)
+   * or UNAVAILABLE (the metrics); `announcer` sends what a committed
+   * transaction announces (the DatabaseHandle; without one nothing is).
+   */
+  constructor(db: Kysely<Database>, failures?: UnitOfWorkFailures, announcer?: Announcer) {
     this.#db = db;
     this.#failures = failures;
+    this.#announcer = announcer;
   }
 
   /** The database's error as a domain error, counted when the client is told to retry. */
@@ -67,7 +74,7 @@ export class UnitOfWork {
           await sql`/* transaction.statementTimeout */ select set_config('statement_timeout', ${String(Math.min(maxTimerMs, Math.max(1, Math.ceil(remaining))))}, true)`.execute(trx);
         }
         const touched = scope.audit === undefined ? undefined : new TouchedIds();
-        const tx = new Repositories(touched === undefined ? trx : trx.withPlugin(touched), scope.tenant, afterCommit);
+        const tx = new Repositories(touched === undefined ? trx : trx.withPlugin(touched), scope.tenant, afterCommit, this.#announcer);
         try {
           const done = await work(tx);
           // The change's audit event, in the change's own transaction: if it

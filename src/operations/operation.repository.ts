@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { type Selectable, sql, type Transaction } from "kysely";
 import type { SortKey } from "../db/keyset.js";
+import type { Announce } from "../db/after-commit-announcer.js";
 import type { Database } from "../db/schema.js";
 import { ScopedTable } from "../db/scoped-table.js";
 import { NotFoundError } from "../shared/errors.js";
@@ -42,17 +43,20 @@ export const operationOrder: readonly SortKey[] = [
  * and one tenant. Events are only ever appended together with the update of
  * their operation's `last_sequence`, which locks its row until the commit
  * (FOR UPDATE, or FOR NO KEY UPDATE for a claim): the row lock orders
- * them, so sequences have no gaps and no duplicates, and the NOTIFY
- * announcing them is delivered only if the transaction commits.
+ * them, so sequences have no gaps and no duplicates; they are announced
+ * (AfterCommitAnnouncer) only once the transaction commits.
  */
 export class OperationRepository {
   readonly #trx: Transaction<Database>;
   readonly #tenant: string;
   readonly #table: ScopedTable<"operations">;
+  readonly #register: Announce;
 
-  constructor(trx: Transaction<Database>, tenant: string) {
+  /** `announce` registers a notification for after the commit (Repositories gives the transaction's). */
+  constructor(trx: Transaction<Database>, tenant: string, announce: Announce) {
     this.#trx = trx;
     this.#tenant = tenant;
+    this.#register = announce;
     this.#table = new ScopedTable(trx, tenant, "operations", "operation");
   }
 
@@ -148,9 +152,9 @@ export class OperationRepository {
       ...(events.length > 0 && { last_sequence: sql`last_sequence + ${events.length}` }),
     };
     if (events.length === 0) return { operation: toOperation(await this.#table.update(id, values, undefined)) };
-    // One statement, not three round trips: the update allocates the
-    // sequences, the insert appends the events with them, and the NOTIFY
-    // announcing them is delivered when (and only if) this commits.
+    // One statement, not two round trips: the update allocates the
+    // sequences and the insert appends the events with them; they are
+    // announced once (and only if) this commits.
     const update = this.#trx
       .updateTable("operations")
       .set((eb) => ({ ...values, version: eb("version", "+", 1), update_time: new Date() }))
@@ -162,9 +166,10 @@ export class OperationRepository {
       with u as (${update}),
       v as (${eventRows(events.map((event, i) => ({ operationId: id, n: i + 1, event })))}),
       ${appendedEvents(this.#tenant)}
-      select u.*, ${announced(this.#tenant)} as announced from u`.execute(this.#trx);
+      select u.* from u`.execute(this.#trx);
     const row = result.rows[0];
     if (!row) throw new NotFoundError("operation", id);
+    this.#announce(row.id, row.last_sequence);
     return { operation: toOperation(row) };
   }
 
@@ -195,7 +200,7 @@ export class OperationRepository {
     // n = 0: the stage event, kept only where the operation starts.
     const events = claims.flatMap((c) => [running, ...c.events].map((event, n) => ({ operationId: c.operationId, n, event })));
     const attempts = JSON.stringify(claims.map((c) => ({ operation_id: c.operationId, claimed: c.claimed })));
-    await sql`/* operations.appendClaims */
+    const { rows } = await sql<{ id: string; last_sequence: number }>`/* operations.appendClaims */
       with a as (select * from jsonb_to_recordset(${attempts}::jsonb) as a (operation_id uuid, claimed int)),
       l as (
         select id, state = 'queued' as starts from operations
@@ -224,7 +229,8 @@ export class OperationRepository {
         returning o.id, o.last_sequence, s.events as appended
       ),
       ${appendedEvents(this.#tenant)}
-      select ${announced(this.#tenant)} as announced from u`.execute(this.#trx);
+      select u.id, u.last_sequence from u`.execute(this.#trx);
+    for (const row of rows) this.#announce(row.id, row.last_sequence);
   }
 
   /**
@@ -249,7 +255,7 @@ export class OperationRepository {
     );
     const events = records.flatMap((r) => r.events.map((event, i) => ({ operationId: r.operationId, n: i + 1, event })));
     // Absent fields are null in the record set: coalesce keeps the column as it is.
-    const { rows } = await sql<Selectable<OperationTable>>`/* operations.recordAll */
+    const { rows } = await sql<Selectable<OperationTable> & { appended: number }>`/* operations.recordAll */
       with p as (
         select * from jsonb_to_recordset(${patches}::jsonb)
           as p (id uuid, state text, stage text, progress double precision, message text, result jsonb, ended boolean)
@@ -273,8 +279,14 @@ export class OperationRepository {
         returning o.*, coalesce(s.events, 0) as appended
       ),
       ${appendedEvents(this.#tenant)}
-      select u.*, case when u.appended > 0 then ${announced(this.#tenant)} end as announced from u`.execute(this.#trx);
+      select u.* from u`.execute(this.#trx);
+    for (const row of rows) if (row.appended > 0) this.#announce(row.id, row.last_sequence);
     return rows.map(toOperation);
+  }
+
+  /** Announces, after the commit, the operation's events up to `lastSequence`, as `<tenant>:<operation id>:<sequence>`. */
+  #announce(id: string, lastSequence: number): void {
+    this.#register(operationEventsChannel, `${this.#tenant}:${id}:${lastSequence}`);
   }
 
   /** Up to `limit` events of the operation with a sequence greater than `after`, in order. */
@@ -318,11 +330,6 @@ function appendedEvents(tenant: string) {
         select ${tenant}, u.id, u.last_sequence - u.appended + v.n, v.step, v.type, v.payload
         from u join v on v.operation_id = u.id
       )`;
-}
-
-/** The NOTIFY announcing an operation of CTE `u` up to its last sequence (delivered on commit). */
-function announced(tenant: string) {
-  return sql`pg_notify(${operationEventsChannel}, ${`${tenant}:`}::text || u.id::text || ':' || u.last_sequence::text)`;
 }
 
 function payloadJson(payload: EventPayload): Record<string, unknown> {

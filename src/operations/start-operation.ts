@@ -17,7 +17,7 @@ export interface OperationSpec {
  * Starts operations inside the caller's unit of work: the operation, its
  * tasks and its first event are written in the caller's transaction, so a
  * start that rolls back leaves nothing behind and a committed one is
- * claimable at once (the NOTIFY waking workers is delivered at commit).
+ * claimable at once (waiting workers are woken once it commits).
  */
 export class OperationStarter {
   readonly #settings: QueueSettings;

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { type Insertable, type Selectable, sql, type Transaction } from "kysely";
+import type { Announce } from "../db/after-commit-announcer.js";
 import type { Database } from "../db/schema.js";
 import { ScopedTable } from "../db/scoped-table.js";
 import { NotFoundError } from "../shared/errors.js";
@@ -57,10 +58,13 @@ export class TaskRepository {
   readonly #trx: Transaction<Database>;
   readonly #tenant: string;
   readonly #table: ScopedTable<"tasks">;
+  readonly #register: Announce;
 
-  constructor(trx: Transaction<Database>, tenant: string) {
+  /** `announce` registers a notification for after the commit (Repositories gives the transaction's). */
+  constructor(trx: Transaction<Database>, tenant: string, announce: Announce) {
     this.#trx = trx;
     this.#tenant = tenant;
+    this.#register = announce;
     this.#table = new ScopedTable(trx, tenant, "tasks", "task");
   }
 
@@ -89,7 +93,7 @@ export class TaskRepository {
     rest: (t: T) => Pick<Insertable<TaskTable>, "max_attempts" | "trace_parent" | "compensation" | "compensates">,
   ): Promise<void> {
     if (tasks.length === 0) return;
-    await this.#trx
+    const rows = await this.#trx
       .insertInto("tasks")
       .values(
         tasks.map((t) => ({
@@ -104,9 +108,9 @@ export class TaskRepository {
           ...rest(t),
         })),
       )
-      // Queued tasks are announced by the insert itself (one round trip, not two).
-      .returning(announceQueued(this.#tenant))
+      .returning(["kind", "state"])
       .execute();
+    this.#announce(rows.filter((r) => r.state === "queued").map((r) => r.kind));
   }
 
   /** The task, unlocked; NOT_FOUND if it does not exist. */
@@ -288,7 +292,7 @@ export class TaskRepository {
       ),
     );
     // Waiting workers poll anyway; this wakes them when the task is ready now.
-    if (delayMs === 0) await this.#announce([task.kind]);
+    if (delayMs === 0) this.#announce([task.kind]);
     return task;
   }
 
@@ -370,8 +374,8 @@ export class TaskRepository {
         ),
       )
       .returningAll()
-      .returning(announceQueued(this.#tenant))
       .execute();
+    this.#announce(rows.map((r) => r.kind));
     return rows.map(toTask);
   }
 
@@ -389,20 +393,10 @@ export class TaskRepository {
       .execute();
   }
 
-  async #announce(kinds: readonly string[]): Promise<void> {
-    for (const kind of new Set(kinds)) {
-      await sql`/* tasks.announce */ select pg_notify(${tasksChannel}, ${`${this.#tenant}:${kind}`})`.execute(this.#trx);
-    }
+  /** Announces, after the commit, that tasks of `kinds` are claimable, on `tasksChannel` as `<tenant>:<kind>` (each kind once). */
+  #announce(kinds: readonly string[]): void {
+    for (const kind of kinds) this.#register(tasksChannel, `${this.#tenant}:${kind}`);
   }
-}
-
-/**
- * A RETURNING expression announcing each returned row that is queued, on
- * `tasksChannel` as `<tenant>:<kind>`; identical notifications of one
- * transaction reach listeners once.
- */
-function announceQueued(tenant: string) {
-  return sql<void>`case when state = 'queued' then pg_notify(${tasksChannel}, ${`${tenant}:`} || kind) end`.as("announced");
 }
 
 /** What marking a task done changes: its outcome and result; its lease, if any, is revoked. */

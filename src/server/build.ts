@@ -120,7 +120,7 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       .select("value")
       .where("name", "=", "page_token_key")
       .executeTakeFirstOrThrow();
-    const uow = new UnitOfWork(database.db, metrics.db);
+    const uow = new UnitOfWork(database.db, metrics.db, database);
     const pageTokens = new PageTokens(Buffer.from(key.value, "utf8"));
     const pager = new KeysetPager(pageTokens);
     const operations = await OperationsModule.start(database, uow, pager, { ...operationsSettings(config), events: metrics.operations }, log);
