@@ -98,7 +98,8 @@ export class AfterCommitAnnouncer implements Announcer {
       payloads.add(payload);
     }
     // Idle: send at once. Busy: the round in flight sends these when it ends.
-    this.#sending ??= this.#send();
+    // Nothing pending, no round: #send would end before #sending is assigned, leaving it set for good.
+    if (this.#sending === undefined && this.#pending.size > 0) this.#sending = this.#send();
   }
 
   /** Resolves once everything announced so far has been sent (or failed to be). */
@@ -107,7 +108,6 @@ export class AfterCommitAnnouncer implements Announcer {
   }
 
   async #send(): Promise<void> {
-    // Stryker disable next-line ConditionalExpression: a round with nothing pending would only send an empty statement
     while (this.#pending.size > 0) {
       const round = this.#pending;
       this.#pending = new Map();
