@@ -13,6 +13,7 @@ import { type DatabaseHandle, openDatabase } from "../src/db/database.js";
 import { migrateToLatest } from "../src/db/migrator.js";
 import type { Database } from "../src/db/schema.js";
 import type { NewEvent } from "../src/operations/operation.js";
+import type { Announcement } from "../src/db/after-commit-announcer.js";
 import { OperationRepository, operationEventsChannel } from "../src/operations/operation.repository.js";
 import { TaskRepository } from "../src/operations/task.repository.js";
 import { NotFoundError } from "../src/shared/errors.js";
@@ -39,8 +40,12 @@ describe.each(databaseKinds)("operation statements on %s", (kind) => {
     await database?.drop();
   });
 
-  function operations<T>(tenant: string, work: (o: OperationRepository, trx: Transaction<Database>) => Promise<T>): Promise<T> {
-    return db.transaction().execute((trx) => work(new OperationRepository(trx, tenant), trx));
+  /** Runs `work` in a transaction and, once it commits, announces what it registered (as UnitOfWork does). */
+  async function operations<T>(tenant: string, work: (o: OperationRepository, trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    const announced: Announcement[] = [];
+    const result = await db.transaction().execute((trx) => work(new OperationRepository(trx, tenant, (channel, payload) => announced.push({ channel, payload })), trx));
+    handle.announce(announced);
+    return result;
   }
   const create = (tenant: string, opKind = "test.op", resource = "resources/r") => operations(tenant, (o) => o.create(opKind, resource));
   const get = (tenant: string, id: string) => operations(tenant, (o) => o.get(id));
@@ -173,7 +178,7 @@ describe.each(databaseKinds)("operation statements on %s", (kind) => {
   it("finds the operation of a task, in the tenant only, and none for a task it does not have", async () => {
     const op = await create("acme");
     const taskId = randomUUID();
-    await db.transaction().execute((trx) => new TaskRepository(trx, "acme").insert(op.id, [{ id: taskId, step: "s", kind: "k", input: {}, dependsOn: [] }], 1));
+    await db.transaction().execute((trx) => new TaskRepository(trx, "acme", () => undefined).insert(op.id, [{ id: taskId, step: "s", kind: "k", input: {}, dependsOn: [] }], 1));
     expect((await operations("acme", (o) => o.lockOfTask(taskId)))?.id).toBe(op.id);
     expect(await operations("globex", (o) => o.lockOfTask(taskId))).toBeUndefined();
     expect(await operations("acme", (o) => o.lockOfTask(randomUUID()))).toBeUndefined();
@@ -215,7 +220,7 @@ describe.each(databaseKinds)("operation statements on %s", (kind) => {
   it.runIf(kind === "postgres")("shares the operation's row for claims and locks it for a task's completion until the transaction ends (PostgreSQL only: row locks)", async () => {
     const op = await create("acme");
     const taskId = randomUUID();
-    await db.transaction().execute((trx) => new TaskRepository(trx, "acme").insert(op.id, [{ id: taskId, step: "s", kind: "k", input: {}, dependsOn: [] }], 1));
+    await db.transaction().execute((trx) => new TaskRepository(trx, "acme", () => undefined).insert(op.id, [{ id: taskId, step: "s", kind: "k", input: {}, dependsOn: [] }], 1));
     const prober = new pg.Client({ connectionString: database.url });
     await prober.connect();
     try {

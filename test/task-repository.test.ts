@@ -489,7 +489,7 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
   const leaseWithoutWaiting = (kinds: string[], sharedOperation?: string) =>
     db.transaction().execute(async (trx) => {
       await sql`set local lock_timeout = '5s'`.execute(trx);
-      const leased = await new TaskRepository(trx, "acme").leaseReady(kinds, 10, "w", 30_000, sharedOperation);
+      const leased = await new TaskRepository(trx, "acme", () => undefined).leaseReady(kinds, 10, "w", 30_000, sharedOperation);
       return leased.map((r) => r.task.id);
     });
   const holdTask = "select 1 from tasks where tenant_id = 'acme' and id = $1 for update";

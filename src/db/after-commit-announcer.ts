@@ -1,3 +1,4 @@
+import { AsyncResource } from "node:async_hooks";
 import type { NotificationHandler } from "./pg-notification-listener.js";
 
 /** One notification: what a NOTIFY would carry. */
@@ -55,6 +56,10 @@ export class AfterCommitAnnouncer implements Announcer {
   readonly #echoes = new Map<string, { count: number; at: number }>();
   // One function, so the transport (which keeps a set of them) calls it once per gap however many channels listen.
   readonly #onGap = () => this.#gap();
+  // A round serves every transaction that announced during it: it runs in the
+  // async context of the announcer's creation, not of the call that happened
+  // to start it (whose trace would otherwise claim the statement).
+  readonly #context = new AsyncResource("AfterCommitAnnouncer");
 
   constructor(transport: AnnouncerTransport, onError: (err: unknown) => void) {
     this.#transport = transport;
@@ -99,7 +104,7 @@ export class AfterCommitAnnouncer implements Announcer {
     }
     // Idle: send at once. Busy: the round in flight sends these when it ends.
     // Nothing pending, no round: #send would end before #sending is assigned, leaving it set for good.
-    if (this.#sending === undefined && this.#pending.size > 0) this.#sending = this.#send();
+    if (this.#sending === undefined && this.#pending.size > 0) this.#sending = this.#context.runInAsyncScope(() => this.#send());
   }
 
   /** Resolves once everything announced so far has been sent (or failed to be). */
