@@ -68,7 +68,10 @@ function attributesOf(name: string): Attributes {
  * values. A StatementObserver (src/db/database.ts).
  */
 export function statementSpan(name: string, seconds: number, failed: boolean): void {
-  if (!recordable()) return;
+  // Only as a child: a statement outside any span — an after-commit notification
+  // round, serving every transaction that announced meanwhile — would otherwise
+  // be a trace of its own, hundreds a second on a busy queue.
+  if (trace.getActiveSpan() === undefined || !recordable()) return;
   // On the performance clock, as the SDK times spans (a number below
   // performance.now() is read as such).
   const end = performance.now();
