@@ -60,7 +60,7 @@ export class DbMetrics {
     });
     this.#conflicts = new Counter({
       name: "anvil_db_transaction_conflicts_total",
-      help: "Transactions that lost a race (serialization failure, deadlock) and were answered ABORTED for the client to retry.",
+      help: "Transactions that lost a race (serialization failure, deadlock): answered ABORTED for the client to retry, or, a claim's, tried again at its next wake-up.",
       registers: [registry],
     });
     this.#unavailable = new Counter({
