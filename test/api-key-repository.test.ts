@@ -3,49 +3,31 @@
 // own keys is shown, and what a revocation checks and holds. The end-to-end
 // suite reaches these through ApiKeyService, always with a manager.
 import { randomUUID } from "node:crypto";
-import { sql, type Kysely, type Transaction } from "kysely";
+import { sql, type Transaction } from "kysely";
 import pg from "pg";
-import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ApiKeyRepository, type KeyManager } from "../src/apikeys/api-key.repository.js";
-import { type DatabaseHandle, openDatabase } from "../src/db/database.js";
-import { migrateToLatest } from "../src/db/migrator.js";
 import type { Database } from "../src/db/schema.js";
 import { AbortedError, InternalError, NotFoundError } from "../src/shared/errors.js";
-import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.js";
+import { databaseKinds } from "./support/databases.js";
+import { migratedDatabase } from "./support/migrated-database.js";
 
 const admin: KeyManager = { credential: "user:admin", ownOnly: false };
 const editor: KeyManager = { credential: "user:editor", ownOnly: true };
 const newKey = { displayName: "k", roles: ["viewer"], tier: undefined, expireTime: null };
 
 describe.each(databaseKinds)("API key statements on %s", (kind) => {
-  let database: TestDatabase;
-  let handle: DatabaseHandle;
-  let db: Kysely<Database>;
-
-  beforeAll(async () => {
-    database = await createTestDatabase(kind);
-    handle = await openDatabase(
-      database.url ? { kind: "postgres", url: database.url, poolSize: 4, statementTimeoutMs: 10_000 } : { kind: "pglite", dataDir: "memory://" },
-      pino({ level: "silent" }),
-    );
-    db = handle.db;
-    await migrateToLatest(db);
-  });
-  afterAll(async () => {
-    await handle?.close();
-    await database?.drop();
-  });
+  const suite = migratedDatabase(kind);
 
   const keys = <T>(tenant: string, manager: KeyManager | undefined, work: (k: ApiKeyRepository, trx: Transaction<Database>) => Promise<T>) =>
-    db.transaction().execute((trx) => work(new ApiKeyRepository(trx, tenant, manager), trx));
+    suite.db.transaction().execute((trx) => work(new ApiKeyRepository(trx, tenant, manager), trx));
   const newTenant = () => `tenant-${randomUUID().slice(0, 8)}`;
 
   it("stores a new key as active, created by its manager; refuses to create one without a manager", async () => {
     const tenant = newTenant();
     const key = await keys(tenant, admin, (k) => k.create(newKey));
     expect(key).toMatchObject({ state: "active", creator: "user:admin", roles: ["viewer"], version: 1 });
-    const { rows } = await sql<{ state: string }>`select state from api_keys where tenant_id = ${tenant} and id = ${key.id}`.execute(db);
+    const { rows } = await sql<{ state: string }>`select state from api_keys where tenant_id = ${tenant} and id = ${key.id}`.execute(suite.db);
     expect(rows).toEqual([{ state: "active" }]);
     const refused = await keys(tenant, undefined, (k) => k.create(newKey)).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(InternalError);
@@ -84,7 +66,7 @@ describe.each(databaseKinds)("API key statements on %s", (kind) => {
     const tenant = newTenant();
     const key = await keys(tenant, admin, (k) => k.create(newKey));
     await keys(tenant, admin, (k) => k.update(key.id, { state: "revoked" }, undefined));
-    const prober = new pg.Client({ connectionString: database.url });
+    const prober = new pg.Client({ connectionString: suite.url });
     await prober.connect();
     try {
       const othersCanLock = async () => {

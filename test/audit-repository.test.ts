@@ -5,16 +5,13 @@
 // the caller's. The end-to-end audit suite reaches these statements through
 // a gateway, where most of a filter's edge does not show.
 import { randomUUID } from "node:crypto";
-import { sql, type Kysely } from "kysely";
-import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sql } from "kysely";
+import { describe, expect, it } from "vitest";
 import type { NewAuditEvent } from "../src/audit/audit-event.js";
 import { AuditRepository } from "../src/audit/audit.repository.js";
 import { AuditStore } from "../src/audit/audit-store.repository.js";
-import { type DatabaseHandle, openDatabase } from "../src/db/database.js";
-import { migrateToLatest } from "../src/db/migrator.js";
-import type { Database } from "../src/db/schema.js";
-import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.js";
+import { databaseKinds } from "./support/databases.js";
+import { migratedDatabase } from "./support/migrated-database.js";
 
 /** An event at minute `minute` of 2026-11-01, with what `over` changes. */
 const event = (minute: number, over: Partial<NewAuditEvent> = {}): NewAuditEvent => ({
@@ -38,35 +35,19 @@ const event = (minute: number, over: Partial<NewAuditEvent> = {}): NewAuditEvent
 });
 
 describe.each(databaseKinds)("audit statements on %s", (kind) => {
-  let database: TestDatabase;
-  let handle: DatabaseHandle;
-  let db: Kysely<Database>;
-
-  beforeAll(async () => {
-    database = await createTestDatabase(kind);
-    handle = await openDatabase(
-      database.url ? { kind: "postgres", url: database.url, poolSize: 4, statementTimeoutMs: 10_000 } : { kind: "pglite", dataDir: "memory://" },
-      pino({ level: "silent" }),
-    );
-    db = handle.db;
-    await migrateToLatest(db);
-  });
-  afterAll(async () => {
-    await handle?.close();
-    await database?.drop();
-  });
+  const suite = migratedDatabase(kind);
 
   const newTenant = () => `tenant-${randomUUID().slice(0, 8)}`;
-  const audit = <T>(tenant: string, work: (a: AuditRepository) => Promise<T>) => db.transaction().execute((trx) => work(new AuditRepository(trx, tenant)));
+  const audit = <T>(tenant: string, work: (a: AuditRepository) => Promise<T>) => suite.db.transaction().execute((trx) => work(new AuditRepository(trx, tenant)));
   /** Stores `events` in `tenant` and the same events in another tenant, which no read of `tenant` may return. */
   const seed = (tenant: string, events: NewAuditEvent[]) =>
-    new AuditStore(db).insertMany(events.flatMap((e) => [{ tenant, event: e }, { tenant: `${tenant}-other`, event: e }]));
+    new AuditStore(suite.db).insertMany(events.flatMap((e) => [{ tenant, event: e }, { tenant: `${tenant}-other`, event: e }]));
 
   it("writes a change's event only in a transaction that wrote something", async () => {
     const tenant = newTenant();
     const readOnly = await audit(tenant, (a) => a.insertIfChanged(event(1)));
     expect(readOnly).toBe(false);
-    const written = await db.transaction().execute(async (trx) => {
+    const written = await suite.db.transaction().execute(async (trx) => {
       await sql`select pg_current_xact_id()`.execute(trx); // what a first write does
       return new AuditRepository(trx, tenant).insertIfChanged(event(2, { subject: "bob" }));
     });
@@ -130,7 +111,7 @@ describe.each(databaseKinds)("audit statements on %s", (kind) => {
     const [acme, globex] = [newTenant(), newTenant()];
     // Long before every other test's events, which the cutoff must leave alone.
     const old = (minute: number) => ({ ...event(0), time: new Date(Date.UTC(2000, 0, 1, 0, minute)) });
-    const store = new AuditStore(db);
+    const store = new AuditStore(suite.db);
     await store.insertMany([]);
     await store.insertMany([
       { tenant: acme, event: old(1) },

@@ -5,16 +5,13 @@
 // end-to-end suites reach these statements through FindingService, one
 // gateway start per suite.
 import { randomUUID } from "node:crypto";
-import { sql, type Kysely } from "kysely";
-import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DatabaseHandle, openDatabase } from "../src/db/database.js";
-import { migrateToLatest } from "../src/db/migrator.js";
-import type { Database } from "../src/db/schema.js";
+import { sql } from "kysely";
+import { describe, expect, it } from "vitest";
 import type { FindingFilter } from "../src/findings/finding-query.js";
 import { FindingRepository, type FingerprintedFinding } from "../src/findings/finding.repository.js";
 import { AbortedError, NotFoundError } from "../src/shared/errors.js";
-import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.js";
+import { databaseKinds } from "./support/databases.js";
+import { migratedDatabase } from "./support/migrated-database.js";
 
 /** A finding to upsert, with a fingerprint of its own unless given. */
 const finding = (over: Partial<FingerprintedFinding> = {}): FingerprintedFinding => ({
@@ -33,26 +30,10 @@ const finding = (over: Partial<FingerprintedFinding> = {}): FingerprintedFinding
 });
 
 describe.each(databaseKinds)("finding statements on %s", (kind) => {
-  let database: TestDatabase;
-  let handle: DatabaseHandle;
-  let db: Kysely<Database>;
-
-  beforeAll(async () => {
-    database = await createTestDatabase(kind);
-    handle = await openDatabase(
-      database.url ? { kind: "postgres", url: database.url, poolSize: 4, statementTimeoutMs: 30_000 } : { kind: "pglite", dataDir: "memory://" },
-      pino({ level: "silent" }),
-    );
-    db = handle.db;
-    await migrateToLatest(db);
-  });
-  afterAll(async () => {
-    await handle?.close();
-    await database?.drop();
-  });
+  const suite = migratedDatabase(kind, 30_000);
 
   const findings = <T>(tenant: string, work: (f: FindingRepository) => Promise<T>): Promise<T> =>
-    db.transaction().execute((trx) => work(new FindingRepository(trx, tenant)));
+    suite.db.transaction().execute((trx) => work(new FindingRepository(trx, tenant)));
   const upsert = (tenant: string, batch: FingerprintedFinding[]) => findings(tenant, (f) => f.upsert(batch));
   /** Each tenant its own: the aggregates count everything a tenant has. */
   const newTenant = () => `tenant-${randomUUID().slice(0, 8)}`;
@@ -75,7 +56,7 @@ describe.each(databaseKinds)("finding statements on %s", (kind) => {
     expect(theirs.get(open.fingerprint)).toMatchObject({ message: "theirs", version: 1 });
     expect(theirs.get(open.fingerprint)!.id).not.toBe(stored.get(open.fingerprint)!.id);
 
-    await sql`update findings set last_seen_time = now() - interval '1 day' where tenant_id = ${acme}`.execute(db);
+    await sql`update findings set last_seen_time = now() - interval '1 day' where tenant_id = ${acme}`.execute(suite.db);
     const before = await findings(acme, (f) => f.get(stored.get(open.fingerprint)!.id));
     const again = (await upsert(acme, [{ ...open, message: "changed", status: "resolved", severity: "critical" }])).get(open.fingerprint)!;
     expect(again).toMatchObject({ id: before.id, message: "m", status: "open", severity: "low", version: 2, resolveTime: undefined });
@@ -90,7 +71,7 @@ describe.each(databaseKinds)("finding statements on %s", (kind) => {
     // 14 columns a row: 5,000 rows need 70,000 parameters, past PostgreSQL's 65,535.
     const batch = Array.from({ length: 5_000 }, (_, i) => finding({ line: i + 1, endLine: i + 1 }));
     expect((await upsert(tenant, batch)).size).toBe(5_000);
-    const { n } = await db.selectFrom("findings").select((eb) => eb.fn.countAll<string>().as("n")).where("tenant_id", "=", tenant).executeTakeFirstOrThrow();
+    const { n } = await suite.db.selectFrom("findings").select((eb) => eb.fn.countAll<string>().as("n")).where("tenant_id", "=", tenant).executeTakeFirstOrThrow();
     expect(Number(n)).toBe(5_000);
   });
 
@@ -136,7 +117,7 @@ describe.each(databaseKinds)("finding statements on %s", (kind) => {
     const days = ["2026-11-01T23:30:00Z", "2026-11-02T00:30:00Z", "2026-11-02T12:00:00Z"];
     for (const [i, f] of batch.entries()) {
       await sql`update findings set first_seen_time = ${days[i]}::timestamptz, resolve_time = ${days[i]}::timestamptz + interval '1 day'
-        where tenant_id like ${`${tenant}%`} and fingerprint = ${f.fingerprint}`.execute(db);
+        where tenant_id like ${`${tenant}%`} and fingerprint = ${f.fingerprint}`.execute(suite.db);
     }
     const perDay = async (column: "first_seen_time" | "resolve_time", since: string, prefix?: string) =>
       Object.fromEntries(await findings(tenant, (f) => f.perDay(column, new Date(since), prefix)));
@@ -189,7 +170,7 @@ describe.each(databaseKinds)("finding statements on %s", (kind) => {
       finding({ filePath: "src/b.ts", severity: "medium", status: "acknowledged", ruleId: "b" }),
       finding({ filePath: "lib/c.ts", severity: "info", status: "resolved", ruleId: "c" }),
     ]);
-    await sql`update findings set last_seen_time = '2026-11-10T00:00:00Z' where tenant_id like ${`${tenant}%`} and rule_id = 'a'`.execute(db);
+    await sql`update findings set last_seen_time = '2026-11-10T00:00:00Z' where tenant_id like ${`${tenant}%`} and rule_id = 'a'`.execute(suite.db);
     const list = async (filter: FindingFilter) =>
       (await findings(tenant, (f) => f.list(filter, { field: "file_path", direction: "asc" }, 10, undefined))).map((f) => f.ruleId);
     expect(await list({})).toEqual(["c", "a", "b"]);

@@ -5,46 +5,28 @@
 // most of a statement's rules (which fields a patch leaves alone, which
 // sequence an event gets, which tenant a lock reaches) do not show.
 import { randomUUID } from "node:crypto";
-import { sql, type Kysely, type Transaction } from "kysely";
+import { sql, type Transaction } from "kysely";
 import pg from "pg";
-import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DatabaseHandle, openDatabase } from "../src/db/database.js";
-import { migrateToLatest } from "../src/db/migrator.js";
+import { describe, expect, it } from "vitest";
 import type { Database } from "../src/db/schema.js";
 import type { NewEvent } from "../src/operations/operation.js";
 import type { Announcement } from "../src/db/after-commit-announcer.js";
 import { OperationRepository, operationEventsChannel } from "../src/operations/operation.repository.js";
 import { TaskRepository } from "../src/operations/task.repository.js";
 import { NotFoundError } from "../src/shared/errors.js";
-import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.js";
+import { databaseKinds } from "./support/databases.js";
+import { migratedDatabase } from "./support/migrated-database.js";
 
 const log = (message: string): NewEvent => ({ step: "s", payload: { type: "log", level: "info", message } });
 
 describe.each(databaseKinds)("operation statements on %s", (kind) => {
-  let database: TestDatabase;
-  let handle: DatabaseHandle;
-  let db: Kysely<Database>;
-
-  beforeAll(async () => {
-    database = await createTestDatabase(kind);
-    handle = await openDatabase(
-      database.url ? { kind: "postgres", url: database.url, poolSize: 4, statementTimeoutMs: 10_000 } : { kind: "pglite", dataDir: "memory://" },
-      pino({ level: "silent" }),
-    );
-    db = handle.db;
-    await migrateToLatest(db);
-  });
-  afterAll(async () => {
-    await handle?.close();
-    await database?.drop();
-  });
+  const suite = migratedDatabase(kind);
 
   /** Runs `work` in a transaction and, once it commits, announces what it registered (as UnitOfWork does). */
   async function operations<T>(tenant: string, work: (o: OperationRepository, trx: Transaction<Database>) => Promise<T>): Promise<T> {
     const announced: Announcement[] = [];
-    const result = await db.transaction().execute((trx) => work(new OperationRepository(trx, tenant, (channel, payload) => announced.push({ channel, payload })), trx));
-    handle.announce(announced);
+    const result = await suite.db.transaction().execute((trx) => work(new OperationRepository(trx, tenant, (channel, payload) => announced.push({ channel, payload })), trx));
+    suite.handle.announce(announced);
     return result;
   }
   const create = (tenant: string, opKind = "test.op", resource = "resources/r") => operations(tenant, (o) => o.create(opKind, resource));
@@ -84,7 +66,7 @@ describe.each(databaseKinds)("operation statements on %s", (kind) => {
     await create("globex", "test.a", "resources/1");
     // Creation times set apart, rather than left to the clock's resolution.
     for (const [id, seconds] of [[a.id, 30], [b.id, 20], [c.id, 10]] as const) {
-      await sql`update operations set create_time = now() - make_interval(secs => ${seconds}) where tenant_id = ${tenant} and id = ${id}`.execute(db);
+      await sql`update operations set create_time = now() - make_interval(secs => ${seconds}) where tenant_id = ${tenant} and id = ${id}`.execute(suite.db);
     }
     await operations(tenant, (o) => o.record(b.id, { state: "running" }));
     const list = (filter: Parameters<OperationRepository["list"]>[0], limit = 10, after?: readonly unknown[]) =>
@@ -108,7 +90,7 @@ describe.each(databaseKinds)("operation statements on %s", (kind) => {
     const started = (await operations("acme", (o) => o.record(id, { state: "running", stage: "st", message: "m", attempt: 2, started: true }))).operation;
     expect(started).toMatchObject({ state: "running", progress: 0.1, stage: "st", message: "m", attempt: 2, endTime: null });
     expect(started.startTime).toBeInstanceOf(Date);
-    await sql`update operations set start_time = start_time - interval '1 hour' where tenant_id = 'acme' and id = ${id}`.execute(db);
+    await sql`update operations set start_time = start_time - interval '1 hour' where tenant_id = 'acme' and id = ${id}`.execute(suite.db);
     const restarted = (await operations("acme", (o) => o.record(id, { started: true }))).operation;
     expect(restarted.startTime!.getTime()).toBe(started.startTime!.getTime() - 3_600_000);
 
@@ -144,7 +126,7 @@ describe.each(databaseKinds)("operation statements on %s", (kind) => {
 
   it("announces the last sequence of a recording and of a claim as <tenant>:<operation>:<sequence>", async () => {
     const heard: string[] = [];
-    const unlisten = await handle.listen(operationEventsChannel, (payload) => heard.push(payload));
+    const unlisten = await suite.handle.listen(operationEventsChannel, (payload) => heard.push(payload));
     const hear = async (payload: string) => {
       for (let waited = 0; !heard.includes(payload); waited += 20) {
         if (waited > 10_000) throw new Error(`never heard ${payload}; heard ${heard.join(", ")}`);
@@ -178,7 +160,7 @@ describe.each(databaseKinds)("operation statements on %s", (kind) => {
   it("finds the operation of a task, in the tenant only, and none for a task it does not have", async () => {
     const op = await create("acme");
     const taskId = randomUUID();
-    await db.transaction().execute((trx) => new TaskRepository(trx, "acme", () => undefined).insert(op.id, [{ id: taskId, step: "s", kind: "k", input: {}, dependsOn: [] }], 1));
+    await suite.db.transaction().execute((trx) => new TaskRepository(trx, "acme", () => undefined).insert(op.id, [{ id: taskId, step: "s", kind: "k", input: {}, dependsOn: [] }], 1));
     expect((await operations("acme", (o) => o.lockOfTask(taskId)))?.id).toBe(op.id);
     expect(await operations("globex", (o) => o.lockOfTask(taskId))).toBeUndefined();
     expect(await operations("acme", (o) => o.lockOfTask(randomUUID()))).toBeUndefined();
@@ -220,8 +202,8 @@ describe.each(databaseKinds)("operation statements on %s", (kind) => {
   it.runIf(kind === "postgres")("shares the operation's row for claims and locks it for a task's completion until the transaction ends (PostgreSQL only: row locks)", async () => {
     const op = await create("acme");
     const taskId = randomUUID();
-    await db.transaction().execute((trx) => new TaskRepository(trx, "acme", () => undefined).insert(op.id, [{ id: taskId, step: "s", kind: "k", input: {}, dependsOn: [] }], 1));
-    const prober = new pg.Client({ connectionString: database.url });
+    await suite.db.transaction().execute((trx) => new TaskRepository(trx, "acme", () => undefined).insert(op.id, [{ id: taskId, step: "s", kind: "k", input: {}, dependsOn: [] }], 1));
+    const prober = new pg.Client({ connectionString: suite.url });
     await prober.connect();
     try {
       /** Whether another session could take `mode` on the operation's row now, without waiting. */

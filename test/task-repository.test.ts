@@ -5,19 +5,17 @@
 // where most of a statement's rules (which states, which kinds, the clock)
 // only show as timing.
 import { randomUUID } from "node:crypto";
-import { sql, type Kysely, type Transaction } from "kysely";
+import { sql, type Transaction } from "kysely";
 import pg from "pg";
-import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Announcement } from "../src/db/after-commit-announcer.js";
-import { type DatabaseHandle, openDatabase } from "../src/db/database.js";
-import { migrateToLatest } from "../src/db/migrator.js";
 import type { Database } from "../src/db/schema.js";
 import { OperationRepository, operationEventsChannel } from "../src/operations/operation.repository.js";
 import type { Task } from "../src/operations/task.js";
 import { NotFoundError } from "../src/shared/errors.js";
 import { type TaskRow, TaskRepository, tasksChannel } from "../src/operations/task.repository.js";
-import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.js";
+import { databaseKinds } from "./support/databases.js";
+import { migratedDatabase } from "./support/migrated-database.js";
 
 interface Queue {
   readonly tasks: TaskRepository;
@@ -31,32 +29,16 @@ interface Step {
 }
 
 describe.each(databaseKinds)("task queue statements on %s", (kind) => {
-  let database: TestDatabase;
-  let handle: DatabaseHandle;
-  let db: Kysely<Database>;
-
-  beforeAll(async () => {
-    database = await createTestDatabase(kind);
-    handle = await openDatabase(
-      database.url ? { kind: "postgres", url: database.url, poolSize: 4, statementTimeoutMs: 10_000 } : { kind: "pglite", dataDir: "memory://" },
-      pino({ level: "silent" }),
-    );
-    db = handle.db;
-    await migrateToLatest(db);
-  });
-  afterAll(async () => {
-    await handle?.close();
-    await database?.drop();
-  });
+  const suite = migratedDatabase(kind);
 
   /** Runs `work` in a transaction and, once it commits, announces what it registered (as UnitOfWork does). */
   async function queue<T>(tenant: string, work: (q: Queue) => Promise<T>): Promise<T> {
     const announced: Announcement[] = [];
     const announce = (channel: string, payload: string) => announced.push({ channel, payload });
-    const result = await db.transaction().execute((trx: Transaction<Database>) =>
+    const result = await suite.db.transaction().execute((trx: Transaction<Database>) =>
       work({ tasks: new TaskRepository(trx, tenant, announce), operations: new OperationRepository(trx, tenant, announce) }),
     );
-    handle.announce(announced);
+    suite.handle.announce(announced);
     return result;
   }
 
@@ -79,7 +61,7 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
   }
   /** Makes the tasks `ids` ready since `seconds` ago: their order in the queue, set here rather than left to the clock's resolution. */
   const age = (seconds: number, ...ids: string[]) =>
-    sql`update tasks set run_after = now() - make_interval(secs => ${seconds}) where id in (${sql.join(ids)})`.execute(db);
+    sql`update tasks set run_after = now() - make_interval(secs => ${seconds}) where id in (${sql.join(ids)})`.execute(suite.db);
   const step0 = (steps: Record<string, Step>) => Object.keys(steps)[0];
   const newKind = () => `kind-${randomUUID().slice(0, 8)}`;
   const find = (tenant: string, id: string) => queue(tenant, (q) => q.tasks.find(id));
@@ -199,7 +181,7 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
     const globex = await plan("globex", { g: { kind: k } });
     await queue("acme", (q) => q.tasks.leaseReady([k], 2, "w", 30_000));
     await queue("globex", (q) => q.tasks.leaseReady([k], 1, "w", 30_000));
-    await sql`update tasks set lease_expires_at = now() - interval '1 second' where id in (${ids.expired}, ${globex.ids.g})`.execute(db);
+    await sql`update tasks set lease_expires_at = now() - interval '1 second' where id in (${ids.expired}, ${globex.ids.g})`.execute(suite.db);
     const expired = await queue("acme", (q) => q.tasks.expiredLeases(10));
     expect(expired.map((t: Task) => t.id)).toEqual([ids.expired]);
   });
@@ -208,7 +190,7 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
     const k = newKind();
     const { ids } = await plan("acme", { a: { kind: k } });
     await queue("acme", (q) => q.tasks.leaseReady([k], 1, "w", 600_000));
-    await sql`update tasks set lease_expires_at = now() where id = ${ids.a}`.execute(db);
+    await sql`update tasks set lease_expires_at = now() where id = ${ids.a}`.execute(suite.db);
     const extended = await queue("acme", (q) => q.tasks.extend(ids.a!, 0.5));
     expect(extended.progress).toBe(0.5);
     expect(fromNow(extended.leaseExpiresAt)).toBeGreaterThan(500_000);
@@ -274,7 +256,7 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
   it("announces queued tasks as <tenant>:<kind> when inserted, released or requeued now", async () => {
     const k = newKind();
     const heard: string[] = [];
-    const unlisten = await handle.listen(tasksChannel, (payload) => heard.push(payload));
+    const unlisten = await suite.handle.listen(tasksChannel, (payload) => heard.push(payload));
     try {
       const hear = async (payload: string) => {
         for (let waited = 0; !heard.includes(payload); waited += 20) {
@@ -316,7 +298,7 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
   it("announces a requeue only when the task is ready now", async () => {
     const k = newKind();
     const heard: string[] = [];
-    const unlisten = await handle.listen(tasksChannel, (payload) => heard.push(payload));
+    const unlisten = await suite.handle.listen(tasksChannel, (payload) => heard.push(payload));
     try {
       const { ids } = await plan("acme", { a: { kind: k } });
       await queue("acme", (q) => q.tasks.leaseReady([k], 1, "w", 30_000));
@@ -338,7 +320,7 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
   it.runIf(kind === "postgres")("lock holds the task's row until the transaction ends (PostgreSQL only)", async () => {
     const { ids } = await plan("acme", { a: { kind: newKind() } });
     const othersCanLock = () =>
-      db.transaction().execute(async (trx) => {
+      suite.db.transaction().execute(async (trx) => {
         const rows = await sql`select id from tasks where id = ${ids.a} for update skip locked`.execute(trx);
         return rows.rows.length === 1;
       });
@@ -356,7 +338,7 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
     expect(await claimable(globex, [newKind()])).toBe(false);
     await queue(globex, (q) => q.tasks.leaseReady([k], 1, "w", 30_000));
     expect(await claimable(globex)).toBe(false);
-    await sql`update tasks set lease_expires_at = now() - interval '1 second' where id = ${ids.g}`.execute(db);
+    await sql`update tasks set lease_expires_at = now() - interval '1 second' where id = ${ids.g}`.execute(suite.db);
     expect(await claimable(globex, [newKind()])).toBe(true);
     await queue(globex, (q) => q.tasks.finish(ids.g!, "succeeded"));
   });
@@ -409,7 +391,7 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
     // The first has events already: its new ones follow them.
     await queue("acme", (q) => q.operations.record(first.operationId, { stage: "running" }, [{ step: "", payload: { type: "stage", stage: "running" } }]));
     const heard: string[] = [];
-    const unlisten = await handle.listen(operationEventsChannel, (payload) => heard.push(payload));
+    const unlisten = await suite.handle.listen(operationEventsChannel, (payload) => heard.push(payload));
     try {
       const recorded = await queue("acme", async (q) => {
         await q.operations.lockOfTasks([first.ids.a!, second.ids.a!]);
@@ -451,7 +433,7 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
   const copyToTenant = (table: "operations" | "tasks", column: "id" | "operation_id", value: string, from: string, to: string) =>
     sql`insert into ${sql.table(table)}
       select (jsonb_populate_record(null::${sql.table(table)}, to_jsonb(r) || jsonb_build_object('tenant_id', ${to}::text))).*
-      from ${sql.table(table)} r where r.tenant_id = ${from} and ${sql.ref(`r.${column}`)} = ${value}`.execute(db);
+      from ${sql.table(table)} r where r.tenant_id = ${from} and ${sql.ref(`r.${column}`)} = ${value}`.execute(suite.db);
 
   it("finishAmong answers NOT_FOUND, changing nothing, for a task id the tenant does not have", async () => {
     const { ids } = await plan("acme", { a: { kind: newKind() } });
@@ -474,7 +456,7 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
 
   /** Runs `work` while another session holds the row lock `lock` takes (a `select … for update`), then lets it go. */
   async function whileAnotherHolds<T>(lock: string, params: unknown[], work: () => Promise<T>): Promise<T> {
-    const holder = new pg.Client({ connectionString: database.url });
+    const holder = new pg.Client({ connectionString: suite.url });
     await holder.connect();
     try {
       await holder.query("begin");
@@ -487,7 +469,7 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
   }
   /** The ids leaseReady leases to acme's worker; a pick that waited for a held row fails after 5 s instead of hanging. */
   const leaseWithoutWaiting = (kinds: string[], sharedOperation?: string) =>
-    db.transaction().execute(async (trx) => {
+    suite.db.transaction().execute(async (trx) => {
       await sql`set local lock_timeout = '5s'`.execute(trx);
       const leased = await new TaskRepository(trx, "acme", () => undefined).leaseReady(kinds, 10, "w", 30_000, sharedOperation);
       return leased.map((r) => r.task.id);
