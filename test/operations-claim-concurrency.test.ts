@@ -43,7 +43,7 @@ describe.skipIf(!databaseKinds.includes("postgres"))("claims and completions of 
   /** A started operation of `n` parallel tasks of `kind`. */
   const start = (kind: string, n: number) =>
     uow.transact(scope, (tx) =>
-      new OperationStarter(settings).start(tx, {
+      new OperationStarter(settings).start(scope, tx, {
         kind: "workflows.run",
         resource: "workflows/x",
         tasks: Array.from({ length: n }, (_, i) => ({ step: `s${i}`, kind, input: {}, dependsOn: [] })),
@@ -121,7 +121,7 @@ describe.skipIf(!databaseKinds.includes("postgres"))("claims and completions of 
   const leased = async (kind: string, operations: number): Promise<ClaimedTask[]> => {
     for (let i = 0; i < operations; i++) {
       await uow.transact(scope, (tx) =>
-        new OperationStarter(settings).start(tx, {
+        new OperationStarter(settings).start(scope, tx, {
           kind: "workflows.run",
           resource: "workflows/x",
           tasks: ["one", "two"].map((step) => ({ step, kind, input: {}, dependsOn: [] })),

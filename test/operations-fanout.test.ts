@@ -73,7 +73,7 @@ describe.each(databaseKinds)("operation fan-out on %s", (kind) => {
     const spec = { kind: "workflow.run", resource: "workflows/x", tasks: [{ step: "a", kind: "demo", input: {}, dependsOn: [] }, { step: "b", kind: "demo", input: {}, dependsOn: ["a"] }] };
     await expect(
       uow.transact(scope, async (tx) => {
-        await starter.start(tx, spec);
+        await starter.start(scope, tx, spec);
         throw new Error("the caller's work failed after enqueueing");
       }),
     ).rejects.toThrow("after enqueueing");
@@ -86,7 +86,7 @@ describe.each(databaseKinds)("operation fan-out on %s", (kind) => {
     };
     expect(await count()).toBe(0);
     // The same start, committed, writes the operation, both tasks and its first event.
-    const op = await uow.transact(scope, (tx) => starter.start(tx, spec));
+    const op = await uow.transact(scope, (tx) => starter.start(scope, tx, spec));
     expect(op.state).toBe("queued");
     expect(await count()).toBe(4);
   });

@@ -91,7 +91,7 @@ describe.skipIf(!databaseKinds.includes("postgres"))("task queue statements unde
     const scope = { tenant: "acme" };
     for (let i = 0; i < 3; i++) {
       await uow.transact(scope, (tx) =>
-        new OperationStarter({ maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 1_000 }).start(tx, {
+        new OperationStarter({ maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 1_000 }).start(scope, tx, {
           kind: "workflows.run",
           resource: "workflows/x",
           tasks: ["a", "b"].map((step) => ({ step, kind: "batch", input: {}, dependsOn: [] })),

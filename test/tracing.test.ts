@@ -184,6 +184,50 @@ describe.each(databaseKinds)("traces on %s", (kind) => {
     expect(streamSpan).toMatchObject({ name: "anvil.operations.v1.OperationService/WatchOperation", parentSpanId: viaStream.spanId });
     expect(streamSpan.attributes["rpc.system"]).toBe("connect_rpc");
   });
+
+  it("keeps concurrent calls apart: each call's transaction and statements sit under its own server span", async () => {
+    // The gateway hands each call's trace context down explicitly (no AsyncLocalStorage): calls in flight
+    // together on one connection must still each get their own statements, and none of another's.
+    const editor = await gateway.token("acme-editor");
+    const callers = Array.from({ length: 12 }, () => callerSpan());
+    const created = await Promise.all(
+      callers.map((caller, i) =>
+        clientFor(WorkflowService, "grpc", gateway.baseUrl, { authorization: `Bearer ${editor}`, traceparent: caller.traceparent }).createWorkflow({
+          workflow: { displayName: `concurrent ${i}`, state: Workflow_State.ACTIVE, steps: [] },
+        }),
+      ),
+    );
+    const readers = Array.from({ length: 12 }, () => callerSpan());
+    await Promise.all(
+      readers.map((caller, i) =>
+        clientFor(WorkflowService, "connect-json", gateway.baseUrl, { authorization: `Bearer ${editor}`, traceparent: caller.traceparent }).getWorkflow({
+          id: created[i]!.workflow!.id,
+        }),
+      ),
+    );
+    const settled = (caller: { traceId: string }) => spansOf(caller.traceId).some((s) => s.kind === SERVER);
+    await until(() => [...callers, ...readers].every(settled), 30_000, "every call's server span");
+    for (const caller of [...callers, ...readers]) {
+      const spans = spansOf(caller.traceId);
+      const server = one(spans, (s) => s.kind === SERVER, "the call's server span");
+      expect(server.parentSpanId).toBe(caller.spanId);
+      // Every span of the trace hangs from a span of the same trace: none was filed under another call.
+      const ids = new Set([caller.spanId, ...spans.map((s) => s.spanId)]);
+      for (const s of spans) expect(ids.has(s.parentSpanId), `${s.name}'s parent in its own trace`).toBe(true);
+    }
+    for (const caller of callers) {
+      const spans = spansOf(caller.traceId);
+      const server = one(spans, (s) => s.kind === SERVER, "CreateWorkflow's server span");
+      const transaction = one(childrenOf(spans, server), (s) => s.name === "transaction", "CreateWorkflow's transaction");
+      expect(childrenOf(spans, transaction).filter((s) => s.name === "insert workflows")).toHaveLength(1);
+    }
+    for (const reader of readers) {
+      const spans = spansOf(reader.traceId);
+      const server = one(spans, (s) => s.kind === SERVER, "GetWorkflow's server span");
+      // A statement compiled once (the point read) is filed under its call as a built one is.
+      expect(childrenOf(spans, server).map((s) => s.name)).toEqual(["select workflows"]);
+    }
+  });
 });
 
 describe("without an OTLP endpoint", () => {

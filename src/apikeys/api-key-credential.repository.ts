@@ -1,5 +1,5 @@
 import type { CompiledQuery, Kysely } from "kysely";
-import { withParameters } from "../db/compiled-once.js";
+import { runCompiled } from "../db/compiled-once.js";
 import type { Tier } from "../auth/principal.js";
 import type { Database } from "../db/schema.js";
 
@@ -23,7 +23,7 @@ export interface StoredApiKey {
  */
 export class ApiKeyCredentialRepository {
   readonly #db: Kysely<Database>;
-  readonly #find: CompiledQuery;
+  readonly #find: CompiledQuery<Record<string, unknown>>;
   readonly #touch: CompiledQuery;
 
   constructor(db: Kysely<Database>) {
@@ -43,7 +43,7 @@ export class ApiKeyCredentialRepository {
 
   /** The key with this id, in any tenant, or undefined. */
   async find(id: string): Promise<StoredApiKey | undefined> {
-    const { rows } = await this.#db.executeQuery<Record<string, unknown>>(withParameters(this.#find, [id]));
+    const { rows } = await runCompiled(this.#db, this.#find, [id]);
     const row = rows[0];
     if (row === undefined) return undefined;
     return {
@@ -60,6 +60,6 @@ export class ApiKeyCredentialRepository {
 
   /** Records that the key was used now. */
   async touch(id: string): Promise<void> {
-    await this.#db.executeQuery(withParameters(this.#touch, [new Date(), id]));
+    await runCompiled(this.#db, this.#touch, [new Date(), id]);
   }
 }

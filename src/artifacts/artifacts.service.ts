@@ -62,7 +62,7 @@ export class ArtifactsService {
   async upload(scope: Scope, header: ArtifactHeader, content: AsyncIterable<Uint8Array>): Promise<Artifact> {
     if (!artifactNamePattern.test(header.name)) throw InvalidArgumentError.field("header.name", "must be letters, digits, '.', '_' or '-', not starting with '.', at most 255 characters");
     if (header.sizeBytes !== undefined && header.sizeBytes > this.#maxBytes) throw this.#tooLarge();
-    const unaudited: Scope = { tenant: scope.tenant, deadline: scope.deadline };
+    const unaudited: Scope = { tenant: scope.tenant, deadline: scope.deadline, trace: scope.trace };
     const contentType = header.contentType || "application/octet-stream";
     const id = await this.#uow.transact(unaudited, async (tx) => {
       const { task } = await this.#lifecycle.holding(tx, header.taskId, header.leaseToken);
@@ -132,7 +132,7 @@ export class ArtifactsService {
     const size = artifact.chunkBytes;
     const buffer = Buffer.allocUnsafe(size);
     for (let seq = Math.floor(range.start / size); seq * size < range.end; seq++) {
-      const length = await this.#uow.read({ tenant: scope.tenant }, (tx) => tx.artifacts.chunkInto(artifact.id, seq, buffer));
+      const length = await this.#uow.read({ tenant: scope.tenant, trace: scope.trace }, (tx) => tx.artifacts.chunkInto(artifact.id, seq, buffer));
       this.#moved(length);
       const from = Math.max(0, range.start - seq * size);
       const to = Math.min(length, range.end - seq * size);

@@ -50,7 +50,7 @@ export class AuditService {
     const bounded = { ...range, endTime: range.endTime ?? new Date() };
     let after: readonly unknown[] | undefined;
     for (;;) {
-      const batch = await this.#uow.read({ tenant: scope.tenant }, (tx) => tx.audit.range(bounded, exportBatchSize, after));
+      const batch = await this.#uow.read({ tenant: scope.tenant, trace: scope.trace }, (tx) => tx.audit.range(bounded, exportBatchSize, after));
       if (batch.length > 0) yield batch;
       if (batch.length < exportBatchSize) return;
       const last = batch[batch.length - 1] as AuditEvent;

@@ -40,8 +40,9 @@ async function main(): Promise<void> {
       grace: { type: "string", default: "25" },
     },
   });
-  // Exports when OTEL_EXPORTER_OTLP_ENDPOINT (or the traces one) is set, as the gateway does.
-  const tracing = await startTracing("anvil-worker");
+  // Exports when OTEL_EXPORTER_OTLP_ENDPOINT (or the traces one) is set, as the gateway does. A task's spans
+  // follow its handler's awaits into the calls it makes (the client interceptor reads the active context).
+  const tracing = await startTracing("anvil-worker", process.env, { asyncContext: true });
   const kinds = values.kinds.split(",").map((k) => k.trim()).filter(Boolean);
   const unknown = kinds.filter((k) => !(k in demoKinds));
   if (kinds.length === 0 || unknown.length > 0) throw new Error(`unknown kinds ${unknown.join(", ")}; built in: ${Object.keys(demoKinds).join(", ")}`);

@@ -1,5 +1,5 @@
 import { mkdirSync, readFileSync } from "node:fs";
-import { Kysely, type LogEvent, PostgresDialect, type PostgresPool, sql } from "kysely";
+import { Kysely, type LogEvent, PostgresDialect, type PostgresPool, type QueryId, sql } from "kysely";
 import pg from "pg";
 import type { Logger } from "pino";
 import type { Database } from "./schema.js";
@@ -11,8 +11,12 @@ import { PgSessionLock, processLock, type SessionLock } from "./session-lock.js"
 import type { PoolStats } from "./pool-stats.js";
 import { statementName } from "./statement-name.js";
 
-/** Told of every statement kysely runs, by name (statementName), with its duration: the metrics' and traces' hook (no SQL values reach it). */
-export type StatementObserver = (name: string, seconds: number, failed: boolean) => void;
+/**
+ * Told of every statement kysely runs, by name (statementName), with its
+ * duration and its query id (what a tracing plugin filed it under): the
+ * metrics' and traces' hook (no SQL values reach it).
+ */
+export type StatementObserver = (name: string, seconds: number, failed: boolean, queryId: QueryId) => void;
 
 /** Where the data lives: a PostgreSQL server, or the embedded PGlite database. */
 export type DatabaseTarget =
@@ -61,7 +65,7 @@ export interface DatabaseHandle extends Announcer {
  * restarting server must not take the gateway down with it.
  */
 export async function openDatabase(target: DatabaseTarget, log: Logger, observe?: StatementObserver): Promise<DatabaseHandle> {
-  const statementLog = observe === undefined ? undefined : (event: LogEvent) => observe(statementName(event.query), event.queryDurationMillis / 1000, event.level === "error");
+  const statementLog = observe === undefined ? undefined : (event: LogEvent) => observe(statementName(event.query), event.queryDurationMillis / 1000, event.level === "error", event.query.queryId);
   if (target.kind === "pglite") return openPGlite(target.dataDir, target.seed, statementLog);
   const pool = new pg.Pool({
     connectionString: target.url,

@@ -1,7 +1,7 @@
 import { type CompiledQuery, type Kysely, type Selectable, type Transaction } from "kysely";
 import { staleEtag } from "../shared/etag.js";
 import { NotFoundError } from "../shared/errors.js";
-import { withParameters } from "./compiled-once.js";
+import { runCompiled } from "./compiled-once.js";
 import { afterKeyset, type SortKey } from "./keyset.js";
 import type { Database } from "./schema.js";
 
@@ -53,7 +53,7 @@ export class ScopedTable<T extends ResourceTable> {
       compiled = { ...query.compile(), parameters: [] };
       compiledGets.set(key, compiled);
     }
-    const { rows } = await this.#db.executeQuery(withParameters(compiled, [this.tenant, id]));
+    const { rows } = await runCompiled(this.#db, compiled, [this.tenant, id]);
     const row = rows[0];
     if (!row) throw new NotFoundError(this.resource, id);
     return row as Selectable<Database[T]>;

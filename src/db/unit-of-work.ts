@@ -1,9 +1,10 @@
+import type { Context } from "@opentelemetry/api";
 import { type Kysely, sql, type Transaction } from "kysely";
 import { AbortedError, DeadlineExceededError, UnavailableError } from "../shared/errors.js";
 import type { Scope } from "../shared/scope.js";
 import { maxTimerMs } from "../shared/timer-limit.js";
 import { translateDatabaseError } from "./database-errors.js";
-import { transactionSpan } from "../tracing/work-spans.js";
+import { recordsStatements, StatementParent, transactionSpan } from "../tracing/work-spans.js";
 import { Repositories } from "./repositories.js";
 import { TouchedIds } from "./touched-ids.js";
 import type { Database } from "./schema.js";
@@ -53,11 +54,11 @@ export class UnitOfWork {
   }
 
   transact<T>(scope: Scope, work: (tx: Repositories) => Promise<T>): Promise<T> {
-    // Traced as one span, its statements its children (when tracing is on).
-    return transactionSpan(() => this.#transact(scope, work));
+    // Traced as one span under the call's, its statements its children (when tracing is on and the call records).
+    return transactionSpan(scope.trace, (traced) => this.#transact(scope, traced, work));
   }
 
-  async #transact<T>(scope: Scope, work: (tx: Repositories) => Promise<T>): Promise<T> {
+  async #transact<T>(scope: Scope, traced: Context | undefined, work: (tx: Repositories) => Promise<T>): Promise<T> {
     const left = () => (scope.deadline === undefined ? undefined : scope.deadline - Date.now());
     if ((left() ?? 1) <= 0) throw new DeadlineExceededError();
     const afterCommit: Array<() => void> = [];
@@ -74,7 +75,8 @@ export class UnitOfWork {
           await sql`/* transaction.statementTimeout */ select set_config('statement_timeout', ${String(Math.min(maxTimerMs, Math.max(1, Math.ceil(remaining))))}, true)`.execute(trx);
         }
         const touched = scope.audit === undefined ? undefined : new TouchedIds();
-        const tx = new Repositories(touched === undefined ? trx : trx.withPlugin(touched), scope.tenant, afterCommit, this.#announcer);
+        const observed = traced === undefined ? trx : trx.withPlugin(new StatementParent(traced));
+        const tx = new Repositories(touched === undefined ? observed : observed.withPlugin(touched), scope.tenant, afterCommit, this.#announcer);
         try {
           const done = await work(tx);
           // The change's audit event, in the change's own transaction: if it
@@ -106,8 +108,10 @@ export class UnitOfWork {
    */
   async read<T>(scope: Scope, work: (tx: Repositories) => Promise<T>): Promise<T> {
     // A read changes nothing, so it has nothing to audit.
-    if (scope.deadline !== undefined) return this.transact({ tenant: scope.tenant, deadline: scope.deadline }, work);
-    const tx = new Repositories(this.#db as Transaction<Database>, scope.tenant, readOnlyHooks);
+    if (scope.deadline !== undefined) return this.transact({ tenant: scope.tenant, deadline: scope.deadline, trace: scope.trace }, work);
+    // Its statement recorded straight under the call's span (when the call records).
+    const db = recordsStatements(scope.trace) ? this.#db.withPlugin(new StatementParent(scope.trace)) : this.#db;
+    const tx = new Repositories(db as Transaction<Database>, scope.tenant, readOnlyHooks);
     try {
       return await work(tx);
     } catch (err) {

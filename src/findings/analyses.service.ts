@@ -40,7 +40,7 @@ export class AnalysesService {
           resource: `repositories/${target.repository}`,
           tasks: [{ step: "", kind: analysisKind, input: { repository: target.repository, path: target.path }, dependsOn: [] }],
         };
-        return this.#starter.start(tx, spec);
+        return this.#starter.start(scope, tx, spec);
       }),
     );
   }

@@ -43,7 +43,7 @@ export class IpaExecutionsService {
         if (pinned?.revision !== ipa.deployedRevision) throw new InternalError(`IPA ${id}: pinned workflow revision is missing`);
         const agentOf = (step: WorkflowStep): JsonObject => (step.kind === agentStepKind ? { agent_id: ipa.agentBindings[step.name] ?? "" } : {});
         const spec = workflowRunSpec(pinned, ipaExecutionKind, `ipas/${id}`, agentOf);
-        return this.#starter.start(tx, spec);
+        return this.#starter.start(scope, tx, spec);
       }),
     );
   }

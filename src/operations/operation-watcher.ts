@@ -51,7 +51,7 @@ export class OperationWatcher {
     if (afterSequence > maxSequence) throw InvalidArgumentError.field("after_sequence", `must be at most ${maxSequence}`);
     // Subscribed before the first read: a notification in between is not missed.
     const subscription = this.#hub.subscribe(operationEventsChannel, `${scope.tenant}:${id}`);
-    const unscoped = { tenant: scope.tenant };
+    const unscoped = { tenant: scope.tenant, trace: scope.trace };
     try {
       const operation = await this.#uow.read(scope, (tx) => tx.operations.get(id));
       yield { type: "operation", operation };

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Repositories } from "../db/repositories.js";
+import type { Scope } from "../shared/scope.js";
 import type { Operation } from "./operation.js";
 import type { QueueSettings } from "./queue-settings.js";
 import type { TaskSpec } from "./task.js";
@@ -26,7 +27,7 @@ export class OperationStarter {
     this.#settings = settings;
   }
 
-  async start(tx: Repositories, spec: OperationSpec): Promise<Operation> {
+  async start(scope: Scope, tx: Repositories, spec: OperationSpec): Promise<Operation> {
     const operation = await tx.operations.create(spec.kind, spec.resource);
     if (spec.tasks.length === 0) {
       // Nothing to do is done: a workflow without steps succeeds at once.
@@ -38,7 +39,7 @@ export class OperationStarter {
     }
     const ids = new Map(spec.tasks.map((t) => [t.step, randomUUID()]));
     // The tasks carry the starting call's trace to whichever worker claims them.
-    const traceParent = callTraceParent();
+    const traceParent = callTraceParent(scope.trace);
     const rows = spec.tasks.map((t) => ({
       id: ids.get(t.step)!,
       step: t.step,

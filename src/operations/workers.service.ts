@@ -115,7 +115,7 @@ export class WorkersService {
         const claimed = await this.#claimOnce(session, request, woken, request.workerId);
         woken = false;
         if (claimed.length > 0) {
-          linkCallTo(claimed.map((c) => c.task.traceParent));
+          linkCallTo(scope.trace, claimed.map((c) => c.task.traceParent));
           for (const c of claimed) this.#streamed.set(c.task.id, subscription.waker);
           yield { type: "tasks", tasks: claimed };
           lastSent = Date.now();
@@ -153,7 +153,7 @@ export class WorkersService {
         const claimed = await this.#claimOnce(session, request, woken);
         const left = session.until - Date.now();
         // The claim's own trace points at the operations it hands work from.
-        if (claimed.length > 0) linkCallTo(claimed.map((c) => c.task.traceParent));
+        if (claimed.length > 0) linkCallTo(scope.trace, claimed.map((c) => c.task.traceParent));
         if (claimed.length > 0 || left <= 0 || signal.aborted) return claimed;
         await session.subscription.waker.wait(Math.min(left, this.#pollMs), signal);
       }
@@ -177,7 +177,7 @@ export class WorkersService {
     return {
       // The call's scope without its deadline (the claim bounds its own wait),
       // but with its audit: a claim that takes tasks is a change.
-      scope: { tenant: scope.tenant, audit: scope.audit },
+      scope: { tenant: scope.tenant, audit: scope.audit, trace: scope.trace },
       leaseMs,
       limit: Math.min(Math.max(asked.count.value, 1), maxTasksPerClaim),
       until: scope.deadline === undefined ? asked.until : Math.min(asked.until, scope.deadline - 250),

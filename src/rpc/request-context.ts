@@ -1,4 +1,5 @@
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { Context } from "@opentelemetry/api";
 import type { ChangeAudit } from "../audit/audit-event.js";
 import type { Principal, Tier } from "../auth/principal.js";
 import { InternalError } from "../shared/errors.js";
@@ -19,6 +20,9 @@ export const requestIdKey = createContextKey<string>("", { description: "request
 
 /** The protocol a transport that is not connect's own serves the call over (`rest`); unset: read from the content type. */
 export const protocolKey = createContextKey<string | undefined>(undefined, { description: "protocol" });
+
+/** The call's trace context (its server span as active span), set by the transport's CallObserver when tracing is on. */
+export const traceKey = createContextKey<Context | undefined>(undefined, { description: "trace context" });
 
 /** The audit of a call that changes things, set by the audit interceptor for mutating methods. */
 export const changeAuditKey = createContextKey<ChangeAudit | undefined>(undefined, { description: "change audit" });
@@ -51,5 +55,6 @@ export function requestContext(ctx: HandlerContext): RequestContext {
     tier: principal.tier,
     deadline: timeout === undefined ? undefined : Date.now() + timeout,
     audit: ctx.values.get(changeAuditKey),
+    trace: ctx.values.get(traceKey),
   };
 }

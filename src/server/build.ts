@@ -108,7 +108,9 @@ export async function build(config: Config, log: Logger = pino({ level: config.l
       : { kind: "pglite", dataDir: config.dataDir, seed: config.pgliteSeed },
     log,
     // Each statement is timed by name for the metrics and, when tracing is on, traced as a span.
-    tracingEnabled() ? (name, seconds, failed) => (metrics.db.statement(name, seconds, failed), statementSpan(name, seconds, failed)) : metrics.db.statement,
+    tracingEnabled()
+      ? (name, seconds, failed, queryId) => (metrics.db.statement(name, seconds, failed), statementSpan(name, seconds, failed, queryId))
+      : metrics.db.statement,
   );
   metrics.db.watchPool(() => database.poolStats());
   let housekeeper: Housekeeper | undefined;

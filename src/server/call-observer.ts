@@ -1,10 +1,10 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, type ContextValues, createContextValues } from "@connectrpc/connect";
-import { type Attributes, type Context, context, type Span, SpanKind, type SpanOptions, SpanStatusCode } from "@opentelemetry/api";
+import { type Attributes, type Span, SpanKind, type SpanOptions, SpanStatusCode } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { credentialName } from "../auth/principal.js";
 import type { CallMeter, RpcMetrics, RpcProtocol } from "../metrics/rpc-metrics.js";
-import { clientAddressKey, principalKey, protocolKey, requestIdKey } from "../rpc/request-context.js";
+import { clientAddressKey, principalKey, protocolKey, requestIdKey, traceKey } from "../rpc/request-context.js";
 import { requestIdHeader, requestIdOf } from "../rpc/request-id-interceptor.js";
 import { connectErrorCode, contextFromHeaders, tracer, tracingEnabled, withCallSpan } from "../tracing/tracing.js";
 import { clientAddress } from "./client-address.js";
@@ -17,10 +17,8 @@ import type { NodeRequest } from "./connect-handler.js";
  * stream: when it ends), with the code the meter was given.
  */
 export interface ObservedCall extends CallMeter {
-  /** The call's context values, its request id already set: the interceptors get these. */
+  /** The call's context values, its request id (and trace context, when tracing is on) already set: the interceptors get these. */
   readonly values: ContextValues;
-  /** Runs `fn(...args)` with the call's server span active (as is), so the work below it joins the trace. */
-  run<A extends unknown[], T>(fn: (...args: A) => T, ...args: A): T;
 }
 
 /**
@@ -43,7 +41,7 @@ export class CallObserver {
 
   /**
    * Observes one call from its start to its end: begins it (see begin), runs
-   * `serve` with the call's span active, and ends the call once `serve`
+   * `serve`, and ends the call once `serve`
    * settles. A failure `serve` lets out — the client left, a write failed —
    * counts the call as CANCELLED (unless it already has its code) and goes
    * to `failed`, which answers what can still be answered; without `failed`
@@ -62,7 +60,7 @@ export class CallObserver {
   ): Promise<void> {
     const call = this.begin(method, protocol, req, route);
     try {
-      await call.run(serve, call);
+      await serve(call);
     } catch (err) {
       call.code(Code.Canceled);
       if (failed === undefined) throw err;
@@ -82,7 +80,7 @@ export class CallObserver {
     values.set(clientAddressKey, clientAddress(req));
     values.set(protocolKey, protocol === "grpc_web" ? "grpc-web" : protocol);
     const log = this.#log.isLevelEnabled("info") ? this.#log : undefined;
-    if (!tracingEnabled()) return new Call(meter, values, method, protocol, route, log, undefined, undefined);
+    if (!tracingEnabled()) return new Call(meter, values, method, protocol, route, log, undefined);
     const parent = contextFromHeaders(req.headers);
     // The name and the attributes are made once per method and way in, and
     // given only to a span that records: the SDK's standard samplers decide
@@ -92,7 +90,9 @@ export class CallObserver {
     const start = this.#startOf(method, protocol, req, route);
     const span = tracer.startSpan(start.name, serverSpan, parent);
     if (span.isRecording()) span.setAttributes(spanAttributes(start, req));
-    return new Call(meter, values, method, protocol, route, log, span, withCallSpan(parent, span));
+    // Handed down explicitly (requestContext → Scope.trace), not made active: see startTracing's `asyncContext`.
+    values.set(traceKey, withCallSpan(parent, span));
+    return new Call(meter, values, method, protocol, route, log, span);
   }
 
   readonly #starts = new Map<DescMethod, Map<string, SpanStart>>();
@@ -133,13 +133,8 @@ class Call implements ObservedCall {
     readonly route: string,
     readonly log: Logger | undefined,
     readonly span: Span | undefined,
-    readonly context: Context | undefined,
   ) {
     this.#meter = meter;
-  }
-
-  run<A extends unknown[], T>(fn: (...args: A) => T, ...args: A): T {
-    return this.context === undefined ? fn(...args) : context.with(this.context, fn, undefined, ...args);
   }
 
   received(bytes: number): void {

@@ -199,7 +199,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): {
     const handler = paths.get(path);
     if (!handler) return false;
     const call = options.calls.begin(handler.method, universalProtocol(req.headers["content-type"]), req);
-    call.run(() => serveUniversal(handler, req, res, call)).catch((err: unknown) => {
+    serveUniversal(handler, req, res, call).catch((err: unknown) => {
       // The client went away mid-response; nothing is left to tell it.
       options.log.debug({ err, rpc: handler.requestPath }, "response not completed");
     });

@@ -1,3 +1,4 @@
+import type { Context } from "@opentelemetry/api";
 import type { ChangeAudit } from "../audit/audit-event.js";
 
 /**
@@ -14,6 +15,13 @@ export interface Scope {
    * writes records its audit event before it commits (see UnitOfWork).
    */
   readonly audit?: ChangeAudit | undefined;
+  /**
+   * The call's trace context (its server span) when tracing is on: the
+   * parent of its units of work's spans, and what an operation it starts
+   * stores for its tasks. Passed explicitly, not through AsyncLocalStorage
+   * (see startTracing's `asyncContext`).
+   */
+  readonly trace?: Context | undefined;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { CompiledQuery, Kysely } from "kysely";
-import { withParameters } from "../db/compiled-once.js";
+import { runCompiled } from "../db/compiled-once.js";
 import type { Tier } from "../auth/principal.js";
 import { translateDatabaseError } from "../db/database-errors.js";
 import type { Database } from "../db/schema.js";
@@ -26,7 +26,7 @@ export interface WebhookEndpoint {
  */
 export class WebhookEndpointRepository {
   readonly #db: Kysely<Database>;
-  readonly #find: CompiledQuery;
+  readonly #find: CompiledQuery<Record<string, unknown>>;
 
   constructor(db: Kysely<Database>) {
     this.#db = db;
@@ -42,7 +42,7 @@ export class WebhookEndpointRepository {
   async find(id: string): Promise<WebhookEndpoint | undefined> {
     let rows: Record<string, unknown>[];
     try {
-      ({ rows } = await this.#db.executeQuery<Record<string, unknown>>(withParameters(this.#find, [id])));
+      ({ rows } = await runCompiled(this.#db, this.#find, [id]));
     } catch (err) {
       // Outside any unit of work: translated here, so an unreachable database is UNAVAILABLE, not INTERNAL.
       throw translateDatabaseError(err);

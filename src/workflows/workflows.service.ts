@@ -70,7 +70,7 @@ export class WorkflowsService extends ResourceService<Workflow, NewWorkflow, Wor
   run(scope: Scope, id: string, requestId?: string): Promise<Operation> {
     const key = idempotencyKey("workflows.run", { id }, requestId);
     return this.uow.transact(scope, (tx) =>
-      tx.idempotency.run(key, operationCodec, async () => this.#starter.start(tx, workflowRunSpec(await tx.workflows.get(id)))),
+      tx.idempotency.run(key, operationCodec, async () => this.#starter.start(scope, tx, workflowRunSpec(await tx.workflows.get(id)))),
     );
   }
 }

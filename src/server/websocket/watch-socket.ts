@@ -117,15 +117,13 @@ export class WatchSocket {
       const credential = takeQueryCredential(this.#req.url ?? "/", this.#req.headers, ["access_token", "api_key"]);
       const hasCredential = credential.headers.authorization !== undefined || credential.headers["x-api-key"] !== undefined;
       const headers = hasCredential ? credential.headers : { ...credential.headers, ...(await this.#authMessage()) };
-      // With the call's span active, so the watch's database work joins its trace.
-      await this.#meter.run(async () => {
-        const stream = await this.#start({ headers, query: credential.query, redactedUrl: credential.redactedUrl, signal: this.#abort.signal, values: this.#meter.values });
-        const messages = new WatchSocketMessages();
-        for await (const response of stream) {
-          const message = messages.next(response.item);
-          if (message !== undefined) await this.#send(message);
-        }
-      });
+      // The call's values carry its trace context, so the watch's database work joins its trace.
+      const stream = await this.#start({ headers, query: credential.query, redactedUrl: credential.redactedUrl, signal: this.#abort.signal, values: this.#meter.values });
+      const messages = new WatchSocketMessages();
+      for await (const response of stream) {
+        const message = messages.next(response.item);
+        if (message !== undefined) await this.#send(message);
+      }
       this.#meter.code(0);
       this.#close(closeCodes.completed, "operation finished");
     } catch (err) {
