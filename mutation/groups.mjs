@@ -14,7 +14,11 @@ export const groups = [
     name: "auth",
     mutate: ["src/auth/**/*.ts"],
     suites: [
+      // Direct tests first (test/vitest.mutate.config.ts runs the suites in this order).
       "test/auth-rules.test.ts",
+      "test/token-verifier.test.ts",
+      "test/key-store.test.ts",
+      "test/oidc-verifier.test.ts",
       "test/auth.test.ts",
       "test/apikeys.test.ts",
       "test/oidc.test.ts",
@@ -28,8 +32,12 @@ export const groups = [
     name: "db",
     mutate: ["src/db/**/*.ts"],
     suites: [
+      // Direct tests first (test/vitest.mutate.config.ts runs the suites in this order).
       "test/db-rules.test.ts",
+      "test/db-transactions.test.ts",
+      "test/db-connections.test.ts",
       "test/scoped-table.test.ts",
+      "test/after-commit-announcements.test.ts",
       "test/unit-of-work.test.ts",
       "test/migrations.test.ts",
       "test/database-resilience.test.ts",

@@ -31,6 +31,9 @@ export default defineConfig({
     include: suites,
     // MUTATION_RUN: suites leave out their wall-clock bounds (instrumented code is slower).
     env: { TEST_ONE_DATABASE: "1", MUTATION_RUN: "1" },
+    // initdb once per run: the embedded databases that direct tests open (a
+    // PGlitePool's, the migrator's on a fresh database) start from its copy.
+    globalSetup: ["test/support/pglite-seed.ts"],
     // One worker imports the gateway once for all the suites of a mutant's run
     // instead of once per suite: most of a run's cost on a loaded machine.
     isolate: false,

@@ -44,6 +44,9 @@ const connectionErrnos = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMED
  */
 export function translateDatabaseError(err: unknown): unknown {
   if (err instanceof DomainError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  // The socket's errno before any SQLSTATE: EPIPE has a SQLSTATE's shape too (five capitals).
+  if (typeof code === "string" && connectionErrnos.has(code)) return new UnavailableError(undefined, { cause: err });
   const state = sqlState(err);
   if (state !== undefined) {
     if (state === SqlState.queryCanceled || state === SqlState.lockNotAvailable) {
@@ -64,10 +67,7 @@ export function translateDatabaseError(err: unknown): unknown {
     }
     return err;
   }
-  const errno = (err as { code?: unknown } | null)?.code;
   const message = err instanceof Error ? err.message : "";
-  if ((typeof errno === "string" && connectionErrnos.has(errno)) || connectionFailures.some((m) => message.includes(m))) {
-    return new UnavailableError(undefined, { cause: err });
-  }
+  if (connectionFailures.some((m) => message.includes(m))) return new UnavailableError(undefined, { cause: err });
   return err;
 }

@@ -1,4 +1,4 @@
-import type { CompiledQuery, OperationNode } from "kysely";
+import { AliasNode, type CompiledQuery, type OperationNode, TableNode } from "kysely";
 
 /**
  * The name the statement metrics and spans give a statement — bounded and
@@ -60,23 +60,20 @@ function textName(text: string): string {
   return "raw";
 }
 
-/** The first table the statement names, reading only the node shapes kysely documents. */
+/**
+ * The table the statement is about, reading only the node shapes kysely
+ * documents: an update's or insert's or merge's target (an update's FROM
+ * lists the tables it joins, not the one it updates), else a select's or
+ * delete's first FROM.
+ */
 function tableOf(node: OperationNode): string | undefined {
-  const n = node as unknown as {
-    from?: { froms?: readonly unknown[] };
-    into?: unknown;
-    table?: unknown;
-    using?: unknown;
-  };
-  const first = n.from?.froms?.[0] ?? n.into ?? n.table;
-  return tableName(first);
+  const n = node as { from?: { froms: readonly OperationNode[] }; into?: OperationNode; table?: OperationNode };
+  return tableName(n.table ?? n.into ?? n.from?.froms[0]);
 }
 
-function tableName(node: unknown): string | undefined {
-  const n = node as { kind?: string; table?: { identifier?: { name?: string } }; node?: unknown; froms?: readonly unknown[] } | undefined;
-  if (n === undefined || n === null) return undefined;
-  if (n.kind === "TableNode") return n.table?.identifier?.name;
-  if (n.kind === "AliasNode") return tableName(n.node);
-  if (n.kind === "FromNode") return tableName(n.froms?.[0]);
+function tableName(node: OperationNode | undefined): string | undefined {
+  if (node === undefined) return undefined;
+  if (TableNode.is(node)) return node.table.identifier.name;
+  if (AliasNode.is(node)) return tableName(node.node);
   return undefined;
 }
