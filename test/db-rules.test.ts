@@ -6,7 +6,6 @@
 import { randomUUID } from "node:crypto";
 import { DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler, sql } from "kysely";
 import { describe, expect, it } from "vitest";
-import { withParameters } from "../src/db/compiled-once.js";
 import { creationKeyset, creationOrder } from "../src/db/creation-order.js";
 import { SqlState, sqlState, translateDatabaseError } from "../src/db/database-errors.js";
 import { likePrefix } from "../src/db/like-prefix.js";
@@ -190,20 +189,6 @@ describe("builtStatement", () => {
     for (const kind of ["select", "insert", "update", "delete", "merge"]) expect(builtStatement(`${kind} users`)).toEqual({ operation: kind, table: "users" });
     expect(builtStatement("select two words")).toEqual({ operation: "select", table: "two words" });
     for (const name of ["select", "raw", "begin", "tasks.claim x", "upsert users", " select users"]) expect(builtStatement(name), name).toBeUndefined();
-  });
-});
-
-describe("withParameters", () => {
-  it("keeps the compiled statement and its tree, with the new parameters and a query id of its own", () => {
-    const compiled = compiler.selectFrom("users").selectAll().where("id", "=", "").compile();
-    const bound = withParameters(compiled, ["u-1"]);
-    expect(bound.parameters).toEqual(["u-1"]);
-    expect(bound.sql).toBe(compiled.sql);
-    expect(bound.query).toBe(compiled.query);
-    expect(bound.queryId).not.toBe(compiled.queryId);
-    expect(bound.queryId.queryId).not.toBe(compiled.queryId.queryId);
-    expect(compiled.parameters).toEqual([""]);
-    expect(statementName(bound)).toBe("select users");
   });
 });
 

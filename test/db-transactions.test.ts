@@ -13,7 +13,7 @@ import { ApiKeyRepository } from "../src/apikeys/api-key.repository.js";
 import { ArtifactRepository } from "../src/artifacts/artifact.repository.js";
 import { AuditRepository } from "../src/audit/audit.repository.js";
 import type { Announcement } from "../src/db/after-commit-announcer.js";
-import { withParameters } from "../src/db/compiled-once.js";
+import { runCompiled } from "../src/db/compiled-once.js";
 import { openDatabase } from "../src/db/database.js";
 import { IdempotencyRepository, jsonCodec } from "../src/db/idempotency.repository.js";
 import { hasPendingMigrations, migrateToLatest, schemaMismatch } from "../src/db/migrator.js";
@@ -230,13 +230,20 @@ describe.each(databaseKinds)("a transaction's parts on %s", (kind) => {
     });
   });
 
-  describe("withParameters", () => {
-    it("runs a statement compiled once with each call's own parameters", async () => {
+  describe("runCompiled", () => {
+    it("runs a statement compiled once with each call's own parameters, shown to the executor's plugins", async () => {
       const [a, b] = [newUser("acme"), newUser("acme")];
       await suite.db.insertInto("users").values([a, b]).execute();
       const find = suite.db.selectFrom("users").select("email").where("id", "=", "").compile();
-      expect((await suite.db.executeQuery(withParameters(find, [a.id]))).rows).toEqual([{ email: a.email }]);
-      expect((await suite.db.executeQuery(withParameters(find, [b.id]))).rows).toEqual([{ email: b.email }]);
+      expect((await runCompiled(suite.db, find, [a.id])).rows).toEqual([{ email: a.email }]);
+      expect((await runCompiled(suite.db, find, [b.id])).rows).toEqual([{ email: b.email }]);
+      expect(find.parameters).toEqual([""]);
+      // A plugin sees the compiled write as any built one: TouchedIds collects what it returns.
+      const touched = new TouchedIds();
+      const rename = suite.db.updateTable("users").set({ display_name: "" }).where("id", "=", "").returning("id").compile();
+      await runCompiled(suite.db.withPlugin(touched), rename, ["renamed", a.id]);
+      expect([...touched.ids]).toEqual([a.id]);
+      expect((await suite.db.selectFrom("users").select("display_name").where("id", "=", a.id).executeTakeFirstOrThrow()).display_name).toBe("renamed");
     });
   });
 });
