@@ -1,4 +1,4 @@
-import { unwatchFile, watchFile } from "node:fs";
+import { type Stats, unwatchFile, watchFile } from "node:fs";
 import type { Logger } from "pino";
 import { type KeyStore, loadKeyStore, type ServiceAccountKey } from "./key-store.js";
 import type { KeyLookup } from "./token-verifier.js";
@@ -18,7 +18,8 @@ export class ServiceAccountKeys implements KeyLookup {
   readonly #log: Logger;
   readonly #listeners: Array<(keyIds: readonly string[]) => void> = [];
   #current: KeyStore;
-  #watching = false;
+  /** What watch() registered: close() removes this listener only, not another instance's of the same file. */
+  #watcher: ((now: Stats, before: Stats) => void) | undefined;
 
   constructor(file: string, createIfMissing: boolean, log: Logger) {
     this.#file = file;
@@ -62,16 +63,17 @@ export class ServiceAccountKeys implements KeyLookup {
 
   /** Starts re-reading the file whenever it changes. */
   watch(pollMs: number): void {
-    if (this.#watching) return;
-    this.#watching = true;
-    watchFile(this.#file, { interval: pollMs, persistent: false }, (now, before) => {
+    if (this.#watcher !== undefined) return;
+    this.#watcher = (now, before) => {
+      // Stryker disable next-line ConditionalExpression: equivalent but for cost: node calls this on any stat change (an access); reloading an unchanged file changes no key and tells no listener
       if (now.mtimeMs !== before.mtimeMs || now.size !== before.size || now.ino !== before.ino) this.reload();
-    });
+    };
+    watchFile(this.#file, { interval: pollMs, persistent: false }, this.#watcher);
   }
 
   close(): void {
-    if (this.#watching) unwatchFile(this.#file);
-    this.#watching = false;
+    if (this.#watcher !== undefined) unwatchFile(this.#file, this.#watcher);
+    this.#watcher = undefined;
   }
 }
 

@@ -86,7 +86,11 @@ export class TokenVerifier {
       payload = verified.payload;
     } catch (err) {
       if (err instanceof UnauthenticatedError) throw err;
-      throw new UnauthenticatedError("token refused", { cause: err, expired: (err as { code?: string }).code === "ERR_JWT_EXPIRED" });
+      throw new UnauthenticatedError(
+        // Stryker disable next-line StringLiteral: given a cause, UnauthenticatedError keeps the cause, not this text (it says what the line does)
+        "token refused",
+        { cause: err, expired: (err as { code?: string }).code === "ERR_JWT_EXPIRED" },
+      );
     }
     const signer = key!;
     const now = Date.now();
@@ -131,6 +135,7 @@ export class TokenVerifier {
     if (this.#cache.size >= this.#cacheSize) {
       // Evict the oldest entry; Maps iterate in insertion order.
       const oldest = this.#cache.keys().next().value;
+      // Stryker disable next-line ConditionalExpression: a full cache holds at least one token (a size of 0 caches nothing), so there is always an oldest
       if (oldest !== undefined) this.#cache.delete(oldest);
     }
     this.#cache.set(token, entry);
