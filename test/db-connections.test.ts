@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { sql } from "kysely";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AfterCommitAnnouncer } from "../src/db/after-commit-announcer.js";
 import { openDatabase } from "../src/db/database.js";
 import { FencedPgPool } from "../src/db/fenced-pg-pool.js";
@@ -148,7 +148,8 @@ describe("openDatabase on the embedded database", () => {
   });
 
   it("delivers what is announced to its listeners, and stops on unlisten", async () => {
-    const handle = await openDatabase({ kind: "pglite", dataDir: "memory://", seed: process.env.ANVIL_PGLITE_SEED }, captureLog().log);
+    // An empty data directory means in memory, as memory:// does.
+    const handle = await openDatabase({ kind: "pglite", dataDir: "", seed: process.env.ANVIL_PGLITE_SEED }, captureLog().log);
     try {
       const heard: string[] = [];
       const stop = await handle.listen("anvil_test", (payload) => heard.push(payload));
@@ -446,6 +447,38 @@ describe("PostgreSQL connections (PostgreSQL only)", () => {
       }
     });
 
+    it("keeps listening for a new handler when an earlier handler's stop is called again", async () => {
+      const listener = new PgNotificationListener(url, captureLog().log);
+      try {
+        const stale = await listener.listen("anvil_stale", () => undefined);
+        await stale();
+        const heard: string[] = [];
+        await listener.listen("anvil_stale", (p) => heard.push(p));
+        await stale();
+        await notify("anvil_stale", "still");
+        await until(() => heard.length === 1, "heard after the stale stop");
+      } finally {
+        await listener.close();
+      }
+    });
+
+    it("closed while it connects, keeps no connection and retries nothing", async () => {
+      const listeners = async () =>
+        (await admin.query("select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'anvil-listener'")).rows[0].n as number;
+      await until(async () => (await listeners()) === 0, "the earlier listeners left");
+      const { log, lines } = captureLog("warn");
+      const listener = new PgNotificationListener(url, log);
+      const listening = listener.listen("anvil_closing", () => undefined);
+      await listener.close();
+      await listening;
+      await until(async () => (await listeners()) === 0, "its connection ended");
+      const refused = new PgNotificationListener(`postgres://postgres@127.0.0.1:${await closedPort()}/postgres`, log);
+      const failing = refused.listen("anvil_closing", () => undefined);
+      await refused.close();
+      await failing;
+      expect(lines).toEqual([]);
+    });
+
     it("retries a database it cannot reach, doubling its delay, and stops on close", async () => {
       const { log, lines } = captureLog("warn");
       const listener = new PgNotificationListener(`postgres://postgres@127.0.0.1:${await closedPort()}/postgres`, log);
@@ -509,6 +542,40 @@ describe("PostgreSQL connections (PostgreSQL only)", () => {
         expect(heard).toEqual(["same", "same", "end"]);
         expect(a.errors).toEqual([]);
       } finally {
+        await a.close();
+      }
+    });
+
+    it("skips as many echoes as rounds sent the payload, and takes one older than 10 s for another instance's", async () => {
+      const a = await announcerOverPostgres();
+      try {
+        const heard: string[] = [];
+        await a.announcer.listen("anvil_echoes", (p) => heard.push(p));
+        // The second is announced while the first round is in flight: it goes in a round of its own.
+        a.announcer.announce([{ channel: "anvil_echoes", payload: "twice" }]);
+        a.announcer.announce([{ channel: "anvil_echoes", payload: "twice" }]);
+        await a.announcer.flushed();
+        await notify("anvil_echoes", "end");
+        await until(() => heard.includes("end"), "heard the end");
+        expect(heard).toEqual(["twice", "twice", "end"]);
+
+        vi.useFakeTimers({ toFake: ["Date"] });
+        const t = Date.now();
+        vi.setSystemTime(t);
+        a.announcer.announce([{ channel: "anvil_echoes", payload: "late" }]);
+        // Its echo arrives 10 s after the round was sent (by this clock): no longer expected.
+        vi.setSystemTime(t + 10_000);
+        await a.announcer.flushed();
+        await until(() => heard.filter((p) => p === "late").length === 2, "took the late echo for another instance's");
+        vi.setSystemTime(t + 20_000);
+        a.announcer.announce([{ channel: "anvil_echoes", payload: "in time" }]);
+        vi.setSystemTime(t + 20_000 + 9_999);
+        await a.announcer.flushed();
+        await notify("anvil_echoes", "end 2");
+        await until(() => heard.includes("end 2"), "heard the second end");
+        expect(heard.slice(3)).toEqual(["late", "late", "in time", "end 2"]);
+      } finally {
+        vi.useRealTimers();
         await a.close();
       }
     });
@@ -598,7 +665,11 @@ describe("PostgreSQL connections (PostgreSQL only)", () => {
       try {
         await handle.ping();
         await terminate("anvil");
-        await until(() => lines.some((l) => l.includes("idle database connection failed")), "logged the lost connection");
+        const logged = () => lines.map((l) => JSON.parse(l) as { msg: string; err: string });
+        await until(() => logged().some((l) => l.msg === "idle database connection failed"), "logged the lost connection");
+        // Told by the pool and by the connection itself, each with the driver's reason.
+        expect(logged().map((l) => l.msg).sort()).toEqual(["database connection failed", "idle database connection failed"]);
+        for (const line of logged()) expect(line.err).toBe("terminating connection due to administrator command");
         await handle.ping();
       } finally {
         await handle.close();
