@@ -171,7 +171,6 @@ describe("TokenVerifier", () => {
     const { key, verifier } = setup(undefined, { roles: ["viewer"] });
     const err = await verifier.verify(await sign(key, claimsOf(key, { roles: ["viewer", "editor"] }))).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermissionDeniedError);
-    expect((err as PermissionDeniedError).message).toBe("token claims roles its key does not grant");
     expect((err as PermissionDeniedError).metadata).toEqual({ key_id: key.keyId });
   });
 
