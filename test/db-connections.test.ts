@@ -482,8 +482,10 @@ describe("PostgreSQL connections (PostgreSQL only)", () => {
     it("retries a database it cannot reach, doubling its delay, and stops on close", async () => {
       const { log, lines } = captureLog("warn");
       const listener = new PgNotificationListener(`postgres://postgres@127.0.0.1:${await closedPort()}/postgres`, log);
-      await listener.listen("anvil_never", () => undefined);
+      const stop = await listener.listen("anvil_never", () => undefined);
       await until(() => lines.length >= 3, "retried twice");
+      // Unlistening without a connection has nothing to tell the database.
+      await stop();
       await listener.close();
       const retries = lines.map((l) => JSON.parse(l) as { msg: string; retryMs: number });
       expect(retries.slice(0, 3)).toEqual([
@@ -574,6 +576,15 @@ describe("PostgreSQL connections (PostgreSQL only)", () => {
         await notify("anvil_echoes", "end 2");
         await until(() => heard.includes("end 2"), "heard the second end");
         expect(heard.slice(3)).toEqual(["late", "late", "in time", "end 2"]);
+        // The late echo was forgotten when it came: announced again, its one echo is skipped, and another instance's is heard.
+        vi.setSystemTime(t + 40_000);
+        a.announcer.announce([{ channel: "anvil_echoes", payload: "late" }]);
+        await a.announcer.flushed();
+        await notify("anvil_echoes", "late");
+        await until(() => heard.filter((p) => p === "late").length === 4, "heard the other instance's late");
+        await notify("anvil_echoes", "end 3");
+        await until(() => heard.includes("end 3"), "heard the third end");
+        expect(heard.slice(7)).toEqual(["late", "late", "end 3"]);
       } finally {
         vi.useRealTimers();
         await a.close();
@@ -601,6 +612,50 @@ describe("PostgreSQL connections (PostgreSQL only)", () => {
         expect(a.errors).toHaveLength(1);
       } finally {
         await a.close();
+      }
+    });
+
+    it("expects no echo on a channel it does not listen to, and listens anew after a failed LISTEN or a stale stop", async () => {
+      const a = await announcerOverPostgres();
+      try {
+        // Nobody here listens: nothing is delivered, and no echo is expected.
+        a.announcer.announce([{ channel: "anvil_later", payload: "p" }]);
+        await a.announcer.flushed();
+        const heard: string[] = [];
+        const stale = await a.announcer.listen("anvil_later", (p) => heard.push(p));
+        await notify("anvil_later", "p");
+        await until(() => heard.length === 1, "heard another instance's p");
+        await stale();
+        const again: string[] = [];
+        await a.announcer.listen("anvil_later", (p) => again.push(p));
+        await stale();
+        await notify("anvil_later", "q");
+        await until(() => again.length === 1, "heard q after the stale stop");
+        expect(heard).toEqual(["p"]);
+      } finally {
+        await a.close();
+      }
+    });
+
+    it("lets the next listen on a channel try again after its LISTEN failed", async () => {
+      const listener = new PgNotificationListener(url, captureLog().log);
+      let failures = 1;
+      const announcer = new AfterCommitAnnouncer(
+        {
+          // The first LISTEN fails, as one on a connection that drops would.
+          listen: (channel, onMessage, onGap) => (failures-- > 0 ? Promise.reject(new Error("LISTEN failed")) : listener.listen(channel, onMessage, onGap)),
+          notifyAll: async () => undefined,
+        },
+        () => undefined,
+      );
+      try {
+        await expect(announcer.listen("anvil_retry", () => undefined)).rejects.toThrow("LISTEN failed");
+        const heard: string[] = [];
+        await announcer.listen("anvil_retry", (p) => heard.push(p));
+        await notify("anvil_retry", "x");
+        await until(() => heard.length === 1, "heard after listening again");
+      } finally {
+        await listener.close();
       }
     });
 
@@ -639,7 +694,11 @@ describe("PostgreSQL connections (PostgreSQL only)", () => {
   describe("openDatabase", () => {
     it("opens a pool whose connections carry the configured timeouts, and tells the observer each statement", async () => {
       const seen: Array<[string, boolean]> = [];
-      const handle = await openDatabase({ kind: "postgres", url, poolSize: 3, statementTimeoutMs: 4_321 }, captureLog().log, (name, _s, failed) => seen.push([name, failed]));
+      const seconds: number[] = [];
+      const handle = await openDatabase({ kind: "postgres", url, poolSize: 3, statementTimeoutMs: 4_321 }, captureLog().log, (name, s, failed) => {
+        seen.push([name, failed]);
+        seconds.push(s);
+      });
       try {
         expect(handle.kind).toBe("postgres");
         await handle.ping();
@@ -647,11 +706,16 @@ describe("PostgreSQL connections (PostgreSQL only)", () => {
           current_setting('idle_in_transaction_session_timeout') as idle, current_setting('application_name') as app`.execute(handle.db);
         expect(rows).toEqual([{ statement_timeout: "4321ms", lock_timeout: "4321ms", idle: "30s", app: "anvil" }]);
         await expect(sql`/* broken */ select * from no_such_table_here`.execute(handle.db)).rejects.toThrow();
+        await sql`/* sleeper */ select pg_sleep(0.05)`.execute(handle.db);
         expect(seen).toEqual([
           ["ping", false],
           ["settings", false],
           ["broken", true],
+          ["sleeper", false],
         ]);
+        // In seconds: the 50 ms sleep took at least 0.05 and far less than a second.
+        expect(seconds.at(-1)).toBeGreaterThanOrEqual(0.05);
+        expect(seconds.at(-1)).toBeLessThan(5);
         expect(handle.poolStats()).toEqual({ total: 1, idle: 1, waiting: 0 });
         expect(handle.sessionLock("x")).toBeInstanceOf(PgSessionLock);
       } finally {
@@ -674,6 +738,23 @@ describe("PostgreSQL connections (PostgreSQL only)", () => {
       } finally {
         await handle.close();
       }
+    });
+
+    it("logs a round of announcements it could not send, and leaves no connection open once closed", async () => {
+      const { log, lines } = captureLog("warn");
+      const handle = await openDatabase({ kind: "postgres", url, poolSize: 2, statementTimeoutMs: 10_000 }, log);
+      const heard: string[] = [];
+      await handle.listen("anvil_too_long", (p) => heard.push(p));
+      // PostgreSQL refuses a payload of 8000 bytes or more.
+      handle.announce([{ channel: "anvil_too_long", payload: "x".repeat(9_000) }]);
+      expect(heard).toHaveLength(1);
+      await handle.close();
+      expect(lines.map((l) => JSON.parse(l) as { msg: string; err: string })).toEqual([
+        expect.objectContaining({ level: 40, msg: "cannot NOTIFY; other instances' waiters rely on polling", err: "payload string too long" }),
+      ]);
+      const open = async () =>
+        (await admin.query("select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name in ('anvil', 'anvil-listener')")).rows[0].n as number;
+      await until(async () => (await open()) === 0, "its connections ended");
     });
 
     it("delivers an announcement to this process at once and to another instance through the database", async () => {

@@ -121,9 +121,10 @@ async function openPGlite(dataDir: string, seed: string | undefined, statementLo
   const { PGlite } = await import("@electric-sql/pglite");
   const inMemory = dataDir === "" || dataDir.startsWith("memory://");
   if (!inMemory) mkdirSync(dataDir, { recursive: true });
-  const pglite = inMemory
-    ? await PGlite.create(seed === undefined ? {} : { loadDataDir: new Blob([readFileSync(seed)]) })
-    : await PGlite.create(dataDir);
+  // In memory: a copy of the seed's cluster when there is one.
+  // Stryker disable next-line ConditionalExpression: equivalent but for time: without the seed PGlite runs initdb itself, to the same empty cluster
+  const inMemoryCluster = () => PGlite.create(seed === undefined ? {} : { loadDataDir: new Blob([readFileSync(seed)]) });
+  const pglite = inMemory ? await inMemoryCluster() : await PGlite.create(dataDir);
   // kysely's pool type also admits cursors, which Anvil never uses.
   const lockable = new PGlitePool(pglite);
   const pool = lockable as unknown as PostgresPool;
