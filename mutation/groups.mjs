@@ -38,6 +38,7 @@ export const groups = [
       "test/db-rules.test.ts",
       "test/db-transactions.test.ts",
       "test/db-connections.test.ts",
+      "test/unit-of-work-rules.test.ts",
       "test/scoped-table.test.ts",
       "test/after-commit-announcements.test.ts",
       "test/unit-of-work.test.ts",
