@@ -28,10 +28,10 @@ const seeded = () => {
   return PGlite.create(seed === undefined ? {} : { loadDataDir: new Blob([readFileSync(seed)]) });
 };
 
-/** Resolves once `check` holds, polling every 10 ms; fails after 10 s. */
+/** Resolves once `check` holds, polling every 10 ms; fails after 5 s (what it waits for takes milliseconds). */
 async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (const started = Date.now(); !(await check()); ) {
-    if (Date.now() - started > 10_000) throw new Error(`never ${what}`);
+  for (const started = performance.now(); !(await check()); ) {
+    if (performance.now() - started > 5_000) throw new Error(`never ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
@@ -48,6 +48,17 @@ async function closedPort(): Promise<number> {
 /** One turn of the event loop: what is ready has run. */
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
+/**
+ * `promise`, or a failure after 5 s: what a test waits for either comes at
+ * once or never (a broken queue), and a test that fails says so sooner than
+ * one that hangs until its timeout.
+ */
+function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within 5 s`)), 5_000)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 describe("PGlitePool (the embedded database's one connection)", () => {
   let pool: PGlitePool;
   beforeAll(async () => {
@@ -59,7 +70,7 @@ describe("PGlitePool (the embedded database's one connection)", () => {
   afterAll(() => pool?.end());
 
   it("reports what a statement did as node-postgres does, past leading comments and in any case", async () => {
-    const c = await pool.connect();
+    const c = await within(pool.connect(), "the connection");
     try {
       expect(await c.query("/* t.insert */ insert into t values ($1, $2), ($3, $4)", [1, "a", 2, "b"])).toEqual({ command: "INSERT", rowCount: 2, rows: [] });
       expect(await c.query("-- a line comment\n  Update t set v = 'c' where id = 1")).toEqual({ command: "UPDATE", rowCount: 1, rows: [] });
@@ -77,7 +88,7 @@ describe("PGlitePool (the embedded database's one connection)", () => {
 
   it("hands its one connection to one caller at a time, in the order they asked, counting who waits", async () => {
     expect(pool.stats()).toEqual({ total: 1, idle: 1, waiting: 0 });
-    const first = await pool.connect();
+    const first = await within(pool.connect(), "the first caller's connection");
     expect(pool.stats()).toEqual({ total: 1, idle: 0, waiting: 0 });
     const order: string[] = [];
     const second = pool.connect().then((c) => (order.push("second"), c));
@@ -86,7 +97,7 @@ describe("PGlitePool (the embedded database's one connection)", () => {
     await turn();
     expect(order).toEqual([]);
     first.release();
-    const held = await second;
+    const held = await within(second, "the second caller's connection");
     expect(order).toEqual(["second"]);
     expect(pool.stats()).toEqual({ total: 1, idle: 0, waiting: 1 });
     // A second release of the first connection frees nothing: the second caller holds it.
@@ -95,7 +106,7 @@ describe("PGlitePool (the embedded database's one connection)", () => {
     expect(order).toEqual(["second"]);
     expect(pool.stats()).toEqual({ total: 1, idle: 0, waiting: 1 });
     held.release();
-    (await third).release();
+    (await within(third, "the third caller's connection")).release();
     expect(order).toEqual(["second", "third"]);
     expect(pool.stats()).toEqual({ total: 1, idle: 1, waiting: 0 });
   });
@@ -103,7 +114,7 @@ describe("PGlitePool (the embedded database's one connection)", () => {
   it("ends after the connection's holder releases it, and refuses new callers at once", async () => {
     const db = await seeded();
     const own = new PGlitePool(db);
-    const c = await own.connect();
+    const c = await within(own.connect(), "the connection");
     let ended = false;
     const ending = own.end().then(() => (ended = true));
     await expect(own.connect()).rejects.toThrow("embedded database is closed");
@@ -111,7 +122,7 @@ describe("PGlitePool (the embedded database's one connection)", () => {
     expect(ended).toBe(false);
     expect(await c.query("select 1 as one")).toMatchObject({ rows: [{ one: 1 }] });
     c.release();
-    await ending;
+    await within(ending, "the end");
     expect(db.closed).toBe(true);
   });
 });
