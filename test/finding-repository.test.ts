@@ -74,6 +74,8 @@ describe.each(databaseKinds)("finding statements on %s", (kind) => {
     expect((await upsert(tenant, batch)).size).toBe(5_000);
     const { n } = await suite.db.selectFrom("findings").select((eb) => eb.fn.countAll<string>().as("n")).where("tenant_id", "=", tenant).executeTakeFirstOrThrow();
     expect(Number(n)).toBe(5_000);
+    // Exactly one statement's worth (65,535 parameters / 14 columns): one statement, none after it.
+    expect((await upsert(newTenant(), Array.from({ length: 4_681 }, () => finding()))).size).toBe(4_681);
   });
 
   it("updates the given fields at the expected version only, in the caller's tenant only", async () => {

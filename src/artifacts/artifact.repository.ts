@@ -115,6 +115,7 @@ export class ArtifactRepository {
     // generation (they often outlive a minor collection), and a dead old
     // row still keeps its young string alive until the next full
     // collection: dropped here, the string goes with the next minor one.
+    // Stryker disable next-line StringLiteral: equivalent: nothing reads the row afterwards; any short string frees the chunk's
     row.data = "";
     return length;
   }
