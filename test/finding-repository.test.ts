@@ -6,6 +6,7 @@
 // gateway start per suite.
 import { randomUUID } from "node:crypto";
 import { sql } from "kysely";
+import pg from "pg";
 import { describe, expect, it } from "vitest";
 import type { FindingFilter } from "../src/findings/finding-query.js";
 import { FindingRepository, type FingerprintedFinding } from "../src/findings/finding.repository.js";
@@ -73,6 +74,8 @@ describe.each(databaseKinds)("finding statements on %s", (kind) => {
     expect((await upsert(tenant, batch)).size).toBe(5_000);
     const { n } = await suite.db.selectFrom("findings").select((eb) => eb.fn.countAll<string>().as("n")).where("tenant_id", "=", tenant).executeTakeFirstOrThrow();
     expect(Number(n)).toBe(5_000);
+    // Exactly one statement's worth (65,535 parameters / 14 columns): one statement, none after it.
+    expect((await upsert(newTenant(), Array.from({ length: 4_681 }, () => finding()))).size).toBe(4_681);
   });
 
   it("updates the given fields at the expected version only, in the caller's tenant only", async () => {
@@ -182,5 +185,38 @@ describe.each(databaseKinds)("finding statements on %s", (kind) => {
     expect(await list({ issueType: "vuln" })).toEqual(["a"]);
     expect(await list({ until: new Date("2026-11-11T00:00:00Z") })).toEqual(["a"]);
     expect(await list({ since: new Date("2026-11-11T00:00:00Z") })).toEqual(["c", "b"]);
+  });
+
+  it.runIf(kind === "postgres")("upserts a batch in fingerprint order whatever its order: batches sharing findings lock their rows in one order, so they wait for each other instead of deadlocking (PostgreSQL only: row locks)", async () => {
+    const tenant = newTenant();
+    const [first, second] = [finding({ fingerprint: `a-${randomUUID()}` }), finding({ fingerprint: `b-${randomUUID()}` })];
+    await upsert(tenant, [first, second]);
+    const holder = new pg.Client({ connectionString: suite.url });
+    const prober = new pg.Client({ connectionString: suite.url });
+    await Promise.all([holder.connect(), prober.connect()]);
+    try {
+      for (const batch of [[second, first], [first, second]]) {
+        // Another batch holds the later row: this one must have taken the earlier row by the time it waits.
+        await holder.query("begin");
+        await holder.query("select 1 from findings where tenant_id = $1 and fingerprint = $2 for update", [tenant, second.fingerprint]);
+        let pid: number | undefined;
+        const upserting = suite.db.transaction().execute(async (trx) => {
+          pid = (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0]!.pid;
+          return new FindingRepository(trx, tenant).upsert(batch);
+        });
+        for (let waited = 0; ; waited += 20) {
+          const { rows } = await prober.query("select 1 from pg_stat_activity where pid = $1 and wait_event_type = 'Lock'", [pid ?? 0]);
+          if (rows.length === 1) break;
+          if (waited > 10_000) throw new Error("the upsert never waited for the held row");
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        const { rows: free } = await prober.query("select 1 from findings where tenant_id = $1 and fingerprint = $2 for update skip locked", [tenant, first.fingerprint]);
+        expect(free).toEqual([]);
+        await holder.query("rollback");
+        expect([...(await upserting).keys()].sort()).toEqual([first.fingerprint, second.fingerprint]);
+      }
+    } finally {
+      await Promise.all([holder.end(), prober.end()]);
+    }
   });
 });

@@ -146,6 +146,19 @@ describe.each(databaseKinds)("operation statements on %s", (kind) => {
     }
   });
 
+  it("announces nothing for a recording without events, of one operation or of many, and the last sequence for one with events", async () => {
+    const { id } = await create("acme");
+    const announced: string[] = [];
+    const recording = <T>(work: (o: OperationRepository) => Promise<T>) =>
+      suite.db.transaction().execute((trx) => work(new OperationRepository(trx, "acme", (channel, payload) => announced.push(`${channel} ${payload}`))));
+    expect((await recording((o) => o.record(id, { message: "quiet" }))).operation).toMatchObject({ message: "quiet", lastSequence: 0 });
+    expect(await recording((o) => o.recordAll([{ operationId: id, patch: { stage: "still" }, events: [] }]))).toMatchObject([{ stage: "still", message: "quiet", lastSequence: 0 }]);
+    expect(announced).toEqual([]);
+    await recording((o) => o.recordAll([{ operationId: id, patch: {}, events: [log("a"), log("b")] }]));
+    expect(announced).toEqual([`${operationEventsChannel} acme:${id}:2`]);
+    expect((await events("acme", id)).map((e) => e.sequence)).toEqual([1, 2]);
+  });
+
   it("answers NOT_FOUND naming the operation when recording on one the tenant does not have, with or without events, changing nothing", async () => {
     const { id } = await create("acme");
     for (const newEvents of [[], [log("x")]]) {

@@ -253,6 +253,25 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
     expect((await queue("acme", (q) => q.tasks.ofOperation(one.operationId))).map((t) => t.step)).toEqual(["a", "b"]);
   });
 
+  it("announces the kinds of the tasks it inserts queued, and not those of the tasks it inserts blocked", async () => {
+    const [ready, waiting] = [newKind(), newKind()];
+    const [a, b] = [randomUUID(), randomUUID()];
+    const announced: string[] = [];
+    await suite.db.transaction().execute(async (trx) => {
+      const announce = (channel: string, payload: string) => announced.push(`${channel} ${payload}`);
+      const operation = await new OperationRepository(trx, "acme", announce).create("test.plan", "resources/r");
+      await new TaskRepository(trx, "acme", announce).insert(
+        operation.id,
+        [
+          { id: a, step: "a", kind: ready, input: {}, dependsOn: [] },
+          { id: b, step: "b", kind: waiting, input: {}, dependsOn: [a] },
+        ],
+        1,
+      );
+    });
+    expect(announced).toEqual([`${tasksChannel} acme:${ready}`]);
+  });
+
   it("announces queued tasks as <tenant>:<kind> when inserted, released or requeued now", async () => {
     const k = newKind();
     const heard: string[] = [];

@@ -115,6 +115,7 @@ export class ArtifactRepository {
     // generation (they often outlive a minor collection), and a dead old
     // row still keeps its young string alive until the next full
     // collection: dropped here, the string goes with the next minor one.
+    // Stryker disable next-line StringLiteral: equivalent: nothing reads the row afterwards; any short string frees the chunk's
     row.data = "";
     return length;
   }
@@ -129,6 +130,7 @@ function toArtifact(row: Selectable<ArtifactTable>): Artifact {
     contentType: row.content_type,
     sizeBytes: Number(row.size_bytes),
     chunkBytes: row.chunk_bytes,
+    // Stryker disable next-line StringLiteral: equivalent: only ready artifacts are read, and finish() gives each its sha256
     sha256: row.sha256 ?? "",
     createTime: row.create_time,
   };

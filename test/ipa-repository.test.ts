@@ -1,0 +1,160 @@
+// The IPAs' SQL (src/ipas/ipa.repository.ts) straight over a real database:
+// what an IPA is stored and read back as, which fields a patch or a state
+// change sets, versions, pages, locks, and which deployed IPAs use a
+// workflow or an agent, with another tenant's identical IPAs beside the
+// caller's. The end-to-end suites reach these through IpaService, where a
+// deploy's checks hide most of what each statement reads.
+import { randomUUID } from "node:crypto";
+import { sql } from "kysely";
+import pg from "pg";
+import { describe, expect, it } from "vitest";
+import type { Ipa, IpaPatch, NewIpa } from "../src/ipas/ipa.js";
+import { IpaRepository } from "../src/ipas/ipa.repository.js";
+import { AbortedError, NotFoundError } from "../src/shared/errors.js";
+import { databaseKinds } from "./support/databases.js";
+import { migratedDatabase } from "./support/migrated-database.js";
+
+const newIpa = (over: Partial<NewIpa> = {}): NewIpa => ({
+  displayName: "Review",
+  workflowId: randomUUID(),
+  agentBindings: { reviewer: randomUUID() },
+  ...over,
+});
+
+describe.each(databaseKinds)("IPA statements on %s", (kind) => {
+  const suite = migratedDatabase(kind);
+
+  const ipas = <T>(tenant: string, work: (i: IpaRepository) => Promise<T>): Promise<T> =>
+    suite.db.transaction().execute((trx) => work(new IpaRepository(trx, tenant)));
+  const newTenant = () => `tenant-${randomUUID().slice(0, 8)}`;
+  const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
+  /** Creates `input` in `tenant` and the same IPA in another tenant, which nothing done in `tenant` may touch. */
+  const twin = async (tenant: string, input: NewIpa = newIpa()) => {
+    const other = await ipas(`${tenant}-other`, (i) => i.create(input));
+    return { mine: await ipas(tenant, (i) => i.create(input)), other };
+  };
+  const otherNow = (tenant: string, ipa: Ipa) => ipas(`${tenant}-other`, (i) => i.get(ipa.id));
+  /** The agent ids stored for the IPA: what deployedUsing's agent query reads. */
+  const agentIds = async (tenant: string, id: string) =>
+    (await sql<{ agent_ids: string[] }>`select agent_ids from ipas where tenant_id = ${tenant} and id = ${id}`.execute(suite.db)).rows[0]?.agent_ids;
+
+  it("creates a draft IPA with every field as given and no deployed revision, and gets it in its tenant only", async () => {
+    const tenant = newTenant();
+    const input = newIpa({ agentBindings: { a: randomUUID(), b: randomUUID() } });
+    const { mine } = await twin(tenant, input);
+    expect(mine).toMatchObject({ ...input, state: "draft", version: 1 });
+    expect(mine.deployedRevision).toBeUndefined();
+    expect(mine.createTime).toBeInstanceOf(Date);
+    expect(mine.updateTime).toBeInstanceOf(Date);
+    expect(Object.keys(mine).sort()).toEqual(["agentBindings", "createTime", "deployedRevision", "displayName", "id", "state", "updateTime", "version", "workflowId"]);
+    expect(await ipas(tenant, (i) => i.get(mine.id))).toEqual(mine);
+    expect(new Set(await agentIds(tenant, mine.id))).toEqual(new Set(Object.values(input.agentBindings)));
+    const elsewhere = await failure(ipas(`${tenant}-other`, (i) => i.get(mine.id)));
+    expect(elsewhere).toBeInstanceOf(NotFoundError);
+    expect(elsewhere).toMatchObject({ resource: "ipa", id: mine.id });
+  });
+
+  it("updates each field on its own, the bound agents' ids with the bindings, leaving the rest and the other tenant's IPA alone", async () => {
+    const tenant = newTenant();
+    const { mine, other } = await twin(tenant);
+    const agent = randomUUID();
+    const patches: IpaPatch[] = [{ displayName: "Renamed" }, { workflowId: randomUUID() }, { agentBindings: { x: agent, y: agent } }, { agentBindings: {} }, {}];
+    let expected: Ipa = mine;
+    for (const [i, patch] of patches.entries()) {
+      const updated = await ipas(tenant, (r) => r.update(mine.id, patch, undefined));
+      expected = { ...expected, ...patch, version: i + 2, updateTime: updated.updateTime };
+      expect(updated).toEqual(expected);
+      expect(await ipas(tenant, (r) => r.get(mine.id))).toEqual(expected);
+      if (patch.agentBindings) expect(new Set(await agentIds(tenant, mine.id))).toEqual(new Set(Object.values(patch.agentBindings)));
+    }
+    expect(await otherNow(tenant, other)).toEqual(other);
+  });
+
+  it("moves the state, pinning a deployed revision when given and keeping it when not, at the expected version only", async () => {
+    const tenant = newTenant();
+    const { mine, other } = await twin(tenant);
+    const deployed = await ipas(tenant, (i) => i.setState(mine.id, "deployed", 3, 1));
+    expect(deployed).toMatchObject({ state: "deployed", deployedRevision: 3, version: 2, displayName: mine.displayName, workflowId: mine.workflowId });
+    const retired = await ipas(tenant, (i) => i.setState(mine.id, "retired", undefined, undefined));
+    expect(retired).toMatchObject({ state: "retired", deployedRevision: 3, version: 3 });
+    expect(await failure(ipas(tenant, (i) => i.setState(mine.id, "draft", undefined, 2)))).toBeInstanceOf(AbortedError);
+    expect(await failure(ipas(`${tenant}-other`, (i) => i.setState(mine.id, "deployed", 1, undefined)))).toMatchObject({ resource: "ipa", id: mine.id });
+    expect(await ipas(tenant, (i) => i.get(mine.id))).toEqual(retired);
+    expect(await otherNow(tenant, other)).toEqual(other);
+  });
+
+  it("updates and deletes at the expected version only: ABORTED when stale, NOT_FOUND in another tenant", async () => {
+    const tenant = newTenant();
+    const { mine, other } = await twin(tenant);
+    expect(await ipas(tenant, (i) => i.update(mine.id, { displayName: "v2" }, 1))).toMatchObject({ displayName: "v2", version: 2 });
+    expect(await failure(ipas(tenant, (i) => i.update(mine.id, { displayName: "stale" }, 1)))).toBeInstanceOf(AbortedError);
+    expect(await failure(ipas(tenant, (i) => i.delete(mine.id, 1)))).toBeInstanceOf(AbortedError);
+    expect(await failure(ipas(`${tenant}-other`, (i) => i.delete(mine.id, undefined)))).toMatchObject({ resource: "ipa", id: mine.id });
+    await ipas(tenant, (i) => i.delete(mine.id, 2));
+    expect(await failure(ipas(tenant, (i) => i.get(mine.id)))).toBeInstanceOf(NotFoundError);
+    expect(await otherNow(tenant, other)).toEqual(other);
+  });
+
+  it("lists the tenant's IPAs oldest first, the id breaking ties, in pages after a keyset position", async () => {
+    const tenant = newTenant();
+    const [a, b, c] = [(await twin(tenant)).mine, (await twin(tenant)).mine, (await twin(tenant)).mine];
+    // Creation times set apart (b and c tied) from one fixed time, rather than left to the clock's resolution.
+    const base = new Date().toISOString();
+    for (const [id, seconds] of [[a!.id, 30], [b!.id, 10], [c!.id, 10]] as const) {
+      await sql`update ipas set create_time = ${base}::timestamptz - make_interval(secs => ${seconds}) where tenant_id = ${tenant} and id = ${id}`.execute(suite.db);
+    }
+    const [first, ...tied] = [a!.id, ...[b!.id, c!.id].sort()];
+    const list = async (limit: number, after?: readonly unknown[]) => (await ipas(tenant, (i) => i.list(limit, after))).map((x) => x.id);
+    expect(await list(10)).toEqual([first, ...tied]);
+    expect(await list(2)).toEqual([first, tied[0]]);
+    const second = await ipas(tenant, (i) => i.get(tied[0]!));
+    expect(await list(10, [second.createTime, second.id])).toEqual([tied[1]]);
+    expect((await ipas(tenant, (i) => i.list(1, undefined)))[0]).toEqual(await ipas(tenant, (i) => i.get(first!)));
+  });
+
+  it("finds the tenant's deployed IPAs running a workflow or binding an agent, by id, and no draft or retired one", async () => {
+    const tenant = newTenant();
+    const [workflow, agent, otherAgent] = [randomUUID(), randomUUID(), randomUUID()];
+    const deploy = async (input: NewIpa, state: "deployed" | "retired" | "draft" = "deployed") => {
+      const { mine, other } = await twin(tenant, input);
+      for (const [t, ipa] of [[tenant, mine], [`${tenant}-other`, other]] as const) {
+        if (state !== "draft") await ipas(t, (i) => i.setState(ipa.id, state, 1, undefined));
+      }
+      return mine;
+    };
+    const both = await deploy(newIpa({ displayName: "both", workflowId: workflow, agentBindings: { r: agent, s: otherAgent } }));
+    const flowOnly = await deploy(newIpa({ displayName: "flow", workflowId: workflow, agentBindings: { r: otherAgent } }));
+    const agentOnly = await deploy(newIpa({ displayName: "agent", agentBindings: { r: otherAgent, s: agent } }));
+    await deploy(newIpa({ workflowId: workflow, agentBindings: { r: agent } }), "draft");
+    await deploy(newIpa({ workflowId: workflow, agentBindings: { r: agent } }), "retired");
+    const refs = (ipasOf: Ipa[]) => ipasOf.map((i) => ({ id: i.id, displayName: i.displayName })).sort((x, y) => (x.id < y.id ? -1 : 1));
+    expect(await ipas(tenant, (i) => i.deployedUsing({ workflowId: workflow }))).toEqual(refs([both, flowOnly]));
+    expect(await ipas(tenant, (i) => i.deployedUsing({ agentId: agent }))).toEqual(refs([both, agentOnly]));
+    expect(await ipas(tenant, (i) => i.deployedUsing({ workflowId: randomUUID() }))).toEqual([]);
+    expect(await ipas(`${tenant}-none`, (i) => i.deployedUsing({ agentId: agent }))).toEqual([]);
+  });
+
+  it.runIf(kind === "postgres")("holds the IPA's row as asked until the transaction ends (PostgreSQL only: row locks)", async () => {
+    const tenant = newTenant();
+    const { mine } = await twin(tenant);
+    const prober = new pg.Client({ connectionString: suite.url });
+    await prober.connect();
+    try {
+      const othersCould = async (mode: "update" | "share") => {
+        const { rows } = await prober.query(`select id from ipas where tenant_id = $1 and id = $2 for ${mode} skip locked`, [tenant, mine.id]);
+        return rows.length === 1;
+      };
+      const whileHeld = (lock: "none" | "update" | "share" | undefined) =>
+        ipas(tenant, async (i) => {
+          await i.get(mine.id, lock);
+          return { update: await othersCould("update"), share: await othersCould("share") };
+        });
+      expect(await whileHeld("update")).toEqual({ update: false, share: false });
+      expect(await whileHeld("share")).toEqual({ update: false, share: true });
+      expect(await whileHeld("none")).toEqual({ update: true, share: true });
+      expect(await whileHeld(undefined)).toEqual({ update: true, share: true });
+    } finally {
+      await prober.end();
+    }
+  });
+});

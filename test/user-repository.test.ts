@@ -1,0 +1,123 @@
+// The users' SQL (src/users/user.repository.ts) straight over a real
+// database: what a user is stored and read back as, which fields a patch
+// changes, the tenant's case-insensitive e-mail uniqueness, versions and
+// pages, with another tenant's identical users beside the caller's. The
+// end-to-end suite reaches these through UserService, one gateway start per
+// suite.
+import { randomUUID } from "node:crypto";
+import { sql } from "kysely";
+import { describe, expect, it } from "vitest";
+import type { NewUser, User } from "../src/users/user.js";
+import { UserRepository } from "../src/users/user.repository.js";
+import { AbortedError, AlreadyExistsError, NotFoundError } from "../src/shared/errors.js";
+import { databaseKinds } from "./support/databases.js";
+import { migratedDatabase } from "./support/migrated-database.js";
+
+const newUser = (over: Partial<NewUser> = {}): NewUser => ({
+  email: `${randomUUID().slice(0, 8)}@example.com`,
+  displayName: "Ada",
+  roles: ["viewer", "editor"],
+  state: "active",
+  ...over,
+});
+
+describe.each(databaseKinds)("user statements on %s", (kind) => {
+  const suite = migratedDatabase(kind);
+
+  const users = <T>(tenant: string, work: (u: UserRepository) => Promise<T>): Promise<T> =>
+    suite.db.transaction().execute((trx) => work(new UserRepository(trx, tenant)));
+  const newTenant = () => `tenant-${randomUUID().slice(0, 8)}`;
+  const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
+  /** Creates `input` in `tenant` and the same user in another tenant, which nothing done in `tenant` may touch. */
+  const twin = async (tenant: string, input: NewUser) => {
+    const other = await users(`${tenant}-other`, (u) => u.create(input));
+    return { mine: await users(tenant, (u) => u.create(input)), other };
+  };
+  /** The other tenant's user as stored now: compared before and after, it shows it was left alone. */
+  const otherNow = (tenant: string, user: User) => users(`${tenant}-other`, (u) => u.get(user.id));
+
+  it("creates a user with every field as given, at version 1, and gets it in its tenant only", async () => {
+    const tenant = newTenant();
+    const input = newUser({ email: "Ada@Example.com", displayName: "Ada L", roles: ["admin"], state: "disabled" });
+    const { mine, other } = await twin(tenant, input);
+    expect(mine).toMatchObject({ email: "Ada@Example.com", displayName: "Ada L", roles: ["admin"], state: "disabled", version: 1 });
+    expect(mine.createTime).toBeInstanceOf(Date);
+    expect(mine.updateTime).toBeInstanceOf(Date);
+    expect(Object.keys(mine).sort()).toEqual(["createTime", "displayName", "email", "id", "roles", "state", "updateTime", "version"]);
+    expect(await users(tenant, (u) => u.get(mine.id))).toEqual(mine);
+    expect(other.id).not.toBe(mine.id);
+    const elsewhere = await failure(users(`${tenant}-other`, (u) => u.get(mine.id)));
+    expect(elsewhere).toBeInstanceOf(NotFoundError);
+    expect(elsewhere).toMatchObject({ resource: "user", id: mine.id });
+  });
+
+  it("refuses a second user with the same e-mail in any case as ALREADY_EXISTS naming the field, on create and update, in the tenant only", async () => {
+    const tenant = newTenant();
+    const { mine } = await twin(tenant, newUser({ email: "dup@example.com" }));
+    const created = await failure(users(tenant, (u) => u.create(newUser({ email: "DUP@example.com" }))));
+    expect(created).toBeInstanceOf(AlreadyExistsError);
+    expect(created).toMatchObject({ resource: "user", field: "email" });
+    const second = await users(tenant, (u) => u.create(newUser({ email: "second@example.com" })));
+    const updated = await failure(users(tenant, (u) => u.update(second.id, { email: "Dup@Example.com" }, undefined)));
+    expect(updated).toMatchObject({ resource: "user", field: "email" });
+    expect(await users(tenant, (u) => u.get(second.id))).toMatchObject({ email: "second@example.com", version: 1 });
+    // Errors other than the e-mail clash pass through as they are.
+    const missing = await failure(users(tenant, (u) => u.update(randomUUID(), { email: "free@example.com" }, undefined)));
+    expect(missing).toBeInstanceOf(NotFoundError);
+    expect(await users(tenant, (u) => u.get(mine.id))).toEqual(mine);
+  });
+
+  it("updates each field on its own, leaving the others and the other tenant's user as they were, bumping the version", async () => {
+    const tenant = newTenant();
+    const { mine, other } = await twin(tenant, newUser({ displayName: "Before", roles: ["viewer"], state: "active" }));
+    const steps: Array<[Parameters<UserRepository["update"]>[1], Partial<User>]> = [
+      [{ email: "after@example.com" }, { email: "after@example.com" }],
+      [{ displayName: "After" }, { displayName: "After" }],
+      [{ roles: ["admin", "viewer"] }, { roles: ["admin", "viewer"] }],
+      [{ roles: [] }, { roles: [] }],
+      [{ state: "disabled" }, { state: "disabled" }],
+      [{}, {}],
+    ];
+    let expected: User = mine;
+    for (const [i, [patch, changed]] of steps.entries()) {
+      const updated = await users(tenant, (u) => u.update(mine.id, patch, undefined));
+      expected = { ...expected, ...changed, version: i + 2, updateTime: updated.updateTime };
+      expect(updated).toEqual(expected);
+      expect(await users(tenant, (u) => u.get(mine.id))).toEqual(expected);
+    }
+    expect(await otherNow(tenant, other)).toEqual(other);
+  });
+
+  it("updates and deletes at the expected version only: ABORTED when stale, NOT_FOUND in another tenant", async () => {
+    const tenant = newTenant();
+    const { mine, other } = await twin(tenant, newUser());
+    expect(await users(tenant, (u) => u.update(mine.id, { displayName: "v2" }, 1))).toMatchObject({ displayName: "v2", version: 2 });
+    expect(await failure(users(tenant, (u) => u.update(mine.id, { displayName: "stale" }, 1)))).toBeInstanceOf(AbortedError);
+    expect(await failure(users(tenant, (u) => u.delete(mine.id, 1)))).toBeInstanceOf(AbortedError);
+    const theirs = await failure(users(`${tenant}-other`, (u) => u.delete(mine.id, undefined)));
+    expect(theirs).toMatchObject({ resource: "user", id: mine.id });
+    expect(await users(tenant, (u) => u.get(mine.id))).toMatchObject({ displayName: "v2", version: 2 });
+    await users(tenant, (u) => u.delete(mine.id, 2));
+    expect(await failure(users(tenant, (u) => u.get(mine.id)))).toBeInstanceOf(NotFoundError);
+    expect(await failure(users(tenant, (u) => u.delete(mine.id, undefined)))).toBeInstanceOf(NotFoundError);
+    expect(await otherNow(tenant, other)).toEqual(other);
+  });
+
+  it("lists the tenant's users oldest first, the id breaking ties, in pages after a keyset position", async () => {
+    const tenant = newTenant();
+    const [a, b, c] = [(await twin(tenant, newUser())).mine, (await twin(tenant, newUser())).mine, (await twin(tenant, newUser())).mine];
+    // Creation times set apart (b and c tied) from one fixed time, rather than left to the clock's resolution.
+    const base = new Date().toISOString();
+    for (const [id, seconds] of [[a!.id, 30], [b!.id, 10], [c!.id, 10]] as const) {
+      await sql`update users set create_time = ${base}::timestamptz - make_interval(secs => ${seconds}) where tenant_id = ${tenant} and id = ${id}`.execute(suite.db);
+    }
+    const [first, ...tied] = [a!.id, ...[b!.id, c!.id].sort()];
+    const list = async (limit: number, after?: readonly unknown[]) => (await users(tenant, (u) => u.list(limit, after))).map((x) => x.id);
+    expect(await list(10)).toEqual([first, ...tied]);
+    expect(await list(2)).toEqual([first, tied[0]]);
+    const second = await users(tenant, (u) => u.get(tied[0]!));
+    expect(await list(10, [second.createTime, second.id])).toEqual([tied[1]]);
+    const listed = await users(tenant, (u) => u.list(1, undefined));
+    expect(listed[0]).toEqual(await users(tenant, (u) => u.get(first!)));
+  });
+});
