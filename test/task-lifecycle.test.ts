@@ -42,10 +42,10 @@ describe.each(databaseKinds)("task lifecycle on %s", (kind) => {
    * another's), a lifecycle whose metrics count only this test's commits,
    * and helpers over both.
    */
-  function queue(queueSettings: QueueSettings = settings) {
+  function queue(queueSettings: QueueSettings = settings, counted = true) {
     const scope = { tenant: `t-${randomUUID()}` };
     const registry = new Registry();
-    const lifecycle = new TaskLifecycle(queueSettings, new OperationsMetrics(registry));
+    const lifecycle = new TaskLifecycle(queueSettings, counted ? new OperationsMetrics(registry) : undefined);
     const uow = new UnitOfWork(suite.db);
     const tx = <T>(work: (tx: Repositories) => Promise<T>) => uow.transact(scope, work);
     const q = {
@@ -476,6 +476,23 @@ describe.each(databaseKinds)("task lifecycle on %s", (kind) => {
         { type: "OPERATION_DONE", subject: `operations/${op.id}`, description: "the operation already succeeded; it cannot be cancelled" },
       ]);
     });
+  });
+
+  it("runs every step without anyone counting: no queue events to tell", async () => {
+    const q = queue(settings, false);
+    await q.start([{ step: "a" }]);
+    let task = await q.claimOne();
+    expect((await q.fail(task, true)).state).toBe("running");
+    await q.due(task);
+    task = await q.claimOne();
+    await q.expire(task);
+    expect(await q.claim()).toEqual([]);
+    await q.due(task);
+    expect((await q.succeed(await q.claimOne())).state).toBe("succeeded");
+    await q.start([{ step: "b" }], 1);
+    expect((await q.fail(await q.claimOne(), false)).state).toBe("failed");
+    const cancelled = await q.start([{ step: "c" }]);
+    expect((await q.cancel(cancelled.id)).state).toBe("cancelled");
   });
 
   describe("sagas", () => {
