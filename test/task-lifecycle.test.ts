@@ -217,6 +217,37 @@ describe.each(databaseKinds)("task lifecycle on %s", (kind) => {
     expect(claimed.map((c) => [c.task.step, c.task.workerId])).toEqual([["b", "w2"]]);
   });
 
+  it.skipIf(kind !== "postgres")("(PostgreSQL only) a cancel waits for the completion holding the operation, and refuses once it succeeded", async () => {
+    const q = queue();
+    const op = await q.start([{ step: "a" }]);
+    const a = await q.claimOne();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let completed!: () => void;
+    const held = new Promise<void>((resolve) => (completed = resolve));
+    const completion = q.tx(async (t) => {
+      await q.lifecycle.complete(t, a.id, a.leaseToken!, { result: {} });
+      completed();
+      await gate;
+    });
+    await held;
+    let settled = false;
+    const cancel = q.cancel(op.id).then(
+      (operation) => operation,
+      (err: unknown) => err,
+    );
+    void cancel.finally(() => (settled = true));
+    const waiting = async () =>
+      (await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(suite.db)).rows[0]!.n;
+    while (!settled && (await waiting()) === 0) await new Promise((r) => setTimeout(r, 10));
+    release();
+    await completion;
+    const refused = await cancel;
+    expect(refused).toBeInstanceOf(FailedPreconditionError);
+    expect((refused as FailedPreconditionError).message).toBe(`operation ${op.id} already succeeded`);
+    expect((await q.operation(op.id)).state).toBe("succeeded");
+  });
+
   describe("expired leases", () => {
     it("handles every expired lease of the tenant and says how many", async () => {
       const q = queue();
@@ -286,6 +317,12 @@ describe.each(databaseKinds)("task lifecycle on %s", (kind) => {
       const again = (await q.events(op.id)).filter((e) => e.sequence > operation.lastSequence);
       expect(again.map((e) => e.payload)).toEqual([{ type: "progress", progress: 0.25, stepProgress: 0.5, message: "still going" }]);
       expect(await q.operation(op.id)).toMatchObject({ stage: "compile", message: "still going", progress: 0.25 });
+
+      // An empty stage or message leaves the operation's as they are.
+      await q.report(task, { progress: 0.8 });
+      expect(await q.operation(op.id)).toMatchObject({ stage: "compile", message: "still going", progress: 0.4 });
+      await q.report(task, { message: "nearly" });
+      expect(await q.operation(op.id)).toMatchObject({ stage: "compile", message: "nearly", progress: 0.4 });
     });
 
     it("changes nothing of the operation for a report that says nothing, but extends the lease", async () => {
@@ -400,6 +437,10 @@ describe.each(databaseKinds)("task lifecycle on %s", (kind) => {
       const payloads = await q.payloads(op.id);
       expect(ofType(payloads, "error")).toEqual([{ type: "error", code: 7, message: "refused", retryable: false, attempt: 1, willRetry: false, retryTime: null }]);
       expect(ofType(payloads, "completion")).toEqual([{ type: "completion", state: "failed", result: null, error: { code: 7, message: "step a: refused" } }]);
+      expect((await q.events(op.id)).filter((e) => e.payload.type === "error" || e.payload.type === "completion").map((e) => [e.payload.type, e.step])).toEqual([
+        ["error", "a"],
+        ["completion", ""],
+      ]);
       // The worker still holding b has lost its lease.
       await expect(q.succeed(b!)).rejects.toBeInstanceOf(FailedPreconditionError);
     });
@@ -423,6 +464,11 @@ describe.each(databaseKinds)("task lifecycle on %s", (kind) => {
       expect([...(await q.tasks(op.id)).values()].map((t) => t.outcome)).toEqual(["cancelled", "cancelled"]);
       expect(ofType(await q.payloads(op.id), "stage").map((p) => p.stage)).toEqual(["queued", "cancelling"]);
       expect(ofType(await q.payloads(op.id), "completion")).toEqual([{ type: "completion", state: "cancelled", result: null, error: { code: 1, message: "cancelled" } }]);
+      // Both about the whole operation, no step.
+      expect((await q.events(op.id)).filter((e) => e.payload.type !== "stage" || e.payload.stage !== "queued").map((e) => [e.payload.type, e.step])).toEqual([
+        ["stage", ""],
+        ["completion", ""],
+      ]);
       expect(await q.counted("anvil_operations_completions_total", { outcome: "cancelled" })).toBe(1);
       // Cancelling it again changes nothing.
       expect(await q.cancel(op.id)).toEqual(await q.operation(op.id));
@@ -556,6 +602,10 @@ describe.each(databaseKinds)("task lifecycle on %s", (kind) => {
       // b's worker stops: the cancel settles by undoing a.
       const settling = await q.fail(b, false, "stopped");
       expect([settling.state, settling.cancelRequested]).toEqual(["compensating", true]);
+      // Compensating because of the cancel, which no step caused.
+      expect(settling.error).toEqual({ code: 1, message: "cancelled" });
+      const [undoing] = [...(await q.tasks(op.id)).values()].filter((t) => t.compensates !== null);
+      expect(undoing!.input).toEqual({ how: "revert", saga: { step: "a", result: { did: "a" }, error: { step: "", code: 1, message: "cancelled" } } });
       expect(await q.cancel(op.id)).toEqual(await q.operation(op.id));
       const compensation = await q.claimOne("w9", ["undo"]);
       expect((await q.report(compensation, {})).cancelRequested).toBe(false);
