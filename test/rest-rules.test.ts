@@ -190,6 +190,7 @@ describe("path templates", () => {
     ["a verb with a slash", "/v1/x:a/b"],
     ["** before the end", "/v1/**/x"],
     ["** inside a variable before the end", "/v1/{a=**}/x"],
+    ["** ending a variable before the end", "/v1/{a=x/**}/y"],
     ["a variable with a bad name", "/v1/{1a}"],
     ["a variable with an empty path step", "/v1/{a..b}"],
     ["a variable with a dash", "/v1/{a-b}"],
@@ -197,10 +198,13 @@ describe("path templates", () => {
     ["an empty segment", "/v1//x"],
     ["a trailing slash", "/v1/"],
     ["a literal with a star", "/v1/a*"],
-    ["a literal with a brace", "/v1/a}"],
-    ["an unclosed brace", "/v1/{a"],
   ])("refuses %s", (_, source) => {
     expect(() => parsePathTemplate(source)).toThrow(source);
+  });
+
+  it("names a segment that is neither a literal nor a variable", () => {
+    expect(() => parsePathTemplate("/v1/a}")).toThrow('bad segment "a}" in path template /v1/a}');
+    expect(() => parsePathTemplate("/v1/{a")).toThrow('bad segment "{a" in path template /v1/{a');
   });
 
   it("binds a single-segment variable fully decoded, and a multi-segment one with its slashes, each segment decoded", () => {
@@ -221,6 +225,10 @@ describe("path templates", () => {
     const star = parsePathTemplate("/v1/*");
     expect(matchPathTemplate(star, "/v1/x")).toEqual(new Map());
     expect(matchPathTemplate(star, "/v1")).toBeUndefined();
+    // A variable whose own segments do not match fails the whole match, whatever follows it.
+    expect(matchPathTemplate(parsePathTemplate("/v1/{a=x}"), "/v1")).toBeUndefined();
+    expect(matchPathTemplate(parsePathTemplate("/v1/{a=x}/**"), "/v1/y/z")).toBeUndefined();
+    expect(matchPathTemplate(parsePathTemplate("/v1/{a=x}/**"), "/v1/x/z")).toEqual(new Map([["a", "x"]]));
   });
 
   it("lets ** match any number of segments, but a variable at least one", () => {
@@ -291,6 +299,8 @@ describe("query strings", () => {
     expect(pairs("a=%c3%a9%zz")).toEqual([["a", "é%zz"]]);
     expect(pairs("a=é%")).toEqual([["a", "é%"]]);
     expect(pairs("a=b%C3%A9%")).toEqual([["a", "bé%"]]);
+    // Hex digits that follow no "%" are characters, not bytes.
+    expect(pairs("a=0ff%C3%A9%")).toEqual([["a", "0ffé%"]]);
   });
 
   it.each([
@@ -298,6 +308,7 @@ describe("query strings", () => {
     ["a byte that is not UTF-8, lower case", "a=%ff"],
     ["a bad byte beside a stray %", "a=%FF%"],
     ["a truncated sequence before a stray %", "a=%C3%zz"],
+    ["a lead byte before a letter, beside a stray %", "a=%C3z%A9%"],
     ["an encoded surrogate", "a=%ED%A0%80"],
     ["a name that is not UTF-8", "%FF=1"],
   ])("refuses %s with INVALID_ARGUMENT", (_, raw) => {
@@ -319,6 +330,7 @@ describe("query values", () => {
     expect(queryValueToJson(leaf("color"), "COLOR_RED")).toBe("COLOR_RED");
     expect(queryValueToJson(leaf("color"), "2")).toBe(2);
     expect(queryValueToJson(leaf("color"), "-1")).toBe(-1);
+    expect(queryValueToJson(leaf("color"), "12")).toBe(12);
     expect(queryValueToJson(leaf("color"), "2a")).toBe("2a");
     expect(queryValueToJson(leaf("color"), "a2")).toBe("a2");
     expect(queryValueToJson(leaf("colors"), "1")).toBe(1);
@@ -427,6 +439,7 @@ describe("the request a route builds", () => {
     ["a sub-field of a time", "since.seconds=1", "query parameter since.seconds: since has no sub-fields to set"],
     ["a sub-field of a wrapper", "limit.value=1", "query parameter limit.value: limit has no sub-fields to set"],
     ["a singular field twice", "id=a&id=b", "query parameter id is not repeated but was given 2 times"],
+    ["a time twice", "since=2024-01-01T00:00:00Z&since=2024-01-02T00:00:00Z", "query parameter since is not repeated but was given 2 times"],
     ["a map", "labels=x", "map field labels cannot be set from the URL"],
     ["a message", "inner_part=x", "field inner_part is a message; set its fields instead (for example inner_part.<field>=…)"],
   ])("refuses %s", (_, query, message) => {
@@ -493,6 +506,7 @@ describe("routes from google.api.http", () => {
     ["no pattern", rule({}), "google.api.http of t.v1.ProbeService.M has no pattern"],
     ["a bad template", rule({ pattern: { case: "get", value: "/v1//x" } }), "/v1//x"],
     ["a variable naming no field", rule({ pattern: { case: "get", value: "/v1/{nope}" } }), "google.api.http of t.v1.ProbeService.M: path variable nope is not a singular scalar field of t.v1.Probe"],
+    ["a variable naming no nested field", rule({ pattern: { case: "get", value: "/v1/{inner_part.nope}" } }), "path variable inner_part.nope is not a singular scalar field"],
     ["a variable naming a message", rule({ pattern: { case: "get", value: "/v1/{inner_part}" } }), "path variable inner_part is not a singular scalar field"],
     ["a variable naming a list", rule({ pattern: { case: "get", value: "/v1/{tags}" } }), "path variable tags is not a singular scalar field"],
     ["a body naming no field", rule({ pattern: { case: "post", value: "/v1/x" }, body: "nope" }), "google.api.http of t.v1.ProbeService.M: body nope is not a field of t.v1.Probe"],
@@ -586,6 +600,7 @@ describe("refusals and bodies over HTTP", () => {
     expect(await read(gzipped, { "content-encoding": "gzip" })).toEqual({ text: '{"a":1}', counted: gzipped.byteLength });
     expect(await read(brotliCompressSync('{"b":2}'), { "content-encoding": " BR " })).toMatchObject({ text: '{"b":2}' });
     expect(await read("x", { "content-encoding": "identity" })).toMatchObject({ text: "x" });
+    expect(await read("x", { "content-encoding": "" })).toMatchObject({ text: "x" });
     expect(await read("")).toEqual({ text: "", counted: 0 });
   });
 
