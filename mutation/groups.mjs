@@ -90,6 +90,8 @@ export const groups = [
     name: "rpc",
     mutate: ["src/rpc/**/*.ts"],
     suites: [
+      // Direct tests first (see the repositories group).
+      "test/rpc-rules.test.ts",
       "test/error-mapping.test.ts",
       "test/request-validation.test.ts",
       "test/field-mask.test.ts",
@@ -103,12 +105,12 @@ export const groups = [
   {
     name: "task-lifecycle",
     mutate: ["src/operations/task-lifecycle.ts"],
-    suites: ["test/operations-worker.test.ts", "test/operations-backoff.test.ts", "test/queue-plans.test.ts"],
+    suites: ["test/task-lifecycle.test.ts", "test/operations-worker.test.ts", "test/operations-backoff.test.ts", "test/queue-plans.test.ts"],
   },
   {
     name: "rest",
     mutate: ["src/server/rest/**/*.ts"],
-    suites: ["test/rest.test.ts", "test/rest-query-string.test.ts", "test/properties/rest-equivalence.test.ts"],
+    suites: ["test/rest-rules.test.ts", "test/rest.test.ts", "test/rest-query-string.test.ts", "test/properties/rest-equivalence.test.ts"],
   },
 ];
 

@@ -74,7 +74,8 @@ describe("request validation (buf.validate rules, enforced by protovalidate)", (
     const violations = await createUser(message);
     const ms = performance.now() - start;
     expect(violations).toEqual([{ field: "user.roles", description: "must contain no more than 32 item(s)" }]);
-    expect(ms).toBeLessThan(5); // protovalidate alone: seconds (every item's pattern)
+    // protovalidate alone: seconds (every item's pattern). Not bounded under `npm run mutate` (MUTATION_RUN): instrumented code is slower.
+    if (process.env.MUTATION_RUN !== "1") expect(ms).toBeLessThan(5);
     const huge = create(CreateUserRequestSchema, { user: { email: `${"a".repeat(4 << 20)}@example.com` } });
     expect(await createUser(huge)).toEqual([{ field: "user.email", description: "must be at most 254 characters" }]);
   });

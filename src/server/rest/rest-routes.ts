@@ -72,6 +72,7 @@ function routeOf(method: DescMethod, rule: HttpRule): RestRoute {
   const pathFields = template.variables.map((variable) => {
     const fields = resolveFieldPath(method.input, variable);
     const leaf = fields?.at(-1);
+    // Stryker disable next-line LogicalOperator: equivalent: a variable names at least one field, so `leaf` is undefined exactly when `fields` is
     if (!fields || !leaf || leaf.fieldKind !== "scalar") {
       throw new Error(`${where}: path variable ${variable.join(".")} is not a singular scalar field of ${method.input.typeName}`);
     }
