@@ -54,7 +54,7 @@ describe.each(databaseKinds)("task lifecycle on %s", (kind) => {
       /** Starts an operation of `steps` (all of kind "build" unless said otherwise). */
       start: (steps: readonly Step[], maxAttempts = queueSettings.maxAttempts) =>
         tx((t) =>
-          new OperationStarter({ ...queueSettings, maxAttempts }).start(t, {
+          new OperationStarter({ ...queueSettings, maxAttempts }).start(scope, t, {
             kind: "workflows.run",
             resource: "workflows/w1",
             tasks: steps.map((s) => ({ step: s.step, kind: s.kind ?? "build", input: { step: s.step }, dependsOn: s.after ?? [], compensation: s.compensation })),
