@@ -18,7 +18,7 @@ export interface WebhookEndpoint {
   readonly tier: Tier;
 }
 
-/** The id the statement is compiled with, replaced by the one looked up at each run (withParameters). */
+/** The id the statement is compiled with, replaced by the one looked up at each run (runCompiled). */
 // Stryker disable next-line StringLiteral: equivalent: any placeholder is replaced before the statement runs
 const placeholderId = "00000000-0000-0000-0000-000000000000";
 
