@@ -144,7 +144,6 @@ function decodeAll(raw: readonly string[]): string[] | undefined {
   try {
     // Stryker disable next-line StringLiteral: equivalent: decoding text without "%" leaves it as it is (the test only saves the call)
     return raw.map((p) => (p.includes("%") ? decodeURIComponent(p) : p));
-    // Stryker disable next-line BlockStatement: equivalent: an empty block returns undefined too
   } catch {
     return undefined;
   }

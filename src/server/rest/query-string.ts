@@ -55,7 +55,6 @@ function isUtf8(text: string): boolean {
   try {
     new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(bytes));
     return true;
-    // Stryker disable next-line BlockStatement: equivalent: an empty block returns undefined, as falsy as false
   } catch {
     return false;
   }
