@@ -13,6 +13,7 @@ import * as taskTraceParent from "./20261129005000_task_trace_parent.js";
 import * as webhooks from "./20261129006000_webhooks.js";
 import * as artifacts from "./20261129007000_artifacts.js";
 import * as sagas from "./20261129008000_sagas.js";
+import * as taskRunAfterMicroseconds from "./20261129009000_task_run_after_microseconds.js";
 
 /**
  * Every migration, by name; names sort in the order they apply. Listed
@@ -34,4 +35,5 @@ export const migrations: Record<string, Migration> = {
   "20261129006000_webhooks": webhooks,
   "20261129007000_artifacts": artifacts,
   "20261129008000_sagas": sagas,
+  "20261129009000_task_run_after_microseconds": taskRunAfterMicroseconds,
 };

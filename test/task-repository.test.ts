@@ -175,6 +175,22 @@ describe.each(databaseKinds)("task queue statements on %s", (kind) => {
     expect((await queue("acme", (q) => q.tasks.leaseReady([k], 1, "w", 30_000))).map((r) => r.task.attempt)).toEqual([2]);
   });
 
+  it("leases a task requeued ready now to a claim that starts any time after, however soon", async () => {
+    // run_after is written from now() and compared with a later transaction's now(). Stored rounded to the
+    // millisecond (as timestamptz(3) did), half of such writes landed in the future, and a claim in the same
+    // half millisecond skipped the task. Within one transaction now() does not move, so each round here is
+    // that claim at its soonest: with rounding, 20 rounds all passing would be a one-in-a-million chance.
+    const k = newKind();
+    const { ids } = await plan("acme", { a: { kind: k } });
+    for (let round = 1; round <= 20; round++) {
+      const leased = await queue("acme", async (q) => {
+        await q.tasks.requeue(ids.a!, 0);
+        return q.tasks.leaseReady([k], 1, "w", 30_000);
+      });
+      expect(leased.map((r) => r.task.attempt)).toEqual([round]);
+    }
+  });
+
   it("finds the leases that expired, and only those of the tenant", async () => {
     const k = newKind();
     const { ids } = await plan("acme", { expired: { kind: k }, live: { kind: k } });
