@@ -4,14 +4,14 @@
 // another tenant's identical agents beside the caller's. The end-to-end
 // suites reach these through AgentService and IpaService.
 import { randomUUID } from "node:crypto";
-import { sql } from "kysely";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import type { Agent, AgentPatch, NewAgent } from "../src/agents/agent.js";
 import { AgentRepository } from "../src/agents/agent.repository.js";
-import { AbortedError, NotFoundError } from "../src/shared/errors.js";
+import { NotFoundError } from "../src/shared/errors.js";
 import { databaseKinds } from "./support/databases.js";
 import { migratedDatabase } from "./support/migrated-database.js";
+import { expectOldestFirstPages, expectVersionedWrites, failure, newTenant, twinCreator, twinOf } from "./support/tenant-twins.js";
 
 const newAgent = (over: Partial<NewAgent> = {}): NewAgent => ({
   displayName: "Triage",
@@ -28,14 +28,10 @@ describe.each(databaseKinds)("agent statements on %s", (kind) => {
 
   const agents = <T>(tenant: string, work: (a: AgentRepository) => Promise<T>): Promise<T> =>
     suite.db.transaction().execute((trx) => work(new AgentRepository(trx, tenant)));
-  const newTenant = () => `tenant-${randomUUID().slice(0, 8)}`;
-  const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
-  /** Creates `input` in `tenant` and the same agent in another tenant, which nothing done in `tenant` may touch. */
-  const twin = async (tenant: string, input: NewAgent = newAgent()) => {
-    const other = await agents(`${tenant}-other`, (a) => a.create(input));
-    return { mine: await agents(tenant, (a) => a.create(input)), other };
-  };
-  const otherNow = (tenant: string, agent: Agent) => agents(`${tenant}-other`, (a) => a.get(agent.id));
+  /** Creates `input` in `tenant` and the same in its twin tenant, which nothing done in `tenant` may touch. */
+  const twinIn = twinCreator(agents, (a, input: NewAgent) => a.create(input));
+  const twin = (tenant: string, input: NewAgent = newAgent()) => twinIn(tenant, input);
+  const otherNow = (tenant: string, agent: Agent) => agents(twinOf(tenant), (a) => a.get(agent.id));
 
   it("creates an agent with every field as given, at version 1, and gets it in its tenant only", async () => {
     const tenant = newTenant();
@@ -45,7 +41,7 @@ describe.each(databaseKinds)("agent statements on %s", (kind) => {
     expect(mine.updateTime).toBeInstanceOf(Date);
     expect(Object.keys(mine).sort()).toEqual(["config", "createTime", "displayName", "id", "instructions", "model", "state", "tools", "updateTime", "version"]);
     expect(await agents(tenant, (a) => a.get(mine.id))).toEqual(mine);
-    const elsewhere = await failure(agents(`${tenant}-other`, (a) => a.get(mine.id)));
+    const elsewhere = await failure(agents(twinOf(tenant), (a) => a.get(mine.id)));
     expect(elsewhere).toBeInstanceOf(NotFoundError);
     expect(elsewhere).toMatchObject({ resource: "agent", id: mine.id });
   });
@@ -77,38 +73,21 @@ describe.each(databaseKinds)("agent statements on %s", (kind) => {
   it("updates and deletes at the expected version only: ABORTED when stale, NOT_FOUND in another tenant", async () => {
     const tenant = newTenant();
     const { mine, other } = await twin(tenant);
-    expect(await agents(tenant, (a) => a.update(mine.id, { model: "m2" }, 1))).toMatchObject({ model: "m2", version: 2 });
-    expect(await failure(agents(tenant, (a) => a.update(mine.id, { model: "stale" }, 1)))).toBeInstanceOf(AbortedError);
-    expect(await failure(agents(tenant, (a) => a.delete(mine.id, 1)))).toBeInstanceOf(AbortedError);
-    expect(await failure(agents(`${tenant}-other`, (a) => a.update(mine.id, { model: "theirs" }, undefined)))).toMatchObject({ resource: "agent", id: mine.id });
-    expect(await failure(agents(`${tenant}-other`, (a) => a.delete(mine.id, undefined)))).toMatchObject({ resource: "agent", id: mine.id });
-    await agents(tenant, (a) => a.delete(mine.id, 2));
-    expect(await failure(agents(tenant, (a) => a.get(mine.id)))).toBeInstanceOf(NotFoundError);
+    await expectVersionedWrites(agents, tenant, mine, "agent");
     expect(await otherNow(tenant, other)).toEqual(other);
   });
 
   it("lists the tenant's agents oldest first, the id breaking ties, in pages after a keyset position", async () => {
     const tenant = newTenant();
     const [a, b, c] = [(await twin(tenant)).mine, (await twin(tenant)).mine, (await twin(tenant)).mine];
-    // Creation times set apart (b and c tied) from one fixed time, rather than left to the clock's resolution.
-    const base = new Date().toISOString();
-    for (const [id, seconds] of [[a!.id, 30], [b!.id, 10], [c!.id, 10]] as const) {
-      await sql`update agents set create_time = ${base}::timestamptz - make_interval(secs => ${seconds}) where tenant_id = ${tenant} and id = ${id}`.execute(suite.db);
-    }
-    const [first, ...tied] = [a!.id, ...[b!.id, c!.id].sort()];
-    const list = async (limit: number, after?: readonly unknown[]) => (await agents(tenant, (x) => x.list(limit, after))).map((x) => x.id);
-    expect(await list(10)).toEqual([first, ...tied]);
-    expect(await list(2)).toEqual([first, tied[0]]);
-    const second = await agents(tenant, (x) => x.get(tied[0]!));
-    expect(await list(10, [second.createTime, second.id])).toEqual([tied[1]]);
-    expect((await agents(tenant, (x) => x.list(1, undefined)))[0]).toEqual(await agents(tenant, (x) => x.get(first!)));
+    await expectOldestFirstPages(suite.db, "agents", agents, tenant, [a!, b!, c!]);
   });
 
   it("reads the agents among some ids that exist in the tenant, keyed by id", async () => {
     const tenant = newTenant();
     const one = (await twin(tenant, newAgent({ displayName: "one" }))).mine;
     const two = (await twin(tenant, newAgent({ displayName: "two" }))).mine;
-    const theirs = await agents(`${tenant}-other`, (a) => a.create(newAgent({ displayName: "theirs" })));
+    const theirs = await agents(twinOf(tenant), (a) => a.create(newAgent({ displayName: "theirs" })));
     const shared = await agents(tenant, (a) => a.getShared([two.id, randomUUID(), one.id, theirs.id]));
     expect([...shared.keys()].sort()).toEqual([one.id, two.id].sort());
     expect(shared.get(one.id)).toEqual(one);

@@ -13,6 +13,7 @@ import { IpaRepository } from "../src/ipas/ipa.repository.js";
 import { AbortedError, NotFoundError } from "../src/shared/errors.js";
 import { databaseKinds } from "./support/databases.js";
 import { migratedDatabase } from "./support/migrated-database.js";
+import { expectOldestFirstPages, expectVersionedWrites, failure, newTenant, twinCreator, twinOf } from "./support/tenant-twins.js";
 
 const newIpa = (over: Partial<NewIpa> = {}): NewIpa => ({
   displayName: "Review",
@@ -26,14 +27,10 @@ describe.each(databaseKinds)("IPA statements on %s", (kind) => {
 
   const ipas = <T>(tenant: string, work: (i: IpaRepository) => Promise<T>): Promise<T> =>
     suite.db.transaction().execute((trx) => work(new IpaRepository(trx, tenant)));
-  const newTenant = () => `tenant-${randomUUID().slice(0, 8)}`;
-  const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
-  /** Creates `input` in `tenant` and the same IPA in another tenant, which nothing done in `tenant` may touch. */
-  const twin = async (tenant: string, input: NewIpa = newIpa()) => {
-    const other = await ipas(`${tenant}-other`, (i) => i.create(input));
-    return { mine: await ipas(tenant, (i) => i.create(input)), other };
-  };
-  const otherNow = (tenant: string, ipa: Ipa) => ipas(`${tenant}-other`, (i) => i.get(ipa.id));
+  /** Creates `input` in `tenant` and the same in its twin tenant, which nothing done in `tenant` may touch. */
+  const twinIn = twinCreator(ipas, (i, input: NewIpa) => i.create(input));
+  const twin = (tenant: string, input: NewIpa = newIpa()) => twinIn(tenant, input);
+  const otherNow = (tenant: string, ipa: Ipa) => ipas(twinOf(tenant), (i) => i.get(ipa.id));
   /** The agent ids stored for the IPA: what deployedUsing's agent query reads. */
   const agentIds = async (tenant: string, id: string) =>
     (await sql<{ agent_ids: string[] }>`select agent_ids from ipas where tenant_id = ${tenant} and id = ${id}`.execute(suite.db)).rows[0]?.agent_ids;
@@ -49,7 +46,7 @@ describe.each(databaseKinds)("IPA statements on %s", (kind) => {
     expect(Object.keys(mine).sort()).toEqual(["agentBindings", "createTime", "deployedRevision", "displayName", "id", "state", "updateTime", "version", "workflowId"]);
     expect(await ipas(tenant, (i) => i.get(mine.id))).toEqual(mine);
     expect(new Set(await agentIds(tenant, mine.id))).toEqual(new Set(Object.values(input.agentBindings)));
-    const elsewhere = await failure(ipas(`${tenant}-other`, (i) => i.get(mine.id)));
+    const elsewhere = await failure(ipas(twinOf(tenant), (i) => i.get(mine.id)));
     expect(elsewhere).toBeInstanceOf(NotFoundError);
     expect(elsewhere).toMatchObject({ resource: "ipa", id: mine.id });
   });
@@ -78,7 +75,7 @@ describe.each(databaseKinds)("IPA statements on %s", (kind) => {
     const retired = await ipas(tenant, (i) => i.setState(mine.id, "retired", undefined, undefined));
     expect(retired).toMatchObject({ state: "retired", deployedRevision: 3, version: 3 });
     expect(await failure(ipas(tenant, (i) => i.setState(mine.id, "draft", undefined, 2)))).toBeInstanceOf(AbortedError);
-    expect(await failure(ipas(`${tenant}-other`, (i) => i.setState(mine.id, "deployed", 1, undefined)))).toMatchObject({ resource: "ipa", id: mine.id });
+    expect(await failure(ipas(twinOf(tenant), (i) => i.setState(mine.id, "deployed", 1, undefined)))).toMatchObject({ resource: "ipa", id: mine.id });
     expect(await ipas(tenant, (i) => i.get(mine.id))).toEqual(retired);
     expect(await otherNow(tenant, other)).toEqual(other);
   });
@@ -86,30 +83,14 @@ describe.each(databaseKinds)("IPA statements on %s", (kind) => {
   it("updates and deletes at the expected version only: ABORTED when stale, NOT_FOUND in another tenant", async () => {
     const tenant = newTenant();
     const { mine, other } = await twin(tenant);
-    expect(await ipas(tenant, (i) => i.update(mine.id, { displayName: "v2" }, 1))).toMatchObject({ displayName: "v2", version: 2 });
-    expect(await failure(ipas(tenant, (i) => i.update(mine.id, { displayName: "stale" }, 1)))).toBeInstanceOf(AbortedError);
-    expect(await failure(ipas(tenant, (i) => i.delete(mine.id, 1)))).toBeInstanceOf(AbortedError);
-    expect(await failure(ipas(`${tenant}-other`, (i) => i.delete(mine.id, undefined)))).toMatchObject({ resource: "ipa", id: mine.id });
-    await ipas(tenant, (i) => i.delete(mine.id, 2));
-    expect(await failure(ipas(tenant, (i) => i.get(mine.id)))).toBeInstanceOf(NotFoundError);
+    await expectVersionedWrites(ipas, tenant, mine, "ipa");
     expect(await otherNow(tenant, other)).toEqual(other);
   });
 
   it("lists the tenant's IPAs oldest first, the id breaking ties, in pages after a keyset position", async () => {
     const tenant = newTenant();
     const [a, b, c] = [(await twin(tenant)).mine, (await twin(tenant)).mine, (await twin(tenant)).mine];
-    // Creation times set apart (b and c tied) from one fixed time, rather than left to the clock's resolution.
-    const base = new Date().toISOString();
-    for (const [id, seconds] of [[a!.id, 30], [b!.id, 10], [c!.id, 10]] as const) {
-      await sql`update ipas set create_time = ${base}::timestamptz - make_interval(secs => ${seconds}) where tenant_id = ${tenant} and id = ${id}`.execute(suite.db);
-    }
-    const [first, ...tied] = [a!.id, ...[b!.id, c!.id].sort()];
-    const list = async (limit: number, after?: readonly unknown[]) => (await ipas(tenant, (i) => i.list(limit, after))).map((x) => x.id);
-    expect(await list(10)).toEqual([first, ...tied]);
-    expect(await list(2)).toEqual([first, tied[0]]);
-    const second = await ipas(tenant, (i) => i.get(tied[0]!));
-    expect(await list(10, [second.createTime, second.id])).toEqual([tied[1]]);
-    expect((await ipas(tenant, (i) => i.list(1, undefined)))[0]).toEqual(await ipas(tenant, (i) => i.get(first!)));
+    await expectOldestFirstPages(suite.db, "ipas", ipas, tenant, [a!, b!, c!]);
   });
 
   it("finds the tenant's deployed IPAs running a workflow or binding an agent, by id, and no draft or retired one", async () => {
@@ -117,7 +98,7 @@ describe.each(databaseKinds)("IPA statements on %s", (kind) => {
     const [workflow, agent, otherAgent] = [randomUUID(), randomUUID(), randomUUID()];
     const deploy = async (input: NewIpa, state: "deployed" | "retired" | "draft" = "deployed") => {
       const { mine, other } = await twin(tenant, input);
-      for (const [t, ipa] of [[tenant, mine], [`${tenant}-other`, other]] as const) {
+      for (const [t, ipa] of [[tenant, mine], [twinOf(tenant), other]] as const) {
         if (state !== "draft") await ipas(t, (i) => i.setState(ipa.id, state, 1, undefined));
       }
       return mine;

@@ -5,13 +5,13 @@
 // end-to-end suite reaches these through UserService, one gateway start per
 // suite.
 import { randomUUID } from "node:crypto";
-import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import type { NewUser, User } from "../src/users/user.js";
 import { UserRepository } from "../src/users/user.repository.js";
-import { AbortedError, AlreadyExistsError, NotFoundError } from "../src/shared/errors.js";
+import { AlreadyExistsError, NotFoundError } from "../src/shared/errors.js";
 import { databaseKinds } from "./support/databases.js";
 import { migratedDatabase } from "./support/migrated-database.js";
+import { expectOldestFirstPages, expectVersionedWrites, failure, newTenant, twinCreator, twinOf } from "./support/tenant-twins.js";
 
 const newUser = (over: Partial<NewUser> = {}): NewUser => ({
   email: `${randomUUID().slice(0, 8)}@example.com`,
@@ -26,15 +26,10 @@ describe.each(databaseKinds)("user statements on %s", (kind) => {
 
   const users = <T>(tenant: string, work: (u: UserRepository) => Promise<T>): Promise<T> =>
     suite.db.transaction().execute((trx) => work(new UserRepository(trx, tenant)));
-  const newTenant = () => `tenant-${randomUUID().slice(0, 8)}`;
-  const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
-  /** Creates `input` in `tenant` and the same user in another tenant, which nothing done in `tenant` may touch. */
-  const twin = async (tenant: string, input: NewUser) => {
-    const other = await users(`${tenant}-other`, (u) => u.create(input));
-    return { mine: await users(tenant, (u) => u.create(input)), other };
-  };
+  /** Creates `input` in `tenant` and the same in its twin tenant, which nothing done in `tenant` may touch. */
+  const twin = twinCreator(users, (u, input: NewUser) => u.create(input));
   /** The other tenant's user as stored now: compared before and after, it shows it was left alone. */
-  const otherNow = (tenant: string, user: User) => users(`${tenant}-other`, (u) => u.get(user.id));
+  const otherNow = (tenant: string, user: User) => users(twinOf(tenant), (u) => u.get(user.id));
 
   it("creates a user with every field as given, at version 1, and gets it in its tenant only", async () => {
     const tenant = newTenant();
@@ -46,7 +41,7 @@ describe.each(databaseKinds)("user statements on %s", (kind) => {
     expect(Object.keys(mine).sort()).toEqual(["createTime", "displayName", "email", "id", "roles", "state", "updateTime", "version"]);
     expect(await users(tenant, (u) => u.get(mine.id))).toEqual(mine);
     expect(other.id).not.toBe(mine.id);
-    const elsewhere = await failure(users(`${tenant}-other`, (u) => u.get(mine.id)));
+    const elsewhere = await failure(users(twinOf(tenant), (u) => u.get(mine.id)));
     expect(elsewhere).toBeInstanceOf(NotFoundError);
     expect(elsewhere).toMatchObject({ resource: "user", id: mine.id });
   });
@@ -91,33 +86,13 @@ describe.each(databaseKinds)("user statements on %s", (kind) => {
   it("updates and deletes at the expected version only: ABORTED when stale, NOT_FOUND in another tenant", async () => {
     const tenant = newTenant();
     const { mine, other } = await twin(tenant, newUser());
-    expect(await users(tenant, (u) => u.update(mine.id, { displayName: "v2" }, 1))).toMatchObject({ displayName: "v2", version: 2 });
-    expect(await failure(users(tenant, (u) => u.update(mine.id, { displayName: "stale" }, 1)))).toBeInstanceOf(AbortedError);
-    expect(await failure(users(tenant, (u) => u.delete(mine.id, 1)))).toBeInstanceOf(AbortedError);
-    const theirs = await failure(users(`${tenant}-other`, (u) => u.delete(mine.id, undefined)));
-    expect(theirs).toMatchObject({ resource: "user", id: mine.id });
-    expect(await users(tenant, (u) => u.get(mine.id))).toMatchObject({ displayName: "v2", version: 2 });
-    await users(tenant, (u) => u.delete(mine.id, 2));
-    expect(await failure(users(tenant, (u) => u.get(mine.id)))).toBeInstanceOf(NotFoundError);
-    expect(await failure(users(tenant, (u) => u.delete(mine.id, undefined)))).toBeInstanceOf(NotFoundError);
+    await expectVersionedWrites(users, tenant, mine, "user");
     expect(await otherNow(tenant, other)).toEqual(other);
   });
 
   it("lists the tenant's users oldest first, the id breaking ties, in pages after a keyset position", async () => {
     const tenant = newTenant();
     const [a, b, c] = [(await twin(tenant, newUser())).mine, (await twin(tenant, newUser())).mine, (await twin(tenant, newUser())).mine];
-    // Creation times set apart (b and c tied) from one fixed time, rather than left to the clock's resolution.
-    const base = new Date().toISOString();
-    for (const [id, seconds] of [[a!.id, 30], [b!.id, 10], [c!.id, 10]] as const) {
-      await sql`update users set create_time = ${base}::timestamptz - make_interval(secs => ${seconds}) where tenant_id = ${tenant} and id = ${id}`.execute(suite.db);
-    }
-    const [first, ...tied] = [a!.id, ...[b!.id, c!.id].sort()];
-    const list = async (limit: number, after?: readonly unknown[]) => (await users(tenant, (u) => u.list(limit, after))).map((x) => x.id);
-    expect(await list(10)).toEqual([first, ...tied]);
-    expect(await list(2)).toEqual([first, tied[0]]);
-    const second = await users(tenant, (u) => u.get(tied[0]!));
-    expect(await list(10, [second.createTime, second.id])).toEqual([tied[1]]);
-    const listed = await users(tenant, (u) => u.list(1, undefined));
-    expect(listed[0]).toEqual(await users(tenant, (u) => u.get(first!)));
+    await expectOldestFirstPages(suite.db, "users", users, tenant, [a!, b!, c!]);
   });
 });

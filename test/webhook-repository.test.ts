@@ -14,9 +14,10 @@ import type { NewWebhook, Webhook, WebhookOwner, WebhookPatch, WebhookTarget } f
 import { WebhookEndpointRepository } from "../src/webhooks/webhook-endpoint.repository.js";
 import { WebhookRepository } from "../src/webhooks/webhook.repository.js";
 import { secretOf } from "../src/webhooks/webhook-secret.js";
-import { AbortedError, InternalError, NotFoundError, UnavailableError } from "../src/shared/errors.js";
+import { InternalError, NotFoundError, UnavailableError } from "../src/shared/errors.js";
 import { databaseKinds } from "./support/databases.js";
 import { migratedDatabase } from "./support/migrated-database.js";
+import { expectOldestFirstPages, expectVersionedWrites, failure, newTenant, twinCreator, twinOf } from "./support/tenant-twins.js";
 
 const owner: WebhookOwner = { tenant: "ignored", roles: ["operator", "viewer"], credential: { kind: "api_key", id: "k1" }, tier: "pro" };
 const targets: WebhookTarget[] = [
@@ -31,15 +32,11 @@ describe.each(databaseKinds)("webhook statements on %s", (kind) => {
 
   const webhooks = <T>(tenant: string, work: (w: WebhookRepository) => Promise<T>, by: WebhookOwner | null = owner): Promise<T> =>
     suite.db.transaction().execute((trx) => work(by ? new WebhookRepository(trx, tenant).ownedBy(by) : new WebhookRepository(trx, tenant)));
-  const newTenant = () => `tenant-${randomUUID().slice(0, 8)}`;
-  const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
-  /** Creates `input` in `tenant` and the same endpoint in another tenant, which nothing done in `tenant` may touch. */
-  const twin = async (tenant: string, input: NewWebhook = newWebhook()) => {
-    const other = await webhooks(`${tenant}-other`, (w) => w.create(input));
-    return { mine: await webhooks(tenant, (w) => w.create(input)), other };
-  };
+  /** Creates `input` in `tenant` and the same in its twin tenant, which nothing done in `tenant` may touch. */
+  const twinIn = twinCreator(webhooks, (w, input: NewWebhook) => w.create(input));
+  const twin = (tenant: string, input: NewWebhook = newWebhook()) => twinIn(tenant, input);
   const withoutSecret = ({ secret: _, ...webhook }: Webhook): Webhook => webhook;
-  const otherNow = (tenant: string, webhook: Webhook) => webhooks(`${tenant}-other`, (w) => w.get(webhook.id));
+  const otherNow = (tenant: string, webhook: Webhook) => webhooks(twinOf(tenant), (w) => w.get(webhook.id));
 
   it("creates an endpoint for each kind of target, created by its owner with a fresh secret, and gets it in its tenant only", async () => {
     const tenant = newTenant();
@@ -56,7 +53,7 @@ describe.each(databaseKinds)("webhook statements on %s", (kind) => {
       const read = await webhooks(tenant, (w) => w.get(mine.id));
       expect(read).toEqual(withoutSecret(mine));
       expect("secret" in read).toBe(false);
-      const elsewhere = await failure(webhooks(`${tenant}-other`, (w) => w.get(mine.id)));
+      const elsewhere = await failure(webhooks(twinOf(tenant), (w) => w.get(mine.id)));
       expect(elsewhere).toBeInstanceOf(NotFoundError);
       expect(elsewhere).toMatchObject({ resource: "webhook", id: mine.id });
     }
@@ -78,7 +75,7 @@ describe.each(databaseKinds)("webhook statements on %s", (kind) => {
     const endpoints = new WebhookEndpointRepository(suite.db);
     for (const target of targets) {
       const { mine, other } = await twin(tenant, newWebhook({ target }));
-      for (const [t, created] of [[tenant, mine], [`${tenant}-other`, other]] as const) {
+      for (const [t, created] of [[tenant, mine], [twinOf(tenant), other]] as const) {
         const found = await endpoints.find(created.id);
         expect(found).toEqual({ id: created.id, tenant: t, target, signingKey: expect.any(Buffer), creator: "api_key:k1", roles: ["operator", "viewer"], tier: "pro" });
         expect(secretOf(found!.signingKey)).toBe(created.secret);
@@ -138,12 +135,8 @@ describe.each(databaseKinds)("webhook statements on %s", (kind) => {
   it("updates and deletes at the expected version only: ABORTED when stale, NOT_FOUND in another tenant", async () => {
     const tenant = newTenant();
     const { mine, other } = await twin(tenant);
-    expect(await webhooks(tenant, (w) => w.update(mine.id, { displayName: "v2" }, 1))).toMatchObject({ displayName: "v2", version: 2 });
-    expect(await failure(webhooks(tenant, (w) => w.update(mine.id, { displayName: "stale" }, 1)))).toBeInstanceOf(AbortedError);
-    expect(await failure(webhooks(tenant, (w) => w.delete(mine.id, 1)))).toBeInstanceOf(AbortedError);
-    expect(await failure(webhooks(`${tenant}-other`, (w) => w.delete(mine.id, undefined)))).toMatchObject({ resource: "webhook", id: mine.id });
-    await webhooks(tenant, (w) => w.delete(mine.id, 2));
-    expect(await failure(webhooks(tenant, (w) => w.get(mine.id)))).toBeInstanceOf(NotFoundError);
+    await expectVersionedWrites(webhooks, tenant, mine, "webhook");
+    // Deliveries, which read across tenants, no longer find it either.
     expect(await new WebhookEndpointRepository(suite.db).find(mine.id)).toBeUndefined();
     expect(await otherNow(tenant, other)).toEqual(withoutSecret(other));
   });
@@ -151,17 +144,6 @@ describe.each(databaseKinds)("webhook statements on %s", (kind) => {
   it("lists the tenant's endpoints oldest first, the id breaking ties, in pages after a keyset position", async () => {
     const tenant = newTenant();
     const [a, b, c] = [(await twin(tenant)).mine, (await twin(tenant)).mine, (await twin(tenant)).mine];
-    // Creation times set apart (b and c tied) from one fixed time, rather than left to the clock's resolution.
-    const base = new Date().toISOString();
-    for (const [id, seconds] of [[a!.id, 30], [b!.id, 10], [c!.id, 10]] as const) {
-      await sql`update webhooks set create_time = ${base}::timestamptz - make_interval(secs => ${seconds}) where tenant_id = ${tenant} and id = ${id}`.execute(suite.db);
-    }
-    const [first, ...tied] = [a!.id, ...[b!.id, c!.id].sort()];
-    const list = async (limit: number, after?: readonly unknown[]) => (await webhooks(tenant, (w) => w.list(limit, after))).map((x) => x.id);
-    expect(await list(10)).toEqual([first, ...tied]);
-    expect(await list(2)).toEqual([first, tied[0]]);
-    const second = await webhooks(tenant, (w) => w.get(tied[0]!));
-    expect(await list(10, [second.createTime, second.id])).toEqual([tied[1]]);
-    expect((await webhooks(tenant, (w) => w.list(1, undefined)))[0]).toEqual(await webhooks(tenant, (w) => w.get(first!)));
+    await expectOldestFirstPages(suite.db, "webhooks", webhooks, tenant, [a!, b!, c!]);
   });
 });

@@ -4,7 +4,6 @@
 // deploy or a run holds, with another tenant's identical workflows beside the
 // caller's. The end-to-end suites reach these through WorkflowService.
 import { randomUUID } from "node:crypto";
-import { sql } from "kysely";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import type { NewWorkflow, Workflow, WorkflowPatch, WorkflowStep } from "../src/workflows/workflow.js";
@@ -12,6 +11,7 @@ import { WorkflowRepository } from "../src/workflows/workflow.repository.js";
 import { AbortedError, NotFoundError } from "../src/shared/errors.js";
 import { databaseKinds } from "./support/databases.js";
 import { migratedDatabase } from "./support/migrated-database.js";
+import { expectOldestFirstPages, failure, newTenant, twinCreator, twinOf } from "./support/tenant-twins.js";
 
 const steps: WorkflowStep[] = [
   { name: "fetch", kind: "http", config: { url: "https://example.com", retries: 2 }, dependsOn: [] },
@@ -24,16 +24,12 @@ describe.each(databaseKinds)("workflow statements on %s", (kind) => {
 
   const workflows = <T>(tenant: string, work: (w: WorkflowRepository) => Promise<T>): Promise<T> =>
     suite.db.transaction().execute((trx) => work(new WorkflowRepository(trx, tenant)));
-  const newTenant = () => `tenant-${randomUUID().slice(0, 8)}`;
-  const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
-  /** Creates `input` in `tenant` and the same workflow in another tenant, which nothing done in `tenant` may touch. */
-  const twin = async (tenant: string, input: NewWorkflow = newWorkflow()) => {
-    const other = await workflows(`${tenant}-other`, (w) => w.create(input));
-    return { mine: await workflows(tenant, (w) => w.create(input)), other };
-  };
+  /** Creates `input` in `tenant` and the same in its twin tenant, which nothing done in `tenant` may touch. */
+  const twinIn = twinCreator(workflows, (w, input: NewWorkflow) => w.create(input));
+  const twin = (tenant: string, input: NewWorkflow = newWorkflow()) => twinIn(tenant, input);
   /** The other tenant's workflow and its revisions as stored now: compared before and after, they show they were left alone. */
   const otherNow = (tenant: string, workflow: Workflow) =>
-    workflows(`${tenant}-other`, async (w) => ({ workflow: await w.get(workflow.id), revisions: await w.revisions(workflow.id, 100, undefined) }));
+    workflows(twinOf(tenant), async (w) => ({ workflow: await w.get(workflow.id), revisions: await w.revisions(workflow.id, 100, undefined) }));
 
   it("creates a workflow with every field and step as given, at revision 1, recorded as its first revision, and gets it in its tenant only", async () => {
     const tenant = newTenant();
@@ -46,10 +42,10 @@ describe.each(databaseKinds)("workflow statements on %s", (kind) => {
     expect(Object.keys(mine).sort()).toEqual(["createTime", "description", "displayName", "id", "revision", "state", "steps", "updateTime"]);
     expect(await workflows(tenant, (w) => w.get(mine.id))).toEqual(mine);
     expect(await workflows(tenant, (w) => w.revisions(mine.id, 10, undefined))).toEqual([mine]);
-    const elsewhere = await failure(workflows(`${tenant}-other`, (w) => w.get(mine.id)));
+    const elsewhere = await failure(workflows(twinOf(tenant), (w) => w.get(mine.id)));
     expect(elsewhere).toBeInstanceOf(NotFoundError);
     expect(elsewhere).toMatchObject({ resource: "workflow", id: mine.id });
-    expect(await workflows(`${tenant}-other`, (w) => w.revisions(mine.id, 10, undefined))).toEqual([]);
+    expect(await workflows(twinOf(tenant), (w) => w.revisions(mine.id, 10, undefined))).toEqual([]);
   });
 
   it("updates each field on its own as a new revision, recording each revision as it was, leaving the other tenant's workflow alone", async () => {
@@ -95,8 +91,8 @@ describe.each(databaseKinds)("workflow statements on %s", (kind) => {
     expect(await workflows(tenant, (w) => w.update(mine.id, { displayName: "v2" }, 1))).toMatchObject({ displayName: "v2", revision: 2 });
     expect(await failure(workflows(tenant, (w) => w.update(mine.id, { displayName: "stale" }, 1)))).toBeInstanceOf(AbortedError);
     expect(await failure(workflows(tenant, (w) => w.delete(mine.id, 1)))).toBeInstanceOf(AbortedError);
-    expect(await failure(workflows(`${tenant}-other`, (w) => w.update(mine.id, { displayName: "theirs" }, undefined)))).toMatchObject({ resource: "workflow", id: mine.id });
-    expect(await failure(workflows(`${tenant}-other`, (w) => w.delete(mine.id, undefined)))).toMatchObject({ resource: "workflow", id: mine.id });
+    expect(await failure(workflows(twinOf(tenant), (w) => w.update(mine.id, { displayName: "theirs" }, undefined)))).toMatchObject({ resource: "workflow", id: mine.id });
+    expect(await failure(workflows(twinOf(tenant), (w) => w.delete(mine.id, undefined)))).toMatchObject({ resource: "workflow", id: mine.id });
     expect((await workflows(tenant, (w) => w.revisions(mine.id, 10, undefined))).map((r) => r.revision)).toEqual([2, 1]);
     await workflows(tenant, (w) => w.delete(mine.id, 2));
     expect(await failure(workflows(tenant, (w) => w.get(mine.id)))).toBeInstanceOf(NotFoundError);
@@ -107,25 +103,14 @@ describe.each(databaseKinds)("workflow statements on %s", (kind) => {
   it("lists the tenant's workflows oldest first, the id breaking ties, in pages after a keyset position", async () => {
     const tenant = newTenant();
     const [a, b, c] = [(await twin(tenant)).mine, (await twin(tenant)).mine, (await twin(tenant)).mine];
-    // Creation times set apart (b and c tied) from one fixed time, rather than left to the clock's resolution.
-    const base = new Date().toISOString();
-    for (const [id, seconds] of [[a!.id, 30], [b!.id, 10], [c!.id, 10]] as const) {
-      await sql`update workflows set create_time = ${base}::timestamptz - make_interval(secs => ${seconds}) where tenant_id = ${tenant} and id = ${id}`.execute(suite.db);
-    }
-    const [first, ...tied] = [a!.id, ...[b!.id, c!.id].sort()];
-    const list = async (limit: number, after?: readonly unknown[]) => (await workflows(tenant, (w) => w.list(limit, after))).map((x) => x.id);
-    expect(await list(10)).toEqual([first, ...tied]);
-    expect(await list(2)).toEqual([first, tied[0]]);
-    const second = await workflows(tenant, (w) => w.get(tied[0]!));
-    expect(await list(10, [second.createTime, second.id])).toEqual([tied[1]]);
-    expect((await workflows(tenant, (w) => w.list(1, undefined)))[0]).toEqual(await workflows(tenant, (w) => w.get(first!)));
+    await expectOldestFirstPages(suite.db, "workflows", workflows, tenant, [a!, b!, c!]);
   });
 
   it("finds a workflow of the tenant, or none for an id it does not have", async () => {
     const tenant = newTenant();
     const { mine } = await twin(tenant);
     expect(await workflows(tenant, (w) => w.findShared(mine.id))).toEqual(mine);
-    expect(await workflows(`${tenant}-other`, (w) => w.findShared(mine.id))).toBeUndefined();
+    expect(await workflows(twinOf(tenant), (w) => w.findShared(mine.id))).toBeUndefined();
     expect(await workflows(tenant, (w) => w.findShared(randomUUID()))).toBeUndefined();
   });
 
