@@ -325,6 +325,25 @@ describe.each(databaseKinds)("task lifecycle on %s", (kind) => {
       expect(await q.operation(op.id)).toMatchObject({ stage: "compile", message: "nearly", progress: 0.4 });
     });
 
+    it("takes back a retried attempt's progress: the operation's progress and the next report start from what is left", async () => {
+      const q = queue();
+      const op = await q.start([{ step: "a" }, { step: "b" }]);
+      const [a, b] = [await q.claimOne(), await q.claimOne()];
+      await q.report(a, { progress: 0.5 });
+      await q.report(b, { progress: 0.3 });
+      expect((await q.operation(op.id)).progress).toBe(0.4);
+      expect((await q.fail(a, true)).progress).toBe(0.15);
+      expect((await q.operation(op.id)).progress).toBe(0.15);
+      const before = (await q.operation(op.id)).lastSequence;
+      await q.report(b, { message: "still going" });
+      const added = (await q.events(op.id)).filter((e) => e.sequence > before);
+      expect(added.map((e) => e.payload)).toEqual([{ type: "progress", progress: 0.15, stepProgress: 0.3, message: "still going" }]);
+      // A lease that expires is a failed attempt too.
+      await q.expire(b);
+      expect(await q.claim()).toEqual([]);
+      expect((await q.operation(op.id)).progress).toBe(0);
+    });
+
     it("changes nothing of the operation for a report that says nothing, but extends the lease", async () => {
       const q = queue();
       const op = await q.start([{ step: "a" }]);

@@ -246,7 +246,10 @@ export class TaskLifecycle {
     if (willRetry) {
       tx.onCommit(() => this.#events?.retried(task.kind));
       await tx.tasks.requeue(task.id, delay);
-      return (await tx.operations.record(operation.id, { message: failure.message }, [error])).operation;
+      // The next attempt starts from nothing: the operation's progress loses what this one reported, or a
+      // report without a value (a message alone) would repeat the stale figure until one with a value came.
+      const progress = task.progress > 0 ? progressOf(await tx.tasks.ofOperation(operation.id)) : undefined;
+      return (await tx.operations.record(operation.id, { message: failure.message, ...(progress !== undefined && { progress }) }, [error])).operation;
     }
     if (task.compensates !== null) return this.#compensator.failed(tx, operation, task, failure, [error]);
     await tx.tasks.finish(task.id, "failed");
