@@ -1,0 +1,163 @@
+// REST edges the first mutation run of src/server/rest/ left (rest-handler.ts
+// and rest-stream.ts), over a real gateway: server streams served as JSON
+// Lines item by item (ExportAuditEvents, StreamTasks), an error before the
+// first line, a large line waiting for the socket to drain, a client that
+// leaves, the deadline header, and what a refused caller's request is not
+// read for. The common paths are in rest.test.ts and the REST equivalence property.
+import { randomUUID } from "node:crypto";
+import { toJson } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type AuditEvent, AuditEventSchema, AuditService } from "../gen/anvil/audit/v1/audit_pb.js";
+import type { NewAuditEvent } from "../src/audit/audit-event.js";
+import { clientFor } from "./support/clients.js";
+import { databaseKinds } from "./support/databases.js";
+import { operationClients, runWorkflow, until, untilClaimsWait } from "./support/operations.js";
+import { startServer, type TestServer } from "./support/server.js";
+
+/** A refusal event of `tenant` at `time`, as the audit queue would store it, with `parameters`. */
+function storedEvent(time: Date, parameters: NewAuditEvent["parameters"] = null): NewAuditEvent {
+  return {
+    kind: "refusal",
+    tenant: "",
+    time,
+    credentialKind: "service_account",
+    credentialId: "acme-admin",
+    subject: "",
+    method: "anvil.users.v1.UserService/GetUser",
+    protocol: "rest",
+    requestId: randomUUID(),
+    traceId: "",
+    resourceIds: [],
+    outcome: 5,
+    clientAddress: "127.0.0.1",
+    userAgent: "",
+    parameters,
+    droppedCount: 0,
+  };
+}
+
+/** The waiting claims the gateway counts (`anvil_operations_claim_waits`, which StreamTasks' slots share). */
+async function claimWaits(server: TestServer): Promise<number> {
+  const text = await (await fetch(`${server.baseUrl}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith("anvil_operations_claim_waits "));
+  return Number(line?.slice("anvil_operations_claim_waits ".length));
+}
+
+describe.each(databaseKinds)("REST edges on %s", (kind) => {
+  let server: TestServer;
+  let admin: string;
+  beforeAll(async () => {
+    // Keep-alive messages (no task) every 10 ms: a short StreamTasks call sends several.
+    server = await startServer(kind, { env: { ANVIL_WATCH_KEEPALIVE_MS: "10" } });
+    admin = await server.token("acme-admin");
+  });
+  afterAll(() => server?.close());
+
+  const exportPath = (start: Date, end: Date) => `/v1/audit/events:export?startTime=${start.toISOString()}&endTime=${end.toISOString()}`;
+
+  it("serves a server stream as JSON Lines: every item of every message, one per line, each ended by a newline, with the request id", async () => {
+    // A range of its own, ahead of every other event (and of retention, which sweeps old ones): 250 events are
+    // two export batches (200 + 50), and one event's line is larger than the socket's write buffer, so it waits for a drain.
+    const start = new Date(Date.now() + 86_400_000 + Math.floor(Math.random() * 1e9));
+    const events = Array.from({ length: 250 }, (_, i) => storedEvent(new Date(start.getTime() + i), i === 7 ? { note: "x".repeat(100_000) } : null));
+    await server.app.auditStore.insertMany(events.map((event) => ({ tenant: "acme", event })));
+    const end = new Date(start.getTime() + 250);
+    const rpc: AuditEvent[] = [];
+    const client = clientFor(AuditService, "connect-json", server.baseUrl, admin);
+    for await (const batch of client.exportAuditEvents({ startTime: timestampFromDate(start), endTime: timestampFromDate(end) })) rpc.push(...batch.events);
+    expect(rpc.map((e) => e.requestId)).toEqual(events.map((e) => e.requestId));
+
+    const res = await fetch(`${server.baseUrl}${exportPath(start, end)}`, { headers: { authorization: `Bearer ${admin}`, "x-request-id": "json-lines-1" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/x-ndjson");
+    expect(res.headers.get("x-request-id")).toBe("json-lines-1");
+    expect(await res.text()).toBe(rpc.map((e) => `${JSON.stringify(toJson(AuditEventSchema, e))}\n`).join(""));
+  });
+
+  it("writes no line for a message without items (StreamTasks' keep-alives)", async () => {
+    const res = await fetch(`${server.baseUrl}/v1/tasks:stream`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${await server.token("acme-worker")}`, "content-type": "application/json" },
+      body: JSON.stringify({ kinds: [`idle-${randomUUID()}`], workerId: "rest-idle", maxDuration: "0.3s" }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/x-ndjson");
+    expect(await res.text()).toBe("");
+  });
+
+  it("answers an error before the first line as a REST error, with its status and the request id", async () => {
+    const viewer = await server.token("acme-viewer");
+    const now = new Date();
+    const refused = await fetch(`${server.baseUrl}${exportPath(now, now)}`, { headers: { authorization: `Bearer ${viewer}`, "x-request-id": "json-lines-2" } });
+    expect([refused.status, refused.headers.get("content-type"), refused.headers.get("x-request-id")]).toEqual([403, "application/json", "json-lines-2"]);
+    expect(await refused.json()).toMatchObject({ code: "permission_denied" });
+    // Decided by the method itself (end before start), after the interceptors let it through.
+    const backwards = await fetch(`${server.baseUrl}${exportPath(now, new Date(now.getTime() - 60_000))}`, { headers: { authorization: `Bearer ${admin}`, "x-request-id": "json-lines-3" } });
+    expect([backwards.status, backwards.headers.get("x-request-id")]).toEqual([400, "json-lines-3"]);
+    expect(await backwards.json()).toMatchObject({ code: "invalid_argument" });
+  });
+
+  it("passes Connect-Timeout-Ms on to a stream and a unary call: one that is not a number is refused", async () => {
+    const now = new Date();
+    const headers = { authorization: `Bearer ${admin}`, "connect-timeout-ms": "soon" };
+    const streamed = await fetch(`${server.baseUrl}${exportPath(now, now)}`, { headers });
+    expect(streamed.status).toBe(400);
+    expect(await streamed.json()).toMatchObject({ code: "invalid_argument" });
+    const unary = await fetch(`${server.baseUrl}/v1/users`, { headers });
+    expect(unary.status).toBe(400);
+    expect(await unary.json()).toMatchObject({ code: "invalid_argument" });
+  });
+
+  it("does not read a refused caller's query, on a stream as on a unary route: the credential is refused first", async () => {
+    const stream = await fetch(`${server.baseUrl}/v1/audit/events:export?colour=blue`);
+    expect(stream.status).toBe(401);
+    expect(await stream.json()).toMatchObject({ code: "unauthenticated" });
+    const unary = await fetch(`${server.baseUrl}/v1/users?colour=blue`);
+    expect(unary.status).toBe(401);
+    expect(await unary.json()).toMatchObject({ code: "unauthenticated" });
+  });
+
+  it("refuses a stream's query it cannot read with INVALID_ARGUMENT before the call", async () => {
+    const res = await fetch(`${server.baseUrl}/v1/audit/events:export?colour=blue`, { headers: { authorization: `Bearer ${admin}` } });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: "invalid_argument", details: [] });
+  });
+
+  it("marks only GET answers private: a POST's answer has no Cache-Control", async () => {
+    const res = await fetch(`${server.baseUrl}/v1/users`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+      body: JSON.stringify({ email: `post-${randomUUID().slice(0, 8)}@example.com`, displayName: "Post" }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("cache-control")).toBeNull();
+  });
+
+  it("ends a unary call and a stream whose client left: their waiting claims are released at once", async () => {
+    const worker = { authorization: `Bearer ${await server.token("acme-worker")}`, "content-type": "application/json" };
+    const kindName = `left-${randomUUID()}`;
+    const before = await claimWaits(server);
+    // A claim that would wait a minute for work that never comes.
+    const claim = new AbortController();
+    const claiming = fetch(`${server.baseUrl}/v1/tasks:claim`, { method: "POST", headers: worker, body: JSON.stringify({ kinds: [kindName], workerId: "rest-leaver", maxWait: "60s" }), signal: claim.signal });
+    await untilClaimsWait(server, before + 1);
+    claim.abort();
+    await expect(claiming).rejects.toThrow();
+    await until(async () => (await claimWaits(server)) === before, 10_000, "the claim's slot to be released");
+
+    // A stream without max_duration lasts until its deadline: none here. Its first task makes its first line.
+    const c = await operationClients(server);
+    await runWorkflow(c, [{ name: "only", kind: kindName }]);
+    const stream = new AbortController();
+    const res = await fetch(`${server.baseUrl}/v1/tasks:stream`, { method: "POST", headers: worker, body: JSON.stringify({ kinds: [kindName], workerId: "rest-leaver" }), signal: stream.signal });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    let text = "";
+    while (!text.includes("\n")) text += new TextDecoder().decode((await reader.read()).value);
+    expect(JSON.parse(text.slice(0, text.indexOf("\n")))).toMatchObject({ kind: kindName });
+    expect(await claimWaits(server)).toBe(before + 1);
+    stream.abort();
+    await until(async () => (await claimWaits(server)) === before, 10_000, "the stream's slot to be released");
+  });
+});
