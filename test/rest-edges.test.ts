@@ -7,12 +7,14 @@
 import { randomUUID } from "node:crypto";
 import { toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AuditEvent, AuditEventSchema, AuditService } from "../gen/anvil/audit/v1/audit_pb.js";
 import type { NewAuditEvent } from "../src/audit/audit-event.js";
 import { clientFor } from "./support/clients.js";
 import { databaseKinds } from "./support/databases.js";
 import { operationClients, runWorkflow, until, untilClaimsWait } from "./support/operations.js";
+import { tieredKey } from "./support/rate-limits.js";
 import { startServer, type TestServer } from "./support/server.js";
 
 /** A refusal event of `tenant` at `time`, as the audit queue would store it, with `parameters`. */
@@ -44,12 +46,15 @@ async function claimWaits(server: TestServer): Promise<number> {
   return Number(line?.slice("anvil_operations_claim_waits ".length));
 }
 
+/** The gateway's body limit here: well above every request but the ones made too large. */
+const maxRequestBytes = 16_384;
+
 describe.each(databaseKinds)("REST edges on %s", (kind) => {
   let server: TestServer;
   let admin: string;
   beforeAll(async () => {
     // Keep-alive messages (no task) every 10 ms: a short StreamTasks call sends several.
-    server = await startServer(kind, { env: { ANVIL_WATCH_KEEPALIVE_MS: "10" } });
+    server = await startServer(kind, { env: { ANVIL_WATCH_KEEPALIVE_MS: "10", ANVIL_MAX_REQUEST_BYTES: String(maxRequestBytes) } });
     admin = await server.token("acme-admin");
   });
   afterAll(() => server?.close());
@@ -86,14 +91,24 @@ describe.each(databaseKinds)("REST edges on %s", (kind) => {
     expect(await res.text()).toBe("");
   });
 
-  it("answers an error before the first line as a REST error, with its status and the request id", async () => {
+  it("answers an error before the first line as a REST error, with its status and the request id; the refusal is audited with the caller's user agent", async () => {
     const viewer = await server.token("acme-viewer");
     const now = new Date();
-    const refused = await fetch(`${server.baseUrl}${exportPath(now, now)}`, { headers: { authorization: `Bearer ${viewer}`, "x-request-id": "json-lines-2" } });
-    expect([refused.status, refused.headers.get("content-type"), refused.headers.get("x-request-id")]).toEqual([403, "application/json", "json-lines-2"]);
+    const hour = new Date(now.getTime() - 3_600_000);
+    const requestId = `json-lines-${randomUUID()}`;
+    const refused = await fetch(`${server.baseUrl}${exportPath(hour, now)}`, { headers: { authorization: `Bearer ${viewer}`, "x-request-id": requestId, "user-agent": "rest-edges/1" } });
+    expect([refused.status, refused.headers.get("content-type"), refused.headers.get("x-request-id")]).toEqual([403, "application/json", requestId]);
     expect(await refused.json()).toMatchObject({ code: "permission_denied" });
+    // The RPC's own interceptors refused it, from the headers REST passed on.
+    const audit = clientFor(AuditService, "connect-json", server.baseUrl, admin);
+    let recorded: AuditEvent | undefined;
+    await until(async () => {
+      recorded = (await audit.listAuditEvents({ method: "anvil.audit.v1.AuditService/ExportAuditEvents", pageSize: 100 })).events.find((e) => e.requestId === requestId);
+      return recorded !== undefined;
+    }, 10_000, "the refusal's audit event");
+    expect(recorded).toMatchObject({ userAgent: "rest-edges/1", protocol: "rest", credentialId: "acme-viewer" });
     // Decided by the method itself (end before start), after the interceptors let it through.
-    const backwards = await fetch(`${server.baseUrl}${exportPath(now, new Date(now.getTime() - 60_000))}`, { headers: { authorization: `Bearer ${admin}`, "x-request-id": "json-lines-3" } });
+    const backwards = await fetch(`${server.baseUrl}${exportPath(now, hour)}`, { headers: { authorization: `Bearer ${admin}`, "x-request-id": "json-lines-3" } });
     expect([backwards.status, backwards.headers.get("x-request-id")]).toEqual([400, "json-lines-3"]);
     expect(await backwards.json()).toMatchObject({ code: "invalid_argument" });
   });
@@ -101,7 +116,7 @@ describe.each(databaseKinds)("REST edges on %s", (kind) => {
   it("passes Connect-Timeout-Ms on to a stream and a unary call: one that is not a number is refused", async () => {
     const now = new Date();
     const headers = { authorization: `Bearer ${admin}`, "connect-timeout-ms": "soon" };
-    const streamed = await fetch(`${server.baseUrl}${exportPath(now, now)}`, { headers });
+    const streamed = await fetch(`${server.baseUrl}${exportPath(new Date(now.getTime() - 3_600_000), now)}`, { headers });
     expect(streamed.status).toBe(400);
     expect(await streamed.json()).toMatchObject({ code: "invalid_argument" });
     const unary = await fetch(`${server.baseUrl}/v1/users`, { headers });
@@ -118,10 +133,27 @@ describe.each(databaseKinds)("REST edges on %s", (kind) => {
     expect(await unary.json()).toMatchObject({ code: "unauthenticated" });
   });
 
-  it("refuses a stream's query it cannot read with INVALID_ARGUMENT before the call", async () => {
-    const res = await fetch(`${server.baseUrl}/v1/audit/events:export?colour=blue`, { headers: { authorization: `Bearer ${admin}` } });
-    expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ code: "invalid_argument", details: [] });
+  it("refuses a body over the limit before the call, with the limit's RateLimit fields, and audits the refusal as REST's, with its caller", async () => {
+    const key = await tieredKey(server, "enterprise", ["admin"]);
+    const calls = [
+      ["/v1/users", `too-large-${randomUUID()}`],
+      ["/v1/tasks:stream", `too-large-${randomUUID()}`],
+    ] as const;
+    const body = JSON.stringify({ displayName: "x".repeat(maxRequestBytes) });
+    for (const [path, requestId] of calls) {
+      const res = await fetch(`${server.baseUrl}${path}`, { method: "POST", headers: { "x-api-key": key.secret, "x-request-id": requestId, "content-type": "application/json" }, body });
+      expect(res.status, path).toBe(413);
+      expect(await res.json(), path).toMatchObject({ code: "resource_exhausted", details: [] });
+      if (path === "/v1/users") expect(res.headers.get("ratelimit-policy")).toMatch(/^"enterprise";q=\d+;w=\d+$/);
+    }
+    const audit = clientFor(AuditService, "connect-json", server.baseUrl, admin);
+    const requestIds: string[] = calls.map(([, id]) => id);
+    let recorded: AuditEvent[] = [];
+    await until(async () => {
+      recorded = (await audit.listAuditEvents({ credential: `api_key:${key.id}`, pageSize: 100 })).events.filter((e) => requestIds.includes(e.requestId));
+      return recorded.length === 2;
+    }, 10_000, "both refusals' audit events");
+    for (const e of recorded) expect(e).toMatchObject({ protocol: "rest", credentialKind: "api_key", credentialId: key.id, outcome: Code.ResourceExhausted });
   });
 
   it("marks only GET answers private: a POST's answer has no Cache-Control", async () => {

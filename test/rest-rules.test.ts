@@ -9,7 +9,7 @@ import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { brotliCompressSync, gzipSync } from "node:zlib";
-import { create, createFileRegistry, type DescField, type DescMessage, type DescService, type MessageInitShape, setExtension } from "@bufbuild/protobuf";
+import { create, createFileRegistry, type DescField, type DescMessage, type DescMethod, type DescService, type MessageInitShape, setExtension } from "@bufbuild/protobuf";
 import {
   type DescriptorProtoSchema,
   type FieldDescriptorProtoSchema,
@@ -23,8 +23,12 @@ import {
   FileDescriptorProtoSchema,
   MethodOptionsSchema,
 } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AuditService } from "../gen/anvil/audit/v1/audit_pb.js";
+import { OperationService } from "../gen/anvil/operations/v1/operations_pb.js";
+import { UserService } from "../gen/anvil/users/v1/users_pb.js";
 import { http } from "../gen/google/api/annotations_pb.js";
 import { type HttpRule, HttpRuleSchema } from "../gen/google/api/http_pb.js";
 import { jsonPath, protoPath, resolveFieldPath } from "../src/server/rest/field-path.js";
@@ -34,10 +38,14 @@ import { parseQueryString } from "../src/server/rest/query-string.js";
 import { isQueryableMessage, queryValueToJson } from "../src/server/rest/query-values.js";
 import { BodyTooLargeError, isBodyTooLarge, readRequestBody } from "../src/server/rest/request-body.js";
 import { errorStatus, sendRestError } from "../src/server/rest/rest-errors.js";
+import { Metrics } from "../src/metrics/metrics.js";
+import { CallObserver } from "../src/server/call-observer.js";
 import { buildRestRoutes, type RestRoute } from "../src/server/rest/rest-routes.js";
-import { restRouteLabel } from "../src/server/rest/rest-handler.js";
+import { createRestHandler, type RestHandlerOptions, restRouteLabel } from "../src/server/rest/rest-handler.js";
 import { servedAsJsonLines } from "../src/server/rest/rest-stream.js";
 import { transcodeRequest } from "../src/server/rest/transcode.js";
+import { apiServices } from "../src/server/services.js";
+import { sseBindings, watchOperationSse } from "../src/server/sse/watch-operation-sse.js";
 
 // ---------------------------------------------------------------------------
 // A probe proto, built from a FileDescriptorProto the way generated code
@@ -95,8 +103,11 @@ const probeMessages: Array<MessageInitShape<typeof DescriptorProtoSchema>> = [
 
 const rule = (init: MessageInitShape<typeof HttpRuleSchema>): HttpRule => create(HttpRuleSchema, init);
 
-/** A service `t.v1.ProbeService` with one method per entry of `rules` (`Probe` in, `Empty` out), each with its google.api.http rule (none when undefined). */
-function probeService(rules: Record<string, HttpRule | undefined>): DescService {
+/**
+ * A service `t.v1.ProbeService` with one method per entry of `rules` (`Probe` in, `Empty` out), each with its
+ * google.api.http rule (none when undefined); unary unless `streaming` names it a server or client stream.
+ */
+function probeService(rules: Record<string, HttpRule | undefined>, streaming: Readonly<Record<string, "server" | "client">> = {}): DescService {
   const file = create(FileDescriptorProtoSchema, {
     name: "t/v1/probe.proto",
     package: "t.v1",
@@ -116,7 +127,15 @@ function probeService(rules: Record<string, HttpRule | undefined>): DescService 
         method: Object.entries(rules).map(([name, r]) => {
           const options = create(MethodOptionsSchema);
           if (r) setExtension(options, http, r);
-          return { name, inputType: ".t.v1.Probe", outputType: name === "Listed" ? ".t.v1.Probe" : ".t.v1.Empty", options };
+          const kind = streaming[name];
+          return {
+            name,
+            inputType: ".t.v1.Probe",
+            outputType: name === "Listed" ? ".t.v1.Probe" : ".t.v1.Empty",
+            options,
+            serverStreaming: kind === "server",
+            clientStreaming: kind === "client",
+          };
         }),
       },
     ],
@@ -650,5 +669,94 @@ describe("JSON bodies by Content-Type", () => {
     ["", false],
   ])("%s: %s", (type, expected) => {
     expect(isJsonBodyType(type)).toBe(expected);
+  });
+});
+
+describe("the REST handler's routes", () => {
+  const { routes } = buildRestRoutes(apiServices);
+  const routesOf = (method: DescMethod) => routes.filter((r) => r.method === method);
+  /** Builds the handler of `of` with `served`: start-up only looks up each route's method there, so the calls are never run. */
+  const starting = (of: readonly RestRoute[], served: Partial<RestHandlerOptions>) => () =>
+    createRestHandler({ routes: of, unaryCalls: new Map(), streamCalls: new Map(), sse: new Map(), streamHandlers: [], ...served } as RestHandlerOptions);
+  const never = (() => {
+    throw new Error("not called at start-up");
+  }) as never;
+
+  it("refuse to start without the RPC call of a unary route", () => {
+    const getUser = routesOf(UserService.method.getUser);
+    expect(starting(getUser, {})).toThrow("no RPC handler for anvil.users.v1.UserService.GetUser, which has a REST route");
+    expect(starting(getUser, { unaryCalls: new Map([[UserService.method.getUser, never]]) })).not.toThrow();
+  });
+
+  it("refuse to start without connect's handler of a route served as JSON Lines", () => {
+    const exportEvents = routesOf(AuditService.method.exportAuditEvents);
+    expect(starting(exportEvents, {})).toThrow("no RPC handler for anvil.audit.v1.AuditService.ExportAuditEvents, which has a REST route");
+    // connect's handlers of the service's methods, unimplemented: start-up only finds the method's.
+    expect(starting(exportEvents, { streamHandlers: createConnectRouter().service(AuditService, {}).handlers })).not.toThrow();
+  });
+
+  it("refuse to start without the stream call or the server-sent events binding of a streaming GET route", () => {
+    const method = OperationService.method.watchOperation;
+    const watch = routesOf(method);
+    const message = "no server-sent events binding for anvil.operations.v1.OperationService.WatchOperation, which has a GET route";
+    expect(starting(watch, { streamCalls: new Map([[method, never]]) })).toThrow(message);
+    expect(starting(watch, { sse: sseBindings })).toThrow(message);
+    expect(starting(watch, { streamCalls: new Map([[method, never]]), sse: sseBindings })).not.toThrow();
+  });
+
+  describe("over HTTP", () => {
+    // A server stream with a GET route (served as server-sent events) and a POST one, and a client stream with a GET route.
+    const streams = probeService(
+      {
+        Watch: rule({ pattern: { case: "get", value: "/v1/probes/{id}:watch" }, additionalBindings: [rule({ pattern: { case: "post", value: "/v1/probes/{id}:watch" }, body: "*" })] }),
+        Upload: rule({ pattern: { case: "get", value: "/v1/probes/{id}:upload" } }),
+      },
+      { Watch: "server", Upload: "client" },
+    );
+    const [watch, upload] = streams.methods as [DescMethod, DescMethod];
+    const metrics = new Metrics();
+    let server: Server;
+    let url: string;
+    beforeAll(async () => {
+      const log = pino({ level: "silent" });
+      // What a refused streaming route never reaches (the authenticator, body limits, the refusal audit) is left out: a route that reached it would fail.
+      const handle = createRestHandler({
+        routes: buildRestRoutes([streams]).routes,
+        unaryCalls: new Map(),
+        streamCalls: new Map([[watch, never]]),
+        sse: new Map([[watch, watchOperationSse]]),
+        streamHandlers: [],
+        calls: new CallObserver(metrics.rpc, log),
+        compressMinBytes: 1_000_000,
+        log,
+      } as Partial<RestHandlerOptions> as RestHandlerOptions);
+      server = createServer((req, res) => {
+        if (!handle(req, res)) res.writeHead(404).end();
+      });
+      server.listen(0, "127.0.0.1");
+      await once(server, "listening");
+      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    afterAll(async () => {
+      server.close();
+      await once(server, "close");
+    });
+
+    it("answer a streaming method's route that is neither JSON Lines nor a GET of server-sent events with UNIMPLEMENTED, counted as REST", async () => {
+      const refusal = { code: "unimplemented", message: "streaming methods are not available over REST; call them with Connect or gRPC", details: [] };
+      const posted = await fetch(`${url}/v1/probes/p1:watch`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+      expect(posted.status).toBe(501);
+      expect(await posted.json()).toEqual(refusal);
+      const uploaded = await fetch(`${url}/v1/probes/p1:upload`);
+      expect(uploaded.status).toBe(501);
+      expect(await uploaded.json()).toEqual(refusal);
+      const text = await metrics.text();
+      for (const [method, route] of [
+        [watch, "POST /v1/probes/{id}:watch"],
+        [upload, "GET /v1/probes/{id}:upload"],
+      ] as const) {
+        expect(text).toContain(`grpc_method="${method.name}",protocol="rest",http_route="${route}"`);
+      }
+    });
   });
 });
