@@ -23,7 +23,7 @@ import {
   FileDescriptorProtoSchema,
   MethodOptionsSchema,
 } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditService } from "../gen/anvil/audit/v1/audit_pb.js";
@@ -42,7 +42,7 @@ import { Metrics } from "../src/metrics/metrics.js";
 import { CallObserver } from "../src/server/call-observer.js";
 import { buildRestRoutes, type RestRoute } from "../src/server/rest/rest-routes.js";
 import { createRestHandler, type RestHandlerOptions, restRouteLabel } from "../src/server/rest/rest-handler.js";
-import { servedAsJsonLines } from "../src/server/rest/rest-stream.js";
+import { servedAsJsonLines, serveJsonLines } from "../src/server/rest/rest-stream.js";
 import { transcodeRequest } from "../src/server/rest/transcode.js";
 import { apiServices } from "../src/server/services.js";
 import { sseBindings, watchOperationSse } from "../src/server/sse/watch-operation-sse.js";
@@ -758,5 +758,90 @@ describe("the REST handler's routes", () => {
         expect(text).toContain(`grpc_method="${method.name}",protocol="rest",http_route="${route}"`);
       }
     });
+  });
+});
+
+describe("a server stream served as JSON Lines", () => {
+  // `Listed` streams Probes, and its route names their repeated `tags` as the response body.
+  const lister = probeService({ Listed: rule({ pattern: { case: "get", value: "/v1/probes" }, responseBody: "tags" }) }, { Listed: "server" });
+  const [listed] = lister.methods as [DescMethod];
+  const [route] = buildRestRoutes([lister]).routes as [RestRoute];
+  const metrics = new Metrics();
+  /** What the stream's implementation does for the call in flight: set by each test. */
+  let stream: (ctx: HandlerContext) => AsyncIterable<MessageInitShape<DescMessage>>;
+  const handler = createConnectRouter()
+    .service(lister, { listed: (_req: unknown, ctx: HandlerContext) => stream(ctx) } as never)
+    .handlers.find((h) => h.method === listed)!;
+  let server: Server;
+  let url: string;
+  /** The serving of the last call: what serveJsonLines let out, as the REST handler gets it. */
+  let lastServed: Promise<void>;
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      lastServed = serveJsonLines(req, res, route, {}, handler, createContextValues(), 1_000_000, metrics.rpc.begin(listed, "rest", "GET /v1/probes"));
+      lastServed.catch(() => res.destroy());
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.close();
+    await once(server, "close");
+  });
+
+  it("writes every item of every message as a line, and an error after the first line as a last line naming it", async () => {
+    stream = async function* () {
+      yield { tags: ["a", "b"] };
+      yield { tags: [] };
+      yield { tags: ["c"] };
+      throw new ConnectError("gone", Code.Unavailable);
+    };
+    const res = await fetch(url);
+    expect([res.status, res.headers.get("content-type")]).toEqual([200, "application/x-ndjson"]);
+    expect(await res.text()).toBe('"a"\n"b"\n"c"\n{"error":{"code":"Unavailable","message":"gone"}}\n');
+  });
+
+  it("answers an error before the first line with its status and JSON, and the request id of its trailers, else of its headers, else an empty one", async () => {
+    stream = async function* () {
+      yield* [];
+      throw new ConnectError("no such probe", Code.NotFound, { "x-request-id": "from-trailers" });
+    };
+    const fromTrailers = await fetch(url);
+    expect([fromTrailers.status, fromTrailers.headers.get("x-request-id")]).toEqual([404, "from-trailers"]);
+    expect(await fromTrailers.json()).toEqual({ code: "not_found", message: "no such probe", details: [] });
+    stream = async function* (ctx) {
+      ctx.responseHeader.set("x-request-id", "from-headers");
+      yield* [];
+      throw new ConnectError("no such probe", Code.NotFound);
+    };
+    const fromHeaders = await fetch(url);
+    expect([fromHeaders.status, fromHeaders.headers.get("x-request-id")]).toEqual([404, "from-headers"]);
+    stream = async function* () {
+      yield* [];
+      throw new ConnectError("no such probe", Code.NotFound);
+    };
+    const none = await fetch(url);
+    expect([none.status, none.headers.get("x-request-id")]).toEqual([404, ""]);
+  });
+
+  it("ends the call's implementation when the client leaves while a line waits for the socket to drain", async () => {
+    let ended!: () => void;
+    const callEnded = new Promise<void>((resolve) => (ended = resolve));
+    stream = async function* (ctx) {
+      try {
+        // A line larger than the socket's buffers; then nothing, until the call is cancelled.
+        yield { tags: ["x".repeat(10_000_000)] };
+        if (!ctx.signal.aborted) await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+      } finally {
+        ended();
+      }
+    };
+    const abort = new AbortController();
+    const res = await fetch(url, { signal: abort.signal });
+    await res.body!.getReader().read();
+    abort.abort();
+    await callEnded;
+    await expect(lastServed).rejects.toThrow("client disconnected");
   });
 });

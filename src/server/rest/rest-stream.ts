@@ -74,7 +74,9 @@ export async function serveJsonLines(
     if (uRes.body === undefined || uRes.body instanceof Uint8Array || uRes.status !== 200) {
       throw new ConnectError(`stream answered with status ${uRes.status}`, Code.Internal);
     }
-    for await (const envelope of pipe(uRes.body as AsyncIterable<Uint8Array>, transformSplitEnvelope(0x7fffffff))) {
+    // propagateDownStreamError: leaving the loop (the client left while a line waited to be written) returns connect's
+    // response body, which ends the call's implementation; without it the implementation stays suspended at its yield.
+    for await (const envelope of pipe(uRes.body as AsyncIterable<Uint8Array>, transformSplitEnvelope(0x7fffffff), { propagateDownStreamError: true })) {
       const json = JSON.parse(new TextDecoder().decode(envelope.data)) as JsonObject;
       if ((envelope.flags & endStreamFlag) === endStreamFlag) {
         const end = json as { error?: JsonValue; metadata?: Record<string, string[]> };
