@@ -769,9 +769,11 @@ describe("a server stream served as JSON Lines", () => {
   const metrics = new Metrics();
   /** What the stream's implementation does for the call in flight: set by each test. */
   let stream: (ctx: HandlerContext) => AsyncIterable<MessageInitShape<DescMessage>>;
-  const handler = createConnectRouter()
+  const listedHandler = createConnectRouter()
     .service(lister, { listed: (_req: unknown, ctx: HandlerContext) => stream(ctx) } as never)
     .handlers.find((h) => h.method === listed)!;
+  /** connect's handler the calls run through: the stream's, unless a test swaps it. */
+  let handler = listedHandler;
   let server: Server;
   let url: string;
   /** The serving of the last call: what serveJsonLines let out, as the REST handler gets it. */
@@ -823,6 +825,17 @@ describe("a server stream served as JSON Lines", () => {
     };
     const none = await fetch(url);
     expect([none.status, none.headers.get("x-request-id")]).toEqual([404, ""]);
+  });
+
+  it("refuses a handler that answers no stream as INTERNAL, without a line", async () => {
+    // connect's handler of a unary method answers the stream's request with 415 and no body stream.
+    handler = createConnectRouter().service(AuditService, {}).handlers.find((h) => h.method === AuditService.method.listAuditEvents)!;
+    try {
+      await expect(fetch(url)).rejects.toThrow();
+      await expect(lastServed).rejects.toThrow("[internal] stream answered with status 415");
+    } finally {
+      handler = listedHandler;
+    }
   });
 
   it("ends the call's implementation when the client leaves while a line waits for the socket to drain", async () => {
