@@ -9,7 +9,7 @@ import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { brotliCompressSync, gzipSync } from "node:zlib";
-import { create, createFileRegistry, type DescField, type DescMessage, type DescMethod, type DescService, type MessageInitShape, setExtension } from "@bufbuild/protobuf";
+import { create, createFileRegistry, type DescField, type DescMessage, type DescMethod, type DescMethodUnary, type DescService, type MessageInitShape, setExtension } from "@bufbuild/protobuf";
 import {
   type DescriptorProtoSchema,
   type FieldDescriptorProtoSchema,
@@ -39,7 +39,11 @@ import { isQueryableMessage, queryValueToJson } from "../src/server/rest/query-v
 import { BodyTooLargeError, isBodyTooLarge, readRequestBody } from "../src/server/rest/request-body.js";
 import { errorStatus, sendRestError } from "../src/server/rest/rest-errors.js";
 import { Metrics } from "../src/metrics/metrics.js";
+import { CallAuthenticator } from "../src/rpc/call-authenticator.js";
+import { ClientAddresses } from "../src/rpc/client-address.js";
+import { BodyLimits } from "../src/server/body-limits.js";
 import { CallObserver } from "../src/server/call-observer.js";
+import { composeUnaryCall } from "../src/server/fast-unary/unary-call.js";
 import { buildRestRoutes, type RestRoute } from "../src/server/rest/rest-routes.js";
 import { createRestHandler, type RestHandlerOptions, restRouteLabel } from "../src/server/rest/rest-handler.js";
 import { servedAsJsonLines, serveJsonLines } from "../src/server/rest/rest-stream.js";
@@ -705,6 +709,19 @@ describe("the REST handler's routes", () => {
   });
 
   describe("over HTTP", () => {
+    // A unary method answering an empty Probe, each of its routes naming another unset field as the response body.
+    const lister = probeService({
+      Listed: rule({
+        pattern: { case: "get", value: "/v1/probes/tags" },
+        responseBody: "tags",
+        additionalBindings: [
+          rule({ pattern: { case: "get", value: "/v1/probes/inner" }, responseBody: "inner_part" }),
+          rule({ pattern: { case: "get", value: "/v1/probes/labels" }, responseBody: "labels" }),
+          rule({ pattern: { case: "get", value: "/v1/probes/id" }, responseBody: "id" }),
+        ],
+      }),
+    });
+    const [listed] = lister.methods as [DescMethod];
     // A server stream with a GET route (served as server-sent events) and a POST one, and a client stream with a GET route.
     const streams = probeService(
       {
@@ -719,13 +736,21 @@ describe("the REST handler's routes", () => {
     let url: string;
     beforeAll(async () => {
       const log = pino({ level: "silent" });
-      // What a refused streaming route never reaches (the authenticator, body limits, the refusal audit) is left out: a route that reached it would fail.
+      // `Listed` is public and its service unlimited: deciding its calls consults neither credentials nor the limiter,
+      // which are left out, as is the refusal audit (none of these calls is refused). A streaming route that reached them would fail.
+      const authenticator = new CallAuthenticator(undefined as never, new Map([[listed, { public: true, permission: "" }]]), {
+        limiter: undefined as never,
+        addresses: new ClientAddresses([]),
+        unlimitedServices: new Set([lister.typeName]),
+      });
       const handle = createRestHandler({
-        routes: buildRestRoutes([streams]).routes,
-        unaryCalls: new Map(),
+        routes: buildRestRoutes([lister, streams]).routes,
+        unaryCalls: new Map([[listed, composeUnaryCall(lister, listed as DescMethodUnary, () => ({}), [])]]),
         streamCalls: new Map([[watch, never]]),
         sse: new Map([[watch, watchOperationSse]]),
         streamHandlers: [],
+        authenticator,
+        bodyLimits: new BodyLimits(1024, [listed], new Map()),
         calls: new CallObserver(metrics.rpc, log),
         compressMinBytes: 1_000_000,
         log,
@@ -740,6 +765,16 @@ describe("the REST handler's routes", () => {
     afterAll(async () => {
       server.close();
       await once(server, "close");
+    });
+
+    it("write out what proto3 JSON omits for an unset response body: [] for a list, {} for a message or a map, null for a scalar", async () => {
+      const bodies: Record<string, unknown> = {};
+      for (const name of ["tags", "inner", "labels", "id"]) {
+        const res = await fetch(`${url}/v1/probes/${name}`);
+        expect(res.status, name).toBe(200);
+        bodies[name] = await res.json();
+      }
+      expect(bodies).toEqual({ tags: [], inner: {}, labels: {}, id: null });
     });
 
     it("answer a streaming method's route that is neither JSON Lines nor a GET of server-sent events with UNIMPLEMENTED, counted as REST", async () => {
