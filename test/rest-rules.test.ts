@@ -25,7 +25,7 @@ import {
 } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createConnectRouter, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AuditService } from "../gen/anvil/audit/v1/audit_pb.js";
 import { OperationService } from "../gen/anvil/operations/v1/operations_pb.js";
 import { UserService } from "../gen/anvil/users/v1/users_pb.js";
@@ -718,6 +718,7 @@ describe("the REST handler's routes", () => {
           rule({ pattern: { case: "get", value: "/v1/probes/inner" }, responseBody: "inner_part" }),
           rule({ pattern: { case: "get", value: "/v1/probes/labels" }, responseBody: "labels" }),
           rule({ pattern: { case: "get", value: "/v1/probes/id" }, responseBody: "id" }),
+          rule({ pattern: { case: "post", value: "/v1/probes:list" }, body: "*" }),
         ],
       }),
     });
@@ -775,6 +776,17 @@ describe("the REST handler's routes", () => {
         bodies[name] = await res.json();
       }
       expect(bodies).toEqual({ tags: [], inner: {}, labels: {}, id: null });
+    });
+
+    it("count the request body bytes a call read, by its route", async () => {
+      const body = JSON.stringify({ id: "counted" });
+      const res = await fetch(`${url}/v1/probes:list`, { method: "POST", headers: { "content-type": "application/json" }, body });
+      expect(res.status).toBe(200);
+      // The call is counted once its answer is sent, which the client may see first.
+      await vi.waitFor(async () => {
+        const sum = (await metrics.text()).split("\n").find((l) => l.startsWith("grpc_server_request_bytes_sum{") && l.includes('http_route="POST /v1/probes:list"'));
+        expect(sum?.split(" ").at(-1)).toBe(String(body.length));
+      });
     });
 
     it("answer a streaming method's route that is neither JSON Lines nor a GET of server-sent events with UNIMPLEMENTED, counted as REST", async () => {
