@@ -153,7 +153,10 @@ describe.each(databaseKinds)("REST edges on %s", (kind) => {
       recorded = (await audit.listAuditEvents({ credential: `api_key:${key.id}`, pageSize: 100 })).events.filter((e) => requestIds.includes(e.requestId));
       return recorded.length === 2;
     }, 10_000, "both refusals' audit events");
-    for (const e of recorded) expect(e).toMatchObject({ protocol: "rest", credentialKind: "api_key", credentialId: key.id, outcome: Code.ResourceExhausted });
+    // Refused after authentication: the event names the caller itself, not only the credential its headers claim.
+    const caller = (await (await fetch(`${server.baseUrl}/v1/caller`, { headers: { "x-api-key": key.secret } })).json()) as { subject: string };
+    expect(caller.subject).not.toBe("");
+    for (const e of recorded) expect(e).toMatchObject({ protocol: "rest", credentialKind: "api_key", credentialId: key.id, subject: caller.subject, outcome: Code.ResourceExhausted });
   });
 
   it("marks only GET answers private: a POST's answer has no Cache-Control", async () => {
