@@ -119,10 +119,11 @@ export function createRestHandler(options: RestHandlerOptions): RouteHandler {
         else answerInternal();
       });
     }
-    const stream = options.streamCalls.get(match.route.method);
-    const binding = options.sse.get(match.route.method);
-    if (call === undefined && stream !== undefined && binding !== undefined && match.route.httpMethod === "GET") {
+    if (match.route.method.methodKind === "server_streaming" && match.route.httpMethod === "GET") {
+      // Start-up made sure every such route has its stream call and its binding.
       const { route, bindings } = match;
+      const stream = options.streamCalls.get(route.method)!;
+      const binding = options.sse.get(route.method)!;
       return observed("event stream", (meter) =>
         serveEventStream(req, res, { route, bindings, call: stream, binding, authenticator: options.authenticator, compressMinBytes: options.compressMinBytes, meter }),
       );
