@@ -786,7 +786,7 @@ describe("the REST handler's routes", () => {
       await vi.waitFor(async () => {
         const sum = (await metrics.text()).split("\n").find((l) => l.startsWith("grpc_server_request_bytes_sum{") && l.includes('http_route="POST /v1/probes:list"'));
         expect(sum?.split(" ").at(-1)).toBe(String(body.length));
-      });
+      }, 10_000);
     });
 
     it("answer a streaming method's route that is neither JSON Lines nor a GET of server-sent events with UNIMPLEMENTED, counted as REST", async () => {
