@@ -13,7 +13,7 @@ import { type AuditEvent, AuditEventSchema, AuditService } from "../gen/anvil/au
 import type { NewAuditEvent } from "../src/audit/audit-event.js";
 import { clientFor } from "./support/clients.js";
 import { databaseKinds } from "./support/databases.js";
-import { operationClients, runWorkflow, until, untilClaimsWait } from "./support/operations.js";
+import { claimWaits, operationClients, runWorkflow, until, untilClaimsWait } from "./support/operations.js";
 import { tieredKey } from "./support/rate-limits.js";
 import { startServer, type TestServer } from "./support/server.js";
 
@@ -37,13 +37,6 @@ function storedEvent(time: Date, parameters: NewAuditEvent["parameters"] = null)
     parameters,
     droppedCount: 0,
   };
-}
-
-/** The waiting claims the gateway counts (`anvil_operations_claim_waits`, which StreamTasks' slots share). */
-async function claimWaits(server: TestServer): Promise<number> {
-  const text = await (await fetch(`${server.baseUrl}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith("anvil_operations_claim_waits "));
-  return Number(line?.slice("anvil_operations_claim_waits ".length));
 }
 
 /** The gateway's body limit here: well above every request but the ones made too large. */
