@@ -868,7 +868,8 @@ describe("a server stream served as JSON Lines", () => {
     expect([fromHeaders.status, fromHeaders.headers.get("x-request-id")]).toEqual([404, "from-headers"]);
     stream = async function* () {
       yield* [];
-      throw new ConnectError("no such probe", Code.NotFound);
+      // Trailers, but none naming the request.
+      throw new ConnectError("no such probe", Code.NotFound, { "x-probe": "1" });
     };
     const none = await fetch(url);
     expect([none.status, none.headers.get("x-request-id")]).toEqual([404, ""]);
