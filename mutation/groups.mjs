@@ -110,7 +110,15 @@ export const groups = [
   {
     name: "rest",
     mutate: ["src/server/rest/**/*.ts"],
-    suites: ["test/rest-rules.test.ts", "test/rest.test.ts", "test/rest-query-string.test.ts", "test/properties/rest-equivalence.test.ts"],
+    suites: [
+      // Direct tests first (test/vitest.mutate.config.ts runs the suites in this order).
+      "test/rest-rules.test.ts",
+      // Edges the first run of those left: JSON Lines item by item, errors, drains, clients leaving, refusals (a file of its own: a changed test file reruns every mutant it killed).
+      "test/rest-edges.test.ts",
+      "test/rest.test.ts",
+      "test/rest-query-string.test.ts",
+      "test/properties/rest-equivalence.test.ts",
+    ],
   },
 ];
 

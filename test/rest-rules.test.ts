@@ -9,7 +9,7 @@ import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { brotliCompressSync, gzipSync } from "node:zlib";
-import { create, createFileRegistry, type DescField, type DescMessage, type DescService, type MessageInitShape, setExtension } from "@bufbuild/protobuf";
+import { create, createFileRegistry, type DescField, type DescMessage, type DescMethod, type DescMethodUnary, type DescService, type MessageInitShape, setExtension } from "@bufbuild/protobuf";
 import {
   type DescriptorProtoSchema,
   type FieldDescriptorProtoSchema,
@@ -23,8 +23,12 @@ import {
   FileDescriptorProtoSchema,
   MethodOptionsSchema,
 } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError, createConnectRouter, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { AuditService } from "../gen/anvil/audit/v1/audit_pb.js";
+import { OperationService } from "../gen/anvil/operations/v1/operations_pb.js";
+import { UserService } from "../gen/anvil/users/v1/users_pb.js";
 import { http } from "../gen/google/api/annotations_pb.js";
 import { type HttpRule, HttpRuleSchema } from "../gen/google/api/http_pb.js";
 import { jsonPath, protoPath, resolveFieldPath } from "../src/server/rest/field-path.js";
@@ -34,10 +38,18 @@ import { parseQueryString } from "../src/server/rest/query-string.js";
 import { isQueryableMessage, queryValueToJson } from "../src/server/rest/query-values.js";
 import { BodyTooLargeError, isBodyTooLarge, readRequestBody } from "../src/server/rest/request-body.js";
 import { errorStatus, sendRestError } from "../src/server/rest/rest-errors.js";
+import { Metrics } from "../src/metrics/metrics.js";
+import { CallAuthenticator } from "../src/rpc/call-authenticator.js";
+import { ClientAddresses } from "../src/rpc/client-address.js";
+import { BodyLimits } from "../src/server/body-limits.js";
+import { CallObserver } from "../src/server/call-observer.js";
+import { composeUnaryCall } from "../src/server/fast-unary/unary-call.js";
 import { buildRestRoutes, type RestRoute } from "../src/server/rest/rest-routes.js";
-import { restRouteLabel } from "../src/server/rest/rest-handler.js";
-import { servedAsJsonLines } from "../src/server/rest/rest-stream.js";
+import { createRestHandler, type RestHandlerOptions, restRouteLabel } from "../src/server/rest/rest-handler.js";
+import { servedAsJsonLines, serveJsonLines } from "../src/server/rest/rest-stream.js";
 import { transcodeRequest } from "../src/server/rest/transcode.js";
+import { apiServices } from "../src/server/services.js";
+import { sseBindings, watchOperationSse } from "../src/server/sse/watch-operation-sse.js";
 
 // ---------------------------------------------------------------------------
 // A probe proto, built from a FileDescriptorProto the way generated code
@@ -95,8 +107,11 @@ const probeMessages: Array<MessageInitShape<typeof DescriptorProtoSchema>> = [
 
 const rule = (init: MessageInitShape<typeof HttpRuleSchema>): HttpRule => create(HttpRuleSchema, init);
 
-/** A service `t.v1.ProbeService` with one method per entry of `rules` (`Probe` in, `Empty` out), each with its google.api.http rule (none when undefined). */
-function probeService(rules: Record<string, HttpRule | undefined>): DescService {
+/**
+ * A service `t.v1.ProbeService` with one method per entry of `rules` (`Probe` in, `Empty` out), each with its
+ * google.api.http rule (none when undefined); unary unless `streaming` names it a server or client stream.
+ */
+function probeService(rules: Record<string, HttpRule | undefined>, streaming: Readonly<Record<string, "server" | "client">> = {}): DescService {
   const file = create(FileDescriptorProtoSchema, {
     name: "t/v1/probe.proto",
     package: "t.v1",
@@ -116,7 +131,15 @@ function probeService(rules: Record<string, HttpRule | undefined>): DescService 
         method: Object.entries(rules).map(([name, r]) => {
           const options = create(MethodOptionsSchema);
           if (r) setExtension(options, http, r);
-          return { name, inputType: ".t.v1.Probe", outputType: name === "Listed" ? ".t.v1.Probe" : ".t.v1.Empty", options };
+          const kind = streaming[name];
+          return {
+            name,
+            inputType: ".t.v1.Probe",
+            outputType: name === "Listed" ? ".t.v1.Probe" : ".t.v1.Empty",
+            options,
+            serverStreaming: kind === "server",
+            clientStreaming: kind === "client",
+          };
         }),
       },
     ],
@@ -650,5 +673,236 @@ describe("JSON bodies by Content-Type", () => {
     ["", false],
   ])("%s: %s", (type, expected) => {
     expect(isJsonBodyType(type)).toBe(expected);
+  });
+});
+
+describe("the REST handler's routes", () => {
+  const { routes } = buildRestRoutes(apiServices);
+  const routesOf = (method: DescMethod) => routes.filter((r) => r.method === method);
+  /** Builds the handler of `of` with `served`: start-up only looks up each route's method there, so the calls are never run. */
+  const starting = (of: readonly RestRoute[], served: Partial<RestHandlerOptions>) => () =>
+    createRestHandler({ routes: of, unaryCalls: new Map(), streamCalls: new Map(), sse: new Map(), streamHandlers: [], ...served } as RestHandlerOptions);
+  const never = (() => {
+    throw new Error("not called at start-up");
+  }) as never;
+
+  it("refuse to start without the RPC call of a unary route", () => {
+    const getUser = routesOf(UserService.method.getUser);
+    expect(starting(getUser, {})).toThrow("no RPC handler for anvil.users.v1.UserService.GetUser, which has a REST route");
+    expect(starting(getUser, { unaryCalls: new Map([[UserService.method.getUser, never]]) })).not.toThrow();
+  });
+
+  it("refuse to start without connect's handler of a route served as JSON Lines", () => {
+    const exportEvents = routesOf(AuditService.method.exportAuditEvents);
+    expect(starting(exportEvents, {})).toThrow("no RPC handler for anvil.audit.v1.AuditService.ExportAuditEvents, which has a REST route");
+    // connect's handlers of the service's methods, unimplemented: start-up only finds the method's.
+    expect(starting(exportEvents, { streamHandlers: createConnectRouter().service(AuditService, {}).handlers })).not.toThrow();
+  });
+
+  it("refuse to start without the stream call or the server-sent events binding of a streaming GET route", () => {
+    const method = OperationService.method.watchOperation;
+    const watch = routesOf(method);
+    const message = "no server-sent events binding for anvil.operations.v1.OperationService.WatchOperation, which has a GET route";
+    expect(starting(watch, { streamCalls: new Map([[method, never]]) })).toThrow(message);
+    expect(starting(watch, { sse: sseBindings })).toThrow(message);
+    expect(starting(watch, { streamCalls: new Map([[method, never]]), sse: sseBindings })).not.toThrow();
+  });
+
+  describe("over HTTP", () => {
+    // A unary method answering an empty Probe, each of its routes naming another unset field as the response body.
+    const lister = probeService({
+      Listed: rule({
+        pattern: { case: "get", value: "/v1/probes/tags" },
+        responseBody: "tags",
+        additionalBindings: [
+          rule({ pattern: { case: "get", value: "/v1/probes/inner" }, responseBody: "inner_part" }),
+          rule({ pattern: { case: "get", value: "/v1/probes/labels" }, responseBody: "labels" }),
+          rule({ pattern: { case: "get", value: "/v1/probes/id" }, responseBody: "id" }),
+          rule({ pattern: { case: "post", value: "/v1/probes:list" }, body: "*" }),
+        ],
+      }),
+    });
+    const [listed] = lister.methods as [DescMethod];
+    // A server stream with a GET route (served as server-sent events) and a POST one, and a client stream with a GET route.
+    const streams = probeService(
+      {
+        Watch: rule({ pattern: { case: "get", value: "/v1/probes/{id}:watch" }, additionalBindings: [rule({ pattern: { case: "post", value: "/v1/probes/{id}:watch" }, body: "*" })] }),
+        Upload: rule({ pattern: { case: "get", value: "/v1/probes/{id}:upload" } }),
+      },
+      { Watch: "server", Upload: "client" },
+    );
+    const [watch, upload] = streams.methods as [DescMethod, DescMethod];
+    const metrics = new Metrics();
+    let server: Server;
+    let url: string;
+    beforeAll(async () => {
+      const log = pino({ level: "silent" });
+      // `Listed` is public and its service unlimited: deciding its calls consults neither credentials nor the limiter,
+      // which are left out, as is the refusal audit (none of these calls is refused). A streaming route that reached them would fail.
+      const authenticator = new CallAuthenticator(undefined as never, new Map([[listed, { public: true, permission: "" }]]), {
+        limiter: undefined as never,
+        addresses: new ClientAddresses([]),
+        unlimitedServices: new Set([lister.typeName]),
+      });
+      const handle = createRestHandler({
+        routes: buildRestRoutes([lister, streams]).routes,
+        unaryCalls: new Map([[listed, composeUnaryCall(lister, listed as DescMethodUnary, () => ({}), [])]]),
+        streamCalls: new Map([[watch, never]]),
+        sse: new Map([[watch, watchOperationSse]]),
+        streamHandlers: [],
+        authenticator,
+        bodyLimits: new BodyLimits(1024, [listed], new Map()),
+        calls: new CallObserver(metrics.rpc, log),
+        compressMinBytes: 1_000_000,
+        log,
+      } as Partial<RestHandlerOptions> as RestHandlerOptions);
+      server = createServer((req, res) => {
+        if (!handle(req, res)) res.writeHead(404).end();
+      });
+      server.listen(0, "127.0.0.1");
+      await once(server, "listening");
+      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    afterAll(async () => {
+      server.close();
+      await once(server, "close");
+    });
+
+    it("write out what proto3 JSON omits for an unset response body: [] for a list, {} for a message or a map, null for a scalar", async () => {
+      const bodies: Record<string, unknown> = {};
+      for (const name of ["tags", "inner", "labels", "id"]) {
+        const res = await fetch(`${url}/v1/probes/${name}`);
+        expect(res.status, name).toBe(200);
+        bodies[name] = await res.json();
+      }
+      expect(bodies).toEqual({ tags: [], inner: {}, labels: {}, id: null });
+    });
+
+    it("count the request body bytes a call read, by its route", async () => {
+      const body = JSON.stringify({ id: "counted" });
+      const res = await fetch(`${url}/v1/probes:list`, { method: "POST", headers: { "content-type": "application/json" }, body });
+      expect(res.status).toBe(200);
+      // The call is counted once its answer is sent, which the client may see first.
+      await vi.waitFor(async () => {
+        const sum = (await metrics.text()).split("\n").find((l) => l.startsWith("grpc_server_request_bytes_sum{") && l.includes('http_route="POST /v1/probes:list"'));
+        expect(sum?.split(" ").at(-1)).toBe(String(body.length));
+      }, 10_000);
+    });
+
+    it("answer a streaming method's route that is neither JSON Lines nor a GET of server-sent events with UNIMPLEMENTED, counted as REST", async () => {
+      const refusal = { code: "unimplemented", message: "streaming methods are not available over REST; call them with Connect or gRPC", details: [] };
+      const posted = await fetch(`${url}/v1/probes/p1:watch`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+      expect(posted.status).toBe(501);
+      expect(await posted.json()).toEqual(refusal);
+      const uploaded = await fetch(`${url}/v1/probes/p1:upload`);
+      expect(uploaded.status).toBe(501);
+      expect(await uploaded.json()).toEqual(refusal);
+      const text = await metrics.text();
+      for (const [method, route] of [
+        [watch, "POST /v1/probes/{id}:watch"],
+        [upload, "GET /v1/probes/{id}:upload"],
+      ] as const) {
+        expect(text).toContain(`grpc_method="${method.name}",protocol="rest",http_route="${route}"`);
+      }
+    });
+  });
+});
+
+describe("a server stream served as JSON Lines", () => {
+  // `Listed` streams Probes, and its route names their repeated `tags` as the response body.
+  const lister = probeService({ Listed: rule({ pattern: { case: "get", value: "/v1/probes" }, responseBody: "tags" }) }, { Listed: "server" });
+  const [listed] = lister.methods as [DescMethod];
+  const [route] = buildRestRoutes([lister]).routes as [RestRoute];
+  const metrics = new Metrics();
+  /** What the stream's implementation does for the call in flight: set by each test. */
+  let stream: (ctx: HandlerContext) => AsyncIterable<MessageInitShape<DescMessage>>;
+  const listedHandler = createConnectRouter()
+    .service(lister, { listed: (_req: unknown, ctx: HandlerContext) => stream(ctx) } as never)
+    .handlers.find((h) => h.method === listed)!;
+  /** connect's handler the calls run through: the stream's, unless a test swaps it. */
+  let handler = listedHandler;
+  let server: Server;
+  let url: string;
+  /** The serving of the last call: what serveJsonLines let out, as the REST handler gets it. */
+  let lastServed: Promise<void>;
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      lastServed = serveJsonLines(req, res, route, {}, handler, createContextValues(), 1_000_000, metrics.rpc.begin(listed, "rest", "GET /v1/probes"));
+      lastServed.catch(() => res.destroy());
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.close();
+    await once(server, "close");
+  });
+
+  it("writes every item of every message as a line, and an error after the first line as a last line naming it", async () => {
+    stream = async function* () {
+      yield { tags: ["a", "b"] };
+      yield { tags: [] };
+      yield { tags: ["c"] };
+      throw new ConnectError("gone", Code.Unavailable);
+    };
+    const res = await fetch(url);
+    expect([res.status, res.headers.get("content-type")]).toEqual([200, "application/x-ndjson"]);
+    expect(await res.text()).toBe('"a"\n"b"\n"c"\n{"error":{"code":"Unavailable","message":"gone"}}\n');
+  });
+
+  it("answers an error before the first line with its status and JSON, and the request id of its trailers, else of its headers, else an empty one", async () => {
+    stream = async function* () {
+      yield* [];
+      throw new ConnectError("no such probe", Code.NotFound, { "x-request-id": "from-trailers" });
+    };
+    const fromTrailers = await fetch(url);
+    expect([fromTrailers.status, fromTrailers.headers.get("x-request-id")]).toEqual([404, "from-trailers"]);
+    expect(await fromTrailers.json()).toEqual({ code: "not_found", message: "no such probe", details: [] });
+    stream = async function* (ctx) {
+      ctx.responseHeader.set("x-request-id", "from-headers");
+      yield* [];
+      throw new ConnectError("no such probe", Code.NotFound);
+    };
+    const fromHeaders = await fetch(url);
+    expect([fromHeaders.status, fromHeaders.headers.get("x-request-id")]).toEqual([404, "from-headers"]);
+    stream = async function* () {
+      yield* [];
+      // Trailers, but none naming the request.
+      throw new ConnectError("no such probe", Code.NotFound, { "x-probe": "1" });
+    };
+    const none = await fetch(url);
+    expect([none.status, none.headers.get("x-request-id")]).toEqual([404, ""]);
+  });
+
+  it("refuses a handler that answers no stream as INTERNAL, without a line", async () => {
+    // connect's handler of a unary method answers the stream's request with 415 and no body stream.
+    handler = createConnectRouter().service(AuditService, {}).handlers.find((h) => h.method === AuditService.method.listAuditEvents)!;
+    try {
+      await expect(fetch(url)).rejects.toThrow();
+      await expect(lastServed).rejects.toThrow("[internal] stream answered with status 415");
+    } finally {
+      handler = listedHandler;
+    }
+  });
+
+  it("ends the call's implementation when the client leaves while a line waits for the socket to drain", async () => {
+    let ended!: () => void;
+    const callEnded = new Promise<void>((resolve) => (ended = resolve));
+    stream = async function* (ctx) {
+      try {
+        // A line larger than the socket's buffers; then nothing, until the call is cancelled.
+        yield { tags: ["x".repeat(10_000_000)] };
+        if (!ctx.signal.aborted) await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+      } finally {
+        ended();
+      }
+    };
+    const abort = new AbortController();
+    const res = await fetch(url, { signal: abort.signal });
+    await res.body!.getReader().read();
+    abort.abort();
+    await callEnded;
+    await expect(lastServed).rejects.toThrow("client disconnected");
   });
 });

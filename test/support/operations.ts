@@ -155,13 +155,12 @@ export async function until(condition: () => boolean | Promise<boolean>, timeout
  * waiting proves it instead of sleeping and hoping the machine kept up.
  */
 export async function untilClaimsWait(server: TestServer, count: number, timeoutMs = 15_000): Promise<void> {
-  await until(
-    async () => {
-      const text = await (await fetch(`${server.baseUrl}/metrics`)).text();
-      const line = text.split("\n").find((l) => l.startsWith("anvil_operations_claim_waits "));
-      return line !== undefined && Number(line.slice("anvil_operations_claim_waits ".length)) >= count;
-    },
-    timeoutMs,
-    `${count} claims waiting`,
-  );
+  await until(async () => (await claimWaits(server)) >= count, timeoutMs, `${count} claims waiting`);
+}
+
+/** The waiting claims `server` counts (its `anvil_operations_claim_waits` gauge, which StreamTasks' slots share); NaN before the gauge is written. */
+export async function claimWaits(server: TestServer): Promise<number> {
+  const text = await (await fetch(`${server.baseUrl}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith("anvil_operations_claim_waits "));
+  return Number(line?.slice("anvil_operations_claim_waits ".length));
 }

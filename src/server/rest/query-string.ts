@@ -55,6 +55,7 @@ function isUtf8(text: string): boolean {
   try {
     new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(bytes));
     return true;
+    // Stryker disable next-line BlockStatement: equivalent: without its return, isUtf8 returns undefined, which its one caller reads as false (`!isUtf8(…)`)
   } catch {
     return false;
   }

@@ -53,8 +53,10 @@ export async function serveJsonLines(
   res.once("close", onClose);
   try {
     const uRes = await handler({
+      // Stryker disable next-line StringLiteral: equivalent: connect reads the HTTP version only to refuse bidi streams over HTTP/1.1, and JSON Lines serves server streams only
       httpVersion: "1.1",
       method: "POST",
+      // Stryker disable next-line StringLiteral: equivalent: connect reads a POST's URL only into the call's context (HandlerContext.url), which nothing in Anvil reads
       url: `http://localhost${handler.requestPath}`,
       header,
       body: (async function* () {
@@ -74,7 +76,9 @@ export async function serveJsonLines(
     if (uRes.body === undefined || uRes.body instanceof Uint8Array || uRes.status !== 200) {
       throw new ConnectError(`stream answered with status ${uRes.status}`, Code.Internal);
     }
-    for await (const envelope of pipe(uRes.body as AsyncIterable<Uint8Array>, transformSplitEnvelope(0x7fffffff))) {
+    // propagateDownStreamError: leaving the loop (the client left while a line waited to be written) returns connect's
+    // response body, which ends the call's implementation; without it the implementation stays suspended at its yield.
+    for await (const envelope of pipe(uRes.body as AsyncIterable<Uint8Array>, transformSplitEnvelope(0x7fffffff), { propagateDownStreamError: true })) {
       const json = JSON.parse(new TextDecoder().decode(envelope.data)) as JsonObject;
       if ((envelope.flags & endStreamFlag) === endStreamFlag) {
         const end = json as { error?: JsonValue; metadata?: Record<string, string[]> };
@@ -82,8 +86,8 @@ export async function serveJsonLines(
         const error = errorFromJson(end.error, new Headers(), new ConnectError("stream failed", Code.Unknown));
         meter.code(error.code);
         if (!started) {
-          error.metadata.set(requestIdHeader, end.metadata?.[requestIdHeader]?.[0] ?? requestId ?? "");
-          res.setHeader(requestIdHeader, error.metadata.get(requestIdHeader) ?? "");
+          // The request id the call answered with: in its trailers, else in its headers.
+          res.setHeader(requestIdHeader, end.metadata?.[requestIdHeader]?.[0] ?? requestId ?? "");
           meter.sent(await sendRestError(req, res, error, compressMinBytes));
         } else {
           await write(res, `${JSON.stringify({ error: { code: Code[error.code], message: error.rawMessage } })}\n`);
