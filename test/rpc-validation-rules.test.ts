@@ -1,0 +1,192 @@
+// The request validation rules and the error mapping of src/rpc/ called
+// straight, with the generated descriptors and messages, without a gateway:
+// which fields google.api.field_behavior and an update mask put in scope, the
+// limits a request validator enforces (at the limit accepted, one past
+// refused), and what a domain error becomes on the wire. Every expected value
+// is written out here, not computed by the code under test.
+import { create, type DescField, type DescMessage } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { describe, expect, it } from "vitest";
+import { BatchCreateFindingsRequestSchema, CreateFindingRequestSchema, Finding_Severity, FindingSchema } from "../gen/anvil/findings/v1/findings_pb.js";
+import { FieldBehavior } from "../gen/google/api/field_behavior_pb.js";
+import { BadRequestSchema, ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+import { CreateUserRequestSchema, UpdateUserRequestSchema, UserSchema } from "../gen/anvil/users/v1/users_pb.js";
+import { errorBudget, toConnectError, toStatus, truncate } from "../src/rpc/error-mapping.js";
+import { behaviors, compileFieldBehaviorScope } from "../src/rpc/validation/field-behavior.js";
+import { compileRequestValidator } from "../src/rpc/validation/field-rules.js";
+import { InvalidArgumentError, NotFoundError } from "../src/shared/errors.js";
+
+/** The field of `desc` called `name` (the test fails if there is none). */
+function field(desc: DescMessage, name: string): DescField {
+  const f = desc.fields.find((x) => x.name === name);
+  if (!f) throw new Error(`${desc.typeName} has no field ${name}`);
+  return f;
+}
+
+const user = field(UpdateUserRequestSchema, "user");
+const updateMask = field(UpdateUserRequestSchema, "update_mask");
+const email = field(UserSchema, "email");
+const userId = field(UserSchema, "id");
+const createTime = field(UserSchema, "create_time");
+
+/** An UpdateUserRequest as the validators see it: a plain message whose mask names `paths`. */
+const updateUser = (paths: string[] | undefined, fields: Record<string, unknown> = {}) =>
+  create(UpdateUserRequestSchema, { user: { id: "0b8e3c2a-8d5e-4f3b-9c1d-2a7f6e5d4c3b", email: "a@example.com", ...fields }, ...(paths ? { updateMask: { paths } } : {}) });
+
+describe("field behaviors", () => {
+  it("are read from google.api.field_behavior, none where the option is absent", () => {
+    expect(behaviors(email)).toEqual([FieldBehavior.REQUIRED]);
+    expect(behaviors(userId)).toEqual([FieldBehavior.IDENTIFIER]);
+    expect(behaviors(field(UserSchema, "display_name"))).toEqual([]);
+  });
+
+  it("on an update, put in scope only the resource fields the mask names, `*` and `a.b` naming their top field", () => {
+    const scope = compileFieldBehaviorScope(UpdateUserRequestSchema);
+    expect(scope.inScope([user, email], updateUser(["email"]))).toBe(true);
+    expect(scope.inScope([user, email], updateUser(["email.local"]))).toBe(true);
+    expect(scope.inScope([user, email], updateUser(["*"]))).toBe(true);
+    expect(scope.inScope([user, email], updateUser(["display_name"]))).toBe(false);
+    expect(scope.inScope([user, email], updateUser(undefined))).toBe(false);
+  });
+
+  it("on an update, keep the identifier, the mask itself and the request's own fields in scope whatever the mask", () => {
+    const scope = compileFieldBehaviorScope(UpdateUserRequestSchema);
+    expect(scope.inScope([user, userId], updateUser(["display_name"]))).toBe(true);
+    expect(scope.inScope([updateMask, field(updateMask.message!, "paths")], updateUser(["display_name"]))).toBe(true);
+    expect(scope.inScope([user], updateUser(["display_name"]))).toBe(true);
+    expect(scope.inScope([], updateUser(["display_name"]))).toBe(true);
+  });
+
+  it("never put OUTPUT_ONLY fields in scope, nor anything below them, on create or update", () => {
+    const seconds = field(createTime.message!, "seconds");
+    const update = compileFieldBehaviorScope(UpdateUserRequestSchema);
+    expect(update.inScope([user, createTime], updateUser(["*"]))).toBe(false);
+    expect(update.inScope([user, createTime, seconds], updateUser(["create_time"]))).toBe(false);
+    const createScope = compileFieldBehaviorScope(CreateUserRequestSchema);
+    const createUser = create(CreateUserRequestSchema, { user: { email: "a@example.com" } });
+    expect(createScope.inScope([field(CreateUserRequestSchema, "user"), createTime], createUser)).toBe(false);
+  });
+
+  it("on create, leave out the resource's identifier (the server assigns it) and keep every other field", () => {
+    const scope = compileFieldBehaviorScope(CreateUserRequestSchema);
+    const createUser = create(CreateUserRequestSchema, { user: { email: "a@example.com" } });
+    const resource = field(CreateUserRequestSchema, "user");
+    expect(scope.inScope([resource, userId], createUser)).toBe(false);
+    expect(scope.inScope([resource, email], createUser)).toBe(true);
+    expect(scope.inScope([field(CreateUserRequestSchema, "request_id")], createUser)).toBe(true);
+  });
+
+  it("find an update's resource without its identifier, and none on create or without the resource", () => {
+    const scope = compileFieldBehaviorScope(UpdateUserRequestSchema);
+    expect(scope.missingIdentifiers(updateUser(["email"], { id: "" }))).toEqual([[user, userId]]);
+    // A message built by hand rather than by create() may lack the key altogether.
+    expect(scope.missingIdentifiers({ user: { email: "a@example.com" }, updateMask: { paths: ["email"] } })).toEqual([[user, userId]]);
+    expect(scope.missingIdentifiers(updateUser(["email"]))).toEqual([]);
+    expect(scope.missingIdentifiers({ updateMask: { paths: ["email"] } })).toEqual([]);
+    expect(compileFieldBehaviorScope(CreateUserRequestSchema).missingIdentifiers(create(CreateUserRequestSchema, { user: {} }))).toEqual([]);
+  });
+});
+
+/** A valid finding for a batch; `fields` override. */
+const finding = (fields: Record<string, unknown> = {}) =>
+  create(CreateFindingRequestSchema, {
+    finding: create(FindingSchema, { filePath: "src/a.ts", line: 1, severity: Finding_Severity.LOW, issueType: "lint", message: "m", source: "eslint", ...fields }),
+  });
+const batch = (n: number, bad: (i: number) => Record<string, unknown> | undefined = () => undefined) =>
+  create(BatchCreateFindingsRequestSchema, { requests: Array.from({ length: n }, (_, i) => finding(bad(i))) });
+
+describe("request validators", () => {
+  it("name a required field an update leaves out, and the identifier it must carry", async () => {
+    const validate = compileRequestValidator(UpdateUserRequestSchema);
+    expect(await validate(updateUser(["email"]))).toEqual([]);
+    expect(await validate(updateUser(["email"], { id: "" }))).toEqual([{ field: "user.id", description: "value is required" }]);
+    expect(await validate(updateUser(["email"], { email: "" }))).toEqual([{ field: "user.email", description: "value is required" }]);
+    // Not in the mask: the stored email stays, so an empty one is no violation.
+    expect(await validate(updateUser(["display_name"], { email: "" }))).toEqual([]);
+  });
+
+  it("accept an update mask of 100 paths and refuse one of 101, before any other rule", async () => {
+    const validate = compileRequestValidator(UpdateUserRequestSchema);
+    expect(await validate(updateUser(Array(100).fill("display_name")))).toEqual([]);
+    expect(await validate(updateUser(Array(101).fill("display_name"), { id: "" }))).toEqual([{ field: "update_mask", description: "must name at most 100 paths" }]);
+  });
+
+  it("report a string over its limit and its pattern both, once each", async () => {
+    const validate = compileRequestValidator(CreateFindingRequestSchema);
+    expect(await validate(finding({ issueType: "a".repeat(128) }))).toEqual([]);
+    const found = await validate(finding({ issueType: "A".repeat(129) }));
+    expect(found.map((v) => v.field)).toEqual(["finding.issue_type", "finding.issue_type"]);
+    expect(found.map((v) => v.description).sort()).toEqual(["does not match regex pattern `^[a-z][a-z0-9_-]*$`", "must be at most 128 characters"]);
+  });
+
+  it("report a broken string once, for its integrity, not for its other rules", async () => {
+    const validate = compileRequestValidator(CreateFindingRequestSchema);
+    const found = await validate(finding({ issueType: "lint\u0000" }));
+    expect(found).toHaveLength(1);
+    expect(found[0]!.field).toBe("finding.issue_type");
+  });
+
+  it("name a batch item's violation by its index in the whole request, past the first hundred", async () => {
+    const validate = compileRequestValidator(BatchCreateFindingsRequestSchema);
+    expect(await validate(batch(250, (i) => (i === 120 || i === 230 ? { line: 0 } : undefined)))).toEqual([
+      { field: "requests[120].finding.line", description: "value is required" },
+      { field: "requests[230].finding.line", description: "value is required" },
+    ]);
+  });
+
+  it("name at most 100 violations, the first ones, however many the request has", async () => {
+    const validate = compileRequestValidator(BatchCreateFindingsRequestSchema);
+    // Two violations per item: 300 in all, the first part alone has 200.
+    const found = await validate(batch(150, () => ({ line: 0, endLine: -1 })));
+    expect(found).toHaveLength(100);
+    expect(found[0]!.field).toBe("requests[0].finding.line");
+    expect(found[99]!.field).toBe("requests[49].finding.end_line");
+    // Integrity violations, found by the first pass, are cut the same way.
+    const broken = await validate(batch(150, () => ({ message: "m\u0000" })));
+    expect(broken).toHaveLength(100);
+    expect(broken[99]!.field).toBe("requests[99].finding.message");
+  });
+});
+
+describe("error mapping", () => {
+  const correlationId = "c-1";
+
+  it("sends an InvalidArgumentError's violations as BadRequest, and no BadRequest without any", () => {
+    const mapped = toConnectError(new InvalidArgumentError("bad user", [{ field: "user.email", description: "value is required" }]), correlationId);
+    expect(mapped.code).toBe(Code.InvalidArgument);
+    expect(mapped.findDetails(BadRequestSchema)[0]?.fieldViolations.map((v) => [v.field, v.description])).toEqual([["user.email", "value is required"]]);
+    expect(toConnectError(new InvalidArgumentError("bad"), correlationId).findDetails(BadRequestSchema)).toEqual([]);
+  });
+
+  it("keeps violations within the byte budget, always at least the first", () => {
+    const long = "x".repeat(errorBudget.textBytes);
+    // Each violation is 400 bytes: 7 fit in 3,000 bytes, the 8th does not.
+    const many = Array.from({ length: 20 }, () => ({ field: long, description: long }));
+    const mapped = toConnectError(new InvalidArgumentError("bad", many), correlationId);
+    expect(mapped.findDetails(BadRequestSchema)[0]?.fieldViolations).toHaveLength(7);
+  });
+
+  it("reads a request that does not parse as the client's fault, and other INTERNAL errors as internal", () => {
+    const parse = toConnectError(new ConnectError("parse binary: premature EOF", Code.Internal), correlationId);
+    expect([parse.code, parse.rawMessage]).toEqual([Code.InvalidArgument, "request message does not parse"]);
+    const other = toConnectError(new ConnectError("database said: relation x does not exist", Code.Internal), correlationId);
+    expect([other.code, other.rawMessage]).toEqual([Code.Internal, "internal error (correlation id c-1)"]);
+    expect(other.findDetails(ErrorInfoSchema)[0]?.reason).toBe("INTERNAL");
+    const refused = new ConnectError("parse binary: not ours", Code.PermissionDenied);
+    expect(toConnectError(refused, correlationId)).toBe(refused);
+  });
+
+  it("reports a batch item's error as a Status with the code and message its own call would have had", () => {
+    const status = toStatus(new NotFoundError("task", "t-1"), correlationId);
+    expect([status.code, status.message]).toEqual([Code.NotFound, new NotFoundError("task", "t-1").message]);
+  });
+
+  it("truncates text to a UTF-8 byte budget, never inside a character, marking the cut", () => {
+    expect(truncate("abc", 9)).toBe("abc");
+    expect(truncate("abcdefghij", 10)).toBe("abcdefghij");
+    expect(truncate("abcdefghijk", 10)).toBe("abcdefg…");
+    // "é" is two bytes: 10 bytes of five hold; 11 bytes of them are cut to 7 bytes, 3 whole ones.
+    expect(truncate("ééééé", 10)).toBe("ééééé");
+    expect(truncate("éééééé", 10)).toBe("ééé…");
+  });
+});
