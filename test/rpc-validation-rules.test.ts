@@ -4,11 +4,12 @@
 // limits a request validator enforces (at the limit accepted, one past
 // refused), and what a domain error becomes on the wire. Every expected value
 // is written out here, not computed by the code under test.
-import { create, type DescField, type DescMessage } from "@bufbuild/protobuf";
+import { create, createFileRegistry, type DescField, type DescMessage, setExtension } from "@bufbuild/protobuf";
+import { FieldDescriptorProto_Label as Label, FieldDescriptorProto_Type as Type, FieldOptionsSchema, file_google_protobuf_field_mask, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { BatchCreateFindingsRequestSchema, CreateFindingRequestSchema, Finding_Severity, FindingSchema } from "../gen/anvil/findings/v1/findings_pb.js";
-import { FieldBehavior } from "../gen/google/api/field_behavior_pb.js";
+import { FieldBehavior, field_behavior } from "../gen/google/api/field_behavior_pb.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { CreateUserRequestSchema, UpdateUserRequestSchema, UserSchema } from "../gen/anvil/users/v1/users_pb.js";
 import { errorBudget, toConnectError, toStatus, truncate } from "../src/rpc/error-mapping.js";
@@ -32,6 +33,38 @@ const createTime = field(UserSchema, "create_time");
 /** An UpdateUserRequest as the validators see it: a plain message whose mask names `paths`. */
 const updateUser = (paths: string[] | undefined, fields: Record<string, unknown> = {}) =>
   create(UpdateUserRequestSchema, { user: { id: "0b8e3c2a-8d5e-4f3b-9c1d-2a7f6e5d4c3b", email: "a@example.com", ...fields }, ...(paths ? { updateMask: { paths } } : {}) });
+
+/**
+ * Request types no proto of Anvil has, to pin what makes a request an update
+ * and what the compilers must survive: `OddRequest` has a FieldMask that is
+ * not `update_mask` (declared first) and an `update_mask` that is no
+ * FieldMask; `Node` refers to itself; `Nested` documents a nested field
+ * REQUIRED without the buf.validate rule.
+ */
+const odd = (() => {
+  const string = (name: string, number: number, options?: object) => ({ name, number, type: Type.STRING, label: Label.OPTIONAL, jsonName: name, ...(options ? { options } : {}) });
+  const message = (name: string, number: number, typeName: string) => ({ name, number, type: Type.MESSAGE, label: Label.OPTIONAL, typeName, jsonName: name });
+  const requiredByBehaviorOnly = create(FieldOptionsSchema);
+  setExtension(requiredByBehaviorOnly, field_behavior, [FieldBehavior.REQUIRED]);
+  const registry = createFileRegistry(
+    create(FileDescriptorProtoSchema, {
+      name: "t/v1/odd.proto",
+      package: "t.v1",
+      syntax: "proto3",
+      dependency: ["google/protobuf/field_mask.proto"],
+      messageType: [
+        { name: "Node", field: [message("child", 1, ".t.v1.Node")] },
+        { name: "Thing", field: [string("name", 1)] },
+        { name: "OddRequest", field: [message("read_mask", 1, ".google.protobuf.FieldMask"), string("update_mask", 2), message("thing", 3, ".t.v1.Thing"), message("node", 4, ".t.v1.Node")] },
+        { name: "Inner", field: [string("x", 1, requiredByBehaviorOnly)] },
+        { name: "Nested", field: [message("inner", 1, ".t.v1.Inner")] },
+      ],
+    }),
+    (name: string) => (name === file_google_protobuf_field_mask.proto.name ? file_google_protobuf_field_mask : undefined),
+  );
+  const get = (name: string) => registry.getMessage(`t.v1.${name}`)!;
+  return { request: get("OddRequest"), thing: get("Thing"), nested: get("Nested") };
+})();
 
 describe("field behaviors", () => {
   it("are read from google.api.field_behavior, none where the option is absent", () => {
@@ -65,6 +98,13 @@ describe("field behaviors", () => {
     const createScope = compileFieldBehaviorScope(CreateUserRequestSchema);
     const createUser = create(CreateUserRequestSchema, { user: { email: "a@example.com" } });
     expect(createScope.inScope([field(CreateUserRequestSchema, "user"), createTime], createUser)).toBe(false);
+  });
+
+  it("make a request an update only by a FieldMask named update_mask, and survive a type that refers to itself", () => {
+    const scope = compileFieldBehaviorScope(odd.request);
+    const message = { readMask: { paths: [] }, updateMask: "", thing: { name: "" } };
+    expect(scope.inScope([field(odd.request, "thing"), field(odd.thing, "name")], message)).toBe(true);
+    expect(scope.missingIdentifiers(message)).toEqual([]);
   });
 
   it("on create, leave out the resource's identifier (the server assigns it) and keep every other field", () => {
@@ -103,6 +143,12 @@ describe("request validators", () => {
     expect(await validate(updateUser(["email"], { email: "" }))).toEqual([{ field: "user.email", description: "value is required" }]);
     // Not in the mask: the stored email stays, so an empty one is no violation.
     expect(await validate(updateUser(["display_name"], { email: "" }))).toEqual([]);
+  });
+
+  it("count the paths of update_mask only, and refuse at start-up a nested REQUIRED without its buf.validate rule", async () => {
+    const validate = compileRequestValidator(odd.request);
+    expect(await validate(create(odd.request, { readMask: { paths: Array(101).fill("name") } }))).toEqual([]);
+    expect(() => compileRequestValidator(odd.nested)).toThrow("t.v1.Inner.x: google.api.field_behavior REQUIRED and (buf.validate.field).required must agree");
   });
 
   it("accept an update mask of 100 paths and refuse one of 101, before any other rule", async () => {
