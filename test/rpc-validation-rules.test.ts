@@ -10,12 +10,12 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { BatchCreateFindingsRequestSchema, CreateFindingRequestSchema, Finding_Severity, FindingSchema } from "../gen/anvil/findings/v1/findings_pb.js";
 import { FieldBehavior, field_behavior } from "../gen/google/api/field_behavior_pb.js";
-import { BadRequestSchema, ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, ErrorInfoSchema, PreconditionFailureSchema } from "../gen/google/rpc/error_details_pb.js";
 import { CreateUserRequestSchema, UpdateUserRequestSchema, UserSchema } from "../gen/anvil/users/v1/users_pb.js";
 import { errorBudget, toConnectError, toStatus, truncate } from "../src/rpc/error-mapping.js";
 import { behaviors, compileFieldBehaviorScope } from "../src/rpc/validation/field-behavior.js";
 import { compileRequestValidator } from "../src/rpc/validation/field-rules.js";
-import { InvalidArgumentError, NotFoundError } from "../src/shared/errors.js";
+import { DomainError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../src/shared/errors.js";
 
 /** The field of `desc` called `name` (the test fails if there is none). */
 function field(desc: DescMessage, name: string): DescField {
@@ -204,12 +204,34 @@ describe("error mapping", () => {
     expect(toConnectError(new InvalidArgumentError("bad"), correlationId).findDetails(BadRequestSchema)).toEqual([]);
   });
 
-  it("keeps violations within the byte budget, always at least the first", () => {
-    const long = "x".repeat(errorBudget.textBytes);
-    // Each violation is 400 bytes: 7 fit in 3,000 bytes, the 8th does not.
-    const many = Array.from({ length: 20 }, () => ({ field: long, description: long }));
-    const mapped = toConnectError(new InvalidArgumentError("bad", many), correlationId);
-    expect(mapped.findDetails(BadRequestSchema)[0]?.fieldViolations).toHaveLength(7);
+  it("sends a FailedPreconditionError's violations as PreconditionFailure, and none without any", () => {
+    const mapped = toConnectError(new FailedPreconditionError("not now", [{ type: "STATE", subject: "agents/a-1", description: "agent is disabled" }]), correlationId);
+    expect(mapped.code).toBe(Code.FailedPrecondition);
+    expect(mapped.findDetails(PreconditionFailureSchema)[0]?.violations.map((v) => [v.type, v.subject, v.description])).toEqual([["STATE", "agents/a-1", "agent is disabled"]]);
+    expect(toConnectError(new FailedPreconditionError("not now"), correlationId).findDetails(PreconditionFailureSchema)).toEqual([]);
+  });
+
+  it("keeps violations within the byte budget: 3,000 bytes of text fit, one byte more does not", () => {
+    const violations = (n: number, bytes: number) => Array.from({ length: n }, () => ({ field: "f".repeat(bytes / 2), description: "d".repeat(bytes / 2) }));
+    const sent = (v: { field: string; description: string }[]) => toConnectError(new InvalidArgumentError("bad", v), correlationId).findDetails(BadRequestSchema)[0]?.fieldViolations.length;
+    // 300 bytes each: exactly ten make 3,000 bytes.
+    expect(sent(violations(20, 300))).toBe(10);
+    // 400 bytes each (the most one field and description may hold): 7 fit, the 8th passes the budget.
+    expect(sent(violations(20, 400))).toBe(7);
+  });
+
+  it("names at most 100 violations, the first ones", () => {
+    const many = Array.from({ length: 150 }, (_, i) => ({ field: `f${i}`, description: "d" }));
+    const sent = toConnectError(new InvalidArgumentError("bad", many), correlationId).findDetails(BadRequestSchema)[0]?.fieldViolations;
+    expect(sent?.map((v) => v.field)).toEqual(many.slice(0, 100).map((v) => v.field));
+  });
+
+  it("maps a domain error class missing from the table to INTERNAL, its message kept from the client", () => {
+    class UnmappedError extends DomainError {
+      readonly reason = "UNMAPPED";
+    }
+    const mapped = toConnectError(new UnmappedError("select * from secrets failed"), correlationId);
+    expect([mapped.code, mapped.rawMessage]).toEqual([Code.Internal, "internal error (correlation id c-1)"]);
   });
 
   it("reads a request that does not parse as the client's fault, and other INTERNAL errors as internal", () => {
