@@ -6,12 +6,15 @@
 // is written out here, not computed by the code under test.
 import { create, createFileRegistry, type DescField, type DescMessage, setExtension } from "@bufbuild/protobuf";
 import { FieldDescriptorProto_Label as Label, FieldDescriptorProto_Type as Type, FieldOptionsSchema, file_google_protobuf_field_mask, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, createHandlerContext } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { BatchCreateFindingsRequestSchema, CreateFindingRequestSchema, Finding_Severity, FindingSchema } from "../gen/anvil/findings/v1/findings_pb.js";
 import { FieldBehavior, field_behavior } from "../gen/google/api/field_behavior_pb.js";
 import { BadRequestSchema, ErrorInfoSchema, PreconditionFailureSchema } from "../gen/google/rpc/error_details_pb.js";
-import { CreateUserRequestSchema, UpdateUserRequestSchema, UserSchema } from "../gen/anvil/users/v1/users_pb.js";
+import { CreateUserRequestSchema, UpdateUserRequestSchema, type User, UserSchema, UserService } from "../gen/anvil/users/v1/users_pb.js";
+import type { Principal } from "../src/auth/principal.js";
+import { principalKey } from "../src/rpc/request-context.js";
+import { resourceMethods } from "../src/rpc/resource-methods.js";
 import { errorBudget, toConnectError, toStatus, truncate } from "../src/rpc/error-mapping.js";
 import { behaviors, compileFieldBehaviorScope } from "../src/rpc/validation/field-behavior.js";
 import { compileRequestValidator } from "../src/rpc/validation/field-rules.js";
@@ -256,5 +259,61 @@ describe("error mapping", () => {
     // "é" is two bytes: 10 bytes of five hold; 11 bytes of them are cut to 7 bytes, 3 whole ones.
     expect(truncate("ééééé", 10)).toBe("ééééé");
     expect(truncate("éééééé", 10)).toBe("ééé…");
+    // Only a character cut at the end is dropped, not a replacement character the text holds.
+    expect(truncate("\uFFFDabcdefgh", 10)).toBe("\uFFFDabcd…");
+  });
+});
+
+describe("resource methods", () => {
+  type Item = { id: string; email: string };
+  /** Use cases that record what the standard methods hand them and answer with a fixed user. */
+  function recording() {
+    const calls: unknown[][] = [];
+    const item: Item = { id: "u-1", email: "a@example.com" };
+    const useCases = {
+      get: async (_: unknown, id: string) => (calls.push(["get", id]), item),
+      list: async (_: unknown, page: unknown) => (calls.push(["list", page]), { items: [item, { ...item, id: "u-2" }], nextPageToken: "next" }),
+      create: async (_: unknown, input: unknown, requestId?: string) => (calls.push(["create", input, requestId]), item),
+      update: async (_: unknown, id: string, patch: unknown, etag?: string) => (calls.push(["update", id, patch, etag]), item),
+      delete: async (_: unknown, id: string, etag?: string) => void calls.push(["delete", id, etag]),
+    };
+    const handlers = resourceMethods(UserService, useCases, {
+      schema: UserSchema,
+      toMessage: (i: Item) => create(UserSchema, i),
+      toNew: (sent: User) => ({ email: sent.email }),
+      toPatch: (sent: User, mask) => ({ email: sent.email, paths: mask?.paths }),
+    });
+    return { calls, handlers };
+  }
+  function context(method: string) {
+    const values = createContextValues().set(principalKey, { subject: "s", tenant: "t", roles: [], credential: "jwt", tier: "free" } as unknown as Principal);
+    return createHandlerContext({ service: UserService, method: UserService.method[method as "getUser"], protocolName: "connect", requestMethod: "POST", url: "http://x/", contextValues: values });
+  }
+  const call = (handlers: object, method: string, req: object) => (handlers as Record<string, (r: object, c: object) => Promise<Record<string, unknown>>>)[method]!(req, context(method));
+
+  it("serve Get, List, Create, Update and Delete of the service's resource, answering the resource in its field", async () => {
+    const { calls, handlers } = recording();
+    expect(Object.keys(handlers).sort()).toEqual(["createUser", "deleteUser", "getUser", "listUsers", "updateUser"]);
+    expect(((await call(handlers, "getUser", { id: "u-1" })).user as User).id).toBe("u-1");
+    const listed = await call(handlers, "listUsers", { pageSize: 2, pageToken: "p" });
+    expect([(listed.users as User[]).map((u) => u.id), listed.nextPageToken]).toEqual([["u-1", "u-2"], "next"]);
+    expect(((await call(handlers, "updateUser", { user: { id: "u-1", email: "b@example.com", etag: "" }, updateMask: { paths: ["email"] } })).user as User).email).toBe("a@example.com");
+    expect(calls.slice(0, 3)).toEqual([["get", "u-1"], ["list", { pageSize: 2, pageToken: "p" }], ["update", "u-1", { email: "b@example.com", paths: ["email"] }, undefined]]);
+  });
+
+  it("pass a request id and an etag on only when the client sent one", async () => {
+    const { calls, handlers } = recording();
+    await call(handlers, "createUser", { user: { email: "a@example.com" }, requestId: "" });
+    await call(handlers, "createUser", { user: { email: "a@example.com" }, requestId: "r-1" });
+    await call(handlers, "updateUser", { user: { id: "u-1", email: "b@example.com", etag: "e-1" }, updateMask: { paths: ["email"] } });
+    await call(handlers, "deleteUser", { id: "u-1", etag: "" });
+    await call(handlers, "deleteUser", { id: "u-1", etag: "e-2" });
+    expect(calls).toEqual([
+      ["create", { email: "a@example.com" }, undefined],
+      ["create", { email: "a@example.com" }, "r-1"],
+      ["update", "u-1", { email: "b@example.com", paths: ["email"] }, "e-1"],
+      ["delete", "u-1", undefined],
+      ["delete", "u-1", "e-2"],
+    ]);
   });
 });
