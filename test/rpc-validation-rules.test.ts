@@ -4,7 +4,7 @@
 // limits a request validator enforces (at the limit accepted, one past
 // refused), and what a domain error becomes on the wire. Every expected value
 // is written out here, not computed by the code under test.
-import { create, createFileRegistry, type DescField, type DescMessage, setExtension } from "@bufbuild/protobuf";
+import { create, createFileRegistry, type DescField, type DescMessage, type DescService, setExtension } from "@bufbuild/protobuf";
 import { FieldDescriptorProto_Label as Label, FieldDescriptorProto_Type as Type, FieldOptionsSchema, file_google_protobuf_field_mask, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createContextValues, createHandlerContext } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
@@ -61,12 +61,16 @@ const odd = (() => {
         { name: "OddRequest", field: [message("read_mask", 1, ".google.protobuf.FieldMask"), string("update_mask", 2), message("thing", 3, ".t.v1.Thing"), message("node", 4, ".t.v1.Node")] },
         { name: "Inner", field: [string("x", 1, requiredByBehaviorOnly)] },
         { name: "Nested", field: [message("inner", 1, ".t.v1.Inner")] },
+        { name: "GetThingRequest", field: [string("id", 1)] },
+        // The resource after a string and another message: found by its type, not its place.
+        { name: "GetThingResponse", field: [string("note", 1), message("node", 2, ".t.v1.Node"), message("thing", 3, ".t.v1.Thing")] },
       ],
+      service: [{ name: "ThingService", method: [{ name: "GetThing", inputType: ".t.v1.GetThingRequest", outputType: ".t.v1.GetThingResponse" }] }],
     }),
     (name: string) => (name === file_google_protobuf_field_mask.proto.name ? file_google_protobuf_field_mask : undefined),
   );
   const get = (name: string) => registry.getMessage(`t.v1.${name}`)!;
-  return { request: get("OddRequest"), thing: get("Thing"), nested: get("Nested") };
+  return { request: get("OddRequest"), thing: get("Thing"), nested: get("Nested"), service: registry.getService("t.v1.ThingService")! };
 })();
 
 describe("field behaviors", () => {
@@ -285,11 +289,12 @@ describe("resource methods", () => {
     });
     return { calls, handlers };
   }
-  function context(method: string) {
+  function context(method: string, service: DescService = UserService) {
     const values = createContextValues().set(principalKey, { subject: "s", tenant: "t", roles: [], credential: "jwt", tier: "free" } as unknown as Principal);
-    return createHandlerContext({ service: UserService, method: UserService.method[method as "getUser"], protocolName: "connect", requestMethod: "POST", url: "http://x/", contextValues: values });
+    return createHandlerContext({ service, method: service.methods.find((m) => m.localName === method)!, protocolName: "connect", requestMethod: "POST", url: "http://x/", contextValues: values });
   }
-  const call = (handlers: object, method: string, req: object) => (handlers as Record<string, (r: object, c: object) => Promise<Record<string, unknown>>>)[method]!(req, context(method));
+  const call = (handlers: object, method: string, req: object, service?: DescService) =>
+    (handlers as Record<string, (r: object, c: object) => Promise<Record<string, unknown>>>)[method]!(req, context(method, service));
 
   it("serve Get, List, Create, Update and Delete of the service's resource, answering the resource in its field", async () => {
     const { calls, handlers } = recording();
@@ -315,5 +320,19 @@ describe("resource methods", () => {
       ["delete", "u-1", undefined],
       ["delete", "u-1", "e-2"],
     ]);
+  });
+
+  it("answer the resource in the response field of its type, whatever comes before it", async () => {
+    const item = { id: "t-1", name: "thing" };
+    const unused = async () => {
+      throw new Error("not called");
+    };
+    const handlers = resourceMethods(odd.service, { get: async () => item, list: unused, create: unused, update: unused, delete: unused }, {
+      schema: odd.thing,
+      toMessage: (i: typeof item) => create(odd.thing, { name: i.name }),
+      toNew: () => item,
+    });
+    const answer = await call(handlers, "getThing", { id: "t-1" }, odd.service);
+    expect([(answer.thing as { name: string }).name, answer.note, answer.node]).toEqual(["thing", "", undefined]);
   });
 });
