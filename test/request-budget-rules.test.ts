@@ -21,10 +21,10 @@ const tooDeep = { description: "free-form JSON must nest at most 32 levels" };
 
 /** An object of `n` members, each a number. */
 const members = (n: number): Record<string, number> => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]));
-/** `n` objects nested in one another: {"a":{"a":{}}} is 2. */
-const objects = (n: number): JsonValue => (n === 1 ? {} : { a: objects(n - 1) });
-/** `n` lists nested in one another: [[]] is 2. */
-const lists = (n: number): JsonValue => (n === 1 ? [] : [lists(n - 1)]);
+/** `n` objects nested in one another, the innermost holding a number: {"a":{"a":1}} is 2. */
+const objects = (n: number): JsonValue => (n === 1 ? { a: 1 } : { a: objects(n - 1) });
+/** `n` lists nested in one another, the innermost holding a number: [[1]] is 2. */
+const lists = (n: number): JsonValue => (n === 1 ? [1] : [lists(n - 1)]);
 
 /** The request as binary, built by protobuf-es from its JSON. */
 const binary = (json: object, desc: DescMessage = probe) => toBinary(desc, fromJson(desc, json as JsonValue));
@@ -149,6 +149,7 @@ describe("the free-form JSON limits, before decoding (JSON and binary alike)", (
       ["floats", 1.5],
       ["sfixed32s", -7],
       ["ints", 300], // two bytes each
+      ["ints", 128], // 0x80 0x01: the first byte is not the last
       ["sint32s", -300],
     ];
     for (const [name, item] of cases) {
