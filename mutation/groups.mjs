@@ -92,6 +92,7 @@ export const groups = [
     suites: [
       // Direct tests first (see the repositories group).
       "test/rpc-rules.test.ts",
+      "test/request-budget-rules.test.ts",
       "test/rpc-validation-rules.test.ts",
       "test/error-mapping.test.ts",
       "test/request-validation.test.ts",

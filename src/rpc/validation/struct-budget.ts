@@ -194,7 +194,7 @@ class Budget {
         // One item per occurrence; a packed run holds one per varint's last byte (or per fixed width).
         let n = 1;
         if (wireType === WireType.LengthDelimited && f.listKind !== "message" && !(f.listKind === "scalar" && (f.scalar === ScalarType.STRING || f.scalar === ScalarType.BYTES))) {
-          n = packedCount(f.listKind === "scalar" ? f.scalar : undefined, reader.skip(wireType, no));
+          n = packedCount(f.listKind === "scalar" ? f.scalar : undefined, reader.bytes()); // the run without its length prefix
           items.set(no, (items.get(no) ?? 0) + n);
           listSize(f, items.get(no)!, `${path}${f.name}`);
           continue;
