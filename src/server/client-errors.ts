@@ -2,14 +2,7 @@ import type http from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
-
-/**
- * How long a connection refused for a request it could not parse keeps
- * reading (and discarding) what the client still sends. Long enough for a
- * client to read the answer and close; short enough that a client trickling
- * bytes cannot hold the socket (nginx's lingering_timeout is 5 s).
- */
-const lingerMs = 2_000;
+import { closeInStages } from "./staged-close.js";
 
 /**
  * Answers requests Node's HTTP/1.1 parser refuses (headers over
@@ -18,9 +11,8 @@ const lingerMs = 2_000;
  * once: when the client is still sending a body, the unread bytes make the
  * kernel send a reset, which discards the answer, so the client sees
  * ECONNRESET instead of 431 or 400 and cannot tell a refusal from a crash.
- * Here the answer is written, the sending side is closed, and the rest of
- * the request is read and dropped until the client closes or `lingerMs`
- * passes.
+ * Here the answer is written and the connection closed in stages
+ * (staged-close.ts).
  *
  * Timeouts keep Node's immediate close: a client that sends too slowly gains
  * nothing by being waited for. Each refusal is logged (at info) on `log`.
@@ -44,12 +36,7 @@ export function closeRefusedConnectionsGracefully(server: http.Server, log?: Log
       socket.destroy();
       return;
     }
-    socket.end(response);
-    const cut = setTimeout(() => socket.destroy(), lingerMs);
-    socket.once("close", () => clearTimeout(cut));
-    // The parser may no longer read once it failed: read and drop the rest here.
-    socket.on("data", () => {});
-    socket.resume();
+    closeInStages(socket, response);
   });
 }
 

@@ -1,6 +1,7 @@
 import http from "node:http";
 import type { Duplex } from "node:stream";
 import type { NodeRequest, NodeResponse } from "./connect-handler.js";
+import { closeInStagesWhileSending } from "./staged-close.js";
 
 /**
  * The HTTP/1.1 connections of a listener and the requests in flight on each,
@@ -17,10 +18,16 @@ import type { NodeRequest, NodeResponse } from "./connect-handler.js";
  * Node's own closeIdleConnections() cannot be relied on here: the cleartext
  * HTTP/1.1 server never listens (the protocol sniffer hands it its sockets)
  * and, over TLS, HTTP/1.1 runs inside the HTTP/2 server.
+ *
+ * A connection that closes after a response while its request is still
+ * arriving (a body refused part-way, with `Connection: close` or during a
+ * drain) closes in stages, so the client gets that response and not a reset.
  */
 export class Http1Connections {
   /** Each connection with its responses not yet finished (pipelined requests wait in Node's queue). */
   readonly #open = new Map<Duplex, Set<http.ServerResponse>>();
+  /** Each connection's latest request: the one whose body may still be arriving. */
+  readonly #latest = new WeakMap<Duplex, NodeRequest>();
   readonly #idleGraceMs: number;
   #closing = false;
 
@@ -33,6 +40,7 @@ export class Http1Connections {
     if (this.#open.has(socket)) return;
     this.#open.set(socket, new Set());
     socket.once("close", () => this.#open.delete(socket));
+    closeInStagesWhileSending(socket, () => this.#latest.get(socket)?.complete === false);
     if (this.#closing) this.#closeIfIdle(socket);
   }
 
@@ -44,6 +52,7 @@ export class Http1Connections {
     const responses = this.#open.get(socket);
     if (responses === undefined) return;
     responses.add(res);
+    this.#latest.set(socket, req);
     // Node sends `Connection: close` and closes the socket after this response.
     if (this.#closing) res.shouldKeepAlive = false;
     res.once("close", () => {
