@@ -5,9 +5,7 @@
 // from google/api/http.proto's rules and the proto3 JSON mapping, not
 // computed by the code under test. Over a real server the same rules are
 // in rest.test.ts and the REST equivalence property.
-import { once } from "node:events";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { brotliCompressSync, gzipSync } from "node:zlib";
 import { create, createFileRegistry, type DescField, type DescMessage, type DescMethod, type DescMethodUnary, type DescService, type MessageInitShape, setExtension } from "@bufbuild/protobuf";
 import {
@@ -25,7 +23,7 @@ import {
 } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createConnectRouter, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { AuditService } from "../gen/anvil/audit/v1/audit_pb.js";
 import { OperationService } from "../gen/anvil/operations/v1/operations_pb.js";
 import { UserService } from "../gen/anvil/users/v1/users_pb.js";
@@ -50,6 +48,7 @@ import { servedAsJsonLines, serveJsonLines } from "../src/server/rest/rest-strea
 import { transcodeRequest } from "../src/server/rest/transcode.js";
 import { apiServices } from "../src/server/services.js";
 import { sseBindings, watchOperationSse } from "../src/server/sse/watch-operation-sse.js";
+import { suiteHttpServer } from "./support/suite-http-server.js";
 
 // ---------------------------------------------------------------------------
 // A probe proto, built from a FileDescriptorProto the way generated code
@@ -541,21 +540,8 @@ describe("routes from google.api.http", () => {
 });
 
 describe("refusals and bodies over HTTP", () => {
-  let server: Server;
-  let url: string;
   let handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
-  beforeAll(async () => {
-    server = createServer((req, res) => {
-      void handle(req, res);
-    });
-    server.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-  afterAll(async () => {
-    server.close();
-    await once(server, "close");
-  });
+  const local = suiteHttpServer((req, res) => void handle(req, res));
 
   it("answers a refusal with the status of its code, 413 for a body too large and 415 for one it cannot decode", () => {
     const table: Array<[Code, number]> = [
@@ -588,13 +574,13 @@ describe("refusals and bodies over HTTP", () => {
     handle = async (req, res) => {
       await sendRestError(req, res, new ConnectError("no such probe", Code.NotFound), 1_000_000);
     };
-    const res = await fetch(`${url}/x`);
+    const res = await fetch(`${local.url}/x`);
     expect([res.status, res.headers.get("content-type")]).toEqual([404, "application/json"]);
     expect(await res.json()).toEqual({ code: "not_found", message: "no such probe", details: [] });
     handle = async (req, res) => {
       await sendRestError(req, res, new ConnectError("too big", Code.ResourceExhausted), 1_000_000, 413);
     };
-    const big = await fetch(`${url}/x`);
+    const big = await fetch(`${local.url}/x`);
     expect(big.status).toBe(413);
     expect(await big.json()).toEqual({ code: "resource_exhausted", message: "too big", details: [] });
   });
@@ -612,7 +598,7 @@ describe("refusals and bodies over HTTP", () => {
       }
       res.end();
     };
-    const res = await fetch(`${url}/body`, { method: "POST", headers, body: body as BodyInit });
+    const res = await fetch(`${local.url}/body`, { method: "POST", headers, body: body as BodyInit });
     await res.arrayBuffer();
     return result;
   }
@@ -645,7 +631,7 @@ describe("refusals and bodies over HTTP", () => {
         res.end((err as ConnectError).rawMessage);
       }
     };
-    const streamed = await fetch(`${url}/body`, { method: "POST", body: chunked, duplex: "half" } as RequestInit);
+    const streamed = await fetch(`${local.url}/body`, { method: "POST", body: chunked, duplex: "half" } as RequestInit);
     expect(await streamed.text()).toBe("request body larger than 64 bytes");
     expect(await read(gzipSync(" ".repeat(1_000)), { "content-encoding": "gzip" })).toMatchObject({ code: "ResourceExhausted", message: "request body larger than 64 bytes" });
     expect(await read("not gzip", { "content-encoding": "gzip" })).toMatchObject({ code: "InvalidArgument", message: "request body is not valid gzip" });
@@ -733,8 +719,7 @@ describe("the REST handler's routes", () => {
     );
     const [watch, upload] = streams.methods as [DescMethod, DescMethod];
     const metrics = new Metrics();
-    let server: Server;
-    let url: string;
+    let handle: (req: IncomingMessage, res: ServerResponse) => boolean;
     beforeAll(async () => {
       const log = pino({ level: "silent" });
       // `Listed` is public and its service unlimited: deciding its calls consults neither credentials nor the limiter,
@@ -744,7 +729,7 @@ describe("the REST handler's routes", () => {
         addresses: new ClientAddresses([]),
         unlimitedServices: new Set([lister.typeName]),
       });
-      const handle = createRestHandler({
+      handle = createRestHandler({
         routes: buildRestRoutes([lister, streams]).routes,
         unaryCalls: new Map([[listed, composeUnaryCall(lister, listed as DescMethodUnary, () => ({}), [])]]),
         streamCalls: new Map([[watch, never]]),
@@ -756,22 +741,15 @@ describe("the REST handler's routes", () => {
         compressMinBytes: 1_000_000,
         log,
       } as Partial<RestHandlerOptions> as RestHandlerOptions);
-      server = createServer((req, res) => {
-        if (!handle(req, res)) res.writeHead(404).end();
-      });
-      server.listen(0, "127.0.0.1");
-      await once(server, "listening");
-      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     });
-    afterAll(async () => {
-      server.close();
-      await once(server, "close");
+    const local = suiteHttpServer((req, res) => {
+      if (!handle(req, res)) res.writeHead(404).end();
     });
 
     it("write out what proto3 JSON omits for an unset response body: [] for a list, {} for a message or a map, null for a scalar", async () => {
       const bodies: Record<string, unknown> = {};
       for (const name of ["tags", "inner", "labels", "id"]) {
-        const res = await fetch(`${url}/v1/probes/${name}`);
+        const res = await fetch(`${local.url}/v1/probes/${name}`);
         expect(res.status, name).toBe(200);
         bodies[name] = await res.json();
       }
@@ -780,7 +758,7 @@ describe("the REST handler's routes", () => {
 
     it("count the request body bytes a call read, by its route", async () => {
       const body = JSON.stringify({ id: "counted" });
-      const res = await fetch(`${url}/v1/probes:list`, { method: "POST", headers: { "content-type": "application/json" }, body });
+      const res = await fetch(`${local.url}/v1/probes:list`, { method: "POST", headers: { "content-type": "application/json" }, body });
       expect(res.status).toBe(200);
       // The call is counted once its answer is sent, which the client may see first.
       await vi.waitFor(async () => {
@@ -791,10 +769,10 @@ describe("the REST handler's routes", () => {
 
     it("answer a streaming method's route that is neither JSON Lines nor a GET of server-sent events with UNIMPLEMENTED, counted as REST", async () => {
       const refusal = { code: "unimplemented", message: "streaming methods are not available over REST; call them with Connect or gRPC", details: [] };
-      const posted = await fetch(`${url}/v1/probes/p1:watch`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+      const posted = await fetch(`${local.url}/v1/probes/p1:watch`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
       expect(posted.status).toBe(501);
       expect(await posted.json()).toEqual(refusal);
-      const uploaded = await fetch(`${url}/v1/probes/p1:upload`);
+      const uploaded = await fetch(`${local.url}/v1/probes/p1:upload`);
       expect(uploaded.status).toBe(501);
       expect(await uploaded.json()).toEqual(refusal);
       const text = await metrics.text();
@@ -821,22 +799,11 @@ describe("a server stream served as JSON Lines", () => {
     .handlers.find((h) => h.method === listed)!;
   /** connect's handler the calls run through: the stream's, unless a test swaps it. */
   let handler = listedHandler;
-  let server: Server;
-  let url: string;
   /** The serving of the last call: what serveJsonLines let out, as the REST handler gets it. */
   let lastServed: Promise<void>;
-  beforeAll(async () => {
-    server = createServer((req, res) => {
-      lastServed = serveJsonLines(req, res, route, {}, handler, createContextValues(), 1_000_000, metrics.rpc.begin(listed, "rest", "GET /v1/probes"));
-      lastServed.catch(() => res.destroy());
-    });
-    server.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-  afterAll(async () => {
-    server.close();
-    await once(server, "close");
+  const local = suiteHttpServer((req, res) => {
+    lastServed = serveJsonLines(req, res, route, {}, handler, createContextValues(), 1_000_000, metrics.rpc.begin(listed, "rest", "GET /v1/probes"));
+    lastServed.catch(() => res.destroy());
   });
 
   it("writes every item of every message as a line, and an error after the first line as a last line naming it", async () => {
@@ -846,7 +813,7 @@ describe("a server stream served as JSON Lines", () => {
       yield { tags: ["c"] };
       throw new ConnectError("gone", Code.Unavailable);
     };
-    const res = await fetch(url);
+    const res = await fetch(local.url);
     expect([res.status, res.headers.get("content-type")]).toEqual([200, "application/x-ndjson"]);
     expect(await res.text()).toBe('"a"\n"b"\n"c"\n{"error":{"code":"Unavailable","message":"gone"}}\n');
   });
@@ -856,7 +823,7 @@ describe("a server stream served as JSON Lines", () => {
       yield* [];
       throw new ConnectError("no such probe", Code.NotFound, { "x-request-id": "from-trailers" });
     };
-    const fromTrailers = await fetch(url);
+    const fromTrailers = await fetch(local.url);
     expect([fromTrailers.status, fromTrailers.headers.get("x-request-id")]).toEqual([404, "from-trailers"]);
     expect(await fromTrailers.json()).toEqual({ code: "not_found", message: "no such probe", details: [] });
     stream = async function* (ctx) {
@@ -864,14 +831,14 @@ describe("a server stream served as JSON Lines", () => {
       yield* [];
       throw new ConnectError("no such probe", Code.NotFound);
     };
-    const fromHeaders = await fetch(url);
+    const fromHeaders = await fetch(local.url);
     expect([fromHeaders.status, fromHeaders.headers.get("x-request-id")]).toEqual([404, "from-headers"]);
     stream = async function* () {
       yield* [];
       // Trailers, but none naming the request.
       throw new ConnectError("no such probe", Code.NotFound, { "x-probe": "1" });
     };
-    const none = await fetch(url);
+    const none = await fetch(local.url);
     expect([none.status, none.headers.get("x-request-id")]).toEqual([404, ""]);
   });
 
@@ -879,7 +846,7 @@ describe("a server stream served as JSON Lines", () => {
     // connect's handler of a unary method answers the stream's request with 415 and no body stream.
     handler = createConnectRouter().service(AuditService, {}).handlers.find((h) => h.method === AuditService.method.listAuditEvents)!;
     try {
-      await expect(fetch(url)).rejects.toThrow();
+      await expect(fetch(local.url)).rejects.toThrow();
       await expect(lastServed).rejects.toThrow("[internal] stream answered with status 415");
     } finally {
       handler = listedHandler;
@@ -899,7 +866,7 @@ describe("a server stream served as JSON Lines", () => {
       }
     };
     const abort = new AbortController();
-    const res = await fetch(url, { signal: abort.signal });
+    const res = await fetch(local.url, { signal: abort.signal });
     await res.body!.getReader().read();
     abort.abort();
     await callEnded;

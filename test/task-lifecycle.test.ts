@@ -101,6 +101,36 @@ describe.each(databaseKinds)("task lifecycle on %s", (kind) => {
   const ofType = <T extends EventPayload["type"]>(payloads: EventPayload[], type: T) =>
     payloads.filter((p): p is Extract<EventPayload, { type: T }> => p.type === type);
 
+  /**
+   * Completes `task` in a transaction that stays open (holding its
+   * operation's lock) until `release()`, which commits it.
+   */
+  async function holdingCompletion(q: ReturnType<typeof queue>, task: Task): Promise<{ release: () => Promise<void> }> {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let completed!: () => void;
+    const held = new Promise<void>((resolve) => (completed = resolve));
+    const completion = q.tx(async (t) => {
+      await q.lifecycle.complete(t, task.id, task.leaseToken!, { result: {} });
+      completed();
+      await gate;
+    });
+    await Promise.race([held, completion]);
+    return {
+      release: async () => {
+        open();
+        await completion;
+      },
+    };
+  }
+
+  /** Until some session of this database waits on a lock, or `settled()` says the call under test already answered. */
+  async function untilWaitingOnALock(settled: () => boolean): Promise<void> {
+    const waiting = async () =>
+      (await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(suite.db)).rows[0]!.n;
+    while (!settled() && (await waiting()) === 0) await new Promise((r) => setTimeout(r, 10));
+  }
+
   describe("claims", () => {
     it("leases ready tasks up to the limit, with their operation's resource, records the claim and counts it once committed", async () => {
       const q = queue();
@@ -193,26 +223,13 @@ describe.each(databaseKinds)("task lifecycle on %s", (kind) => {
     const q = queue();
     const op = await q.start([{ step: "a" }, { step: "b", after: ["a"] }]);
     const a = await q.claimOne();
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let completed!: () => void;
-    const held = new Promise<void>((resolve) => (completed = resolve));
-    // a's completion releases b, and holds the operation until the gate opens.
-    const completion = q.tx(async (t) => {
-      await q.lifecycle.complete(t, a.id, a.leaseToken!, { result: {} });
-      completed();
-      await gate;
-    });
-    await held;
+    // a's completion releases b, and holds the operation until released.
+    const completion = await holdingCompletion(q, a);
     let settled = false;
     const second = q.tx((t) => q.lifecycle.claimFrom(t, op.id, ["build"], "w2", leaseMs)).finally(() => (settled = true));
-    // Until the second try waits on the operation's lock (or, wrongly, has already answered).
-    const waiting = async () =>
-      (await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(suite.db)).rows[0]!.n;
-    while (!settled && (await waiting()) === 0) await new Promise((r) => setTimeout(r, 10));
+    await untilWaitingOnALock(() => settled);
     expect(settled, "the second try answered while the completion held the operation").toBe(false);
-    release();
-    await completion;
+    await completion.release();
     const claimed = await second;
     expect(claimed.map((c) => [c.task.step, c.task.workerId])).toEqual([["b", "w2"]]);
   });
@@ -221,27 +238,16 @@ describe.each(databaseKinds)("task lifecycle on %s", (kind) => {
     const q = queue();
     const op = await q.start([{ step: "a" }]);
     const a = await q.claimOne();
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let completed!: () => void;
-    const held = new Promise<void>((resolve) => (completed = resolve));
-    const completion = q.tx(async (t) => {
-      await q.lifecycle.complete(t, a.id, a.leaseToken!, { result: {} });
-      completed();
-      await gate;
-    });
-    await held;
+    const completion = await holdingCompletion(q, a);
     let settled = false;
     const cancel = q.cancel(op.id).then(
       (operation) => operation,
       (err: unknown) => err,
     );
     void cancel.finally(() => (settled = true));
-    const waiting = async () =>
-      (await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(suite.db)).rows[0]!.n;
-    while (!settled && (await waiting()) === 0) await new Promise((r) => setTimeout(r, 10));
-    release();
-    await completion;
+    await untilWaitingOnALock(() => settled);
+    expect(settled, "the cancel answered while the completion held the operation").toBe(false);
+    await completion.release();
     const refused = await cancel;
     expect(refused).toBeInstanceOf(FailedPreconditionError);
     expect((refused as FailedPreconditionError).message).toBe(`operation ${op.id} already succeeded`);
