@@ -4,14 +4,13 @@
 // another tenant's identical agents beside the caller's. The end-to-end
 // suites reach these through AgentService and IpaService.
 import { randomUUID } from "node:crypto";
-import pg from "pg";
 import { describe, expect, it } from "vitest";
 import type { Agent, AgentPatch, NewAgent } from "../src/agents/agent.js";
 import { AgentRepository } from "../src/agents/agent.repository.js";
 import { NotFoundError } from "../src/shared/errors.js";
 import { databaseKinds } from "./support/databases.js";
 import { migratedDatabase } from "./support/migrated-database.js";
-import { expectOldestFirstPages, expectVersionedWrites, failure, newTenant, twinCreator, twinOf } from "./support/tenant-twins.js";
+import { expectOldestFirstPages, expectVersionedWrites, failure, newTenant, probingRowLocks, twinCreator, twinOf } from "./support/tenant-twins.js";
 
 const newAgent = (over: Partial<NewAgent> = {}): NewAgent => ({
   displayName: "Triage",
@@ -98,22 +97,9 @@ describe.each(databaseKinds)("agent statements on %s", (kind) => {
   it.runIf(kind === "postgres")("holds the agents it reads shared until the transaction ends: no change, other sharers welcome (PostgreSQL only: row locks)", async () => {
     const tenant = newTenant();
     const { mine } = await twin(tenant);
-    const prober = new pg.Client({ connectionString: suite.url });
-    await prober.connect();
-    try {
-      const othersCould = async (mode: "update" | "share") => {
-        const { rows } = await prober.query(`select id from agents where tenant_id = $1 and id = $2 for ${mode} skip locked`, [tenant, mine.id]);
-        return rows.length === 1;
-      };
-      const whileHeld = (hold: (a: AgentRepository) => Promise<unknown>) =>
-        agents(tenant, async (a) => {
-          await hold(a);
-          return { update: await othersCould("update"), share: await othersCould("share") };
-        });
+    await probingRowLocks(suite.url!, "agents", agents, tenant, mine.id, async (whileHeld) => {
       expect(await whileHeld((a) => a.getShared([mine.id]))).toEqual({ update: false, share: true });
       expect(await whileHeld((a) => a.get(mine.id))).toEqual({ update: true, share: true });
-    } finally {
-      await prober.end();
-    }
+    });
   });
 });

@@ -6,14 +6,13 @@
 // deploy's checks hide most of what each statement reads.
 import { randomUUID } from "node:crypto";
 import { sql } from "kysely";
-import pg from "pg";
 import { describe, expect, it } from "vitest";
 import type { Ipa, IpaPatch, NewIpa } from "../src/ipas/ipa.js";
 import { IpaRepository } from "../src/ipas/ipa.repository.js";
 import { AbortedError, NotFoundError } from "../src/shared/errors.js";
 import { databaseKinds } from "./support/databases.js";
 import { migratedDatabase } from "./support/migrated-database.js";
-import { expectOldestFirstPages, expectVersionedWrites, failure, newTenant, twinCreator, twinOf } from "./support/tenant-twins.js";
+import { expectOldestFirstPages, expectVersionedWrites, failure, newTenant, probingRowLocks, twinCreator, twinOf } from "./support/tenant-twins.js";
 
 const newIpa = (over: Partial<NewIpa> = {}): NewIpa => ({
   displayName: "Review",
@@ -118,24 +117,11 @@ describe.each(databaseKinds)("IPA statements on %s", (kind) => {
   it.runIf(kind === "postgres")("holds the IPA's row as asked until the transaction ends (PostgreSQL only: row locks)", async () => {
     const tenant = newTenant();
     const { mine } = await twin(tenant);
-    const prober = new pg.Client({ connectionString: suite.url });
-    await prober.connect();
-    try {
-      const othersCould = async (mode: "update" | "share") => {
-        const { rows } = await prober.query(`select id from ipas where tenant_id = $1 and id = $2 for ${mode} skip locked`, [tenant, mine.id]);
-        return rows.length === 1;
-      };
-      const whileHeld = (lock: "none" | "update" | "share" | undefined) =>
-        ipas(tenant, async (i) => {
-          await i.get(mine.id, lock);
-          return { update: await othersCould("update"), share: await othersCould("share") };
-        });
-      expect(await whileHeld("update")).toEqual({ update: false, share: false });
-      expect(await whileHeld("share")).toEqual({ update: false, share: true });
-      expect(await whileHeld("none")).toEqual({ update: true, share: true });
-      expect(await whileHeld(undefined)).toEqual({ update: true, share: true });
-    } finally {
-      await prober.end();
-    }
+    await probingRowLocks(suite.url!, "ipas", ipas, tenant, mine.id, async (whileHeld) => {
+      expect(await whileHeld((i) => i.get(mine.id, "update"))).toEqual({ update: false, share: false });
+      expect(await whileHeld((i) => i.get(mine.id, "share"))).toEqual({ update: false, share: true });
+      expect(await whileHeld((i) => i.get(mine.id, "none"))).toEqual({ update: true, share: true });
+      expect(await whileHeld((i) => i.get(mine.id))).toEqual({ update: true, share: true });
+    });
   });
 });

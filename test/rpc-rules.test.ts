@@ -284,6 +284,15 @@ describe("timestamps", () => {
 });
 
 describe("what the audit log keeps of a request", () => {
+  /** The map entry of string to Secretive that Holder and MapOnly both nest. */
+  const byKeyEntry = {
+    name: "ByKeyEntry",
+    field: [
+      { name: "key", number: 1, type: Type.STRING, label: Label.OPTIONAL, jsonName: "key" },
+      { name: "value", number: 2, type: Type.MESSAGE, label: Label.OPTIONAL, typeName: ".t.v1.Secretive", jsonName: "value" },
+    ],
+    options: { mapEntry: true },
+  };
   /** Messages with secrets at every depth: own field, singular, list and map of messages, and recursion. */
   const file = createFileRegistry(
     create(FileDescriptorProtoSchema, {
@@ -307,28 +316,14 @@ describe("what the audit log keeps of a request", () => {
             { name: "plain", number: 4, type: Type.STRING, label: Label.OPTIONAL, jsonName: "plain" },
           ],
           nestedType: [
-            {
-              name: "ByKeyEntry",
-              field: [
-                { name: "key", number: 1, type: Type.STRING, label: Label.OPTIONAL, jsonName: "key" },
-                { name: "value", number: 2, type: Type.MESSAGE, label: Label.OPTIONAL, typeName: ".t.v1.Secretive", jsonName: "value" },
-              ],
-              options: { mapEntry: true },
-            },
+            byKeyEntry,
           ],
         },
         {
           name: "MapOnly",
           field: [{ name: "by_key", number: 1, type: Type.MESSAGE, label: Label.REPEATED, typeName: ".t.v1.MapOnly.ByKeyEntry", jsonName: "byKey" }],
           nestedType: [
-            {
-              name: "ByKeyEntry",
-              field: [
-                { name: "key", number: 1, type: Type.STRING, label: Label.OPTIONAL, jsonName: "key" },
-                { name: "value", number: 2, type: Type.MESSAGE, label: Label.OPTIONAL, typeName: ".t.v1.Secretive", jsonName: "value" },
-              ],
-              options: { mapEntry: true },
-            },
+            byKeyEntry,
           ],
         },
         { name: "ListOnly", field: [{ name: "list", number: 1, type: Type.MESSAGE, label: Label.REPEATED, typeName: ".t.v1.Secretive", jsonName: "list" }] },

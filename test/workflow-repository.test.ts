@@ -4,14 +4,13 @@
 // deploy or a run holds, with another tenant's identical workflows beside the
 // caller's. The end-to-end suites reach these through WorkflowService.
 import { randomUUID } from "node:crypto";
-import pg from "pg";
 import { describe, expect, it } from "vitest";
 import type { NewWorkflow, Workflow, WorkflowPatch, WorkflowStep } from "../src/workflows/workflow.js";
 import { WorkflowRepository } from "../src/workflows/workflow.repository.js";
 import { AbortedError, NotFoundError } from "../src/shared/errors.js";
 import { databaseKinds } from "./support/databases.js";
 import { migratedDatabase } from "./support/migrated-database.js";
-import { expectOldestFirstPages, failure, newTenant, twinCreator, twinOf } from "./support/tenant-twins.js";
+import { expectOldestFirstPages, failure, newTenant, probingRowLocks, twinCreator, twinOf } from "./support/tenant-twins.js";
 
 const steps: WorkflowStep[] = [
   { name: "fetch", kind: "http", config: { url: "https://example.com", retries: 2 }, dependsOn: [] },
@@ -117,23 +116,10 @@ describe.each(databaseKinds)("workflow statements on %s", (kind) => {
   it.runIf(kind === "postgres")("holds the workflow it reads shared until the transaction ends: no change, other sharers welcome (PostgreSQL only: row locks)", async () => {
     const tenant = newTenant();
     const { mine } = await twin(tenant);
-    const prober = new pg.Client({ connectionString: suite.url });
-    await prober.connect();
-    try {
-      const othersCould = async (mode: "update" | "share") => {
-        const { rows } = await prober.query(`select id from workflows where tenant_id = $1 and id = $2 for ${mode} skip locked`, [tenant, mine.id]);
-        return rows.length === 1;
-      };
-      const whileHeld = (hold: (w: WorkflowRepository) => Promise<unknown>) =>
-        workflows(tenant, async (w) => {
-          await hold(w);
-          return { update: await othersCould("update"), share: await othersCould("share") };
-        });
+    await probingRowLocks(suite.url!, "workflows", workflows, tenant, mine.id, async (whileHeld) => {
       expect(await whileHeld((w) => w.findShared(mine.id))).toEqual({ update: false, share: true });
       expect(await whileHeld((w) => w.get(mine.id, "share"))).toEqual({ update: false, share: true });
       expect(await whileHeld((w) => w.get(mine.id))).toEqual({ update: true, share: true });
-    } finally {
-      await prober.end();
-    }
+    });
   });
 });

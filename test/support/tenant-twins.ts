@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { type Kysely, sql } from "kysely";
+import pg from "pg";
 import { expect } from "vitest";
 import { AbortedError, NotFoundError } from "../../src/shared/errors.js";
 
@@ -97,4 +98,41 @@ export async function expectOldestFirstPages<Row extends { id: string; createTim
   expect(await list(10, [second.createTime, second.id])).toEqual([tied[1]]);
   // A listed row is the row as get reads it, every field.
   expect((await inTenant(tenant, (r) => r.list(1, undefined)))[0]).toEqual(await inTenant(tenant, (r) => r.get(first)));
+}
+
+/** Which row locks another session could still take on a row: `for update` and `for share`. */
+export interface LocksLeft {
+  update: boolean;
+  share: boolean;
+}
+
+/**
+ * Calls `check` with `whileHeld`, which runs `hold` in a transaction of
+ * `tenant` and says, before it ends, which locks a second session could still
+ * take on the row `id` of `table` (PostgreSQL only: PGlite has one session).
+ */
+export async function probingRowLocks<R>(
+  url: string,
+  table: string,
+  inTenant: InTenant<R>,
+  tenant: string,
+  id: string,
+  check: (whileHeld: (hold: (repository: R) => Promise<unknown>) => Promise<LocksLeft>) => Promise<void>,
+): Promise<void> {
+  const prober = new pg.Client({ connectionString: url });
+  await prober.connect();
+  try {
+    const othersCould = async (mode: "update" | "share") => {
+      const { rows } = await prober.query(`select id from ${table} where tenant_id = $1 and id = $2 for ${mode} skip locked`, [tenant, id]);
+      return rows.length === 1;
+    };
+    await check((hold) =>
+      inTenant(tenant, async (repository) => {
+        await hold(repository);
+        return { update: await othersCould("update"), share: await othersCould("share") };
+      }),
+    );
+  } finally {
+    await prober.end();
+  }
 }
