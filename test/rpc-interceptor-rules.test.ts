@@ -86,9 +86,12 @@ const seeing =
     return next(req);
   };
 
-/** Keeps what the interceptors inside it threw, as thrown, with the call's context values. */
+/** What an interceptor threw, as thrown, with the call's context values. */
+type Caught = { err: unknown; values: ContextValues };
+
+/** Keeps what the interceptors inside it threw. */
 const catching =
-  (caught: Array<{ err: unknown; values: ContextValues }>): Interceptor =>
+  (caught: Caught[]): Interceptor =>
   (next) =>
   async (req) => {
     try {
@@ -119,8 +122,8 @@ describe("the permission interceptor", () => {
 
   it("refuses a caller without the permission, or without a principal, naming the permission", async () => {
     for (const principal of [caller({ roles: ["viewer", "editor"] }), undefined]) {
-      const caught: Array<{ err: unknown }> = [];
-      const users = usersWith([catching(caught as never), setting(principalKey, principal), permissionInterceptor(policies)]);
+      const caught: Caught[] = [];
+      const users = usersWith([catching(caught), setting(principalKey, principal), permissionInterceptor(policies)]);
       await refusal(users.getUser({ id: "u1" }));
       const err = caught[0]?.err as PermissionDeniedError;
       expect(err).toBeInstanceOf(PermissionDeniedError);
@@ -129,9 +132,9 @@ describe("the permission interceptor", () => {
   });
 
   it("fails a method without a policy as a bug, before the handler", async () => {
-    const caught: Array<{ err: unknown }> = [];
+    const caught: Caught[] = [];
     const seen: ContextValues[] = [];
-    await refusal(usersWith([catching(caught as never), setting(principalKey, caller()), permissionInterceptor(new Map()), seeing(seen)]).getUser({ id: "u1" }));
+    await refusal(usersWith([catching(caught), setting(principalKey, caller()), permissionInterceptor(new Map()), seeing(seen)]).getUser({ id: "u1" }));
     expect(caught[0]?.err).toBeInstanceOf(InternalError);
     expect((caught[0]?.err as Error).message).toBe("no policy for GetUser");
     expect(seen).toEqual([]);
@@ -375,7 +378,7 @@ describe("the auth interceptor", () => {
 
   it("stops a refused call before the handler, keeping the principal a credential's limit refused", async () => {
     const seen: ContextValues[] = [];
-    const caught: Array<{ err: unknown; values: ContextValues }> = [];
+    const caught: Caught[] = [];
     const principal = caller();
     const err = new ConnectError("slow down", Code.ResourceExhausted);
     const users = usersWith([catching(caught), setting(authOutcomeKey, { refused: err, client: "5.6.7.8", limit, principal }), authInterceptor(gate()), seeing(seen)]);
@@ -387,7 +390,7 @@ describe("the auth interceptor", () => {
   });
 
   it("refuses a call without a credential as UNAUTHENTICATED, with the address's limit and no principal", async () => {
-    const caught: Array<{ err: unknown; values: ContextValues }> = [];
+    const caught: Caught[] = [];
     await refusal(usersWith([catching(caught), authInterceptor(gate())]).getUser({ id: "u1" }));
     expect(caught[0]?.err).toBeInstanceOf(UnauthenticatedError);
     const values = caught[0]!.values;
@@ -399,9 +402,9 @@ describe("the validation interceptor", () => {
   const validating = validationInterceptor([...UserService.methods, ...WorkerService.methods].map((m) => m.input));
 
   it("refuses a unary request that breaks its rules, naming every violation", async () => {
-    const caught: Array<{ err: unknown }> = [];
+    const caught: Caught[] = [];
     const seen: ContextValues[] = [];
-    const users = clientOf(UserService, { createUser: () => ({}) }, [catching(caught as never), validating, seeing(seen)]);
+    const users = clientOf(UserService, { createUser: () => ({}) }, [catching(caught), validating, seeing(seen)]);
     await refusal(users.createUser({ user: { email: "not an email", displayName: "d".repeat(201) } }));
     expect(seen).toEqual([]);
     const err = caught[0]?.err as { message: string; violations: unknown };
@@ -452,9 +455,9 @@ describe("request ids", () => {
   });
 
   it("leave an error that is no ConnectError as it was thrown", async () => {
-    const caught: Array<{ err: unknown }> = [];
+    const caught: Caught[] = [];
     const boom = new Error("boom");
-    await refusal(usersWith([catching(caught as never), requestIdInterceptor(), throwing(boom)]).getUser({ id: "u1" }));
+    await refusal(usersWith([catching(caught), requestIdInterceptor(), throwing(boom)]).getUser({ id: "u1" }));
     expect(caught[0]?.err).toBe(boom);
   });
 });
@@ -474,9 +477,9 @@ describe("the metrics interceptor", () => {
     expect((await refusal(usersWith([setting(callMeterKey, missing.meter), metricsInterceptor()]).getUser({ id: "missing" }))).code).toBe(Code.NotFound);
     expect(missing.codes).toEqual([Code.NotFound]);
     const plain = recordingMeter();
-    const caught: Array<{ err: unknown }> = [];
+    const caught: Caught[] = [];
     const boom = new Error("boom");
-    await refusal(usersWith([catching(caught as never), setting(callMeterKey, plain.meter), metricsInterceptor(), throwing(boom)]).getUser({ id: "u1" }));
+    await refusal(usersWith([catching(caught), setting(callMeterKey, plain.meter), metricsInterceptor(), throwing(boom)]).getUser({ id: "u1" }));
     expect(plain.codes).toEqual([Code.Unknown]);
     expect(caught[0]?.err).toBe(boom);
   });
@@ -803,9 +806,9 @@ describe("the audit of changes", () => {
   });
 
   it("passes a failure on as it was thrown", async () => {
-    const caught: Array<{ err: unknown }> = [];
+    const caught: Caught[] = [];
     const err = new ConnectError("no", Code.PermissionDenied);
-    await refusal(usersWith([catching(caught as never), auditInterceptor(mutating, noRefusals), throwing(err)]).getUser({ id: "u1" }));
+    await refusal(usersWith([catching(caught), auditInterceptor(mutating, noRefusals), throwing(err)]).getUser({ id: "u1" }));
     expect(caught[0]?.err).toBe(err);
   });
 });
