@@ -6,7 +6,7 @@
 // test.
 import { create, createFileRegistry, type DescMessage, fromJson } from "@bufbuild/protobuf";
 import { FieldDescriptorProto_Label as Label, FieldDescriptorProto_Type as Type, FieldMaskSchema, FileDescriptorProtoSchema, StructSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ContextKey, createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { Agent_State } from "../gen/anvil/agents/v1/agents_pb.js";
 import { CreateApiKeyResponseSchema } from "../gen/anvil/apikeys/v1/apikeys_pb.js";
@@ -23,47 +23,9 @@ import { requestIdKey } from "../src/rpc/request-context.js";
 import { requestIdHeader, requestIdInterceptor, requestIdOf } from "../src/rpc/request-id-interceptor.js";
 import { dateOfTimestamp, optionalDate } from "../src/rpc/timestamps.js";
 import { InvalidArgumentError } from "../src/shared/errors.js";
+import { refusal, setting, usersWith } from "./support/in-memory-calls.js";
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-
-/**
- * A UserService client over connect's in-memory transport whose GetUser
- * answers a user, or fails NOT_FOUND for id "missing"; `interceptors` run
- * around it as the gateway's do (the first outermost).
- */
-function usersWith(interceptors: Interceptor[]) {
-  const transport = createRouterTransport(
-    ({ service }) => {
-      service(UserService, {
-        getUser: (req) => {
-          if (req.id === "missing") throw new ConnectError("user missing not found", Code.NotFound);
-          return { user: { id: req.id } };
-        },
-      });
-    },
-    { router: { interceptors } },
-  );
-  return createClient(UserService, transport);
-}
-
-/** The ConnectError a call failed with (the test fails if it succeeded). */
-async function refusal(call: Promise<unknown>): Promise<ConnectError> {
-  const outcome = await call.then(
-    () => undefined,
-    (e: unknown) => ConnectError.from(e),
-  );
-  if (outcome === undefined) throw new Error("the call succeeded");
-  return outcome;
-}
-
-/** Sets a context value before the interceptors under test run, as the transport or the auth interceptor would. */
-const setting =
-  <T>(key: ContextKey<T>, value: T): Interceptor =>
-  (next) =>
-  (req) => {
-    req.contextValues.set(key, value);
-    return next(req);
-  };
 
 describe("enum mappings", () => {
   const states = enumMapping([
