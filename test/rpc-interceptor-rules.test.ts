@@ -33,7 +33,7 @@ import type { Principal, Tier } from "../src/auth/principal.js";
 import { TokenVerifier } from "../src/auth/token-verifier.js";
 import type { ServiceAccountKey } from "../src/auth/key-store.js";
 import { MemoryBuckets } from "../src/limits/memory-buckets.js";
-import { type LimitResult, RateLimiter } from "../src/limits/rate-limiter.js";
+import { type LimitResult, type RateLimitEvents, RateLimiter } from "../src/limits/rate-limiter.js";
 import type { RatePolicy } from "../src/limits/rate-policy.js";
 import type { BucketStore } from "../src/limits/token-bucket.js";
 import type { CallMeter } from "../src/metrics/rpc-metrics.js";
@@ -170,8 +170,8 @@ const roomy: RatePolicy = { name: "roomy", burst: 1_000, ratePerMinute: 60_000 }
 const policies = readMethodPolicies([UserService, SignInService, Health], new Set([SignInService.typeName, Health.typeName]));
 
 /** A CallAuthenticator over a real token verifier and rate limiter, as the gateway builds it (trusting proxies in 10.0.0.0/8). */
-function gate(store: BucketStore = new MemoryBuckets()) {
-  const limiter = new RateLimiter(store, { tiers: { free, pro: roomy, enterprise: roomy }, address: ip });
+function gate(store: BucketStore = new MemoryBuckets(), events?: RateLimitEvents) {
+  const limiter = new RateLimiter(store, { tiers: { free, pro: roomy, enterprise: roomy }, address: ip, events });
   const authenticator = new Authenticator({ serviceAccounts: new TokenVerifier(keys) });
   return new CallAuthenticator(authenticator, policies, { limiter, addresses: new ClientAddresses(["10.0.0.0/8"]), unlimitedServices: new Set([Health.typeName]) });
 }
@@ -268,6 +268,27 @@ describe("CallAuthenticator", () => {
       principal: { subject: "ci", tenant: "acme", roles: ["admin"], credential: { kind: "service_account", id: "ci-unlimited" }, tier: "unlimited" },
       client: "9.9.9.9",
     });
+  });
+
+  it("counts as refused by its policy each call it refuses, and not a call a verified credential lets through a dry address", async () => {
+    const refusals: string[] = [];
+    const calls = gate(new MemoryBuckets(), { refused: (policy) => refusals.push(policy) });
+    const cachedHeaders = await bearer(unlimitedKey);
+    await calls.decide(getUser, cachedHeaders, "9.9.9.9");
+    // Two failed credentials run the address dry (its burst is 2): refused as UNAUTHENTICATED, not by a limit.
+    await calls.decide(getUser, {}, "9.9.9.9");
+    await calls.decide(getUser, {}, "9.9.9.9");
+    expect(refusals).toEqual([]);
+    expect("refused" in (await calls.decide(getUser, cachedHeaders, "9.9.9.9"))).toBe(false);
+    expect(refusals).toEqual([]);
+    refused(await calls.decide(getUser, {}, "9.9.9.9"));
+    expect(refusals).toEqual(["ip"]);
+    refused(calls.blockedAddress({}, "9.9.9.9")!);
+    expect(refusals).toEqual(["ip", "ip"]);
+    // A tier's refusal counts under the tier's name.
+    const headers = await bearer(freeKey);
+    for (let i = 0; i < 3; i++) await calls.decide(getUser, headers, "8.8.8.8");
+    expect(refusals).toEqual(["ip", "ip", "free"]);
   });
 
   it("answers with the address's limit when another instance drained it first", async () => {

@@ -69,6 +69,8 @@ export class RateLimiter {
   /**
    * If `address` ran dry and its bucket has no token yet (as far as this
    * instance knows), the refusal to answer with; otherwise undefined.
+   * Counts nothing: the caller may still let the call through (a credential
+   * this instance verified before), and counts a refusal with refusedBlocked.
    */
   addressBlocked(address: string): LimitResult | undefined {
     const hit = this.#blocked.get(address);
@@ -79,8 +81,12 @@ export class RateLimiter {
       this.#blocked.delete(address);
       return undefined;
     }
-    this.#options.events?.refused(hit.policy.name);
     return { policy: hit.policy, subject: hit.subject, answer: { allowed: false, remaining: 0, retryAfterMs: left, fullInMs: Math.ceil(hit.fullAt - now) } };
+  }
+
+  /** Counts a call refused with what addressBlocked answered. */
+  refusedBlocked(blocked: LimitResult): void {
+    this.#options.events?.refused(blocked.policy.name);
   }
 
   async #take(key: string, subject: string, policy: RatePolicy): Promise<LimitResult> {

@@ -88,7 +88,9 @@ export class CallAuthenticator {
   blockedAddress(headers: HeaderSource, peer: string | undefined): AuthOutcome | undefined {
     const client = this.clientAddress(peer, headers);
     const blocked = this.#options.limiter.addressBlocked(client);
-    return blocked === undefined ? undefined : { refused: refusal(blocked), client, limit: blocked };
+    if (blocked === undefined) return undefined;
+    this.#options.limiter.refusedBlocked(blocked);
+    return { refused: refusal(blocked), client, limit: blocked };
   }
 
   /**
@@ -124,7 +126,10 @@ export class CallAuthenticator {
       let principal: Principal;
       if (blocked !== undefined) {
         const known = this.#authenticator.cached(headers);
-        if (known === undefined) return { refused: refusal(blocked), client, limit: blocked };
+        if (known === undefined) {
+          limiter.refusedBlocked(blocked);
+          return { refused: refusal(blocked), client, limit: blocked };
+        }
         principal = known;
       } else {
         try {
