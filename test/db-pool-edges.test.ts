@@ -3,15 +3,18 @@
 // connection, a statement prepared before the per-connection limit, the
 // unit of work's deadline at its boundaries and while it waits for a
 // connection, a read's repositories after the read, and the session lock's
-// connection when the server ends it. A file of its own: `npm run mutate`
+// connection when the server ends it, and the keyset condition of an order
+// whose keys all sort one way. A file of its own: `npm run mutate`
 // retests every mutant a changed test file killed.
 import { randomUUID } from "node:crypto";
 import net from "node:net";
+import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { type DatabaseHandle, openDatabase } from "../src/db/database.js";
 import { FencedPgPool } from "../src/db/fenced-pg-pool.js";
+import { afterKeyset } from "../src/db/keyset.js";
 import { migrateToLatest } from "../src/db/migrator.js";
 import { PgSessionLock } from "../src/db/session-lock.js";
 import { UnitOfWork } from "../src/db/unit-of-work.js";
@@ -192,6 +195,38 @@ describe("FencedPgPool and PgSessionLock edges (PostgreSQL only)", () => {
       expect(Number(await runs())).toBe(before + 1);
     } finally {
       c.release();
+    }
+  });
+
+  it.runIf(kind === "postgres")("bounds the index scan by every key of an order whose keys all sort one way (PostgreSQL only)", async () => {
+    const table = `keyset_${randomUUID().replaceAll("-", "")}`;
+    await admin.query(`create table ${table} (a int not null, b int not null)`);
+    await admin.query(`insert into ${table} select i % 10, i from generate_series(1, 20000) i`);
+    await admin.query(`create index on ${table} (a, b)`);
+    await admin.query(`analyze ${table}`);
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    pools.push(pool);
+    const db = new Kysely<Record<string, { a: number; b: number }>>({ dialect: new PostgresDialect({ pool }) });
+    for (const direction of ["asc", "desc"] as const) {
+      const keys = [
+        { column: "a", direction },
+        { column: "b", direction },
+      ];
+      const plan = (
+        await db
+          .selectFrom(table)
+          .selectAll()
+          .where((eb) => afterKeyset(eb, keys, [5, 10_000]))
+          .orderBy("a", direction)
+          .orderBy("b", direction)
+          .limit(10)
+          .explain()
+      )
+        .map((row) => String(row["QUERY PLAN"]))
+        .join("\n");
+      // A row comparison: the scan starts right after (5, 10000), where the expanded form would start at a = 5 and filter its rows.
+      expect(plan, plan).toMatch(/Index Cond: \(ROW\(a, b\) [<>] ROW\(5, 10000\)\)/);
+      expect(plan, plan).not.toContain("Filter");
     }
   });
 
