@@ -6,6 +6,7 @@
 // named keep their previous figures.
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { transformSync } from "esbuild";
 import { groups } from "./groups.mjs";
 
 const baselineJson = "mutation/baseline.json";
@@ -65,8 +66,14 @@ function measuredOnly(name, measured) {
   const inGroup = execFileSync("git", ["ls-files", "src"], { encoding: "utf8" })
     .split("\n")
     .filter((file) => include.some((re) => re.test(file)) && !exclude.some((re) => re.test(file)));
-  const missing = inGroup.filter((file) => !measured.includes(file));
+  // A file of type declarations only compiles to nothing: there is nothing in it to mutate.
+  const missing = inGroup.filter((file) => !measured.includes(file) && !typesOnly(file));
   return missing.length === 0 ? {} : { onlyFiles: [...measured].sort().join(",") };
+}
+
+/** Whether `file` holds nothing that runs (its JavaScript, as esbuild strips the types, is empty). */
+function typesOnly(file) {
+  return transformSync(readFileSync(file, "utf8"), { loader: "ts", format: "esm", legalComments: "none" }).code.trim() === "";
 }
 
 /** A RegExp for a mutate glob as groups.mjs writes them (`**` any folders, `*` within one). */
