@@ -7,7 +7,7 @@
 // written to a real database). Every expected value is written out here,
 // not computed by the code under test.
 import { createSecretKey, randomBytes, randomUUID } from "node:crypto";
-import type { DescService } from "@bufbuild/protobuf";
+import { create, type DescService } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -22,7 +22,7 @@ import {
 import { describe, expect, it } from "vitest";
 import { OperationService, WorkerService } from "../gen/anvil/operations/v1/operations_pb.js";
 import { SignInService } from "../gen/anvil/identity/v1/identity_pb.js";
-import { UserService } from "../gen/anvil/users/v1/users_pb.js";
+import { GetUserRequestSchema, UserService } from "../gen/anvil/users/v1/users_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import type { ChangeAudit } from "../src/audit/audit-event.js";
 import { AuditRepository } from "../src/audit/audit.repository.js";
@@ -37,7 +37,7 @@ import { type LimitResult, type RateLimitEvents, RateLimiter } from "../src/limi
 import type { RatePolicy } from "../src/limits/rate-policy.js";
 import type { BucketStore } from "../src/limits/token-bucket.js";
 import type { CallMeter } from "../src/metrics/rpc-metrics.js";
-import { auditInterceptor, mutatingMethods } from "../src/rpc/audit-interceptor.js";
+import { auditInterceptor, changeAuditOf, mutatingMethods } from "../src/rpc/audit-interceptor.js";
 import { authInterceptor } from "../src/rpc/auth-interceptor.js";
 import { type AuthOutcome, authOutcomeKey, CallAuthenticator } from "../src/rpc/call-authenticator.js";
 import { header, traceIdOf } from "../src/rpc/call-facts.js";
@@ -761,6 +761,30 @@ describe("the audit of changes", () => {
     const { client, audits } = users(chain(caller()));
     await client.getUser({ id: "u1" });
     expect(audits).toEqual([undefined]);
+  });
+
+  it("makes the audit of a change around a read (a webhook delivery's) from the call's context as it stands when the event is made", () => {
+    const values = createContextValues().set(requestIdKey, "rid-8").set(protocolKey, "rest");
+    const audit = changeAuditOf(UserService.method.getUser, create(GetUserRequestSchema, { id: "u9" }), headers, values);
+    values.set(principalKey, caller({ subject: "hook" })).set(clientAddressKey, "5.5.5.5");
+    expect(audit.eventFor(["f1", "u9"], time)).toEqual({
+      tenant: "acme",
+      kind: "mutation",
+      credentialKind: "api_key",
+      credentialId: "k1",
+      subject: "hook",
+      method: "anvil.users.v1.UserService/GetUser",
+      protocol: "rest",
+      requestId: "rid-8",
+      traceId,
+      outcome: 0,
+      clientAddress: "5.5.5.5",
+      userAgent: "ua/1",
+      parameters: { id: "u9" },
+      droppedCount: 0,
+      time,
+      resourceIds: ["u9", "f1"],
+    });
   });
 
   /** A WorkerService and OperationService whose streams report the audit their handler found. */
