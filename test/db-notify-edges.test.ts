@@ -188,7 +188,8 @@ describe("notification edges (PostgreSQL only)", () => {
         }
       },
       close: async () => {
-        await announcer.flushed();
+        // A failed round is its test's failure: the listener still closes.
+        await announcer.flushed().catch(() => undefined);
         for (const client of held.splice(0)) await client.end().catch(() => undefined);
         await listener.close();
       },
