@@ -42,6 +42,7 @@ export const groups = [
       // Edges the first run of those left (a file of its own: a changed test file reruns every mutant it killed).
       "test/db-edges.test.ts",
       "test/db-pool-edges.test.ts",
+      "test/db-notify-edges.test.ts",
       "test/scoped-table.test.ts",
       "test/after-commit-announcements.test.ts",
       "test/unit-of-work.test.ts",
