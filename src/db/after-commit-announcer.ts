@@ -157,11 +157,13 @@ export class AfterCommitAnnouncer implements Announcer {
 
   #expectEcho(channel: string, payload: string): string {
     const key = `${channel}\0${payload}`;
+    const now = Date.now();
     const echo = this.#echoes.get(key);
-    if (echo === undefined) this.#echoes.set(key, { count: 1, at: Date.now() });
+    // An echo past its window never came (its round was lost): it no longer counts, or another instance's same payload would be taken for it.
+    if (echo === undefined || now - echo.at >= echoWindowMs) this.#echoes.set(key, { count: 1, at: now });
     else {
       echo.count += 1;
-      echo.at = Date.now();
+      echo.at = now;
     }
     return key;
   }

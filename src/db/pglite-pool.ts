@@ -79,7 +79,8 @@ interface QueryResult {
 
 function leadingKeyword(sql: string): QueryResult["command"] {
   // Past any leading comments: repositories name their SQL text with one (statement-name.ts).
-  const keyword = (/^(?:\s|\/\*[\s\S]*?\*\/|--[^\n]*\n)*([a-z]+)/i.exec(sql)?.[1] ?? "").toUpperCase();
+  // A line comment ends at a line feed or a carriage return (PostgreSQL's lexer), or with the text.
+  const keyword = (/^(?:\s|\/\*[\s\S]*?\*\/|--[^\n\r]*(?:[\n\r]|$))*([a-z]+)/i.exec(sql)?.[1] ?? "").toUpperCase();
   if (keyword === "INSERT" || keyword === "UPDATE" || keyword === "DELETE" || keyword === "MERGE") return keyword;
   // A data-modifying CTE reports affected rows like the statement it wraps.
   return keyword === "WITH" ? "UPDATE" : "SELECT";
