@@ -21,7 +21,7 @@ import { PGlitePool } from "../src/db/pglite-pool.js";
 import { PgSessionLock, processLock } from "../src/db/session-lock.js";
 import { UnavailableError } from "../src/shared/errors.js";
 import { captureLog } from "./support/log-capture.js";
-import { suitePostgres } from "./support/suite-postgres.js";
+import { postgresWithAdmin } from "./support/suite-postgres.js";
 
 const seeded = () => {
   const seed = process.env.ANVIL_PGLITE_SEED;
@@ -176,19 +176,9 @@ describe("openDatabase on the embedded database", () => {
 });
 
 describe("PostgreSQL connections (PostgreSQL only)", () => {
-  let postgres: Awaited<ReturnType<typeof suitePostgres>>;
   let url: string;
   let admin: pg.Client;
-  beforeAll(async () => {
-    postgres = await suitePostgres();
-    url = postgres.database.url!;
-    admin = new pg.Client({ connectionString: url });
-    await admin.connect();
-  });
-  afterAll(async () => {
-    await admin?.end();
-    await postgres?.close();
-  });
+  postgresWithAdmin((db) => ({ url, admin } = db));
 
   /** Ends (and waits for the end of) the backends of this database named `application`. */
   const terminate = (application: string) =>

@@ -21,7 +21,7 @@ import { type DatabaseHandle, openDatabase } from "../src/db/database.js";
 import { PgNotificationListener } from "../src/db/pg-notification-listener.js";
 import { createTestDatabase, databaseKinds } from "./support/databases.js";
 import { migratedDatabase } from "./support/migrated-database.js";
-import { suitePostgres } from "./support/suite-postgres.js";
+import { postgresWithAdmin } from "./support/suite-postgres.js";
 
 const silent = pino({ level: "silent" });
 
@@ -133,20 +133,9 @@ describe("the embedded database opened in memory", () => {
 
 describe("notification edges (PostgreSQL only)", () => {
   const kind = databaseKinds.includes("postgres") ? "postgres" : "pglite";
-  let postgres: Awaited<ReturnType<typeof suitePostgres>>;
   let url: string;
   let admin: pg.Client;
-  beforeAll(async () => {
-    if (kind !== "postgres") return;
-    postgres = await suitePostgres();
-    url = postgres.database.url!;
-    admin = new pg.Client({ connectionString: url });
-    await admin.connect();
-  });
-  afterAll(async () => {
-    await admin?.end();
-    await postgres?.close();
-  });
+  postgresWithAdmin((db) => ({ url, admin } = db), kind === "postgres");
 
   const notify = (channel: string, payload: string) => admin.query("select pg_notify($1, $2)", [channel, payload]);
   /** The last statement the listening connection of this database ran. */

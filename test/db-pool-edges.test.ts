@@ -22,7 +22,7 @@ import { DeadlineExceededError, InternalError } from "../src/shared/errors.js";
 import type { NewUser } from "../src/users/user.js";
 import { captureLog } from "./support/log-capture.js";
 import { createTestDatabase, databaseKinds, type TestDatabase } from "./support/databases.js";
-import { suitePostgres } from "./support/suite-postgres.js";
+import { postgresWithAdmin } from "./support/suite-postgres.js";
 
 const silent = pino({ level: "silent" });
 const newUser = (label: string): NewUser => ({ email: `${label}-${randomUUID()}@example.com`, displayName: label, roles: [], state: "active" });
@@ -144,21 +144,12 @@ describe.each(databaseKinds)("the unit of work's deadline and a read's repositor
 
 describe("FencedPgPool and PgSessionLock edges (PostgreSQL only)", () => {
   const kind = databaseKinds.includes("postgres") ? "postgres" : "pglite";
-  let postgres: Awaited<ReturnType<typeof suitePostgres>>;
   let url: string;
   let admin: pg.Client;
+  postgresWithAdmin((db) => ({ url, admin } = db), kind === "postgres");
   const pools: pg.Pool[] = [];
-  beforeAll(async () => {
-    if (kind !== "postgres") return;
-    postgres = await suitePostgres();
-    url = postgres.database.url!;
-    admin = new pg.Client({ connectionString: url });
-    await admin.connect();
-  });
   afterAll(async () => {
     await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
-    await admin?.end();
-    await postgres?.close();
   });
   const fenced = (config: pg.PoolConfig = {}) => {
     const pool = new pg.Pool({ connectionString: url, max: 1, ...config });
